@@ -1,0 +1,316 @@
+//! The coordinator's side of the contract: one [`CenterClient`] per worker.
+//!
+//! Every call has a deadline: connecting and short calls use the study's
+//! call timeout, an extraction round its round timeout. A server-streamed
+//! round reports per-patient progress, which keeps the connection busy
+//! during long rounds.
+
+use std::time::Duration;
+
+use radstudy_proto::v1::worker_client::WorkerClient;
+use radstudy_proto::v1::{
+    DescribeRequest, DescribeResponse, ExtractRequest, ExtractionSettings, FeatureRow, FetchFeatureTableRequest,
+    RoundSummary, extract_event,
+};
+use tonic::transport::{Channel, Endpoint};
+
+/// Errors talking to one center.
+#[derive(Debug, thiserror::Error)]
+pub enum CenterError {
+    /// The endpoint URL is invalid.
+    #[error("center {center}: invalid endpoint {endpoint:?}: {message}")]
+    Endpoint {
+        /// The center.
+        center: String,
+        /// The URL.
+        endpoint: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// The worker could not be reached.
+    #[error("center {center}: cannot connect to {endpoint}: {message}; check that its worker is running and reachable")]
+    Connect {
+        /// The center.
+        center: String,
+        /// The URL.
+        endpoint: String,
+        /// The transport's message.
+        message: String,
+    },
+    /// A call failed with a gRPC status.
+    #[error("center {center}: {call} failed: {code:?}: {message}")]
+    Call {
+        /// The center.
+        center: String,
+        /// The RPC.
+        call: &'static str,
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The worker's message.
+        message: String,
+    },
+    /// A call did not finish within its deadline.
+    #[error("center {center}: {call} timed out after {seconds} s")]
+    Timeout {
+        /// The center.
+        center: String,
+        /// The RPC.
+        call: &'static str,
+        /// The deadline.
+        seconds: u64,
+    },
+    /// The worker answered with something that breaks the contract.
+    #[error("center {center}: {call} returned an invalid answer: {message}")]
+    Protocol {
+        /// The center.
+        center: String,
+        /// The RPC.
+        call: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A patient excluded at a center, as reported by its worker.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExclusionRecord {
+    /// The center.
+    pub center: String,
+    /// The patient's pseudonym.
+    pub pseudonym: String,
+    /// The sequence.
+    pub sequence: String,
+    /// Category, snake_case (for example `file_missing`).
+    pub kind: String,
+    /// Manifest field.
+    pub field: String,
+    /// The worker's reason.
+    pub reason: String,
+}
+
+/// The result of an extraction round at one center.
+#[derive(Debug, Clone)]
+pub struct RoundOutcome {
+    /// Patients excluded, per sequence.
+    pub exclusions: Vec<ExclusionRecord>,
+    /// The worker's summary.
+    pub summary: RoundSummary,
+}
+
+/// A center's feature table.
+#[derive(Debug, Clone)]
+pub struct CenterTable {
+    /// Feature names, in value order.
+    pub feature_names: Vec<String>,
+    /// One row per patient, region and sequence.
+    pub rows: Vec<FeatureRow>,
+}
+
+/// A connected worker.
+#[derive(Debug, Clone)]
+pub struct CenterClient {
+    center: String,
+    client: WorkerClient<Channel>,
+    call_timeout: Duration,
+}
+
+impl CenterClient {
+    /// Connects to a worker within `call_timeout`.
+    pub async fn connect(center: &str, endpoint: &str, call_timeout: Duration) -> Result<Self, CenterError> {
+        let target = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|error| CenterError::Endpoint {
+                center: center.to_string(),
+                endpoint: endpoint.to_string(),
+                message: error.to_string(),
+            })?
+            .connect_timeout(call_timeout)
+            // Long rounds stream progress, but a stalled peer should still be
+            // noticed: HTTP/2 pings every 30 s while a call is open.
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        let channel = target.connect().await.map_err(|error| CenterError::Connect {
+            center: center.to_string(),
+            endpoint: endpoint.to_string(),
+            message: error_chain(&error),
+        })?;
+        Ok(CenterClient {
+            center: center.to_string(),
+            client: WorkerClient::new(channel),
+            call_timeout,
+        })
+    }
+
+    /// Returns the center id this client was configured with.
+    pub fn center(&self) -> &str {
+        &self.center
+    }
+
+    fn call_error(&self, call: &'static str, status: tonic::Status) -> CenterError {
+        CenterError::Call {
+            center: self.center.clone(),
+            call,
+            code: status.code(),
+            message: status.message().to_string(),
+        }
+    }
+
+    fn timeout_error(&self, call: &'static str, deadline: Duration) -> CenterError {
+        CenterError::Timeout {
+            center: self.center.clone(),
+            call,
+            seconds: deadline.as_secs(),
+        }
+    }
+
+    /// Asks the worker for its description.
+    pub async fn describe(&mut self, study_id: &str) -> Result<DescribeResponse, CenterError> {
+        let mut request = tonic::Request::new(DescribeRequest {
+            study_id: study_id.to_string(),
+        });
+        request.set_timeout(self.call_timeout);
+        let deadline = self.call_timeout;
+        match tokio::time::timeout(deadline, self.client.describe(request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(self.call_error("Describe", status)),
+            Err(_) => Err(self.timeout_error("Describe", deadline)),
+        }
+    }
+
+    /// Runs an extraction round, calling `on_patient(index, total)` after
+    /// each patient and sequence.
+    pub async fn extract(
+        &mut self,
+        study_id: &str,
+        round_id: &str,
+        sequences: &[String],
+        settings: ExtractionSettings,
+        round_timeout: Duration,
+        mut on_patient: impl FnMut(u32, u32),
+    ) -> Result<RoundOutcome, CenterError> {
+        let mut request = tonic::Request::new(ExtractRequest {
+            study_id: study_id.to_string(),
+            round_id: round_id.to_string(),
+            sequences: sequences.to_vec(),
+            settings: Some(settings),
+        });
+        request.set_timeout(round_timeout);
+
+        let center = self.center.clone();
+        let mut client = self.client.clone();
+        let consume = async move {
+            let mut stream = client.extract(request).await?.into_inner();
+            let mut exclusions = Vec::new();
+            while let Some(event) = stream.message().await? {
+                match event.event {
+                    Some(extract_event::Event::Patient(patient)) => {
+                        on_patient(patient.index, patient.total);
+                        if let Some(error) = patient.error {
+                            let kind = radstudy_proto::v1::ErrorKind::try_from(error.kind)
+                                .map(|kind| kind.as_str_name().trim_start_matches("ERROR_KIND_").to_lowercase())
+                                .unwrap_or_else(|_| format!("unknown_{}", error.kind));
+                            exclusions.push(ExclusionRecord {
+                                center: center.clone(),
+                                pseudonym: error.pseudonym,
+                                sequence: error.sequence,
+                                kind,
+                                field: error.field,
+                                reason: error.reason,
+                            });
+                        }
+                    }
+                    Some(extract_event::Event::Summary(summary)) => {
+                        return Ok(Some(RoundOutcome { exclusions, summary }));
+                    }
+                    None => {}
+                }
+            }
+            Ok::<_, tonic::Status>(None)
+        };
+        match tokio::time::timeout(round_timeout, consume).await {
+            Ok(Ok(Some(outcome))) => Ok(outcome),
+            Ok(Ok(None)) => Err(CenterError::Protocol {
+                center: self.center.clone(),
+                call: "Extract",
+                message: "the stream ended without a round summary".into(),
+            }),
+            Ok(Err(status)) => Err(self.call_error("Extract", status)),
+            Err(_) => Err(self.timeout_error("Extract", round_timeout)),
+        }
+    }
+
+    /// Fetches the feature table of a finished round and checks its shape.
+    pub async fn fetch_feature_table(&mut self, study_id: &str, round_id: &str) -> Result<CenterTable, CenterError> {
+        let mut request = tonic::Request::new(FetchFeatureTableRequest {
+            study_id: study_id.to_string(),
+            round_id: round_id.to_string(),
+            max_rows_per_chunk: 0,
+        });
+        request.set_timeout(self.call_timeout);
+        let mut client = self.client.clone();
+        let consume = async move {
+            let mut stream = client.fetch_feature_table(request).await?.into_inner();
+            let mut chunks = Vec::new();
+            while let Some(chunk) = stream.message().await? {
+                chunks.push(chunk);
+            }
+            Ok::<_, tonic::Status>(chunks)
+        };
+        let deadline = self.call_timeout;
+        let chunks = match tokio::time::timeout(deadline, consume).await {
+            Ok(Ok(chunks)) => chunks,
+            Ok(Err(status)) => return Err(self.call_error("FetchFeatureTable", status)),
+            Err(_) => return Err(self.timeout_error("FetchFeatureTable", deadline)),
+        };
+
+        let protocol = |message: String| CenterError::Protocol {
+            center: self.center.clone(),
+            call: "FetchFeatureTable",
+            message,
+        };
+        let first = chunks.first().ok_or_else(|| protocol("no chunk received".into()))?;
+        let feature_names = first.feature_names.clone();
+        let chunk_count = first.chunk_count as usize;
+        if chunks.len() != chunk_count {
+            return Err(protocol(format!("received {} chunks of {chunk_count}", chunks.len())));
+        }
+        let mut rows = Vec::new();
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            if chunk.chunk_index as usize != index {
+                return Err(protocol(format!("chunk {} arrived at position {index}", chunk.chunk_index)));
+            }
+            for row in chunk.rows {
+                if row.values.len() != feature_names.len() {
+                    return Err(protocol(format!(
+                        "a row of {} has {} values for {} features",
+                        row.pseudonym,
+                        row.values.len(),
+                        feature_names.len()
+                    )));
+                }
+                if let Some(position) = row.values.iter().position(|v| !v.is_finite()) {
+                    return Err(protocol(format!(
+                        "feature {} of {} is not finite",
+                        feature_names[position], row.pseudonym
+                    )));
+                }
+                if row.label > 1 {
+                    return Err(protocol(format!("label {} of {} is not 0 or 1", row.label, row.pseudonym)));
+                }
+                rows.push(row);
+            }
+        }
+        Ok(CenterTable { feature_names, rows })
+    }
+}
+
+/// Joins an error and its sources into one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,381 @@
+//! `study.toml`: the study plan that the coordinator runs.
+//!
+//! Relative paths are resolved against the directory that holds the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors while loading `study.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyConfigError {
+    /// The file could not be read.
+    #[error("cannot read study config {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has unknown or mistyped keys.
+    #[error("invalid study config {path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid study config {path}: field `{field}` = {value}: {expected}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// The key, in dotted form.
+        field: String,
+        /// The offending value.
+        value: String,
+        /// What the value must be.
+        expected: String,
+    },
+}
+
+/// What a center contributes to the study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CenterRole {
+    /// Split into training and internal validation patients.
+    Development,
+    /// All patients form the external validation cohort.
+    External,
+}
+
+/// One center of the study.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CenterConfig {
+    /// Center id; must equal the id the worker reports.
+    pub id: String,
+    /// Worker endpoint, for example `http://127.0.0.1:50051`.
+    pub endpoint: String,
+    /// What the center's patients are used for.
+    pub role: CenterRole,
+}
+
+/// How development centers are split.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Fraction of each development center's patients, per outcome class,
+    /// that go to training; the rest form the internal validation cohort.
+    #[serde(default = "default_train_fraction")]
+    pub train_fraction: f64,
+}
+
+fn default_train_fraction() -> f64 {
+    0.7
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        SplitConfig {
+            train_fraction: default_train_fraction(),
+        }
+    }
+}
+
+/// Feature extraction settings sent to every worker.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// PyRadiomics feature classes.
+    #[serde(default = "default_classes")]
+    pub classes: Vec<String>,
+    /// Fixed bin width for histogram features, in intensity units.
+    #[serde(default = "default_bin_width")]
+    pub bin_width: f64,
+    /// Mask label of the tumour.
+    #[serde(default = "default_label")]
+    pub label: u32,
+}
+
+fn default_classes() -> Vec<String> {
+    vec!["shape".into(), "firstorder".into()]
+}
+
+fn default_bin_width() -> f64 {
+    25.0
+}
+
+fn default_label() -> u32 {
+    1
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        FeatureConfig {
+            classes: default_classes(),
+            bin_width: default_bin_width(),
+            label: default_label(),
+        }
+    }
+}
+
+/// Univariate filter and model settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Features with a two-sided Mann-Whitney U p-value below this pass.
+    #[serde(default = "default_mwu_alpha")]
+    pub mwu_alpha: f64,
+    /// When no feature passes, the features with the smallest p-values are
+    /// kept, this many.
+    #[serde(default = "default_fallback_features")]
+    pub fallback_features: usize,
+    /// Inverse L2 penalty strength of the logistic regression, as
+    /// scikit-learn's `C`.
+    #[serde(default = "default_c")]
+    pub c: f64,
+}
+
+fn default_mwu_alpha() -> f64 {
+    0.05
+}
+
+fn default_fallback_features() -> usize {
+    10
+}
+
+fn default_c() -> f64 {
+    1.0
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            mwu_alpha: default_mwu_alpha(),
+            fallback_features: default_fallback_features(),
+            c: default_c(),
+        }
+    }
+}
+
+/// Call deadlines.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutConfig {
+    /// Deadline for connecting and for each short call, in seconds.
+    #[serde(default = "default_call_s")]
+    pub call_s: u64,
+    /// Deadline for a whole extraction round at one center, in seconds.
+    #[serde(default = "default_round_s")]
+    pub round_s: u64,
+}
+
+fn default_call_s() -> u64 {
+    30
+}
+
+fn default_round_s() -> u64 {
+    3600
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            call_s: default_call_s(),
+            round_s: default_round_s(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudy {
+    study_id: String,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    sequences: Vec<String>,
+    centers: Vec<CenterConfig>,
+    #[serde(default)]
+    split: SplitConfig,
+    #[serde(default)]
+    features: FeatureConfig,
+    #[serde(default)]
+    model: ModelConfig,
+    #[serde(default)]
+    timeouts: TimeoutConfig,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// A validated study plan.
+#[derive(Debug, Clone)]
+pub struct StudyConfig {
+    /// Study id sent with every request; workers may restrict which they serve.
+    pub study_id: String,
+    /// Seed of every random step (the split, today).
+    pub seed: u64,
+    /// Sequences to extract, as named in the workers' manifests.
+    pub sequences: Vec<String>,
+    /// Centers and their roles.
+    pub centers: Vec<CenterConfig>,
+    /// Development-center split.
+    pub split: SplitConfig,
+    /// Extraction settings.
+    pub features: FeatureConfig,
+    /// Selection and model settings.
+    pub model: ModelConfig,
+    /// Call deadlines.
+    pub timeouts: TimeoutConfig,
+}
+
+impl StudyConfig {
+    /// Loads and validates a study file.
+    pub fn load(path: &Path) -> Result<Self, StudyConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StudyConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates study TOML; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, StudyConfigError> {
+        let raw: RawStudy = toml::from_str(text).map_err(|error| StudyConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })?;
+        let invalid = |field: &str, value: String, expected: &str| StudyConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            value,
+            expected: expected.to_string(),
+        };
+
+        if raw.study_id.trim().is_empty() {
+            return Err(invalid("study_id", "\"\"".into(), "a non-empty id"));
+        }
+        if raw.sequences.is_empty() {
+            return Err(invalid("sequences", "[]".into(), "at least one sequence"));
+        }
+        if raw.centers.is_empty() {
+            return Err(invalid("centers", "[]".into(), "at least one [[centers]] table"));
+        }
+        for (index, center) in raw.centers.iter().enumerate() {
+            if raw.centers[..index].iter().any(|other| other.id == center.id) {
+                return Err(invalid("centers.id", format!("{:?}", center.id), "unique center ids"));
+            }
+            if !(center.endpoint.starts_with("http://") || center.endpoint.starts_with("https://")) {
+                return Err(invalid(
+                    "centers.endpoint",
+                    format!("{:?}", center.endpoint),
+                    "a URL such as \"http://127.0.0.1:50051\"",
+                ));
+            }
+        }
+        if !raw.centers.iter().any(|c| c.role == CenterRole::Development) {
+            return Err(invalid(
+                "centers.role",
+                "no \"development\" center".into(),
+                "at least one development center to train on",
+            ));
+        }
+        let fraction = raw.split.train_fraction;
+        if !(0.5..=0.9).contains(&fraction) {
+            return Err(invalid("split.train_fraction", fraction.to_string(), "between 0.5 and 0.9"));
+        }
+        let alpha = raw.model.mwu_alpha;
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(invalid("model.mwu_alpha", alpha.to_string(), "between 0 and 1, exclusive"));
+        }
+        if !(raw.model.c.is_finite() && raw.model.c > 0.0) {
+            return Err(invalid("model.c", raw.model.c.to_string(), "a finite number > 0"));
+        }
+        if raw.model.fallback_features == 0 {
+            return Err(invalid("model.fallback_features", "0".into(), "at least 1"));
+        }
+        if raw.timeouts.call_s == 0 || raw.timeouts.round_s == 0 {
+            return Err(invalid("timeouts", "0".into(), "deadlines of at least 1 second"));
+        }
+
+        Ok(StudyConfig {
+            study_id: raw.study_id,
+            seed: raw.seed,
+            sequences: raw.sequences,
+            centers: raw.centers,
+            split: raw.split,
+            features: raw.features,
+            model: raw.model,
+            timeouts: raw.timeouts,
+        })
+    }
+
+    /// Deadline of a short call.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.call_s)
+    }
+
+    /// Deadline of an extraction round.
+    pub fn round_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.round_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STUDY: &str = r#"
+study_id = "s1"
+sequences = ["T1W"]
+[[centers]]
+id = "A"
+endpoint = "http://127.0.0.1:1"
+role = "development"
+[[centers]]
+id = "B"
+endpoint = "http://127.0.0.1:2"
+role = "external"
+"#;
+
+    #[test]
+    fn study_config_defaults_follow_method() {
+        let study = StudyConfig::parse(STUDY, Path::new("study.toml")).expect("valid study");
+        assert_eq!(study.seed, 42);
+        assert_eq!(study.split.train_fraction, 0.7);
+        assert_eq!(study.model.mwu_alpha, 0.05);
+        assert_eq!(study.model.c, 1.0);
+        assert_eq!(study.features.bin_width, 25.0);
+    }
+
+    #[test]
+    fn study_config_rejects_duplicate_center() {
+        let text = STUDY.replace("id = \"B\"", "id = \"A\"");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("centers.id"), "{error}");
+    }
+
+    #[test]
+    fn study_config_rejects_out_of_range_fraction() {
+        let text = format!("{STUDY}\n[split]\ntrain_fraction = 0.95\n");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("split.train_fraction"), "{error}");
+    }
+
+    #[test]
+    fn study_config_requires_development_center() {
+        let text = STUDY.replace("role = \"development\"", "role = \"external\"");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("development"), "{error}");
+    }
+
+    #[test]
+    fn study_config_names_unknown_key() {
+        let text = format!("{STUDY}\n[model]\nalpha = 0.1\n");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("alpha"), "{error}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The radstudy coordinator.
+//!
+//! Plans a multi-center radiomics study, drives the hospital workers over
+//! gRPC, gathers their pseudonymised feature tables, and fits and validates
+//! the models on training patients only.
+
+pub mod demo;
+pub mod stats;
+pub mod client;
+pub mod config;
+pub mod model;
+pub mod output;
+pub mod run;
+pub mod split;
+pub mod table;

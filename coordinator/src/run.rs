@@ -1,0 +1,355 @@
+//! `radstudy run`: one study, round by round.
+//!
+//! 1. Handshake: connect to every center and check its description.
+//! 2. Extraction round at every center, with per-patient progress.
+//! 3. Feature tables gathered into one table; cohorts assigned.
+//! 4. Modelling pass and validation; files written to the study directory.
+//!
+//! A center that fails at any step is left out with its reason, and the
+//! study goes on with the others; it stops only when no development center
+//! remains.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use radstudy_proto::v1::{DescribeResponse, ExtractionSettings};
+use serde::Serialize;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::client::{CenterClient, CenterTable, ExclusionRecord};
+use crate::config::{CenterRole, StudyConfig};
+use crate::model::{ModellingOutcome, model_specs, run_models};
+use crate::output::{format_metrics, write_json, write_outputs};
+use crate::split::{SplitInput, assign_cohorts};
+use crate::table::StudyTable;
+
+/// Errors that stop a study.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    /// The study directory cannot be created.
+    #[error("cannot create study directory {path}: {source}")]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No development center is left to train on.
+    #[error("no development center completed the study, so there is nothing to train on: {reasons}")]
+    NoDevelopmentCenter {
+        /// Why each center was left out.
+        reasons: String,
+    },
+    /// The gathered tables are inconsistent, or a file cannot be written.
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
+}
+
+/// A center left out of the study, with the reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct CenterFailure {
+    /// The center.
+    pub center: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// What a finished study returns besides its files.
+#[derive(Debug, Clone)]
+pub struct StudyOutcome {
+    /// Where the files are.
+    pub out_dir: PathBuf,
+    /// Patients in the feature table.
+    pub n_patients: usize,
+    /// Patients excluded per sequence, with reasons.
+    pub exclusions: Vec<ExclusionRecord>,
+    /// Centers left out.
+    pub failed_centers: Vec<CenterFailure>,
+    /// Models, metrics and predictions.
+    pub modelling: ModellingOutcome,
+    /// The metrics table as printed.
+    pub metrics_table: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct CenterProvenance {
+    center: String,
+    software_version: String,
+    contract_version: String,
+    feature_definition_hash: String,
+}
+
+/// Runs a study and writes its directory; `show_progress` draws progress
+/// bars on standard error.
+pub async fn run_study(config: &StudyConfig, out_dir: &Path, show_progress: bool) -> Result<StudyOutcome, StudyError> {
+    std::fs::create_dir_all(out_dir).map_err(|source| StudyError::OutputDir {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let round_id = uuid::Uuid::new_v4().to_string();
+    let span = info_span!("study", study = %config.study_id, round = %round_id);
+    run_rounds(config, out_dir, show_progress, &round_id).instrument(span).await
+}
+
+async fn run_rounds(
+    config: &StudyConfig,
+    out_dir: &Path,
+    show_progress: bool,
+    round_id: &str,
+) -> Result<StudyOutcome, StudyError> {
+    let mut failures = Vec::new();
+
+    // Round 1: handshake.
+    let mut handshakes = Vec::new();
+    for center in &config.centers {
+        let span = info_span!("center", center = %center.id);
+        handshakes.push(tokio::spawn(
+            handshake(config.clone(), center.id.clone(), center.endpoint.clone()).instrument(span),
+        ));
+    }
+    let mut connected: Vec<(CenterClient, DescribeResponse)> = Vec::new();
+    for (center, task) in config.centers.iter().zip(handshakes) {
+        match task.await {
+            Ok(Ok(pair)) => connected.push(pair),
+            Ok(Err(reason)) => failures.push(CenterFailure {
+                center: center.id.clone(),
+                reason,
+            }),
+            Err(join_error) => failures.push(CenterFailure {
+                center: center.id.clone(),
+                reason: format!("internal error: {join_error}"),
+            }),
+        }
+    }
+    check_definitions(&mut connected, &mut failures);
+
+    // Round 2: extraction, all centers at once.
+    let settings = ExtractionSettings {
+        feature_classes: config.features.classes.clone(),
+        bin_width: config.features.bin_width,
+        label: config.features.label,
+    };
+    let bars = MultiProgress::new();
+    if !show_progress {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut rounds = Vec::new();
+    for (client, description) in connected.iter() {
+        let bar = bars.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template("center {prefix:<6} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(description.center_id.clone());
+        let span = info_span!("center", center = %description.center_id);
+        rounds.push(tokio::spawn(
+            extract_and_fetch(config.clone(), client.clone(), round_id.to_string(), settings.clone(), bar)
+                .instrument(span),
+        ));
+    }
+    let mut tables: Vec<(String, CenterTable)> = Vec::new();
+    let mut exclusions = Vec::new();
+    for ((client, _), task) in connected.iter().zip(rounds) {
+        let center = client.center().to_string();
+        match task.await {
+            Ok(Ok((table, center_exclusions))) => {
+                exclusions.extend(center_exclusions);
+                tables.push((center, table));
+            }
+            Ok(Err((reason, center_exclusions))) => {
+                exclusions.extend(center_exclusions);
+                failures.push(CenterFailure { center, reason });
+            }
+            Err(join_error) => failures.push(CenterFailure {
+                center,
+                reason: format!("internal error: {join_error}"),
+            }),
+        }
+    }
+    for failure in &failures {
+        error!(center = %failure.center, reason = %failure.reason, "center left out of the study");
+    }
+    let development_left = tables.iter().any(|(center, _)| {
+        config.centers.iter().any(|c| &c.id == center && c.role == CenterRole::Development)
+    });
+    if !development_left {
+        let reasons = failures
+            .iter()
+            .map(|f| format!("center {}: {}", f.center, f.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(StudyError::NoDevelopmentCenter { reasons });
+    }
+
+    // Round 3: one table, with cohorts.
+    let mut table = StudyTable::assemble(&tables, &config.sequences)?;
+    let inputs: Vec<SplitInput<'_>> = table
+        .patients
+        .iter()
+        .map(|patient| SplitInput {
+            pseudonym: &patient.pseudonym,
+            label: patient.label,
+            center: &patient.center,
+            role: config
+                .centers
+                .iter()
+                .find(|c| c.id == patient.center)
+                .map(|c| c.role)
+                .unwrap_or(CenterRole::External),
+        })
+        .collect();
+    let cohorts = assign_cohorts(&inputs, config.split.train_fraction, config.seed);
+    for (patient, cohort) in table.patients.iter_mut().zip(cohorts) {
+        patient.cohort = cohort;
+    }
+    table.write(out_dir)?;
+    info!(patients = table.patients.len(), columns = table.columns.len(), "feature table written");
+
+    // Round 4: models and validation.
+    let modelling = run_models(&table, &model_specs(&config.sequences), &config.model);
+    write_outputs(out_dir, &modelling, &exclusions)?;
+    let provenance = serde_json::json!({
+        "study_id": config.study_id,
+        "round_id": round_id,
+        "seed": config.seed,
+        "coordinator_version": env!("CARGO_PKG_VERSION"),
+        "contract_version": radstudy_proto::contract_version(),
+        "centers": connected.iter().map(|(_, d)| CenterProvenance {
+            center: d.center_id.clone(),
+            software_version: d.software_version.clone(),
+            contract_version: d.contract_version.clone(),
+            feature_definition_hash: d.feature_definition_hash.clone(),
+        }).collect::<Vec<_>>(),
+        "failed_centers": failures,
+    });
+    write_json(&out_dir.join("provenance.json"), &provenance)?;
+
+    let metrics_table = format_metrics(&modelling.metrics);
+    Ok(StudyOutcome {
+        out_dir: out_dir.to_path_buf(),
+        n_patients: table.patients.len(),
+        exclusions,
+        failed_centers: failures,
+        modelling,
+        metrics_table,
+    })
+}
+
+/// Connects and checks the worker's identity and contract version.
+async fn handshake(
+    config: StudyConfig,
+    center: String,
+    endpoint: String,
+) -> Result<(CenterClient, DescribeResponse), String> {
+    let mut client = CenterClient::connect(&center, &endpoint, config.call_timeout())
+        .await
+        .map_err(|e| e.to_string())?;
+    let description = client.describe(&config.study_id).await.map_err(|e| e.to_string())?;
+    if description.center_id != center {
+        return Err(format!(
+            "the worker at {endpoint} reports center id {:?}, but study.toml expects {center:?}",
+            description.center_id
+        ));
+    }
+    match radstudy_proto::parse_contract_version(&description.contract_version) {
+        Some((major, _)) if major == radstudy_proto::CONTRACT_MAJOR => {}
+        _ => {
+            return Err(format!(
+                "the worker speaks contract {:?}, this coordinator {}; upgrade one of them",
+                description.contract_version,
+                radstudy_proto::contract_version()
+            ));
+        }
+    }
+    let missing: Vec<&String> = config
+        .sequences
+        .iter()
+        .filter(|s| !description.cohort.iter().any(|c| &c.sequence == *s))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("the worker's manifest lacks sequences {missing:?}"));
+    }
+    info!(
+        patients = description.n_patients,
+        software = %description.software_version,
+        contract = %description.contract_version,
+        "handshake done"
+    );
+    Ok((client, description))
+}
+
+/// Leaves out every center whose feature definitions differ from the
+/// majority's, since their numbers would not be comparable.
+fn check_definitions(connected: &mut Vec<(CenterClient, DescribeResponse)>, failures: &mut Vec<CenterFailure>) {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, description) in connected.iter() {
+        *counts.entry(description.feature_definition_hash.as_str()).or_default() += 1;
+    }
+    let Some(majority) = counts.iter().max_by_key(|(_, n)| **n).map(|(hash, _)| hash.to_string()) else {
+        return;
+    };
+    connected.retain(|(_, description)| {
+        let same = description.feature_definition_hash == majority;
+        if !same {
+            warn!(center = %description.center_id, "feature definitions differ from the other centers");
+            failures.push(CenterFailure {
+                center: description.center_id.clone(),
+                reason: format!(
+                    "feature definitions {} differ from the other centers' {majority}; run the same radstudy-worker version everywhere",
+                    description.feature_definition_hash
+                ),
+            });
+        }
+        same
+    });
+}
+
+type CenterResult = Result<(CenterTable, Vec<ExclusionRecord>), (String, Vec<ExclusionRecord>)>;
+
+async fn extract_and_fetch(
+    config: StudyConfig,
+    mut client: CenterClient,
+    round_id: String,
+    settings: ExtractionSettings,
+    bar: ProgressBar,
+) -> CenterResult {
+    let progress = bar.clone();
+    let outcome = client
+        .extract(
+            &config.study_id,
+            &round_id,
+            &config.sequences,
+            settings,
+            config.round_timeout(),
+            move |index, total| {
+                progress.set_length(total as u64);
+                progress.set_position(index as u64);
+            },
+        )
+        .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            bar.abandon_with_message("failed");
+            return Err((error.to_string(), Vec::new()));
+        }
+    };
+    bar.finish_with_message(format!(
+        "{} extracted, {} excluded",
+        outcome.summary.n_extracted, outcome.summary.n_excluded
+    ));
+    for exclusion in &outcome.exclusions {
+        warn!(
+            patient = %exclusion.pseudonym,
+            sequence = %exclusion.sequence,
+            kind = %exclusion.kind,
+            reason = %exclusion.reason,
+            "patient excluded"
+        );
+    }
+    match client.fetch_feature_table(&config.study_id, &round_id).await {
+        Ok(table) => Ok((table, outcome.exclusions)),
+        Err(error) => Err((error.to_string(), outcome.exclusions)),
+    }
+}

@@ -1,0 +1,113 @@
+//! Helpers shared by the end-to-end tests: where the data and binaries
+//! are, and how to start a worker on a free loopback port.
+
+use std::path::{Path, PathBuf};
+
+use radstudy::config::{CenterConfig, CenterRole, StudyConfig};
+use radstudy::demo::WorkerProcess;
+
+/// Default data root, relative to the workspace root: the repository's
+/// sibling `shared/data` folder.
+pub const DEFAULT_DATA_ROOT: &str = "../shared/data";
+
+/// Returns the workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// Returns the data root: `$RADSTUDY_DATA_ROOT`, else [`DEFAULT_DATA_ROOT`]
+/// under the workspace root.
+pub fn data_root() -> PathBuf {
+    match std::env::var_os("RADSTUDY_DATA_ROOT") {
+        Some(root) => PathBuf::from(root),
+        None => workspace_root().join(DEFAULT_DATA_ROOT),
+    }
+}
+
+/// Returns the path of a workspace binary built next to the test binary
+/// (`target/<profile>/NAME`).
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow::anyhow!("unexpected test binary location {}", exe.display()))?;
+    let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        path.is_file(),
+        "{} not found; `cargo test --workspace` builds it",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// A worker to start for a test.
+pub struct TestCenter {
+    /// Center id.
+    pub id: String,
+    /// Role in the study.
+    pub role: CenterRole,
+    /// Data root of its manifest.
+    pub data_root: PathBuf,
+    /// Its cohort manifest.
+    pub manifest: PathBuf,
+    /// Whether its policy shares the feature table.
+    pub share_feature_tables: bool,
+}
+
+/// Started workers and the study centers that point at them.
+pub struct RunningCenters {
+    /// The worker processes; dropping them stops the workers.
+    pub processes: Vec<WorkerProcess>,
+    /// Study entries with the workers' actual endpoints.
+    pub centers: Vec<CenterConfig>,
+}
+
+/// Writes a config and key for each center into `dir` and starts its
+/// worker process on a free loopback port.
+pub fn start_workers(dir: &Path, centers: &[TestCenter]) -> anyhow::Result<RunningCenters> {
+    let binary = workspace_binary("radstudy-worker")?;
+    let mut processes = Vec::new();
+    let mut configs = Vec::new();
+    for center in centers {
+        let key = dir.join(format!("{}.key", center.id));
+        // A fixed key per center keeps pseudonyms, and so the split, stable.
+        let key_hex: String = center.id.bytes().cycle().take(32).map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&key, key_hex)?;
+        let config = dir.join(format!("worker_{}.toml", center.id));
+        std::fs::write(
+            &config,
+            format!(
+                "center_id = {id:?}\nlisten = \"127.0.0.1:0\"\ndata_root = {root:?}\nmanifest = {manifest:?}\n\
+                 pseudonym_key_file = {key:?}\n[policy]\nshare_feature_tables = {share}\n",
+                id = center.id,
+                root = center.data_root,
+                manifest = center.manifest,
+                key = key,
+                share = center.share_feature_tables,
+            ),
+        )?;
+        let log = dir.join(format!("worker_{}.log", center.id));
+        let process = WorkerProcess::start(&binary, &config, &log)?;
+        configs.push(CenterConfig {
+            id: center.id.clone(),
+            endpoint: format!("http://{}", process.address),
+            role: center.role,
+        });
+        processes.push(process);
+    }
+    Ok(RunningCenters {
+        processes,
+        centers: configs,
+    })
+}
+
+/// Loads the STS example's study.toml and points it at `centers`.
+pub fn sts_study(centers: Vec<CenterConfig>) -> anyhow::Result<StudyConfig> {
+    let mut study = StudyConfig::load(&workspace_root().join("examples/sts/study.toml"))?;
+    study.centers = centers;
+    Ok(study)
+}

@@ -1,0 +1,278 @@
+//! The site's `worker.toml`: where the worker listens, where its data lives,
+//! and what its policy lets leave the site.
+//!
+//! Relative paths in the file are resolved against the directory that holds
+//! the file, so a configuration can be moved together with its manifest.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors while loading `worker.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read worker config {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid worker config {path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A key has a value outside its allowed range.
+    #[error("invalid worker config {path}: field `{field}` = {value}: {expected}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// The key, in dotted form.
+        field: &'static str,
+        /// The offending value as written.
+        value: String,
+        /// What the value must be.
+        expected: &'static str,
+    },
+}
+
+/// The site policy: what may leave this worker.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Smallest number of patients over which any table or aggregate is
+    /// released.
+    #[serde(default = "default_min_patients")]
+    pub min_patients: u32,
+    /// Smallest number of patients per outcome class in any labelled release.
+    #[serde(default = "default_min_per_class")]
+    pub min_per_class: u32,
+    /// Whether the pseudonymised per-patient feature table may leave the
+    /// site. Off unless the site turns it on.
+    #[serde(default)]
+    pub share_feature_tables: bool,
+    /// Study ids this worker serves; empty serves any study.
+    #[serde(default)]
+    pub allowed_studies: Vec<String>,
+}
+
+fn default_min_patients() -> u32 {
+    5
+}
+
+fn default_min_per_class() -> u32 {
+    1
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            min_patients: default_min_patients(),
+            min_per_class: default_min_per_class(),
+            share_feature_tables: false,
+            allowed_studies: Vec::new(),
+        }
+    }
+}
+
+/// Geometry tolerances for comparing an image with its mask.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeometryTolerance {
+    /// Largest accepted difference between image and mask origins, in mm.
+    #[serde(default = "default_origin_mm")]
+    pub origin_mm: f64,
+    /// Largest accepted relative difference between voxel spacings.
+    #[serde(default = "default_spacing_relative")]
+    pub spacing_relative: f64,
+    /// Largest accepted difference between direction cosines.
+    #[serde(default = "default_direction")]
+    pub direction: f64,
+}
+
+fn default_origin_mm() -> f64 {
+    1e-3
+}
+
+fn default_spacing_relative() -> f64 {
+    1e-4
+}
+
+fn default_direction() -> f64 {
+    1e-4
+}
+
+impl Default for GeometryTolerance {
+    fn default() -> Self {
+        GeometryTolerance {
+            origin_mm: default_origin_mm(),
+            spacing_relative: default_spacing_relative(),
+            direction: default_direction(),
+        }
+    }
+}
+
+/// `worker.toml` as written by the site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    center_id: String,
+    #[serde(default = "default_listen")]
+    listen: String,
+    data_root: PathBuf,
+    manifest: PathBuf,
+    pseudonym_key_file: PathBuf,
+    #[serde(default)]
+    policy: Policy,
+    #[serde(default)]
+    geometry_tolerance: GeometryTolerance,
+    #[serde(default)]
+    extraction_threads: Option<usize>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:50051".to_string()
+}
+
+/// A validated worker configuration with absolute paths.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Center identifier shown to the coordinator, for example `A`.
+    pub center_id: String,
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Directory that every manifest path is relative to.
+    pub data_root: PathBuf,
+    /// The cohort manifest CSV.
+    pub manifest: PathBuf,
+    /// File that holds the site's pseudonym key.
+    pub pseudonym_key_file: PathBuf,
+    /// What may leave the site.
+    pub policy: Policy,
+    /// Image/mask geometry tolerances.
+    pub geometry_tolerance: GeometryTolerance,
+    /// Patients extracted at once; defaults to the number of cores.
+    pub extraction_threads: usize,
+}
+
+impl WorkerConfig {
+    /// Loads and validates `worker.toml`, resolving relative paths against
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, path)
+    }
+
+    /// Parses and validates the TOML text of a config whose relative paths
+    /// are resolved against `base`; `path` only names the file in errors.
+    pub fn parse(text: &str, base: &Path, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })?;
+
+        let invalid = |field: &'static str, value: String, expected: &'static str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            value,
+            expected,
+        };
+
+        let center_ok = !raw.center_id.is_empty()
+            && raw.center_id.len() <= 32
+            && raw.center_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !center_ok {
+            return Err(invalid(
+                "center_id",
+                format!("{:?}", raw.center_id),
+                "1 to 32 characters from A-Z, a-z, 0-9, '_' and '-'",
+            ));
+        }
+        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+            invalid("listen", format!("{:?}", raw.listen), "an address such as \"127.0.0.1:50051\"")
+        })?;
+        if raw.policy.min_patients < 1 {
+            return Err(invalid("policy.min_patients", "0".into(), "at least 1"));
+        }
+        let tolerance = &raw.geometry_tolerance;
+        for (field, value) in [
+            ("geometry_tolerance.origin_mm", tolerance.origin_mm),
+            ("geometry_tolerance.spacing_relative", tolerance.spacing_relative),
+            ("geometry_tolerance.direction", tolerance.direction),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(invalid(field, value.to_string(), "a finite number >= 0"));
+            }
+        }
+        let extraction_threads = match raw.extraction_threads {
+            Some(0) => return Err(invalid("extraction_threads", "0".into(), "at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        };
+
+        Ok(WorkerConfig {
+            center_id: raw.center_id,
+            listen,
+            data_root: base.join(raw.data_root),
+            manifest: base.join(raw.manifest),
+            pseudonym_key_file: base.join(raw.pseudonym_key_file),
+            policy: raw.policy,
+            geometry_tolerance: raw.geometry_tolerance,
+            extraction_threads,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+center_id = "A"
+data_root = "data"
+manifest = "manifest.csv"
+pseudonym_key_file = "site.key"
+"#;
+
+    #[test]
+    fn config_minimal_gets_defaults_and_resolved_paths() {
+        let config = WorkerConfig::parse(MINIMAL, Path::new("/etc/radstudy"), Path::new("w.toml"))
+            .expect("minimal config is valid");
+        assert_eq!(config.data_root, PathBuf::from("/etc/radstudy/data"));
+        assert_eq!(config.manifest, PathBuf::from("/etc/radstudy/manifest.csv"));
+        assert_eq!(config.listen.port(), 50051);
+        assert_eq!(config.policy.min_patients, 5);
+        assert!(!config.policy.share_feature_tables);
+    }
+
+    #[test]
+    fn config_unknown_key_is_named() {
+        let text = format!("{MINIMAL}\nshare_tables = true\n");
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("share_tables"), "{error}");
+    }
+
+    #[test]
+    fn config_bad_center_id_is_rejected() {
+        let text = MINIMAL.replace("\"A\"", "\"A B\"");
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("center_id"), "{error}");
+    }
+
+    #[test]
+    fn config_bad_listen_address_is_rejected() {
+        let text = format!("{MINIMAL}\nlisten = \"localhost\"\n");
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("listen"), "{error}");
+    }
+}

@@ -1,0 +1,180 @@
+//! One patient and sequence, from files to a feature vector.
+//!
+//! Steps: open the image and mask under the data root, check that they share
+//! one grid, select the ROI label, check the ROI's intensities, and compute
+//! the features. Any failure becomes an [`Exclusion`] for this patient and
+//! sequence only.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::GeometryTolerance;
+use crate::error::{Exclusion, ExclusionKind};
+use crate::features::{self, ExtractionSettings};
+use crate::image::{Volume, nifti};
+use crate::manifest::SequenceFiles;
+use crate::mask::{self, MaskError};
+
+/// What the extraction of one sequence needs besides its files.
+#[derive(Debug, Clone)]
+pub struct ExtractContext<'a> {
+    /// The data root, canonicalised, so that links out of it are caught.
+    pub canonical_root: &'a Path,
+    /// Validated feature settings.
+    pub settings: &'a ExtractionSettings,
+    /// Image/mask geometry tolerance.
+    pub tolerance: &'a GeometryTolerance,
+}
+
+/// Extracts the features of one sequence; `sequence` names the manifest
+/// columns in errors.
+pub fn extract_sequence(
+    sequence: &str,
+    files: &SequenceFiles,
+    context: &ExtractContext<'_>,
+) -> Result<Vec<f64>, Exclusion> {
+    let image_field = format!("{sequence}_image");
+    let mask_field = format!("{sequence}_mask");
+
+    let image = open_volume(&files.image, &image_field, context.canonical_root)?;
+    let labels = open_volume(&files.mask, &mask_field, context.canonical_root)?;
+
+    if let Some(difference) = image.geometry.mismatch(&labels.geometry, context.tolerance) {
+        return Err(Exclusion::new(
+            ExclusionKind::GeometryMismatch,
+            &mask_field,
+            format!("mask grid does not match the image grid: {difference}"),
+        ));
+    }
+
+    let roi = mask::select_label(&labels, context.settings.label).map_err(|error| {
+        let kind = match error {
+            MaskError::TooSmall { .. } => ExclusionKind::RoiTooSmall,
+            MaskError::NonInteger { .. } | MaskError::LabelAbsent { .. } => ExclusionKind::MaskInvalid,
+        };
+        Exclusion::new(kind, &mask_field, error.to_string())
+    })?;
+
+    let values = mask::roi_values(&image, &roi).map_err(|non_finite| {
+        Exclusion::new(
+            ExclusionKind::IntensityInvalid,
+            &image_field,
+            format!("{non_finite} of {} ROI voxels are NaN or infinite", roi.voxel_count),
+        )
+    })?;
+
+    let features = features::compute(&image, &roi, &values, context.settings);
+    let names = context.settings.feature_names();
+    if let Some(index) = features.iter().position(|value| !value.is_finite()) {
+        let name = names.get(index).map(String::as_str).unwrap_or("?");
+        return Err(Exclusion::new(
+            ExclusionKind::IntensityInvalid,
+            &image_field,
+            format!("feature {name} evaluates to {}; the ROI intensities cannot support it", features[index]),
+        ));
+    }
+    Ok(features)
+}
+
+/// Opens a volume after checking that its real path stays under the root.
+fn open_volume(path: &Path, field: &str, canonical_root: &Path) -> Result<Volume, Exclusion> {
+    let real: PathBuf = match std::fs::canonicalize(path) {
+        Ok(real) => real,
+        Err(error) => {
+            let reason = if error.kind() == std::io::ErrorKind::NotFound {
+                "file not found".to_string()
+            } else {
+                format!("cannot open file: {error}")
+            };
+            return Err(Exclusion::new(ExclusionKind::FileMissing, field, reason));
+        }
+    };
+    if !real.starts_with(canonical_root) {
+        return Err(Exclusion::new(
+            ExclusionKind::FileInvalid,
+            field,
+            "file resolves outside the data root through a symbolic link",
+        ));
+    }
+    nifti::read_volume(&real).map_err(|error| {
+        let kind = match error {
+            nifti::NiftiError::Open { .. } => ExclusionKind::FileMissing,
+            nifti::NiftiError::Invalid { .. } => ExclusionKind::FileInvalid,
+        };
+        Exclusion::new(kind, field, error.shareable_reason())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data_root() -> PathBuf {
+        std::env::var_os("RADSTUDY_DATA_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+    }
+
+    fn settings() -> ExtractionSettings {
+        ExtractionSettings {
+            classes: vec![features::FeatureClass::FirstOrder],
+            bin_width: 25.0,
+            label: 1,
+        }
+    }
+
+    fn files(patient: &str, sequence: &str) -> SequenceFiles {
+        let root = data_root();
+        SequenceFiles {
+            image: root.join(format!("sts/{patient}/{sequence}_image.nii.gz")),
+            mask: root.join(format!("sts/{patient}/{sequence}_mask.nii.gz")),
+        }
+    }
+
+    #[test]
+    fn extract_sts_pet_gives_one_value_per_feature() {
+        let root = std::fs::canonicalize(data_root()).expect("data root exists");
+        let settings = settings();
+        let tolerance = GeometryTolerance::default();
+        let context = ExtractContext {
+            canonical_root: &root,
+            settings: &settings,
+            tolerance: &tolerance,
+        };
+        let values = extract_sequence("PET", &files("STS_001", "PET"), &context).expect("STS_001 PET extracts");
+        assert_eq!(values.len(), settings.feature_names().len());
+    }
+
+    #[test]
+    fn extract_missing_image_names_field() {
+        let root = std::fs::canonicalize(data_root()).expect("data root exists");
+        let settings = settings();
+        let tolerance = GeometryTolerance::default();
+        let context = ExtractContext {
+            canonical_root: &root,
+            settings: &settings,
+            tolerance: &tolerance,
+        };
+        // STS_009 has no MR image in the data set (its README says so).
+        let error = extract_sequence("MR_T1", &files("STS_009", "MR_T1"), &context).unwrap_err();
+        assert_eq!(error.kind, ExclusionKind::FileMissing);
+        assert_eq!(error.field, "MR_T1_image");
+        assert_eq!(error.reason, "file not found");
+    }
+
+    #[test]
+    fn extract_mask_from_other_grid_is_geometry_mismatch() {
+        let root = std::fs::canonicalize(data_root()).expect("data root exists");
+        let settings = settings();
+        let tolerance = GeometryTolerance::default();
+        let context = ExtractContext {
+            canonical_root: &root,
+            settings: &settings,
+            tolerance: &tolerance,
+        };
+        let mut crossed = files("STS_001", "MR_T1");
+        crossed.mask = files("STS_001", "PET").mask;
+        let error = extract_sequence("MR_T1", &crossed, &context).unwrap_err();
+        assert_eq!(error.kind, ExclusionKind::GeometryMismatch);
+        assert_eq!(error.field, "MR_T1_mask");
+    }
+}

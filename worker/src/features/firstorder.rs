@@ -1,0 +1,1 @@
+//! First-order (intensity histogram and statistics) features. Being written.

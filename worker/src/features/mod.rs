@@ -1,0 +1,208 @@
+//! Radiomic feature extraction on the original image.
+//!
+//! Feature names follow PyRadiomics: `original_<class>_<Feature>`, for
+//! example `original_firstorder_Mean`. Classes run in the order `shape`,
+//! `firstorder`, whatever order the request lists them in, so that every
+//! worker produces the same columns for the same settings.
+
+pub mod firstorder;
+pub mod shape;
+
+use sha2::{Digest, Sha256};
+
+use crate::image::Volume;
+use crate::mask::Roi;
+
+/// Version of the feature definitions below. Raise it whenever a formula or
+/// convention changes a number, so that the definition hash changes too.
+pub const DEFINITIONS_VERSION: &str = "radstudy-features-1";
+
+/// A feature class, under its PyRadiomics name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FeatureClass {
+    /// 3-D shape features of the ROI (`shape`).
+    Shape,
+    /// First-order intensity features (`firstorder`).
+    FirstOrder,
+}
+
+impl FeatureClass {
+    /// All supported classes, in output order.
+    pub const ALL: [FeatureClass; 2] = [FeatureClass::Shape, FeatureClass::FirstOrder];
+
+    /// Returns the PyRadiomics class name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureClass::Shape => "shape",
+            FeatureClass::FirstOrder => "firstorder",
+        }
+    }
+
+    /// Returns the feature names of this class, without prefix.
+    pub fn feature_names(self) -> &'static [&'static str] {
+        match self {
+            FeatureClass::Shape => &shape::FEATURE_NAMES,
+            FeatureClass::FirstOrder => &firstorder::FEATURE_NAMES,
+        }
+    }
+
+    /// Parses a PyRadiomics class name.
+    pub fn parse(name: &str) -> Result<Self, SettingsError> {
+        FeatureClass::ALL
+            .into_iter()
+            .find(|class| class.name() == name)
+            .ok_or_else(|| SettingsError::UnknownClass(name.to_string()))
+    }
+}
+
+/// Invalid extraction settings, each naming the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    /// A feature class this worker does not compute.
+    #[error("unknown feature class {0:?}; supported classes are \"shape\" and \"firstorder\"")]
+    UnknownClass(String),
+    /// No class was requested.
+    #[error("feature_classes is empty; request at least one of \"shape\" and \"firstorder\"")]
+    NoClass,
+    /// The bin width is not a positive finite number.
+    #[error("bin_width = {0} must be a finite number > 0")]
+    BinWidth(f64),
+    /// The mask label is 0 (background).
+    #[error("label = 0 is the background; use a label >= 1")]
+    Label,
+}
+
+/// Validated extraction settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractionSettings {
+    /// Classes to compute, sorted and without repeats.
+    pub classes: Vec<FeatureClass>,
+    /// Fixed bin width for histogram features, in intensity units.
+    pub bin_width: f64,
+    /// Mask label of the ROI.
+    pub label: u32,
+}
+
+impl ExtractionSettings {
+    /// Validates the contract's settings message.
+    pub fn from_proto(settings: &radstudy_proto::v1::ExtractionSettings) -> Result<Self, SettingsError> {
+        let mut classes = settings
+            .feature_classes
+            .iter()
+            .map(|name| FeatureClass::parse(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        classes.sort();
+        classes.dedup();
+        if classes.is_empty() {
+            return Err(SettingsError::NoClass);
+        }
+        if !(settings.bin_width.is_finite() && settings.bin_width > 0.0) {
+            return Err(SettingsError::BinWidth(settings.bin_width));
+        }
+        if settings.label == 0 {
+            return Err(SettingsError::Label);
+        }
+        Ok(ExtractionSettings {
+            classes,
+            bin_width: settings.bin_width,
+            label: settings.label,
+        })
+    }
+
+    /// Returns the column names of the feature table, in output order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.classes
+            .iter()
+            .flat_map(|class| {
+                class
+                    .feature_names()
+                    .iter()
+                    .map(move |feature| format!("original_{}_{feature}", class.name()))
+            })
+            .collect()
+    }
+}
+
+/// Returns a SHA-256 (hex) over the definitions version and every feature
+/// name this worker can compute; equal hashes mean equal definitions.
+pub fn definition_hash() -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(DEFINITIONS_VERSION.as_bytes());
+    for class in FeatureClass::ALL {
+        for feature in class.feature_names() {
+            hasher.update(b"\n");
+            hasher.update(class.name().as_bytes());
+            hasher.update(b"_");
+            hasher.update(feature.as_bytes());
+        }
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Computes the requested features of one ROI; `values` are the ROI's
+/// finite intensities. Returns one value per name of
+/// [`ExtractionSettings::feature_names`], in that order.
+pub fn compute(image: &Volume, roi: &Roi, values: &[f64], settings: &ExtractionSettings) -> Vec<f64> {
+    let mut output = Vec::new();
+    for class in &settings.classes {
+        let features = match class {
+            FeatureClass::Shape => shape::compute(roi.mask.view(), image.geometry.spacing),
+            FeatureClass::FirstOrder => firstorder::compute(
+                values,
+                image.geometry.voxel_volume_mm3(),
+                &firstorder::FirstOrderSettings {
+                    bin_width: settings.bin_width,
+                    voxel_array_shift: 0.0,
+                },
+            ),
+        };
+        output.extend(features.into_iter().map(|(_, value)| value));
+    }
+    output
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radstudy_proto::v1::ExtractionSettings as ProtoSettings;
+
+    fn proto(classes: &[&str], bin_width: f64, label: u32) -> ProtoSettings {
+        ProtoSettings {
+            feature_classes: classes.iter().map(|c| c.to_string()).collect(),
+            bin_width,
+            label,
+        }
+    }
+
+    #[test]
+    fn settings_order_classes_canonically() {
+        let settings = ExtractionSettings::from_proto(&proto(&["firstorder", "shape", "firstorder"], 25.0, 1))
+            .expect("valid settings");
+        assert_eq!(settings.classes, [FeatureClass::Shape, FeatureClass::FirstOrder]);
+        let names = settings.feature_names();
+        assert_eq!(names.len(), 14 + 18);
+        assert_eq!(names[0], "original_shape_MeshVolume");
+        assert!(names.contains(&"original_firstorder_Mean".to_string()));
+    }
+
+    #[test]
+    fn settings_reject_each_invalid_field() {
+        assert_eq!(
+            ExtractionSettings::from_proto(&proto(&["glcm"], 25.0, 1)),
+            Err(SettingsError::UnknownClass("glcm".into()))
+        );
+        assert_eq!(ExtractionSettings::from_proto(&proto(&[], 25.0, 1)), Err(SettingsError::NoClass));
+        assert_eq!(
+            ExtractionSettings::from_proto(&proto(&["shape"], 0.0, 1)),
+            Err(SettingsError::BinWidth(0.0))
+        );
+        assert_eq!(ExtractionSettings::from_proto(&proto(&["shape"], 25.0, 0)), Err(SettingsError::Label));
+    }
+
+    #[test]
+    fn definition_hash_is_stable_hex() {
+        let hash = definition_hash();
+        assert_eq!(hash.len(), 64);
+        assert_eq!(hash, definition_hash());
+    }
+}

@@ -1,0 +1,119 @@
+//! Images in memory: a 3-D voxel array and its physical geometry.
+
+pub mod nifti;
+
+use ndarray::Array3;
+
+/// Where a voxel grid sits in physical space.
+///
+/// Voxel (i, j, k) has its centre at
+/// `origin + direction · diag(spacing) · (i, j, k)ᵀ`, in mm, in the file's
+/// world frame (RAS+ for NIfTI).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Geometry {
+    /// Voxels along i, j and k.
+    pub dims: [usize; 3],
+    /// Voxel size along i, j and k, in mm; always > 0.
+    pub spacing: [f64; 3],
+    /// Physical position of voxel (0, 0, 0), in mm.
+    pub origin: [f64; 3],
+    /// Unit direction of each voxel axis in world space: `direction[r][c]` is
+    /// the r-th world component of axis c.
+    pub direction: [[f64; 3]; 3],
+}
+
+impl Geometry {
+    /// Returns the volume of one voxel, in mm³.
+    pub fn voxel_volume_mm3(&self) -> f64 {
+        self.spacing.iter().product()
+    }
+
+    /// Compares two grids; returns a description of the first difference
+    /// beyond tolerance, or `None` when they match.
+    pub fn mismatch(&self, other: &Geometry, tolerance: &crate::config::GeometryTolerance) -> Option<String> {
+        if self.dims != other.dims {
+            return Some(format!("size {:?} differs from {:?}", other.dims, self.dims));
+        }
+        for axis in 0..3 {
+            let (a, b) = (self.spacing[axis], other.spacing[axis]);
+            if (a - b).abs() > tolerance.spacing_relative * a.abs().max(b.abs()) {
+                return Some(format!("spacing {:?} mm differs from {:?} mm", other.spacing, self.spacing));
+            }
+        }
+        let distance = (0..3)
+            .map(|axis| (self.origin[axis] - other.origin[axis]).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        if distance > tolerance.origin_mm {
+            return Some(format!(
+                "origin {:?} mm is {distance:.4} mm away from {:?} mm (tolerance {} mm)",
+                other.origin, self.origin, tolerance.origin_mm
+            ));
+        }
+        for row in 0..3 {
+            for column in 0..3 {
+                if (self.direction[row][column] - other.direction[row][column]).abs() > tolerance.direction {
+                    return Some(format!(
+                        "direction {:?} differs from {:?}",
+                        other.direction, self.direction
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A scalar volume with its geometry. `data` is indexed `[i, j, k]`.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// Voxel values after the file's intensity scaling.
+    pub data: Array3<f64>,
+    /// Physical placement of the grid.
+    pub geometry: Geometry,
+    /// Whether the file stores integer voxel types (before scaling).
+    pub stored_as_integer: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GeometryTolerance;
+
+    fn grid() -> Geometry {
+        Geometry {
+            dims: [4, 5, 6],
+            spacing: [1.0, 1.0, 3.0],
+            origin: [0.0, 0.0, 0.0],
+            direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        }
+    }
+
+    #[test]
+    fn geometry_identical_grids_match() {
+        assert_eq!(grid().mismatch(&grid(), &GeometryTolerance::default()), None);
+    }
+
+    #[test]
+    fn geometry_shifted_origin_is_reported() {
+        let mut shifted = grid();
+        shifted.origin[2] = 0.5;
+        let message = grid().mismatch(&shifted, &GeometryTolerance::default()).expect("0.5 mm is beyond 1e-3 mm");
+        assert!(message.contains("origin"), "{message}");
+    }
+
+    #[test]
+    fn geometry_other_size_is_reported() {
+        let mut other = grid();
+        other.dims = [4, 5, 7];
+        let message = grid().mismatch(&other, &GeometryTolerance::default()).expect("sizes differ");
+        assert!(message.contains("size"), "{message}");
+    }
+
+    #[test]
+    fn geometry_spacing_within_tolerance_matches() {
+        let mut other = grid();
+        other.spacing[2] = 3.0 * (1.0 + 1e-6);
+        assert_eq!(grid().mismatch(&other, &GeometryTolerance::default()), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! The radstudy hospital worker.
+//!
+//! A worker runs next to patient data at one hospital. It reads the site's
+//! cohort manifest, loads images and masks, extracts radiomic features, and
+//! answers the coordinator's gRPC rounds with only what the site policy
+//! allows: pseudonymised feature tables and aggregates, never voxel data.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod features;
+pub mod image;
+pub mod manifest;
+pub mod mask;
+pub mod pseudonym;
+pub mod server;
+pub mod service;
