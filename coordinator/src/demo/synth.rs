@@ -21,8 +21,12 @@
 //! class, and lesion size, lesion contrast, partial volume, bias field and
 //! noise all vary between patients. A whole-lesion first-order feature such
 //! as the ROI intensity standard deviation therefore separates the classes
-//! imperfectly. With [`SyntheticSpec::demo_default`], the `roi_sd_separates_classes`
-//! test below computes a within-center univariate AUC of about 0.7–0.85.
+//! imperfectly: with [`SyntheticSpec::demo_default`] the univariate AUC of
+//! the ROI SD within one center is 0.70–0.80 for both sequences and both
+//! centers, and its mean over seeds 1000–1029 is 0.78–0.81 (the test
+//! `roi_features_separate_classes` recomputes the first range). The ROI 90th
+//! percentile separates less well: its AUC is about 0.6 on `T2FS` and about
+//! 0.5 on `T1W`, where positive cores get darker but also more spread out.
 //!
 //! # Sequences
 //!
@@ -253,6 +257,7 @@ pub fn generate(out_dir: &Path, spec: &SyntheticSpec) -> Result<Vec<SyntheticCen
 
     let mut jobs = Vec::new();
     let mut centers = Vec::new();
+    let mut manifests = Vec::new();
     for (center_index, center) in spec.centers.iter().enumerate() {
         let data_root = out_dir.join(&center.center_id);
         create_dir(&data_root)?;
@@ -271,22 +276,26 @@ pub fn generate(out_dir: &Path, spec: &SyntheticSpec) -> Result<Vec<SyntheticCen
             });
         }
 
-        let manifest_path = data_root.join("manifest.csv");
-        fs::write(&manifest_path, manifest).map_err(|source| SynthError::WriteManifest {
-            path: manifest_path.clone(),
-            source,
-        })?;
-
+        manifests.push(manifest);
         centers.push(SyntheticCenter {
             center_id: center.center_id.clone(),
+            manifest: data_root.join("manifest.csv"),
             data_root,
-            manifest: manifest_path,
             n_patients: center.n_patients,
             n_positive: labels.iter().filter(|&&label| label == 1).count(),
         });
     }
 
     run_jobs(spec, &contrasts, &jobs)?;
+
+    // Manifests are written last, so a manifest never lists files that a
+    // failed run did not write.
+    for (center, manifest) in centers.iter().zip(manifests) {
+        fs::write(&center.manifest, manifest).map_err(|source| SynthError::WriteManifest {
+            path: center.manifest.clone(),
+            source,
+        })?;
+    }
 
     for center in &centers {
         tracing::info!(
@@ -1547,7 +1556,7 @@ mod tests {
                     center.center_id, contrast.name
                 );
                 // Realistic, not perfect: clearly above chance, clearly below 1.
-                assert!((0.62..=0.95).contains(&sd_auc), "ROI SD AUC {sd_auc:.3}");
+                assert!((0.65..=0.9).contains(&sd_auc), "ROI SD AUC {sd_auc:.3}");
             }
         }
     }
