@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use radstudy_proto::v1::worker_client::WorkerClient;
 use radstudy_proto::v1::{
-    DescribeRequest, DescribeResponse, ExtractRequest, ExtractionSettings, FeatureRow, FetchFeatureTableRequest,
-    RoundSummary, extract_event,
+    DescribeRequest, DescribeResponse, ExtractRequest, ExtractionSettings, FeatureRow,
+    FetchFeatureTableRequest, RoundSummary, extract_event,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -28,7 +28,9 @@ pub enum CenterError {
         message: String,
     },
     /// The worker could not be reached.
-    #[error("center {center}: cannot connect to {endpoint}: {message}; check that its worker is running and reachable")]
+    #[error(
+        "center {center}: cannot connect to {endpoint}: {message}; check that its worker is running and reachable"
+    )]
     Connect {
         /// The center.
         center: String,
@@ -116,7 +118,11 @@ pub struct CenterClient {
 
 impl CenterClient {
     /// Connects to a worker within `call_timeout`.
-    pub async fn connect(center: &str, endpoint: &str, call_timeout: Duration) -> Result<Self, CenterError> {
+    pub async fn connect(
+        center: &str,
+        endpoint: &str,
+        call_timeout: Duration,
+    ) -> Result<Self, CenterError> {
         let target = Endpoint::from_shared(endpoint.to_string())
             .map_err(|error| CenterError::Endpoint {
                 center: center.to_string(),
@@ -128,11 +134,14 @@ impl CenterClient {
             // noticed: HTTP/2 pings every 30 s while a call is open.
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
-        let channel = target.connect().await.map_err(|error| CenterError::Connect {
-            center: center.to_string(),
-            endpoint: endpoint.to_string(),
-            message: error_chain(&error),
-        })?;
+        let channel = target
+            .connect()
+            .await
+            .map_err(|error| CenterError::Connect {
+                center: center.to_string(),
+                endpoint: endpoint.to_string(),
+                message: error_chain(&error),
+            })?;
         Ok(CenterClient {
             center: center.to_string(),
             client: WorkerClient::new(channel),
@@ -206,7 +215,11 @@ impl CenterClient {
                         on_patient(patient.index, patient.total);
                         if let Some(error) = patient.error {
                             let kind = radstudy_proto::v1::ErrorKind::try_from(error.kind)
-                                .map(|kind| kind.as_str_name().trim_start_matches("ERROR_KIND_").to_lowercase())
+                                .map(|kind| {
+                                    kind.as_str_name()
+                                        .trim_start_matches("ERROR_KIND_")
+                                        .to_lowercase()
+                                })
                                 .unwrap_or_else(|_| format!("unknown_{}", error.kind));
                             exclusions.push(ExclusionRecord {
                                 center: center.clone(),
@@ -219,7 +232,10 @@ impl CenterClient {
                         }
                     }
                     Some(extract_event::Event::Summary(summary)) => {
-                        return Ok(Some(RoundOutcome { exclusions, summary }));
+                        return Ok(Some(RoundOutcome {
+                            exclusions,
+                            summary,
+                        }));
                     }
                     None => {}
                 }
@@ -239,7 +255,11 @@ impl CenterClient {
     }
 
     /// Fetches the feature table of a finished round and checks its shape.
-    pub async fn fetch_feature_table(&mut self, study_id: &str, round_id: &str) -> Result<CenterTable, CenterError> {
+    pub async fn fetch_feature_table(
+        &mut self,
+        study_id: &str,
+        round_id: &str,
+    ) -> Result<CenterTable, CenterError> {
         let mut request = tonic::Request::new(FetchFeatureTableRequest {
             study_id: study_id.to_string(),
             round_id: round_id.to_string(),
@@ -267,16 +287,24 @@ impl CenterClient {
             call: "FetchFeatureTable",
             message,
         };
-        let first = chunks.first().ok_or_else(|| protocol("no chunk received".into()))?;
+        let first = chunks
+            .first()
+            .ok_or_else(|| protocol("no chunk received".into()))?;
         let feature_names = first.feature_names.clone();
         let chunk_count = first.chunk_count as usize;
         if chunks.len() != chunk_count {
-            return Err(protocol(format!("received {} chunks of {chunk_count}", chunks.len())));
+            return Err(protocol(format!(
+                "received {} chunks of {chunk_count}",
+                chunks.len()
+            )));
         }
         let mut rows = Vec::new();
         for (index, chunk) in chunks.into_iter().enumerate() {
             if chunk.chunk_index as usize != index {
-                return Err(protocol(format!("chunk {} arrived at position {index}", chunk.chunk_index)));
+                return Err(protocol(format!(
+                    "chunk {} arrived at position {index}",
+                    chunk.chunk_index
+                )));
             }
             for row in chunk.rows {
                 if row.values.len() != feature_names.len() {
@@ -294,12 +322,18 @@ impl CenterClient {
                     )));
                 }
                 if row.label > 1 {
-                    return Err(protocol(format!("label {} of {} is not 0 or 1", row.label, row.pseudonym)));
+                    return Err(protocol(format!(
+                        "label {} of {} is not 0 or 1",
+                        row.label, row.pseudonym
+                    )));
                 }
                 rows.push(row);
             }
         }
-        Ok(CenterTable { feature_names, rows })
+        Ok(CenterTable {
+            feature_names,
+            rows,
+        })
     }
 }
 

@@ -262,13 +262,25 @@ impl StudyConfig {
             return Err(invalid("sequences", "[]".into(), "at least one sequence"));
         }
         if raw.centers.is_empty() {
-            return Err(invalid("centers", "[]".into(), "at least one [[centers]] table"));
+            return Err(invalid(
+                "centers",
+                "[]".into(),
+                "at least one [[centers]] table",
+            ));
         }
         for (index, center) in raw.centers.iter().enumerate() {
-            if raw.centers[..index].iter().any(|other| other.id == center.id) {
-                return Err(invalid("centers.id", format!("{:?}", center.id), "unique center ids"));
+            if raw.centers[..index]
+                .iter()
+                .any(|other| other.id == center.id)
+            {
+                return Err(invalid(
+                    "centers.id",
+                    format!("{:?}", center.id),
+                    "unique center ids",
+                ));
             }
-            if !(center.endpoint.starts_with("http://") || center.endpoint.starts_with("https://")) {
+            if !(center.endpoint.starts_with("http://") || center.endpoint.starts_with("https://"))
+            {
                 return Err(invalid(
                     "centers.endpoint",
                     format!("{:?}", center.endpoint),
@@ -276,7 +288,11 @@ impl StudyConfig {
                 ));
             }
         }
-        if !raw.centers.iter().any(|c| c.role == CenterRole::Development) {
+        if !raw
+            .centers
+            .iter()
+            .any(|c| c.role == CenterRole::Development)
+        {
             return Err(invalid(
                 "centers.role",
                 "no \"development\" center".into(),
@@ -285,20 +301,36 @@ impl StudyConfig {
         }
         let fraction = raw.split.train_fraction;
         if !(0.5..=0.9).contains(&fraction) {
-            return Err(invalid("split.train_fraction", fraction.to_string(), "between 0.5 and 0.9"));
+            return Err(invalid(
+                "split.train_fraction",
+                fraction.to_string(),
+                "between 0.5 and 0.9",
+            ));
         }
         let alpha = raw.model.mwu_alpha;
         if !(alpha > 0.0 && alpha < 1.0) {
-            return Err(invalid("model.mwu_alpha", alpha.to_string(), "between 0 and 1, exclusive"));
+            return Err(invalid(
+                "model.mwu_alpha",
+                alpha.to_string(),
+                "between 0 and 1, exclusive",
+            ));
         }
         if !(raw.model.c.is_finite() && raw.model.c > 0.0) {
-            return Err(invalid("model.c", raw.model.c.to_string(), "a finite number > 0"));
+            return Err(invalid(
+                "model.c",
+                raw.model.c.to_string(),
+                "a finite number > 0",
+            ));
         }
         if raw.model.fallback_features == 0 {
             return Err(invalid("model.fallback_features", "0".into(), "at least 1"));
         }
         if raw.timeouts.call_s == 0 || raw.timeouts.round_s == 0 {
-            return Err(invalid("timeouts", "0".into(), "deadlines of at least 1 second"));
+            return Err(invalid(
+                "timeouts",
+                "0".into(),
+                "deadlines of at least 1 second",
+            ));
         }
 
         Ok(StudyConfig {
@@ -362,7 +394,10 @@ role = "external"
     fn study_config_rejects_out_of_range_fraction() {
         let text = format!("{STUDY}\n[split]\ntrain_fraction = 0.95\n");
         let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
-        assert!(error.to_string().contains("split.train_fraction"), "{error}");
+        assert!(
+            error.to_string().contains("split.train_fraction"),
+            "{error}"
+        );
     }
 
     #[test]

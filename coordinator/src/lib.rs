@@ -4,12 +4,12 @@
 //! gRPC, gathers their pseudonymised feature tables, and fits and validates
 //! the models on training patients only.
 
-pub mod demo;
-pub mod stats;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod model;
 pub mod output;
 pub mod run;
 pub mod split;
+pub mod stats;
 pub mod table;

@@ -76,7 +76,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_study(&config, &out, show_progress).await?
         }
         Command::Demo { out } => {
-            let out = std::path::absolute(&out).with_context(|| format!("invalid --out {}", out.display()))?;
+            let out = std::path::absolute(&out)
+                .with_context(|| format!("invalid --out {}", out.display()))?;
             radstudy::demo::run_demo(&out, show_progress).await?
         }
     };
@@ -110,7 +111,9 @@ fn print_summary(outcome: &StudyOutcome) {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

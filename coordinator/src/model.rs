@@ -147,7 +147,11 @@ pub struct ModellingOutcome {
 }
 
 /// Fits and evaluates every model of `specs` on `table`.
-pub fn run_models(table: &StudyTable, specs: &[ModelSpec], config: &ModelConfig) -> ModellingOutcome {
+pub fn run_models(
+    table: &StudyTable,
+    specs: &[ModelSpec],
+    config: &ModelConfig,
+) -> ModellingOutcome {
     let mut outcome = ModellingOutcome::default();
     for spec in specs {
         let span = tracing::info_span!("model", model = %spec.name);
@@ -173,7 +177,11 @@ pub fn run_models(table: &StudyTable, specs: &[ModelSpec], config: &ModelConfig)
 
 type Evaluated = (FittedModel, Vec<MetricsRow>, Vec<Prediction>);
 
-fn fit_and_evaluate(table: &StudyTable, spec: &ModelSpec, config: &ModelConfig) -> Result<Evaluated, String> {
+fn fit_and_evaluate(
+    table: &StudyTable,
+    spec: &ModelSpec,
+    config: &ModelConfig,
+) -> Result<Evaluated, String> {
     let stats_error = |error: StatsError| format!("statistics failed: {error}");
 
     // Columns of the model's sequences; patients with every one of them.
@@ -184,7 +192,11 @@ fn fit_and_evaluate(table: &StudyTable, spec: &ModelSpec, config: &ModelConfig) 
         return Err("no feature columns for its sequences".into());
     }
     let patients: Vec<usize> = (0..table.patients.len())
-        .filter(|&p| columns.iter().all(|&c| table.columns[c].values[p].is_some()))
+        .filter(|&p| {
+            columns
+                .iter()
+                .all(|&c| table.columns[c].values[p].is_some())
+        })
         .collect();
     let matrix = Array2::from_shape_fn((patients.len(), columns.len()), |(row, column)| {
         table.columns[columns[column]].values[patients[row]].unwrap_or(f64::NAN)
@@ -206,7 +218,9 @@ fn fit_and_evaluate(table: &StudyTable, spec: &ModelSpec, config: &ModelConfig) 
 
     // Standardisation fitted on training; constant columns are not tested.
     let standardizer = stats::Standardizer::fit(train_x.view()).map_err(stats_error)?;
-    let train_z = standardizer.transform(train_x.view()).map_err(stats_error)?;
+    let train_z = standardizer
+        .transform(train_x.view())
+        .map_err(stats_error)?;
     let tested: Vec<usize> = (0..columns.len())
         .filter(|c| !standardizer.constant_columns.contains(c))
         .collect();
@@ -218,11 +232,27 @@ fn fit_and_evaluate(table: &StudyTable, spec: &ModelSpec, config: &ModelConfig) 
     let mut p_values = Vec::with_capacity(tested.len());
     for &column in &tested {
         let values = train_z.column(column);
-        let positives: Vec<f64> = train_y.iter().zip(values).filter(|(y, _)| **y).map(|(_, v)| *v).collect();
-        let negatives: Vec<f64> = train_y.iter().zip(values).filter(|(y, _)| !**y).map(|(_, v)| *v).collect();
-        p_values.push(stats::mann_whitney_u(&positives, &negatives).map_err(stats_error)?.p_value);
+        let positives: Vec<f64> = train_y
+            .iter()
+            .zip(values)
+            .filter(|(y, _)| **y)
+            .map(|(_, v)| *v)
+            .collect();
+        let negatives: Vec<f64> = train_y
+            .iter()
+            .zip(values)
+            .filter(|(y, _)| !**y)
+            .map(|(_, v)| *v)
+            .collect();
+        p_values.push(
+            stats::mann_whitney_u(&positives, &negatives)
+                .map_err(stats_error)?
+                .p_value,
+        );
     }
-    let mut selected: Vec<usize> = (0..tested.len()).filter(|&i| p_values[i] < config.mwu_alpha).collect();
+    let mut selected: Vec<usize> = (0..tested.len())
+        .filter(|&i| p_values[i] < config.mwu_alpha)
+        .collect();
     let mwu_relaxed = selected.is_empty();
     if mwu_relaxed {
         let mut order: Vec<usize> = (0..tested.len()).collect();
@@ -240,7 +270,9 @@ fn fit_and_evaluate(table: &StudyTable, spec: &ModelSpec, config: &ModelConfig) 
     // Scores for every patient; the cut-off is fixed on training.
     let all_z = standardizer.transform(matrix.view()).map_err(stats_error)?;
     let all_selected = all_z.select(Axis(1), &selected_columns);
-    let probabilities = fitted.probability(all_selected.view()).map_err(stats_error)?;
+    let probabilities = fitted
+        .probability(all_selected.view())
+        .map_err(stats_error)?;
     let train_probabilities: Vec<f64> = training.iter().map(|&row| probabilities[row]).collect();
     let threshold = stats::youden_threshold(&train_probabilities, &train_y).map_err(stats_error)?;
 
@@ -276,7 +308,13 @@ fn fit_and_evaluate(table: &StudyTable, spec: &ModelSpec, config: &ModelConfig) 
         }
         let scores: Vec<f64> = rows.iter().map(|&row| probabilities[row]).collect();
         let cohort_labels: Vec<bool> = rows.iter().map(|&row| labels[row]).collect();
-        metrics.push(evaluate(&spec.name, cohort, &scores, &cohort_labels, threshold));
+        metrics.push(evaluate(
+            &spec.name,
+            cohort,
+            &scores,
+            &cohort_labels,
+            threshold,
+        ));
     }
     let predictions = (0..patients.len())
         .map(|row| {
@@ -296,7 +334,13 @@ fn fit_and_evaluate(table: &StudyTable, spec: &ModelSpec, config: &ModelConfig) 
 
 /// Computes one metrics row; AUC and its CI are `None` when the cohort
 /// lacks a class.
-pub fn evaluate(model: &str, cohort: Cohort, scores: &[f64], labels: &[bool], threshold: f64) -> MetricsRow {
+pub fn evaluate(
+    model: &str,
+    cohort: Cohort,
+    scores: &[f64],
+    labels: &[bool],
+    threshold: f64,
+) -> MetricsRow {
     let n_positive = labels.iter().filter(|&&y| y).count();
     let auc = stats::delong_auc(scores, labels).ok();
     let confusion = Confusion::at_threshold(scores, labels, threshold).ok();
@@ -327,7 +371,11 @@ mod tests {
         let mut noise = Vec::new();
         for i in 0..18 {
             let label = i % 2 == 0;
-            let cohort = if i < 12 { Cohort::Training } else { Cohort::ExternalValidation };
+            let cohort = if i < 12 {
+                Cohort::Training
+            } else {
+                Cohort::ExternalValidation
+            };
             patients.push(PatientRecord {
                 center: "A".into(),
                 pseudonym: format!("A-{i:02}"),
@@ -364,7 +412,11 @@ mod tests {
 
     #[test]
     fn model_selects_separating_feature_only() {
-        let outcome = run_models(&toy_table(), &model_specs(&["T1".into()]), &ModelConfig::default());
+        let outcome = run_models(
+            &toy_table(),
+            &model_specs(&["T1".into()]),
+            &ModelConfig::default(),
+        );
         assert!(outcome.skipped.is_empty(), "{:?}", outcome.skipped);
         let model = &outcome.models[0];
         let names: Vec<_> = model.features.iter().map(|f| f.name.as_str()).collect();
@@ -377,7 +429,11 @@ mod tests {
     fn model_separable_data_give_auc_one_on_every_cohort() {
         // Positives score 100 + i and negatives i < 18, so the
         // ranking is perfect in both cohorts: AUC is exactly 1.
-        let outcome = run_models(&toy_table(), &model_specs(&["T1".into()]), &ModelConfig::default());
+        let outcome = run_models(
+            &toy_table(),
+            &model_specs(&["T1".into()]),
+            &ModelConfig::default(),
+        );
         assert_eq!(outcome.metrics.len(), 2);
         for row in &outcome.metrics {
             assert_eq!(row.auc, Some(1.0), "{row:?}");
@@ -398,7 +454,10 @@ mod tests {
         let second = run_models(&changed, &specs, &ModelConfig::default());
         assert_eq!(first.models[0].intercept, second.models[0].intercept);
         assert_eq!(first.models[0].threshold, second.models[0].threshold);
-        assert_eq!(first.models[0].features[0].coefficient, second.models[0].features[0].coefficient);
+        assert_eq!(
+            first.models[0].features[0].coefficient,
+            second.models[0].features[0].coefficient
+        );
     }
 
     #[test]
@@ -408,8 +467,16 @@ mod tests {
             patient.label = false;
         }
         table.patients[0].label = true;
-        let outcome = run_models(&table, &model_specs(&["T1".into()]), &ModelConfig::default());
+        let outcome = run_models(
+            &table,
+            &model_specs(&["T1".into()]),
+            &ModelConfig::default(),
+        );
         assert_eq!(outcome.skipped.len(), 1);
-        assert!(outcome.skipped[0].reason.contains("1 positive"), "{}", outcome.skipped[0].reason);
+        assert!(
+            outcome.skipped[0].reason.contains("1 positive"),
+            "{}",
+            outcome.skipped[0].reason
+        );
     }
 }

@@ -29,27 +29,62 @@ pub const METRICS_COLUMNS: [&str; 10] = [
 pub fn metrics_frame(rows: &[MetricsRow]) -> PolarsResult<DataFrame> {
     let optional = |f: fn(&MetricsRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
     DataFrame::new_infer_height(vec![
-        Column::new("model".into(), rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>()),
-        Column::new("cohort".into(), rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>()),
-        Column::new("n".into(), rows.iter().map(|r| r.n as u32).collect::<Vec<_>>()),
-        Column::new("n_positive".into(), rows.iter().map(|r| r.n_positive as u32).collect::<Vec<_>>()),
+        Column::new(
+            "model".into(),
+            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "cohort".into(),
+            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "n".into(),
+            rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "n_positive".into(),
+            rows.iter().map(|r| r.n_positive as u32).collect::<Vec<_>>(),
+        ),
         Column::new("auc".into(), optional(|r| r.auc)),
         Column::new("auc_ci_low".into(), optional(|r| r.auc_ci_low)),
         Column::new("auc_ci_high".into(), optional(|r| r.auc_ci_high)),
         Column::new("sensitivity".into(), optional(|r| r.sensitivity)),
         Column::new("specificity".into(), optional(|r| r.specificity)),
-        Column::new("threshold".into(), rows.iter().map(|r| r.threshold).collect::<Vec<_>>()),
+        Column::new(
+            "threshold".into(),
+            rows.iter().map(|r| r.threshold).collect::<Vec<_>>(),
+        ),
     ])
 }
 
 fn predictions_frame(rows: &[Prediction]) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(vec![
-        Column::new("pseudonym".into(), rows.iter().map(|r| r.pseudonym.as_str()).collect::<Vec<_>>()),
-        Column::new("center".into(), rows.iter().map(|r| r.center.as_str()).collect::<Vec<_>>()),
-        Column::new("cohort".into(), rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>()),
-        Column::new("model".into(), rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>()),
-        Column::new("label".into(), rows.iter().map(|r| r.label as u32).collect::<Vec<_>>()),
-        Column::new("score".into(), rows.iter().map(|r| r.probability).collect::<Vec<_>>()),
+        Column::new(
+            "pseudonym".into(),
+            rows.iter()
+                .map(|r| r.pseudonym.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "center".into(),
+            rows.iter().map(|r| r.center.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "cohort".into(),
+            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "model".into(),
+            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "label".into(),
+            rows.iter().map(|r| r.label as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "score".into(),
+            rows.iter().map(|r| r.probability).collect::<Vec<_>>(),
+        ),
     ])
 }
 
@@ -80,13 +115,22 @@ pub fn write_outputs(
     exclusions: &[ExclusionRecord],
 ) -> Result<(), TableError> {
     let path = out_dir.join("metrics.csv");
-    write_csv(&mut metrics_frame(&modelling.metrics).map_err(frame_error(&path))?, &path)?;
+    write_csv(
+        &mut metrics_frame(&modelling.metrics).map_err(frame_error(&path))?,
+        &path,
+    )?;
 
     let path = out_dir.join("predictions.csv");
-    write_csv(&mut predictions_frame(&modelling.predictions).map_err(frame_error(&path))?, &path)?;
+    write_csv(
+        &mut predictions_frame(&modelling.predictions).map_err(frame_error(&path))?,
+        &path,
+    )?;
 
     let path = out_dir.join("exclusions.csv");
-    write_csv(&mut exclusions_frame(exclusions).map_err(frame_error(&path))?, &path)?;
+    write_csv(
+        &mut exclusions_frame(exclusions).map_err(frame_error(&path))?,
+        &path,
+    )?;
 
     let models = serde_json::json!({
         "models": modelling.models,
@@ -107,9 +151,21 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), Tabl
 
 /// Formats the metrics as an aligned text table.
 pub fn format_metrics(rows: &[MetricsRow]) -> String {
-    let number = |value: Option<f64>| value.map(|v| format!("{v:.3}")).unwrap_or_else(|| "NA".into());
+    let number = |value: Option<f64>| {
+        value
+            .map(|v| format!("{v:.3}"))
+            .unwrap_or_else(|| "NA".into())
+    };
     let header = [
-        "model", "cohort", "n", "n_pos", "AUC", "95% CI", "sens", "spec", "threshold",
+        "model",
+        "cohort",
+        "n",
+        "n_pos",
+        "AUC",
+        "95% CI",
+        "sens",
+        "spec",
+        "threshold",
     ];
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for row in rows {
@@ -130,7 +186,13 @@ pub fn format_metrics(rows: &[MetricsRow]) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|c| cells.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut text = String::new();
     for (index, row) in cells.iter().enumerate() {
@@ -176,14 +238,21 @@ mod tests {
     #[test]
     fn metrics_frame_has_documented_columns() {
         let frame = metrics_frame(&[row(Some(0.8))]).expect("frame");
-        let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
+        let names: Vec<String> = frame
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
         assert_eq!(names, METRICS_COLUMNS);
     }
 
     #[test]
     fn metrics_table_prints_na_for_missing_values() {
         let text = format_metrics(&[row(None)]);
-        assert!(text.lines().nth(2).is_some_and(|line| line.contains("NA")), "{text}");
+        assert!(
+            text.lines().nth(2).is_some_and(|line| line.contains("NA")),
+            "{text}"
+        );
         let text = format_metrics(&[row(Some(0.8))]);
         assert!(text.contains("[0.700, 0.900]"), "{text}");
     }

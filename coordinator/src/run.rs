@@ -35,7 +35,9 @@ pub enum StudyError {
         source: std::io::Error,
     },
     /// No development center is left to train on.
-    #[error("no development center completed the study, so there is nothing to train on: {reasons}")]
+    #[error(
+        "no development center completed the study, so there is nothing to train on: {reasons}"
+    )]
     NoDevelopmentCenter {
         /// Why each center was left out.
         reasons: String,
@@ -81,14 +83,20 @@ struct CenterProvenance {
 
 /// Runs a study and writes its directory; `show_progress` draws progress
 /// bars on standard error.
-pub async fn run_study(config: &StudyConfig, out_dir: &Path, show_progress: bool) -> Result<StudyOutcome, StudyError> {
+pub async fn run_study(
+    config: &StudyConfig,
+    out_dir: &Path,
+    show_progress: bool,
+) -> Result<StudyOutcome, StudyError> {
     std::fs::create_dir_all(out_dir).map_err(|source| StudyError::OutputDir {
         path: out_dir.to_path_buf(),
         source,
     })?;
     let round_id = uuid::Uuid::new_v4().to_string();
     let span = info_span!("study", study = %config.study_id, round = %round_id);
-    run_rounds(config, out_dir, show_progress, &round_id).instrument(span).await
+    run_rounds(config, out_dir, show_progress, &round_id)
+        .instrument(span)
+        .await
 }
 
 async fn run_rounds(
@@ -144,8 +152,14 @@ async fn run_rounds(
         bar.set_prefix(description.center_id.clone());
         let span = info_span!("center", center = %description.center_id);
         rounds.push(tokio::spawn(
-            extract_and_fetch(config.clone(), client.clone(), round_id.to_string(), settings.clone(), bar)
-                .instrument(span),
+            extract_and_fetch(
+                config.clone(),
+                client.clone(),
+                round_id.to_string(),
+                settings.clone(),
+                bar,
+            )
+            .instrument(span),
         ));
     }
     let mut tables: Vec<(String, CenterTable)> = Vec::new();
@@ -171,7 +185,10 @@ async fn run_rounds(
         error!(center = %failure.center, reason = %failure.reason, "center left out of the study");
     }
     let development_left = tables.iter().any(|(center, _)| {
-        config.centers.iter().any(|c| &c.id == center && c.role == CenterRole::Development)
+        config
+            .centers
+            .iter()
+            .any(|c| &c.id == center && c.role == CenterRole::Development)
     });
     if !development_left {
         let reasons = failures
@@ -204,7 +221,11 @@ async fn run_rounds(
         patient.cohort = cohort;
     }
     table.write(out_dir)?;
-    info!(patients = table.patients.len(), columns = table.columns.len(), "feature table written");
+    info!(
+        patients = table.patients.len(),
+        columns = table.columns.len(),
+        "feature table written"
+    );
 
     // Round 4: models and validation.
     let modelling = run_models(&table, &model_specs(&config.sequences), &config.model);
@@ -245,7 +266,10 @@ async fn handshake(
     let mut client = CenterClient::connect(&center, &endpoint, config.call_timeout())
         .await
         .map_err(|e| e.to_string())?;
-    let description = client.describe(&config.study_id).await.map_err(|e| e.to_string())?;
+    let description = client
+        .describe(&config.study_id)
+        .await
+        .map_err(|e| e.to_string())?;
     if description.center_id != center {
         return Err(format!(
             "the worker at {endpoint} reports center id {:?}, but study.toml expects {center:?}",
@@ -281,12 +305,21 @@ async fn handshake(
 
 /// Leaves out every center whose feature definitions differ from the
 /// majority's, since their numbers would not be comparable.
-fn check_definitions(connected: &mut Vec<(CenterClient, DescribeResponse)>, failures: &mut Vec<CenterFailure>) {
+fn check_definitions(
+    connected: &mut Vec<(CenterClient, DescribeResponse)>,
+    failures: &mut Vec<CenterFailure>,
+) {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for (_, description) in connected.iter() {
-        *counts.entry(description.feature_definition_hash.as_str()).or_default() += 1;
+        *counts
+            .entry(description.feature_definition_hash.as_str())
+            .or_default() += 1;
     }
-    let Some(majority) = counts.iter().max_by_key(|(_, n)| **n).map(|(hash, _)| hash.to_string()) else {
+    let Some(majority) = counts
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(hash, _)| hash.to_string())
+    else {
         return;
     };
     connected.retain(|(_, description)| {
@@ -348,7 +381,10 @@ async fn extract_and_fetch(
             "patient excluded"
         );
     }
-    match client.fetch_feature_table(&config.study_id, &round_id).await {
+    match client
+        .fetch_feature_table(&config.study_id, &round_id)
+        .await
+    {
         Ok(table) => Ok((table, outcome.exclusions)),
         Err(error) => Err((error.to_string(), outcome.exclusions)),
     }

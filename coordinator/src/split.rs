@@ -25,7 +25,11 @@ pub enum Cohort {
 
 impl Cohort {
     /// All cohorts, in report order.
-    pub const ALL: [Cohort; 3] = [Cohort::Training, Cohort::InternalValidation, Cohort::ExternalValidation];
+    pub const ALL: [Cohort; 3] = [
+        Cohort::Training,
+        Cohort::InternalValidation,
+        Cohort::ExternalValidation,
+    ];
 
     /// Returns the snake_case name used in tables.
     pub fn as_str(self) -> &'static str {
@@ -54,7 +58,8 @@ pub struct SplitInput<'a> {
 pub fn assign_cohorts(patients: &[SplitInput<'_>], train_fraction: f64, seed: u64) -> Vec<Cohort> {
     let mut cohorts = vec![Cohort::ExternalValidation; patients.len()];
 
-    let mut groups: std::collections::BTreeMap<(&str, bool), Vec<(String, usize)>> = Default::default();
+    let mut groups: std::collections::BTreeMap<(&str, bool), Vec<(String, usize)>> =
+        Default::default();
     for (index, patient) in patients.iter().enumerate() {
         if patient.role == CenterRole::Development {
             groups
@@ -113,7 +118,10 @@ mod tests {
         let list = patients(21, 12);
         let cohorts = assign_cohorts(&inputs(&list, CenterRole::Development), 0.7, 42);
         let count = |label: bool, cohort: Cohort| {
-            list.iter().zip(&cohorts).filter(|((_, l), c)| *l == label && **c == cohort).count()
+            list.iter()
+                .zip(&cohorts)
+                .filter(|((_, l), c)| *l == label && **c == cohort)
+                .count()
         };
         assert_eq!(count(false, Cohort::Training), 15);
         assert_eq!(count(true, Cohort::Training), 8);

@@ -50,7 +50,9 @@ pub struct StudyTable {
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
     /// Two centers report different feature names for one sequence.
-    #[error("center {center} reports features {found:?}, other centers {expected:?}; all workers must use the same settings")]
+    #[error(
+        "center {center} reports features {found:?}, other centers {expected:?}; all workers must use the same settings"
+    )]
     FeatureMismatch {
         /// The center that differs.
         center: String,
@@ -80,7 +82,10 @@ pub enum TableError {
 impl StudyTable {
     /// Builds the wide table from the centers' tables; `cohorts` is filled
     /// in later, so every patient starts in training.
-    pub fn assemble(tables: &[(String, CenterTable)], sequences: &[String]) -> Result<Self, TableError> {
+    pub fn assemble(
+        tables: &[(String, CenterTable)],
+        sequences: &[String],
+    ) -> Result<Self, TableError> {
         let mut feature_names: Option<&Vec<String>> = None;
         for (center, table) in tables {
             match feature_names {
@@ -115,7 +120,9 @@ impl StudyTable {
                         pseudonym: row.pseudonym.clone(),
                     });
                 }
-                entry.1.insert((row.sequence.as_str(), row.region.as_str()), &row.values);
+                entry
+                    .1
+                    .insert((row.sequence.as_str(), row.region.as_str()), &row.values);
                 if !regions.contains(&row.region.as_str()) {
                     regions.push(row.region.as_str());
                 }
@@ -138,7 +145,9 @@ impl StudyTable {
                 for (index, feature) in feature_names.iter().enumerate() {
                     let values = patients
                         .values()
-                        .map(|(_, values)| values.get(&(sequence.as_str(), *region)).map(|v| v[index]))
+                        .map(|(_, values)| {
+                            values.get(&(sequence.as_str(), *region)).map(|v| v[index])
+                        })
                         .collect();
                     columns.push(FeatureColumn {
                         name: format!("{sequence}_{region}_{feature}"),
@@ -158,19 +167,40 @@ impl StudyTable {
     /// cohort, then the feature columns.
     pub fn to_dataframe(&self) -> PolarsResult<DataFrame> {
         let mut series: Vec<Column> = vec![
-            Column::new("center".into(), self.patients.iter().map(|p| p.center.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "center".into(),
+                self.patients
+                    .iter()
+                    .map(|p| p.center.as_str())
+                    .collect::<Vec<_>>(),
+            ),
             Column::new(
                 "pseudonym".into(),
-                self.patients.iter().map(|p| p.pseudonym.as_str()).collect::<Vec<_>>(),
+                self.patients
+                    .iter()
+                    .map(|p| p.pseudonym.as_str())
+                    .collect::<Vec<_>>(),
             ),
-            Column::new("label".into(), self.patients.iter().map(|p| p.label as i32).collect::<Vec<_>>()),
+            Column::new(
+                "label".into(),
+                self.patients
+                    .iter()
+                    .map(|p| p.label as i32)
+                    .collect::<Vec<_>>(),
+            ),
             Column::new(
                 "cohort".into(),
-                self.patients.iter().map(|p| p.cohort.as_str()).collect::<Vec<_>>(),
+                self.patients
+                    .iter()
+                    .map(|p| p.cohort.as_str())
+                    .collect::<Vec<_>>(),
             ),
         ];
         for column in &self.columns {
-            series.push(Column::new(column.name.as_str().into(), column.values.clone()));
+            series.push(Column::new(
+                column.name.as_str().into(),
+                column.values.clone(),
+            ));
         }
         DataFrame::new_infer_height(series)
     }
@@ -230,7 +260,10 @@ mod tests {
 
     fn table(rows: Vec<FeatureRow>) -> CenterTable {
         CenterTable {
-            feature_names: vec!["original_firstorder_Mean".into(), "original_firstorder_Median".into()],
+            feature_names: vec![
+                "original_firstorder_Mean".into(),
+                "original_firstorder_Median".into(),
+            ],
             rows,
         }
     }
@@ -240,11 +273,19 @@ mod tests {
         let tables = vec![
             (
                 "A".to_string(),
-                table(vec![row("A-1", 1, "T1", &[1.0, 2.0]), row("A-1", 1, "PET", &[3.0, 4.0]), row("A-2", 0, "PET", &[5.0, 6.0])]),
+                table(vec![
+                    row("A-1", 1, "T1", &[1.0, 2.0]),
+                    row("A-1", 1, "PET", &[3.0, 4.0]),
+                    row("A-2", 0, "PET", &[5.0, 6.0]),
+                ]),
             ),
-            ("B".to_string(), table(vec![row("B-1", 0, "T1", &[7.0, 8.0])])),
+            (
+                "B".to_string(),
+                table(vec![row("B-1", 0, "T1", &[7.0, 8.0])]),
+            ),
         ];
-        let study = StudyTable::assemble(&tables, &["T1".into(), "PET".into()]).expect("consistent tables");
+        let study =
+            StudyTable::assemble(&tables, &["T1".into(), "PET".into()]).expect("consistent tables");
         assert_eq!(study.patients.len(), 3);
         assert_eq!(study.columns.len(), 4);
         assert_eq!(study.columns[0].name, "T1_whole_original_firstorder_Mean");
@@ -257,7 +298,13 @@ mod tests {
 
     #[test]
     fn table_rejects_label_conflict() {
-        let tables = vec![("A".to_string(), table(vec![row("A-1", 1, "T1", &[1.0, 2.0]), row("A-1", 0, "PET", &[1.0, 2.0])]))];
+        let tables = vec![(
+            "A".to_string(),
+            table(vec![
+                row("A-1", 1, "T1", &[1.0, 2.0]),
+                row("A-1", 0, "PET", &[1.0, 2.0]),
+            ]),
+        )];
         assert!(matches!(
             StudyTable::assemble(&tables, &["T1".into(), "PET".into()]),
             Err(TableError::LabelConflict { .. })

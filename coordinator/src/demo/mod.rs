@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::{CenterConfig, CenterRole, FeatureConfig, ModelConfig, SplitConfig, StudyConfig, TimeoutConfig};
+use crate::config::{
+    CenterConfig, CenterRole, FeatureConfig, ModelConfig, SplitConfig, StudyConfig, TimeoutConfig,
+};
 use crate::run::{StudyOutcome, run_study};
 
 /// Environment variable naming the worker binary, for layouts where it is
@@ -59,7 +61,8 @@ impl WorkerProcess {
     pub fn start(binary: &Path, config: &Path, log: &Path) -> anyhow::Result<Self> {
         let ready_file = config.with_extension("ready");
         let _ = std::fs::remove_file(&ready_file);
-        let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let log_file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
         let child = Command::new(binary)
             .arg("serve")
             .arg("--config")
@@ -83,7 +86,10 @@ impl WorkerProcess {
                 return Ok(process);
             }
             if let Some(status) = process.child.try_wait()? {
-                bail!("worker exited with {status} before listening; see {}", log.display());
+                bail!(
+                    "worker exited with {status} before listening; see {}",
+                    log.display()
+                );
             }
             if started.elapsed() > WORKER_START_TIMEOUT {
                 bail!(
@@ -161,7 +167,8 @@ fn radstudy_worker_key(path: &Path) -> anyhow::Result<()> {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    std::fs::write(path, format!("{}\n", hex::encode(bytes))).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, format!("{}\n", hex::encode(bytes)))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Runs the demo into `out_dir` and returns the study's outcome.
@@ -169,12 +176,17 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
     let data_dir = out_dir.join("data");
     let spec = synth::SyntheticSpec::demo_default();
     let started = Instant::now();
-    let centers = synth::generate(&data_dir, &spec).context("cannot generate the synthetic cohort")?;
-    tracing::info!(seconds = started.elapsed().as_secs_f64(), "synthetic cohort generated");
+    let centers =
+        synth::generate(&data_dir, &spec).context("cannot generate the synthetic cohort")?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "synthetic cohort generated"
+    );
 
     let binary = find_worker_binary()?;
     let workers_dir = out_dir.join("workers");
-    std::fs::create_dir_all(&workers_dir).with_context(|| format!("cannot create {}", workers_dir.display()))?;
+    std::fs::create_dir_all(&workers_dir)
+        .with_context(|| format!("cannot create {}", workers_dir.display()))?;
     let mut processes = Vec::new();
     let mut center_configs = Vec::new();
     for (index, center) in centers.iter().enumerate() {
@@ -184,7 +196,11 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
         center_configs.push(CenterConfig {
             id: center.center_id.clone(),
             endpoint: format!("http://{}", process.address),
-            role: if index == 0 { CenterRole::Development } else { CenterRole::External },
+            role: if index == 0 {
+                CenterRole::Development
+            } else {
+                CenterRole::External
+            },
         });
         processes.push(process);
     }

@@ -2,14 +2,15 @@
 //!
 //! Each patient gets one 3-D volume per MRI sequence plus a lesion mask, all
 //! on the same voxel grid. A volume is a field of view cropped inside the
-//! body: soft tissue around 300 a.u. with a fine texture, smooth fat lobules
-//! and a smooth multiplicative bias field. It contains one lesion, an
+//! body: soft tissue of 250–300 a.u. (before the scanner gain, depending on
+//! the sequence) with a fine texture, smooth fat lobules and a smooth
+//! multiplicative bias field. It contains one lesion, an
 //! ellipsoid with random radii (about 6–14 mm), a random rotation of up to
 //! 20° about each axis and a surface perturbed by low-frequency waves, placed
 //! at least two voxels from every face of the volume. The lesion has an inner
 //! core and a marginal rim, and its edge is blurred over about 1 mm like a
 //! partial-volume boundary. The mask is 1 on the lesion (core and rim) and 0
-//! elsewhere; every sequence of a patient shares the same mask.
+//! elsewhere, and every sequence of a patient shares the same mask.
 //!
 //! # What carries the outcome signal
 //!
@@ -23,10 +24,11 @@
 //! as the ROI intensity standard deviation therefore separates the classes
 //! imperfectly: with [`SyntheticSpec::demo_default`] the univariate AUC of
 //! the ROI SD within one center is 0.70–0.80 for both sequences and both
-//! centers, and its mean over seeds 1000–1029 is 0.78–0.81 (the test
-//! `roi_features_separate_classes` recomputes the first range). The ROI 90th
-//! percentile separates less well: its AUC is about 0.6 on `T2FS` and about
-//! 0.5 on `T1W`, where positive cores get darker but also more spread out.
+//! centers (the test `roi_features_separate_classes` recomputes this). Over
+//! seeds 1000–1029 its mean was 0.78–0.81, measured once outside the tests.
+//! The ROI 90th percentile separates less well: its AUC is about 0.6 on
+//! `T2FS` and about 0.5 on `T1W`, where positive cores get darker but also
+//! more spread out.
 //!
 //! # Sequences
 //!
@@ -45,11 +47,11 @@
 //! # Determinism
 //!
 //! Everything follows from [`SyntheticSpec::seed`]. Each patient's random
-//! generator is seeded by a SHA-256 hash of the seed, the center id, the
-//! patient id and the purpose (anatomy, or bias and noise of one sequence),
-//! so a patient's files do not depend on the order in which patients are
-//! generated, on the number of threads, or on the other sequences in the
-//! spec. The same spec gives byte-identical files.
+//! generators are seeded by a SHA-256 hash of the seed, the center id, the
+//! patient id and the purpose: anatomy, or bias and noise of one sequence.
+//! A patient's files therefore do not depend on the order in which patients
+//! are generated, on the number of threads, or on the other sequences in
+//! the spec. The same spec gives byte-identical files.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -119,7 +121,8 @@ const BIAS_LINEAR_SD: f64 = 0.06;
 /// SD of the quadratic bias field coefficients.
 const BIAS_QUADRATIC_SD: f64 = 0.04;
 
-/// Largest stored intensity, so that gain and noise never overflow int16.
+/// Largest stored intensity. Rendered values are clamped to
+/// `[0, INTENSITY_MAX]` before the cast to int16.
 const INTENSITY_MAX: f32 = i16::MAX as f32;
 
 /// Settings of one synthetic center (one scanner).
@@ -130,13 +133,13 @@ pub struct SyntheticCenterSpec {
     pub center_id: String,
     /// Number of patients, at least 1.
     pub n_patients: usize,
-    /// Fraction of positive patients in `[0, 1]`; the center gets exactly
+    /// Fraction of positive patients in `[0, 1]`. The center gets exactly
     /// `round(positive_fraction × n_patients)` positives.
     pub positive_fraction: f64,
-    /// Scanner gain that multiplies every intensity; must be positive.
+    /// Scanner gain that multiplies every intensity. Must be positive.
     pub gain: f64,
-    /// SD of the additive Gaussian noise in stored intensity units (after
-    /// the gain); must be non-negative.
+    /// SD of the additive Gaussian noise, in stored intensity units (after
+    /// the gain). Must be non-negative.
     pub noise_sd: f64,
 }
 
@@ -145,9 +148,12 @@ pub struct SyntheticCenterSpec {
 pub struct SyntheticSpec {
     /// Seed from which every random draw is derived.
     pub seed: u64,
-    /// Volume size in voxels along x, y and z.
+    /// Volume size in voxels along x, y and z, each at most 32767. Along each
+    /// axis, `(n - 1) × spacing` must be at least 2 × (18.36 mm + 2 voxels),
+    /// the largest lesion's bounding sphere plus the margin: for example
+    /// 46 voxels at 0.9 mm or 18 at 3 mm.
     pub dims: [usize; 3],
-    /// Voxel spacing in mm along x, y and z. The volume's centre is at the
+    /// Voxel spacing in mm along x, y and z. The volume's center is at the
     /// world origin, with identity direction.
     pub spacing_mm: [f64; 3],
     /// Sequence names, each from [`SUPPORTED_SEQUENCES`], in manifest column order.
@@ -157,10 +163,10 @@ pub struct SyntheticSpec {
 }
 
 impl SyntheticSpec {
-    /// Builds the cohort that `radstudy demo` runs on: development center
-    /// `A` (60 patients, 40 % positive, gain 1.0, noise SD 12) and external
-    /// center `B` (30 patients, 30 % positive, gain 1.3, noise SD 20), each
-    /// with `T1W` and `T2FS` volumes of 64 × 64 × 24 voxels at
+    /// Builds the cohort that `radstudy demo` runs on. Development center
+    /// `A` has 60 patients (40 % positive, gain 1.0, noise SD 12), and
+    /// external center `B` has 30 (30 % positive, gain 1.3, noise SD 20).
+    /// Both have `T1W` and `T2FS` volumes of 64 × 64 × 24 voxels at
     /// 0.9 × 0.9 × 3.0 mm.
     pub fn demo_default() -> Self {
         SyntheticSpec {
@@ -193,7 +199,7 @@ impl SyntheticSpec {
 pub struct SyntheticCenter {
     /// Center id from the spec.
     pub center_id: String,
-    /// Directory `out_dir/<center_id>`; manifest paths are relative to it.
+    /// Directory `out_dir/<center_id>`, to which manifest paths are relative.
     pub data_root: PathBuf,
     /// Path of `manifest.csv` inside `data_root`.
     pub manifest: PathBuf,
@@ -242,16 +248,17 @@ pub enum SynthError {
 /// every patient and sequence, and `out_dir/<center>/manifest.csv` with the
 /// header `patient_id,label,<seq>_image,<seq>_mask,...` and paths relative
 /// to the center directory. Patient ids are `<center>-001`, `<center>-002`,
-/// and so on. Existing files with the same names are overwritten, and other
-/// files in `out_dir` are left alone. Patients are generated on all
-/// available cores; the output does not depend on the number of threads.
+/// and so on, zero-padded to at least three digits. Existing files with the
+/// same names are overwritten, and other files in `out_dir` are left alone.
+/// Patients are generated on all available cores, and the output does not
+/// depend on the number of threads.
 ///
 /// # Errors
 ///
-/// [`SynthError::InvalidSpec`] if the spec fails validation (see the field
-/// docs, and the volume must be large enough to hold the largest lesion
-/// away from the border), and an I/O variant with the failing path if a
-/// directory or file cannot be written.
+/// Returns [`SynthError::InvalidSpec`] if a field breaks the rules in its
+/// docs, or if the volume is too small to hold the largest lesion two
+/// voxels away from the border. Returns an I/O variant with the failing path
+/// if a directory or file cannot be written.
 pub fn generate(out_dir: &Path, spec: &SyntheticSpec) -> Result<Vec<SyntheticCenter>, SynthError> {
     let contrasts = validate_spec(spec)?;
 
@@ -439,7 +446,7 @@ fn validate_spec(spec: &SyntheticSpec) -> Result<Vec<&'static Contrast>, SynthEr
                 "spacing_mm[{axis}] = {spacing} must be a positive number"
             ));
         }
-        // The lesion centre needs a non-empty range in which the bounding
+        // The lesion center needs a non-empty range in which the bounding
         // sphere of the largest lesion stays BORDER_MARGIN_VOXELS inside.
         let extent_mm = (size - 1) as f64 * spacing;
         let required_mm = 2.0 * (max_bounding_radius_mm() + BORDER_MARGIN_VOXELS * spacing);
@@ -646,8 +653,7 @@ fn render_sequence(
 
     let [nx, ny, nz] = spec.dims;
     let mut image = Array3::<i16>::zeros((nx, ny, nz));
-    let mut index = 0;
-    for ((i, j, k), voxel) in image.indexed_iter_mut() {
+    for (index, ((i, j, k), voxel)) in image.indexed_iter_mut().enumerate() {
         let fat = anatomy.fat_fraction[index];
         let texture = 1.0 + TISSUE_TEXTURE_RELATIVE_SD * anatomy.tissue_texture[index];
         let background = ((1.0 - fat) * tissue + fat * contrast.fat) * texture;
@@ -668,7 +674,6 @@ fn render_sequence(
         let value = scale * bias.factor(position) * signal
             + noise_sd * rng.sample::<f32, _>(StandardNormal);
         *voxel = value.round().clamp(0.0, INTENSITY_MAX) as i16;
-        index += 1;
     }
     image
 }
@@ -676,9 +681,9 @@ fn render_sequence(
 /// Returns the voxel position scaled to [-1, 1] along each axis.
 fn normalized_position(dims: [usize; 3], index: [usize; 3]) -> [f32; 3] {
     let mut position = [0.0; 3];
-    for axis in 0..3 {
+    for (axis, value) in position.iter_mut().enumerate() {
         let half = (dims[axis].max(2) - 1) as f32 / 2.0;
-        position[axis] = (index[axis] as f32 - half) / half;
+        *value = (index[axis] as f32 - half) / half;
     }
     position
 }
@@ -742,7 +747,7 @@ struct Anatomy {
     tissue_texture: Vec<f32>,
     /// Unit-SD fine texture inside the lesion.
     lesion_texture: Vec<f32>,
-    /// Lesion partial-volume weight in [0, 1]; the mask is `weight >= 0.5`.
+    /// Lesion partial-volume weight in [0, 1]. The mask is `weight >= 0.5`.
     lesion_weight: Vec<f32>,
     /// Core weight in [0, 1] inside the lesion (0 in the rim).
     core_weight: Vec<f32>,
@@ -819,9 +824,9 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Geometry of one lesion in world millimetres relative to the first voxel.
+/// Geometry of one lesion, in mm with voxel (0, 0, 0) at the origin.
 struct LesionShape {
-    centre_mm: [f64; 3],
+    center_mm: [f64; 3],
     radii_mm: [f64; 3],
     /// Rows map a world offset into the lesion's own axes.
     rotation: [[f64; 3]; 3],
@@ -839,7 +844,7 @@ struct SurfaceWave {
     amplitude: f64,
 }
 
-/// Largest distance from the lesion centre to its surface, in mm.
+/// Largest distance from the lesion center to its surface, in mm.
 fn max_bounding_radius_mm() -> f64 {
     LESION_RADIUS_MAX_MM * (1.0 + SURFACE_PERTURBATION_MAX) + LESION_EDGE_MM
 }
@@ -877,13 +882,13 @@ impl LesionShape {
         let bounding = radii_mm.iter().cloned().fold(0.0, f64::max)
             * (1.0 + SURFACE_PERTURBATION_MAX)
             + LESION_EDGE_MM;
-        let mut centre_mm = [0.0; 3];
-        for axis in 0..3 {
+        let mut center_mm = [0.0; 3];
+        for (axis, center) in center_mm.iter_mut().enumerate() {
             let spacing = spec.spacing_mm[axis];
             let extent = (spec.dims[axis] - 1) as f64 * spacing;
             let low = bounding + BORDER_MARGIN_VOXELS * spacing;
             let high = extent - low;
-            centre_mm[axis] = if high > low {
+            *center = if high > low {
                 rng.gen_range(low..high)
             } else {
                 extent / 2.0
@@ -891,7 +896,7 @@ impl LesionShape {
         }
 
         LesionShape {
-            centre_mm,
+            center_mm,
             radii_mm,
             rotation,
             waves,
@@ -899,15 +904,15 @@ impl LesionShape {
         }
     }
 
-    /// Returns the relative lesion radius at an offset from the centre: below
+    /// Returns the relative lesion radius at an offset from the center: below
     /// 1 inside the lesion, 1 on its perturbed surface.
     fn relative_radius(&self, offset_mm: [f64; 3]) -> f64 {
         let mut scaled = [0.0; 3];
         for (row, value) in self.rotation.iter().zip(&mut scaled) {
             *value = row[0] * offset_mm[0] + row[1] * offset_mm[1] + row[2] * offset_mm[2];
         }
-        for axis in 0..3 {
-            scaled[axis] /= self.radii_mm[axis];
+        for (value, radius) in scaled.iter_mut().zip(&self.radii_mm) {
+            *value /= radius;
         }
         let norm = (scaled[0] * scaled[0] + scaled[1] * scaled[1] + scaled[2] * scaled[2]).sqrt();
         if norm == 0.0 {
@@ -943,22 +948,22 @@ impl LesionShape {
         // Only voxels inside the bounding box of the bounding sphere can
         // have a non-zero weight.
         let mut ranges = [(0usize, 0usize); 3];
-        for axis in 0..3 {
+        for (axis, range) in ranges.iter_mut().enumerate() {
             let spacing = spec.spacing_mm[axis];
-            let low = ((self.centre_mm[axis] - bounding) / spacing)
+            let low = ((self.center_mm[axis] - bounding) / spacing)
                 .floor()
                 .max(0.0) as usize;
-            let high = ((self.centre_mm[axis] + bounding) / spacing).ceil() as usize;
-            ranges[axis] = (low, high.min(spec.dims[axis] - 1));
+            let high = ((self.center_mm[axis] + bounding) / spacing).ceil() as usize;
+            *range = (low, high.min(spec.dims[axis] - 1));
         }
 
         for i in ranges[0].0..=ranges[0].1 {
             for j in ranges[1].0..=ranges[1].1 {
                 for k in ranges[2].0..=ranges[2].1 {
                     let offset = [
-                        i as f64 * spec.spacing_mm[0] - self.centre_mm[0],
-                        j as f64 * spec.spacing_mm[1] - self.centre_mm[1],
-                        k as f64 * spec.spacing_mm[2] - self.centre_mm[2],
+                        i as f64 * spec.spacing_mm[0] - self.center_mm[0],
+                        j as f64 * spec.spacing_mm[1] - self.center_mm[1],
+                        k as f64 * spec.spacing_mm[2] - self.center_mm[2],
                     ];
                     let radius = self.relative_radius(offset);
                     let index = (i * ny + j) * nz + k;
@@ -1018,9 +1023,8 @@ fn smooth_noise(
     let mut field: Vec<f32> = (0..dims[0] * dims[1] * dims[2])
         .map(|_| rng.sample(StandardNormal))
         .collect();
-    for axis in 0..3 {
-        let sigma_voxels = sigma_mm / spacing_mm[axis];
-        blur_axis(&mut field, dims, axis, &gaussian_kernel(sigma_voxels));
+    for (axis, spacing) in spacing_mm.iter().enumerate() {
+        blur_axis(&mut field, dims, axis, &gaussian_kernel(sigma_mm / spacing));
     }
     standardize(&mut field);
     field
@@ -1051,8 +1055,8 @@ fn blur_axis(field: &mut [f32], dims: [usize; 3], axis: usize, kernel: &[f32]) {
     }
     let length = dims[axis];
     let radius = kernel.len() / 2;
-    // Viewed as [outer][length][inner] in C order; `inner` voxels after the
-    // blurred axis are contiguous.
+    // The field is viewed as [outer][length][inner] in C order, so the
+    // `inner` voxels after the blurred axis are contiguous.
     let inner: usize = dims[axis + 1..].iter().product();
     let outer: usize = dims[..axis].iter().product();
 
@@ -1107,11 +1111,11 @@ fn standardize(field: &mut [f32]) {
 // NIfTI output
 // ---------------------------------------------------------------------------
 
-/// Builds the header geometry shared by images and masks: pixdim from the
-/// spacing in mm, and identical qform and sform that place voxel (i, j, k)
-/// at `origin + (i, j, k) × spacing` with identity direction and the volume
-/// centred on the world origin. Byte order is fixed to little-endian so the
-/// files do not depend on the machine.
+/// Builds the header geometry shared by images and masks. pixdim holds the
+/// spacing in mm. The qform and sform are identical and place voxel
+/// (i, j, k) at `origin + (i, j, k) × spacing`, with identity direction and
+/// the volume centered on the world origin. Byte order is fixed to
+/// little-endian so the files do not depend on the machine.
 fn reference_header(spec: &SyntheticSpec) -> NiftiHeader {
     let [sx, sy, sz] = spec.spacing_mm.map(|value| value as f32);
     let origin = volume_origin_mm(spec).map(|value| value as f32);
@@ -1143,8 +1147,8 @@ fn reference_header(spec: &SyntheticSpec) -> NiftiHeader {
 /// Returns the world position in mm of voxel (0, 0, 0).
 fn volume_origin_mm(spec: &SyntheticSpec) -> [f64; 3] {
     let mut origin = [0.0; 3];
-    for axis in 0..3 {
-        origin[axis] = -((spec.dims[axis] - 1) as f64) * spec.spacing_mm[axis] / 2.0;
+    for (axis, value) in origin.iter_mut().enumerate() {
+        *value = -((spec.dims[axis] - 1) as f64) * spec.spacing_mm[axis] / 2.0;
     }
     origin
 }
@@ -1563,48 +1567,32 @@ mod tests {
 
     #[test]
     fn invalid_spec_rejected() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut SyntheticSpec)>)> = vec![
-            (
-                "unknown sequence",
-                Box::new(|spec| spec.sequences[0] = "DWI".into()),
-            ),
-            (
-                "duplicate sequence",
-                Box::new(|spec| spec.sequences[1] = "T1W".into()),
-            ),
-            ("no sequences", Box::new(|spec| spec.sequences.clear())),
-            ("no centers", Box::new(|spec| spec.centers.clear())),
-            (
-                "duplicate center",
-                Box::new(|spec| spec.centers[1].center_id = "A".into()),
-            ),
-            (
-                "center id with slash",
-                Box::new(|spec| spec.centers[0].center_id = "A/B".into()),
-            ),
-            (
-                "empty center id",
-                Box::new(|spec| spec.centers[0].center_id.clear()),
-            ),
-            (
-                "zero patients",
-                Box::new(|spec| spec.centers[0].n_patients = 0),
-            ),
-            (
-                "fraction above 1",
-                Box::new(|spec| spec.centers[0].positive_fraction = 1.5),
-            ),
-            (
-                "NaN fraction",
-                Box::new(|spec| spec.centers[0].positive_fraction = f64::NAN),
-            ),
-            ("zero gain", Box::new(|spec| spec.centers[0].gain = 0.0)),
-            (
-                "negative noise",
-                Box::new(|spec| spec.centers[0].noise_sd = -1.0),
-            ),
-            ("zero spacing", Box::new(|spec| spec.spacing_mm[2] = 0.0)),
-            ("too few slices", Box::new(|spec| spec.dims[2] = 12)),
+        type SpecEdit = fn(&mut SyntheticSpec);
+        let cases: Vec<(&str, SpecEdit)> = vec![
+            ("unknown sequence", |spec| spec.sequences[0] = "DWI".into()),
+            ("duplicate sequence", |spec| {
+                spec.sequences[1] = "T1W".into()
+            }),
+            ("no sequences", |spec| spec.sequences.clear()),
+            ("no centers", |spec| spec.centers.clear()),
+            ("duplicate center", |spec| {
+                spec.centers[1].center_id = "A".into()
+            }),
+            ("center id with slash", |spec| {
+                spec.centers[0].center_id = "A/B".into()
+            }),
+            ("empty center id", |spec| spec.centers[0].center_id.clear()),
+            ("zero patients", |spec| spec.centers[0].n_patients = 0),
+            ("fraction above 1", |spec| {
+                spec.centers[0].positive_fraction = 1.5
+            }),
+            ("NaN fraction", |spec| {
+                spec.centers[0].positive_fraction = f64::NAN
+            }),
+            ("zero gain", |spec| spec.centers[0].gain = 0.0),
+            ("negative noise", |spec| spec.centers[0].noise_sd = -1.0),
+            ("zero spacing", |spec| spec.spacing_mm[2] = 0.0),
+            ("too few slices", |spec| spec.dims[2] = 12),
         ];
 
         for (case, mutate) in cases {
@@ -1618,6 +1606,36 @@ mod tests {
             );
             let written = fs::read_dir(dir.path()).expect("tempdir").count();
             assert_eq!(written, 0, "{case}: files written before validation");
+        }
+    }
+
+    #[test]
+    fn minimum_dims_boundary() {
+        // The smallest sizes named in the `dims` docs for 0.9 and 3 mm spacing.
+        let mut spec = small_spec(1);
+        spec.dims = [46, 46, 18];
+        assert!(validate_spec(&spec).is_ok(), "46 × 46 × 18 is large enough");
+
+        for dims in [[45, 46, 18], [46, 45, 18], [46, 46, 17]] {
+            spec.dims = dims;
+            assert!(
+                matches!(validate_spec(&spec), Err(SynthError::InvalidSpec(_))),
+                "{dims:?} is too small"
+            );
+        }
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        spec.dims = [46, 46, 18];
+        spec.centers[0].n_patients = 3;
+        spec.centers.truncate(1);
+        let centers = generate(dir.path(), &spec).expect("generate at the minimum size");
+        let (_, rows) = read_manifest(&centers[0].manifest);
+        for (patient_id, _, paths) in rows {
+            let mask = read_mask(&centers[0].data_root.join(&paths[1]));
+            let on_border = mask.indexed_iter().any(|((i, j, k), &label)| {
+                label == 1 && (i == 0 || j == 0 || k == 0 || i == 45 || j == 45 || k == 17)
+            });
+            assert!(!on_border, "{patient_id}: lesion touches the border");
         }
     }
 

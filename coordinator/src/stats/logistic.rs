@@ -22,7 +22,7 @@ const GRADIENT_TOLERANCE_PER_ROW: f64 = 1e-10;
 /// f64, which can happen slightly above the tolerance on large data.
 const ACCEPTED_GRADIENT_NORM_PER_ROW: f64 = 1e-6;
 
-/// L-BFGS iteration limit; a well-scaled problem needs tens to hundreds.
+/// Maximum number of L-BFGS iterations.
 const MAX_ITERATIONS: u64 = 10_000;
 
 /// A fitted binary logistic regression model.

@@ -21,7 +21,7 @@ use super::rank::mid_ranks;
 use super::validate::{check_finite, check_same_length, count_classes};
 
 /// Φ⁻¹(0.975), the two-sided 95% normal quantile. pROC 1.18.0 computes the
-/// interval with R's `qnorm(0.975)`, which is this value and not 1.96; the
+/// interval with R's `qnorm(0.975)`, which is this value and not 1.96. The
 /// two differ by 3.6e-5 standard errors.
 const Z_975: f64 = 1.959_963_984_540_054;
 
@@ -92,7 +92,7 @@ fn placements(scores: &[f64], labels: &[bool], m: usize, n: usize) -> Placements
         }
     }
 
-    // Mann–Whitney form of the same AUC; it avoids averaging rounded placements.
+    // The Mann–Whitney form of the same AUC avoids averaging rounded placements.
     let auc = (positive_rank_sum - m_f * (m_f + 1.0) / 2.0) / (m_f * n_f);
     Placements {
         positive,
@@ -174,7 +174,7 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Result<f64, StatsError> {
 /// `ci.auc(roc(labels, scores, direction = "<"), method = "delong")`.
 ///
 /// When every positive outscores every negative, all placements are equal,
-/// so the variance is 0 and the interval is [1, 1]; pROC returns the same,
+/// so the variance is 0 and the interval is [1, 1]. pROC returns the same,
 /// with a warning that such an interval can mislead. A score that is
 /// constant across all patients gives AUC 0.5 with a [0.5, 0.5] interval.
 ///
@@ -271,7 +271,7 @@ pub fn delong_test(
 mod tests {
     use super::*;
 
-    /// AUC, variance and bounds are closed forms of ranks; only the order of
+    /// AUC, variance and bounds are closed forms of ranks, so only the order of
     /// floating-point sums differs from NumPy and R.
     const CLOSED_FORM_TOLERANCE: f64 = 1e-12;
 
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn delong_auc_single_positive_is_an_error() {
-        // pROC 1.18.0 returns NA NA NA here; roc_auc still gives the point estimate.
+        // pROC 1.18.0 returns NA NA NA here, but roc_auc gives the point estimate.
         let scores = [0.9, 0.1, 0.5, 0.3];
         let labels = [true, false, false, false];
         assert_eq!(

@@ -100,8 +100,8 @@ mod tests {
 
     use super::*;
 
-    /// Means and scales are closed forms; only summation order differs from
-    /// NumPy's pairwise summation.
+    /// Means and scales are closed forms, so only the summation order differs
+    /// from NumPy's pairwise summation.
     const CLOSED_FORM_TOLERANCE: f64 = 1e-12;
 
     fn assert_close(actual: f64, expected: f64, quantity: &str) {

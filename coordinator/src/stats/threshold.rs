@@ -90,7 +90,7 @@ impl Confusion {
     /// Counts predictions against labels, predicting positive when
     /// `score >= threshold`.
     ///
-    /// Labels of a single class are accepted; the undefined rate is then
+    /// Labels of a single class are accepted, and the undefined rate is then
     /// `None`. An infinite threshold is allowed: +inf predicts every patient
     /// negative and -inf every patient positive.
     ///
