@@ -75,7 +75,13 @@ pub fn start_workers(dir: &Path, centers: &[TestCenter]) -> anyhow::Result<Runni
     for center in centers {
         let key = dir.join(format!("{}.key", center.id));
         // A fixed key per center keeps pseudonyms, and so the split, stable.
-        let key_hex: String = center.id.bytes().cycle().take(32).map(|b| format!("{b:02x}")).collect();
+        let key_hex: String = center
+            .id
+            .bytes()
+            .cycle()
+            .take(32)
+            .map(|b| format!("{b:02x}"))
+            .collect();
         std::fs::write(&key, key_hex)?;
         let config = dir.join(format!("worker_{}.toml", center.id));
         std::fs::write(

@@ -19,7 +19,10 @@ fn copy_cohort(root: &Path, manifest: &Path, patients: &[&str]) -> anyhow::Resul
         let target = root.join("sts").join(patient);
         std::fs::create_dir_all(&target)?;
         for file in ["MR_T1_image", "MR_T1_mask", "PET_image", "PET_mask"] {
-            let source = data_root().join("sts").join(patient).join(format!("{file}.nii.gz"));
+            let source = data_root()
+                .join("sts")
+                .join(patient)
+                .join(format!("{file}.nii.gz"));
             if source.exists() {
                 std::fs::copy(&source, target.join(format!("{file}.nii.gz")))?;
             }
@@ -32,9 +35,12 @@ fn copy_cohort(root: &Path, manifest: &Path, patients: &[&str]) -> anyhow::Resul
     Ok(())
 }
 
-const CENTER_A: [&str; 12] = [
-    "STS_001", "STS_002", "STS_003", "STS_004", "STS_005", "STS_006", "STS_007", "STS_008", "STS_010", "STS_011",
-    "STS_012", "STS_013",
+/// 13 negative and 9 positive patients, so that training keeps at least 3
+/// per class after the two MR exclusions of the first test.
+const CENTER_A: [&str; 22] = [
+    "STS_001", "STS_002", "STS_003", "STS_004", "STS_005", "STS_006", "STS_007", "STS_008",
+    "STS_010", "STS_011", "STS_012", "STS_013", "STS_014", "STS_015", "STS_016", "STS_017",
+    "STS_018", "STS_021", "STS_022", "STS_023", "STS_027", "STS_028",
 ];
 const CENTER_B: [&str; 8] = [
     "STS_036", "STS_037", "STS_038", "STS_039", "STS_040", "STS_041", "STS_042", "STS_043",
@@ -77,7 +83,11 @@ async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Resu
     let study = sts_study(running.centers.clone())?;
     let outcome = run_study(&study, &dir.path().join("study"), false).await?;
 
-    assert!(outcome.failed_centers.is_empty(), "{:?}", outcome.failed_centers);
+    assert!(
+        outcome.failed_centers.is_empty(),
+        "{:?}",
+        outcome.failed_centers
+    );
     let mut kinds: Vec<(&str, &str, &str)> = outcome
         .exclusions
         .iter()
@@ -86,16 +96,27 @@ async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Resu
     kinds.sort();
     assert_eq!(
         kinds,
-        [("MR_T1", "file_invalid", "MR_T1_image"), ("MR_T1", "file_missing", "MR_T1_image")],
+        [
+            ("MR_T1", "file_invalid", "MR_T1_image"),
+            ("MR_T1", "file_missing", "MR_T1_image")
+        ],
         "{:?}",
         outcome.exclusions
     );
-    let invalid = outcome.exclusions.iter().find(|e| e.kind == "file_invalid").expect("checked above");
-    assert!(invalid.reason.starts_with("invalid NIfTI file"), "{}", invalid.reason);
+    let invalid = outcome
+        .exclusions
+        .iter()
+        .find(|e| e.kind == "file_invalid")
+        .expect("checked above");
+    assert!(
+        invalid.reason.starts_with("invalid NIfTI file"),
+        "{}",
+        invalid.reason
+    );
 
-    // Both patients keep their PET rows: 20 patients in the table, and the
-    // MR model sees 18 of them.
-    assert_eq!(outcome.n_patients, 20);
+    // Both patients keep their PET rows: 30 patients in the table, and the
+    // MR model sees 28 of them.
+    assert_eq!(outcome.n_patients, 30);
     let mr_total: usize = outcome
         .modelling
         .metrics
@@ -103,7 +124,7 @@ async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Resu
         .filter(|row| row.model == "MR_T1_whole")
         .map(|row| row.n)
         .sum();
-    assert_eq!(mr_total, 18);
+    assert_eq!(mr_total, 28);
     Ok(())
 }
 
@@ -140,19 +161,35 @@ async fn center_refusing_tables_is_left_out_with_reason() -> anyhow::Result<()> 
     assert_eq!(outcome.failed_centers.len(), 1);
     assert_eq!(outcome.failed_centers[0].center, "B");
     assert!(
-        outcome.failed_centers[0].reason.contains("share_feature_tables = false"),
+        outcome.failed_centers[0]
+            .reason
+            .contains("share_feature_tables = false"),
         "{}",
         outcome.failed_centers[0].reason
     );
-    assert!(outcome.modelling.metrics.iter().all(|row| row.cohort != "external_validation"));
-    assert!(outcome.modelling.metrics.iter().any(|row| row.cohort == "training"));
+    assert!(
+        outcome
+            .modelling
+            .metrics
+            .iter()
+            .all(|row| row.cohort != "external_validation")
+    );
+    assert!(
+        outcome
+            .modelling
+            .metrics
+            .iter()
+            .any(|row| row.cohort == "training")
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_development_center_stops_study_with_reason() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut study = sts_study(Vec::new())?;
+    let mut study = radstudy::config::StudyConfig::load(
+        &radstudy_e2e::workspace_root().join("examples/sts/study.toml"),
+    )?;
     // Port 9 on loopback (discard) has no radstudy worker; the connection is
     // refused at once.
     for center in &mut study.centers {

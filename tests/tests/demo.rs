@@ -14,7 +14,10 @@ fn demo_command_prints_metrics_and_writes_study() -> anyhow::Result<()> {
         .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 
     // The printed table has a header, a rule, and 3 models x 3 cohorts.
     assert!(stdout.contains("model"), "{stdout}");
@@ -27,7 +30,10 @@ fn demo_command_prints_metrics_and_writes_study() -> anyhow::Result<()> {
     // The workers were stopped: their logs end with the shutdown line.
     for center in ["A", "B"] {
         let log = std::fs::read_to_string(out.join(format!("workers/worker_{center}.log")))?;
-        assert!(log.contains("worker stopped"), "worker {center} log:\n{log}");
+        assert!(
+            log.contains("worker stopped"),
+            "worker {center} log:\n{log}"
+        );
     }
     Ok(())
 }

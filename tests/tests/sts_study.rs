@@ -15,7 +15,11 @@ fn rows<'a>(metrics: &'a [MetricsRow], model: &str) -> Vec<&'a MetricsRow> {
 }
 
 fn count(metrics: &[MetricsRow], model: &str, cohort: &str) -> usize {
-    rows(metrics, model).iter().filter(|r| r.cohort == cohort).map(|r| r.n).sum()
+    rows(metrics, model)
+        .iter()
+        .filter(|r| r.cohort == cohort)
+        .map(|r| r.n)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +49,11 @@ async fn sts_study_two_centers_end_to_end() -> anyhow::Result<()> {
     let out = dir.path().join("study");
     let outcome = run_study(&study, &out, false).await?;
 
-    assert!(outcome.failed_centers.is_empty(), "{:?}", outcome.failed_centers);
+    assert!(
+        outcome.failed_centers.is_empty(),
+        "{:?}",
+        outcome.failed_centers
+    );
     // 51 patients have a PET image, so all 51 are in the feature table.
     assert_eq!(outcome.n_patients, 51);
 
@@ -57,9 +65,22 @@ async fn sts_study_two_centers_end_to_end() -> anyhow::Result<()> {
         .filter(|e| e.sequence == "MR_T1" && e.kind == "file_missing")
         .collect();
     assert_eq!(missing_mr.len(), 2, "{:?}", outcome.exclusions);
-    assert!(missing_mr.iter().all(|e| e.field == "MR_T1_image" && e.reason == "file not found"));
-    assert!(missing_mr.iter().all(|e| e.center == "A" && e.pseudonym.starts_with("A-")));
-    assert_eq!(outcome.exclusions.len(), 2, "no other exclusion expected: {:?}", outcome.exclusions);
+    assert!(
+        missing_mr
+            .iter()
+            .all(|e| e.field == "MR_T1_image" && e.reason == "file not found")
+    );
+    assert!(
+        missing_mr
+            .iter()
+            .all(|e| e.center == "A" && e.pseudonym.starts_with("A-"))
+    );
+    assert_eq!(
+        outcome.exclusions.len(),
+        2,
+        "no other exclusion expected: {:?}",
+        outcome.exclusions
+    );
 
     // Split: center A (35 patients, 33 with MR) into training and internal
     // validation; center B (16 patients) is external.
@@ -69,11 +90,17 @@ async fn sts_study_two_centers_end_to_end() -> anyhow::Result<()> {
         assert_eq!(total, STS_PATIENTS_WITH_MR, "{model}");
         assert_eq!(count(metrics, model, "external_validation"), 16, "{model}");
     }
-    assert_eq!(count(metrics, "PET_whole", "training") + count(metrics, "PET_whole", "internal_validation"), 35);
+    assert_eq!(
+        count(metrics, "PET_whole", "training")
+            + count(metrics, "PET_whole", "internal_validation"),
+        35
+    );
     // Stratified 70%: round(0.7 x 22 negatives) + round(0.7 x 13 positives)
     // = 15 + 9 training patients at center A for PET, which every A patient has.
     assert_eq!(count(metrics, "PET_whole", "training"), 24);
-    let pet_training = rows(metrics, "PET_whole").into_iter().find(|r| r.cohort == "training");
+    let pet_training = rows(metrics, "PET_whole")
+        .into_iter()
+        .find(|r| r.cohort == "training");
     assert_eq!(pet_training.map(|r| r.n_positive), Some(9));
 
     assert_eq!(metrics.len(), 9, "3 models x 3 cohorts: {metrics:?}");
@@ -89,16 +116,28 @@ async fn sts_study_two_centers_end_to_end() -> anyhow::Result<()> {
     }
 
     // Files of the study directory.
-    for file in ["features.parquet", "features.csv", "metrics.csv", "exclusions.csv", "models.json", "provenance.json"] {
+    for file in [
+        "features.parquet",
+        "features.csv",
+        "metrics.csv",
+        "exclusions.csv",
+        "models.json",
+        "provenance.json",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let header = std::fs::read_to_string(out.join("metrics.csv"))?;
     assert_eq!(
         header.lines().next(),
-        Some("model,cohort,n,n_positive,auc,auc_ci_low,auc_ci_high,sensitivity,specificity,threshold")
+        Some(
+            "model,cohort,n,n_positive,auc,auc_ci_low,auc_ci_high,sensitivity,specificity,threshold"
+        )
     );
     let features = std::fs::read_to_string(out.join("features.csv"))?;
     assert_eq!(features.lines().count(), 1 + 51);
-    assert!(!features.contains("STS_"), "local patient ids must not reach the study directory");
+    assert!(
+        !features.contains("STS_"),
+        "local patient ids must not reach the study directory"
+    );
     Ok(())
 }

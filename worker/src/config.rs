@@ -181,16 +181,20 @@ impl WorkerConfig {
             message: error.to_string(),
         })?;
 
-        let invalid = |field: &'static str, value: String, expected: &'static str| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            field,
-            value,
-            expected,
-        };
+        let invalid =
+            |field: &'static str, value: String, expected: &'static str| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                value,
+                expected,
+            };
 
         let center_ok = !raw.center_id.is_empty()
             && raw.center_id.len() <= 32
-            && raw.center_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && raw
+                .center_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !center_ok {
             return Err(invalid(
                 "center_id",
@@ -199,7 +203,11 @@ impl WorkerConfig {
             ));
         }
         let listen: SocketAddr = raw.listen.parse().map_err(|_| {
-            invalid("listen", format!("{:?}", raw.listen), "an address such as \"127.0.0.1:50051\"")
+            invalid(
+                "listen",
+                format!("{:?}", raw.listen),
+                "an address such as \"127.0.0.1:50051\"",
+            )
         })?;
         if raw.policy.min_patients < 1 {
             return Err(invalid("policy.min_patients", "0".into(), "at least 1"));
@@ -207,7 +215,10 @@ impl WorkerConfig {
         let tolerance = &raw.geometry_tolerance;
         for (field, value) in [
             ("geometry_tolerance.origin_mm", tolerance.origin_mm),
-            ("geometry_tolerance.spacing_relative", tolerance.spacing_relative),
+            (
+                "geometry_tolerance.spacing_relative",
+                tolerance.spacing_relative,
+            ),
             ("geometry_tolerance.direction", tolerance.direction),
         ] {
             if !(value.is_finite() && value >= 0.0) {
@@ -217,7 +228,9 @@ impl WorkerConfig {
         let extraction_threads = match raw.extraction_threads {
             Some(0) => return Err(invalid("extraction_threads", "0".into(), "at least 1")),
             Some(n) => n,
-            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         };
 
         Ok(WorkerConfig {

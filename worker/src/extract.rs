@@ -49,7 +49,9 @@ pub fn extract_sequence(
     let roi = mask::select_label(&labels, context.settings.label).map_err(|error| {
         let kind = match error {
             MaskError::TooSmall { .. } => ExclusionKind::RoiTooSmall,
-            MaskError::NonInteger { .. } | MaskError::LabelAbsent { .. } => ExclusionKind::MaskInvalid,
+            MaskError::NonInteger { .. } | MaskError::LabelAbsent { .. } => {
+                ExclusionKind::MaskInvalid
+            }
         };
         Exclusion::new(kind, &mask_field, error.to_string())
     })?;
@@ -58,7 +60,10 @@ pub fn extract_sequence(
         Exclusion::new(
             ExclusionKind::IntensityInvalid,
             &image_field,
-            format!("{non_finite} of {} ROI voxels are NaN or infinite", roi.voxel_count),
+            format!(
+                "{non_finite} of {} ROI voxels are NaN or infinite",
+                roi.voxel_count
+            ),
         )
     })?;
 
@@ -69,7 +74,10 @@ pub fn extract_sequence(
         return Err(Exclusion::new(
             ExclusionKind::IntensityInvalid,
             &image_field,
-            format!("feature {name} evaluates to {}; the ROI intensities cannot support it", features[index]),
+            format!(
+                "feature {name} evaluates to {}; the ROI intensities cannot support it",
+                features[index]
+            ),
         ));
     }
     Ok(features)
@@ -140,7 +148,8 @@ mod tests {
             settings: &settings,
             tolerance: &tolerance,
         };
-        let values = extract_sequence("PET", &files("STS_001", "PET"), &context).expect("STS_001 PET extracts");
+        let values = extract_sequence("PET", &files("STS_001", "PET"), &context)
+            .expect("STS_001 PET extracts");
         assert_eq!(values.len(), settings.feature_names().len());
     }
 

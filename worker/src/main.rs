@@ -61,7 +61,13 @@ fn main() -> ExitCode {
             config,
             data_root,
             ready_file,
-        } => run_serve(config, ServeOptions { data_root, ready_file }),
+        } => run_serve(
+            config,
+            ServeOptions {
+                data_root,
+                ready_file,
+            },
+        ),
         Command::Keygen { out } => PseudonymKey::generate(&out)
             .map(|_| eprintln!("wrote a new pseudonym key to {}", out.display()))
             .map_err(anyhow::Error::from),
@@ -83,7 +89,9 @@ fn run_serve(config: PathBuf, options: ServeOptions) -> anyhow::Result<()> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -106,7 +106,11 @@ impl Manifest {
 
     /// Parses manifest CSV text from `reader`; `path` only names the file in
     /// errors.
-    pub fn parse(reader: impl std::io::Read, path: &Path, data_root: &Path) -> Result<Self, ManifestError> {
+    pub fn parse(
+        reader: impl std::io::Read,
+        path: &Path,
+        data_root: &Path,
+    ) -> Result<Self, ManifestError> {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -119,10 +123,11 @@ impl Manifest {
                 message: error.to_string(),
             })?
             .clone();
-        let layout = HeaderLayout::from_header(&header).map_err(|message| ManifestError::Header {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        let layout =
+            HeaderLayout::from_header(&header).map_err(|message| ManifestError::Header {
+                path: path.to_path_buf(),
+                message,
+            })?;
 
         let mut entries = Vec::new();
         let mut rejected = Vec::new();
@@ -215,16 +220,19 @@ impl HeaderLayout {
         let label = label.ok_or("missing column `label`")?;
         let mut sequences = Vec::new();
         for name in order {
-            let image = images
-                .get(&name)
-                .copied()
-                .ok_or_else(|| format!("column `{name}_mask` has no matching `{name}_image` column"))?;
-            let mask = masks
-                .get(&name)
-                .copied()
-                .ok_or_else(|| format!("column `{name}_image` has no matching `{name}_mask` column"))?;
-            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(format!("sequence name `{name}` may contain only A-Z, a-z, 0-9, '_' and '-'"));
+            let image = images.get(&name).copied().ok_or_else(|| {
+                format!("column `{name}_mask` has no matching `{name}_image` column")
+            })?;
+            let mask = masks.get(&name).copied().ok_or_else(|| {
+                format!("column `{name}_image` has no matching `{name}_mask` column")
+            })?;
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(format!(
+                    "sequence name `{name}` may contain only A-Z, a-z, 0-9, '_' and '-'"
+                ));
             }
             sequences.push(SequenceColumns { name, image, mask });
         }
@@ -258,7 +266,10 @@ impl HeaderLayout {
         if record.len() != n_columns {
             return Err(reject(
                 "",
-                format!("row has {} fields but the header has {n_columns}", record.len()),
+                format!(
+                    "row has {} fields but the header has {n_columns}",
+                    record.len()
+                ),
             ));
         }
         if patient_id.is_empty() {
@@ -284,7 +295,10 @@ impl HeaderLayout {
             let files = match (image.is_empty(), mask.is_empty()) {
                 (true, _) => Err(problem(&image_field, "no image listed")),
                 (false, true) => Err(problem(&mask_field, "no mask listed")),
-                (false, false) => match (resolve_under_root(data_root, image), resolve_under_root(data_root, mask)) {
+                (false, false) => match (
+                    resolve_under_root(data_root, image),
+                    resolve_under_root(data_root, mask),
+                ) {
                     (Ok(image), Ok(mask)) => Ok(SequenceFiles { image, mask }),
                     (Err(reason), _) => Err(problem(&image_field, reason)),
                     (_, Err(reason)) => Err(problem(&mask_field, reason)),
@@ -315,7 +329,9 @@ pub fn resolve_under_root(data_root: &Path, relative: &str) -> Result<PathBuf, &
             Component::ParentDir => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err("path leaves the data root; manifest paths must stay under data_root");
+                    return Err(
+                        "path leaves the data root; manifest paths must stay under data_root",
+                    );
                 }
             }
             Component::RootDir | Component::Prefix(_) => {
@@ -336,8 +352,9 @@ fn reject_duplicate_ids(entries: &mut Vec<ManifestEntry>, rejected: &mut Vec<Rej
     for entry in entries.iter() {
         *counts.entry(entry.patient_id.clone()).or_default() += 1;
     }
-    let (kept, duplicates): (Vec<_>, Vec<_>) =
-        entries.drain(..).partition(|entry| counts[&entry.patient_id] == 1);
+    let (kept, duplicates): (Vec<_>, Vec<_>) = entries
+        .drain(..)
+        .partition(|entry| counts[&entry.patient_id] == 1);
     *entries = kept;
     for entry in duplicates {
         rejected.push(RejectedRow {
@@ -359,7 +376,11 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        Manifest::parse(text.as_bytes(), Path::new("manifest.csv"), Path::new("/data"))
+        Manifest::parse(
+            text.as_bytes(),
+            Path::new("manifest.csv"),
+            Path::new("/data"),
+        )
     }
 
     #[test]
@@ -374,15 +395,20 @@ mod tests {
         assert_eq!(manifest.entries.len(), 2);
         assert_eq!(manifest.label_counts(), (1, 1));
         let p1 = &manifest.entries[0].sequences["T1"];
-        assert_eq!(p1.as_ref().map(|f| f.image.clone()), Ok(PathBuf::from("/data/p1/t1.nii.gz")));
+        assert_eq!(
+            p1.as_ref().map(|f| f.image.clone()),
+            Ok(PathBuf::from("/data/p1/t1.nii.gz"))
+        );
         let p2_pet = &manifest.entries[1].sequences["PET"];
         assert_eq!(p2_pet.as_ref().unwrap_err().field, "PET_image");
     }
 
     #[test]
     fn manifest_path_escaping_root_is_rejected() {
-        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,../secret.nii,p1/m.nii\nP2,0,/abs.nii,m.nii\n")
-            .expect("header is valid");
+        let manifest = parse(
+            "patient_id,label,T1_image,T1_mask\nP1,0,../secret.nii,p1/m.nii\nP2,0,/abs.nii,m.nii\n",
+        )
+        .expect("header is valid");
         for entry in &manifest.entries {
             let problem = entry.sequences["T1"].as_ref().unwrap_err();
             assert_eq!(problem.field, "T1_image");
@@ -393,7 +419,8 @@ mod tests {
 
     #[test]
     fn manifest_bad_label_rejects_only_that_row() {
-        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,2,a,b\nP2,1,a,b\n").expect("header is valid");
+        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,2,a,b\nP2,1,a,b\n")
+            .expect("header is valid");
         assert_eq!(manifest.entries.len(), 1);
         assert_eq!(manifest.rejected.len(), 1);
         assert_eq!(manifest.rejected[0].problem.line, 2);
@@ -402,7 +429,8 @@ mod tests {
 
     #[test]
     fn manifest_short_row_is_rejected_with_line() {
-        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,a\nP2,1,a,b\n").expect("header is valid");
+        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,a\nP2,1,a,b\n")
+            .expect("header is valid");
         assert_eq!(manifest.entries.len(), 1);
         assert_eq!(manifest.rejected[0].problem.line, 2);
         assert!(manifest.rejected[0].problem.reason.contains("3 fields"));
@@ -410,7 +438,8 @@ mod tests {
 
     #[test]
     fn manifest_duplicate_ids_are_all_rejected() {
-        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,a,b\nP1,1,c,d\nP2,0,a,b\n").expect("header is valid");
+        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,a,b\nP1,1,c,d\nP2,0,a,b\n")
+            .expect("header is valid");
         assert_eq!(manifest.entries.len(), 1);
         assert_eq!(manifest.rejected.len(), 2);
     }

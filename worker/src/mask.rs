@@ -20,7 +20,9 @@ pub const MIN_ROI_DIMENSIONS: usize = 2;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MaskError {
     /// A voxel value is not an integer.
-    #[error("mask value {value} at voxel {voxel:?} is not an integer; masks must be integer label maps")]
+    #[error(
+        "mask value {value} at voxel {voxel:?} is not an integer; masks must be integer label maps"
+    )]
     NonInteger {
         /// The offending value.
         value: f64,
@@ -28,7 +30,9 @@ pub enum MaskError {
         voxel: [usize; 3],
     },
     /// The requested label does not occur.
-    #[error("label {label} not found in mask; labels present: {present:?}; set the study's label to one of them")]
+    #[error(
+        "label {label} not found in mask; labels present: {present:?}; set the study's label to one of them"
+    )]
     LabelAbsent {
         /// The requested label.
         label: u32,
@@ -101,16 +105,22 @@ pub fn select_label(labels: &Volume, label: u32) -> Result<Roi, MaskError> {
 pub fn roi_values(image: &Volume, roi: &Roi) -> Result<Vec<f64>, usize> {
     let mut values = Vec::with_capacity(roi.voxel_count);
     let mut non_finite = 0;
-    Zip::from(&image.data).and(&roi.mask).for_each(|&value, &inside| {
-        if inside {
-            if value.is_finite() {
-                values.push(value);
-            } else {
-                non_finite += 1;
+    Zip::from(&image.data)
+        .and(&roi.mask)
+        .for_each(|&value, &inside| {
+            if inside {
+                if value.is_finite() {
+                    values.push(value);
+                } else {
+                    non_finite += 1;
+                }
             }
-        }
-    });
-    if non_finite > 0 { Err(non_finite) } else { Ok(values) }
+        });
+    if non_finite > 0 {
+        Err(non_finite)
+    } else {
+        Ok(values)
+    }
 }
 
 /// Bounding-box extent of the `true` voxels along each axis (0 when empty).
@@ -125,7 +135,13 @@ fn bounding_box_extent(mask: &Array3<bool>) -> [usize; 3] {
             }
         }
     }
-    std::array::from_fn(|axis| if low[axis] == usize::MAX { 0 } else { high[axis] - low[axis] + 1 })
+    std::array::from_fn(|axis| {
+        if low[axis] == usize::MAX {
+            0
+        } else {
+            high[axis] - low[axis] + 1
+        }
+    })
 }
 
 #[cfg(test)]
@@ -162,14 +178,26 @@ mod tests {
         data[[0, 0, 0]] = 2.0;
         data[[1, 1, 1]] = 5.0;
         let error = select_label(&volume(data), 1).unwrap_err();
-        assert_eq!(error, MaskError::LabelAbsent { label: 1, present: vec![2, 5] });
+        assert_eq!(
+            error,
+            MaskError::LabelAbsent {
+                label: 1,
+                present: vec![2, 5]
+            }
+        );
         assert!(error.to_string().contains("[2, 5]"));
     }
 
     #[test]
     fn mask_empty_reports_no_labels() {
         let error = select_label(&volume(Array3::zeros((3, 3, 3))), 1).unwrap_err();
-        assert_eq!(error, MaskError::LabelAbsent { label: 1, present: vec![] });
+        assert_eq!(
+            error,
+            MaskError::LabelAbsent {
+                label: 1,
+                present: vec![]
+            }
+        );
     }
 
     #[test]
@@ -177,7 +205,13 @@ mod tests {
         let mut data = Array3::zeros((3, 3, 3));
         data[[1, 2, 0]] = 0.5;
         let error = select_label(&volume(data), 1).unwrap_err();
-        assert_eq!(error, MaskError::NonInteger { value: 0.5, voxel: [1, 2, 0] });
+        assert_eq!(
+            error,
+            MaskError::NonInteger {
+                value: 0.5,
+                voxel: [1, 2, 0]
+            }
+        );
     }
 
     #[test]
@@ -185,14 +219,24 @@ mod tests {
         let mut data = Array3::zeros((3, 3, 3));
         data[[1, 1, 1]] = 1.0;
         let error = select_label(&volume(data), 1).unwrap_err();
-        assert_eq!(error, MaskError::TooSmall { voxels: 1, dimensions: 0, extent: [1, 1, 1] });
+        assert_eq!(
+            error,
+            MaskError::TooSmall {
+                voxels: 1,
+                dimensions: 0,
+                extent: [1, 1, 1]
+            }
+        );
     }
 
     #[test]
     fn mask_line_roi_is_too_small() {
         let mut data = Array3::zeros((3, 3, 3));
         data.slice_mut(ndarray::s![.., 1, 1]).fill(1.0);
-        assert!(matches!(select_label(&volume(data), 1), Err(MaskError::TooSmall { dimensions: 1, .. })));
+        assert!(matches!(
+            select_label(&volume(data), 1),
+            Err(MaskError::TooSmall { dimensions: 1, .. })
+        ));
     }
 
     #[test]

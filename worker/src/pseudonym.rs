@@ -64,14 +64,18 @@ impl PseudonymKey {
             path: path.to_path_buf(),
             problem,
         };
-        let bytes = hex::decode(&hex_digits).map_err(|error| invalid(format!("not hex: {error}")))?;
+        let bytes =
+            hex::decode(&hex_digits).map_err(|error| invalid(format!("not hex: {error}")))?;
         Self::from_bytes(bytes).map_err(invalid)
     }
 
     /// Creates a key from raw bytes; at least [`MIN_KEY_BYTES`] long.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
         if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!("key has {} bytes, at least {MIN_KEY_BYTES} are needed", bytes.len()));
+            return Err(format!(
+                "key has {} bytes, at least {MIN_KEY_BYTES} are needed",
+                bytes.len()
+            ));
         }
         Ok(PseudonymKey { bytes })
     }
@@ -94,7 +98,8 @@ impl PseudonymKey {
             options.mode(0o600);
         }
         let mut file = options.open(path).map_err(io_error)?;
-        std::io::Write::write_all(&mut file, format!("{}\n", hex::encode(&bytes)).as_bytes()).map_err(io_error)?;
+        std::io::Write::write_all(&mut file, format!("{}\n", hex::encode(&bytes)).as_bytes())
+            .map_err(io_error)?;
         Ok(PseudonymKey { bytes })
     }
 
@@ -145,7 +150,10 @@ mod tests {
         let generated = PseudonymKey::generate(&path).expect("new key");
         let loaded = PseudonymKey::load(&path).expect("key reads back");
         assert_eq!(generated.pseudonym("A", "x"), loaded.pseudonym("A", "x"));
-        assert!(PseudonymKey::generate(&path).is_err(), "an existing key is never overwritten");
+        assert!(
+            PseudonymKey::generate(&path).is_err(),
+            "an existing key is never overwritten"
+        );
     }
 
     #[test]

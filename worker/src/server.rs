@@ -51,7 +51,9 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr().context("cannot read the bound address")?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
     let center = config.center_id.clone();
     let state = WorkerState::new(config, manifest, key)
         .with_context(|| "data_root does not exist or cannot be read".to_string())?;
@@ -74,8 +76,10 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
 /// Writes the address atomically, so that a reader never sees half of it.
 fn write_ready_file(path: &Path, address: &str) -> anyhow::Result<()> {
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, address).with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&temporary, address)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

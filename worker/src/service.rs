@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use radstudy_proto::v1::worker_server::Worker;
 use radstudy_proto::v1::{
     DescribeRequest, DescribeResponse, ExtractEvent, ExtractRequest, FeatureRow, FeatureTableChunk,
-    FetchFeatureTableRequest, PatientError, PatientResult, PolicySummary, RoundSummary, SequenceCount,
-    extract_event,
+    FetchFeatureTableRequest, PatientError, PatientResult, PolicySummary, RoundSummary,
+    SequenceCount, extract_event,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::Stream;
@@ -57,7 +57,9 @@ pub enum RequestError {
         reason: String,
     },
     /// The round has not been run on this worker.
-    #[error("round {round_id} of study {study_id} has not been run on this worker; call Extract first")]
+    #[error(
+        "round {round_id} of study {study_id} has not been run on this worker; call Extract first"
+    )]
     UnknownRound {
         /// The study.
         study_id: String,
@@ -65,7 +67,9 @@ pub enum RequestError {
         round_id: String,
     },
     /// The round id was used before with other settings.
-    #[error("round {round_id} was already run with other sequences or settings; use a new round id")]
+    #[error(
+        "round {round_id} was already run with other sequences or settings; use a new round id"
+    )]
     RoundConflict {
         /// The round.
         round_id: String,
@@ -108,7 +112,11 @@ pub struct WorkerState {
 
 impl WorkerState {
     /// Creates the state from a loaded configuration, manifest and key.
-    pub fn new(config: WorkerConfig, manifest: Manifest, key: PseudonymKey) -> std::io::Result<Self> {
+    pub fn new(
+        config: WorkerConfig,
+        manifest: Manifest,
+        key: PseudonymKey,
+    ) -> std::io::Result<Self> {
         let canonical_root = std::fs::canonicalize(&config.data_root)?;
         Ok(WorkerState {
             config,
@@ -175,7 +183,10 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<FeatureTableChunk, Status>> 
 
 #[tonic::async_trait]
 impl Worker for WorkerService {
-    async fn describe(&self, request: Request<DescribeRequest>) -> Result<Response<DescribeResponse>, Status> {
+    async fn describe(
+        &self,
+        request: Request<DescribeRequest>,
+    ) -> Result<Response<DescribeResponse>, Status> {
         let state = &self.state;
         let study_id = request.into_inner().study_id;
         let span = info_span!("describe", center = %state.config.center_id, study = %study_id);
@@ -220,7 +231,10 @@ impl Worker for WorkerService {
 
     type ExtractStream = EventStream;
 
-    async fn extract(&self, request: Request<ExtractRequest>) -> Result<Response<Self::ExtractStream>, Status> {
+    async fn extract(
+        &self,
+        request: Request<ExtractRequest>,
+    ) -> Result<Response<Self::ExtractStream>, Status> {
         let request = request.into_inner();
         let state = self.state.clone();
         let validated = validate_extract(&state, &request).map_err(|e| status_for(&e))?;
@@ -241,7 +255,8 @@ impl Worker for WorkerService {
                     replay_round(result, &validated, &sender).await;
                     return;
                 }
-                let result = Arc::new(run_round(state, &request.round_id, validated, &sender).await);
+                let result =
+                    Arc::new(run_round(state, &request.round_id, validated, &sender).await);
                 *guard = Some(result);
             }
             .instrument(span),
@@ -264,7 +279,9 @@ impl Worker for WorkerService {
             round = %request.round_id,
         );
         let _entered = span.enter();
-        state.check_study(&request.study_id).map_err(|e| status_for(&e))?;
+        state
+            .check_study(&request.study_id)
+            .map_err(|e| status_for(&e))?;
 
         let refuse = |reason: String| {
             let error = RequestError::PolicyRefused {
@@ -276,7 +293,9 @@ impl Worker for WorkerService {
         };
         let policy = &state.config.policy;
         if !policy.share_feature_tables {
-            return Err(refuse("share_feature_tables = false; only aggregates may leave this site".into()));
+            return Err(refuse(
+                "share_feature_tables = false; only aggregates may leave this site".into(),
+            ));
         }
         let key = (request.study_id.clone(), request.round_id.clone());
         let result = state.finished_round(&key).ok_or_else(|| {
@@ -286,7 +305,11 @@ impl Worker for WorkerService {
             })
         })?;
 
-        let mut patients: Vec<(&str, u32)> = result.rows.iter().map(|r| (r.pseudonym.as_str(), r.label)).collect();
+        let mut patients: Vec<(&str, u32)> = result
+            .rows
+            .iter()
+            .map(|r| (r.pseudonym.as_str(), r.label))
+            .collect();
         patients.sort_unstable();
         patients.dedup();
         let n_positive = patients.iter().filter(|(_, label)| *label == 1).count() as u32;
@@ -311,16 +334,28 @@ impl Worker for WorkerService {
         };
         let chunks: Vec<_> = result.rows.chunks(rows_per_chunk).collect();
         let chunk_count = chunks.len().max(1) as u32;
-        let mut messages: Vec<Result<FeatureTableChunk, Status>> = Vec::with_capacity(chunk_count as usize);
+        let mut messages: Vec<Result<FeatureTableChunk, Status>> =
+            Vec::with_capacity(chunk_count as usize);
         for index in 0..chunk_count as usize {
             messages.push(Ok(FeatureTableChunk {
-                feature_names: if index == 0 { result.feature_names.clone() } else { Vec::new() },
-                rows: chunks.get(index).map(|rows| rows.to_vec()).unwrap_or_default(),
+                feature_names: if index == 0 {
+                    result.feature_names.clone()
+                } else {
+                    Vec::new()
+                },
+                rows: chunks
+                    .get(index)
+                    .map(|rows| rows.to_vec())
+                    .unwrap_or_default(),
                 chunk_index: index as u32,
                 chunk_count,
             }));
         }
-        info!(rows = result.rows.len(), chunks = chunk_count, "released feature table");
+        info!(
+            rows = result.rows.len(),
+            chunks = chunk_count,
+            "released feature table"
+        );
         Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
     }
 }
@@ -332,7 +367,10 @@ struct ValidatedExtract {
     settings: ExtractionSettings,
 }
 
-fn validate_extract(state: &WorkerState, request: &ExtractRequest) -> Result<ValidatedExtract, RequestError> {
+fn validate_extract(
+    state: &WorkerState,
+    request: &ExtractRequest,
+) -> Result<ValidatedExtract, RequestError> {
     state.check_study(&request.study_id)?;
     if uuid::Uuid::parse_str(&request.round_id).is_err() {
         return Err(RequestError::InvalidField {
@@ -357,14 +395,18 @@ fn validate_extract(state: &WorkerState, request: &ExtractRequest) -> Result<Val
             });
         }
     }
-    let settings = request.settings.as_ref().ok_or(RequestError::InvalidField {
-        field: "settings",
-        reason: "missing".into(),
-    })?;
-    let settings = ExtractionSettings::from_proto(settings).map_err(|error| RequestError::InvalidField {
-        field: "settings",
-        reason: error.to_string(),
-    })?;
+    let settings = request
+        .settings
+        .as_ref()
+        .ok_or(RequestError::InvalidField {
+            field: "settings",
+            reason: "missing".into(),
+        })?;
+    let settings =
+        ExtractionSettings::from_proto(settings).map_err(|error| RequestError::InvalidField {
+            field: "settings",
+            reason: error.to_string(),
+        })?;
     Ok(ValidatedExtract {
         sequences: request.sequences.clone(),
         settings,
@@ -529,7 +571,11 @@ async fn run_round(
         n_rows: rows.len() as u32,
         n_features: feature_names.len() as u32,
     };
-    info!(extracted = summary.n_extracted, excluded = summary.n_excluded, "round finished");
+    info!(
+        extracted = summary.n_extracted,
+        excluded = summary.n_excluded,
+        "round finished"
+    );
     let message = ExtractEvent {
         event: Some(extract_event::Event::Summary(summary.clone())),
     };
@@ -554,7 +600,11 @@ fn plan_jobs(state: &WorkerState, sequences: &[String]) -> Vec<Job> {
         for sequence in sequences {
             let work = match entry.sequences.get(sequence) {
                 Some(Ok(files)) => Ok(files.clone()),
-                Some(Err(problem)) => Err(Exclusion::new(ExclusionKind::NotListed, &problem.field, &problem.reason)),
+                Some(Err(problem)) => Err(Exclusion::new(
+                    ExclusionKind::NotListed,
+                    &problem.field,
+                    &problem.reason,
+                )),
                 None => Err(Exclusion::new(
                     ExclusionKind::NotListed,
                     format!("{sequence}_image"),

@@ -19,10 +19,29 @@ fn worker_missing_config_fails_with_path() {
 fn worker_keygen_writes_new_key_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("site.key");
-    let first = Command::new(WORKER).arg("keygen").arg("--out").arg(&key).output().expect("keygen runs");
+    let first = Command::new(WORKER)
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .expect("keygen runs");
     assert!(first.status.success());
     // 32 random bytes as 64 hex digits and a newline.
-    assert_eq!(std::fs::read_to_string(&key).expect("key written").trim().len(), 64);
-    let second = Command::new(WORKER).arg("keygen").arg("--out").arg(&key).output().expect("keygen runs");
-    assert!(!second.status.success(), "an existing key must not be overwritten");
+    assert_eq!(
+        std::fs::read_to_string(&key)
+            .expect("key written")
+            .trim()
+            .len(),
+        64
+    );
+    let second = Command::new(WORKER)
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .expect("keygen runs");
+    assert!(
+        !second.status.success(),
+        "an existing key must not be overwritten"
+    );
 }

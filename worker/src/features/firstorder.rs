@@ -1,1 +1,684 @@
-//! First-order (intensity histogram and statistics) features. Being written.
+//! First-order features: statistics of the intensities inside the ROI.
+//!
+//! The features and their conventions follow PyRadiomics 3.1.4 (`radiomics.firstorder`,
+//! PyPI package `pyradiomics-bhklab`) with default settings: no resampling, no
+//! normalisation, fixed bin width. The tests compare against reference values from that
+//! version and state how they were produced.
+//!
+//! Let:
+//!
+//! - **X** be the intensities of the N_p voxels in the ROI (the `values` argument);
+//! - **X̄** = (1/N_p) Σ X(i), the mean;
+//! - **c** be the voxel array shift (`voxel_array_shift`), added to X in Energy, TotalEnergy
+//!   and RootMeanSquared only;
+//! - **V_voxel** be the volume of one voxel in mm³;
+//! - **P_q** be the q-th percentile of X, interpolated linearly between order statistics
+//!   (numpy's default `linear` method): with X sorted ascending and indexed from 0,
+//!   P_q = X₍ₖ₎ + γ·(X₍ₖ₊₁₎ − X₍ₖ₎) where k + γ = (N_p − 1)·q/100 and 0 ≤ γ < 1;
+//! - **X₁₀₋₉₀** be the voxels with P₁₀ ≤ X(i) ≤ P₉₀, and N₁₀₋₉₀ their number;
+//! - **μ_m** = (1/N_p) Σ (X(i) − X̄)ᵐ, the m-th central moment (population moments, no
+//!   N_p − 1 correction);
+//! - **w** be the bin width (`bin_width`) and N_g the number of non-empty bins after
+//!   discretisation;
+//! - **p(i)** = (number of voxels in bin i) / N_p;
+//! - **ε** = 2.220446049250313 × 10⁻¹⁶, the f64 machine epsilon, which PyRadiomics adds
+//!   inside the logarithm of Entropy.
+//!
+//! Discretisation (Entropy and Uniformity only) uses PyRadiomics' fixed-bin-width rule: the
+//! lowest bin edge is L = min(X) − (min(X) mod w), with the floor-style modulo of Python, so
+//! L ≤ min(X) and L is a multiple of w also for negative intensities. Bins are right-open,
+//! [L + (i − 1)·w, L + i·w), and numbered from i = 1. A flat ROI lands in a single bin. The
+//! edges are computed the way `numpy.arange` computes them (second edge L + w, later edges
+//! L + i·((L + w) − L)), so values that sit exactly on an edge fall into the same bin as in
+//! PyRadiomics.
+//!
+//! Sums use the pairwise summation of numpy's `add.reduce` (blocks of 8 partial sums, halving
+//! above 128 terms) in the order of `values`. Passed in the order of PyRadiomics'
+//! `imageArray[mask]`, which is C order of the (k, j, i) array, so i fastest and k slowest,
+//! the sums match numpy's to the last bit. Another order changes them by rounding only.
+
+/// Feature names in output order, as PyRadiomics names them without the
+/// `original_firstorder_` prefix.
+pub const FEATURE_NAMES: [&str; 18] = [
+    "Energy",
+    "TotalEnergy",
+    "Entropy",
+    "Minimum",
+    "10Percentile",
+    "90Percentile",
+    "Maximum",
+    "Mean",
+    "Median",
+    "InterquartileRange",
+    "Range",
+    "MeanAbsoluteDeviation",
+    "RobustMeanAbsoluteDeviation",
+    "RootMeanSquared",
+    "Skewness",
+    "Kurtosis",
+    "Variance",
+    "Uniformity",
+];
+
+/// Settings validated by the caller: bin_width > 0 and finite.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FirstOrderSettings {
+    /// Bin width w of the fixed-bin-width discretisation, in intensity units
+    /// (PyRadiomics `binWidth`, default 25).
+    pub bin_width: f64,
+    /// Shift c added to every intensity in Energy, TotalEnergy and RootMeanSquared
+    /// (PyRadiomics `voxelArrayShift`, default 0).
+    pub voxel_array_shift: f64,
+}
+
+/// Computes PyRadiomics' 18 default first-order features of one ROI.
+///
+/// `values` are the ROI's voxel intensities; the caller guarantees that they are non-empty
+/// and finite. `voxel_volume_mm3` is the product of the voxel spacing. Returns
+/// `(name, value)` pairs in the order of [`FEATURE_NAMES`].
+///
+/// Each feature, in output order (IBSI names and codes from the IBSI reference manual):
+///
+/// 1. **Energy** = Σ (X(i) + c)². IBSI "energy" (N8CA) when c = 0. Unit: intensity².
+/// 2. **TotalEnergy** = V_voxel · Σ (X(i) + c)². No IBSI equivalent. Unit: intensity²·mm³.
+/// 3. **Entropy** = −Σᵢ p(i) · log₂(p(i) + ε) over the N_g non-empty bins. IBSI
+///    "discretised intensity entropy" (TLU2), which has no ε. Unit: bits. A flat ROI returns
+///    −log₂(1 + ε) ≈ −3.2 × 10⁻¹⁶, as PyRadiomics does, not 0.
+/// 4. **Minimum** = min(X). IBSI "minimum intensity" (1GSF).
+/// 5. **10Percentile** = P₁₀. IBSI "10th intensity percentile" (QG58) defines the percentile
+///    without interpolation; here it is interpolated as in PyRadiomics.
+/// 6. **90Percentile** = P₉₀. IBSI "90th intensity percentile" (8DWT), same remark.
+/// 7. **Maximum** = max(X). IBSI "maximum intensity" (84IY).
+/// 8. **Mean** = X̄. IBSI "mean intensity" (Q4LE).
+/// 9. **Median** = P₅₀, the middle value, or the mean of the two middle values for even N_p.
+///    IBSI "median intensity" (Y12H).
+/// 10. **InterquartileRange** = P₇₅ − P₂₅. IBSI "intensity interquartile range" (SALO),
+///     with interpolated percentiles.
+/// 11. **Range** = max(X) − min(X). IBSI "intensity range" (2OJQ).
+/// 12. **MeanAbsoluteDeviation** = (1/N_p) Σ |X(i) − X̄|. IBSI "mean absolute deviation"
+///     (4FUA).
+/// 13. **RobustMeanAbsoluteDeviation** = (1/N₁₀₋₉₀) Σ |X₁₀₋₉₀(i) − X̄₁₀₋₉₀| over the voxels
+///     between P₁₀ and P₉₀ inclusive, X̄₁₀₋₉₀ being their mean. IBSI "robust mean absolute
+///     deviation" (1128).
+/// 14. **RootMeanSquared** = √((1/N_p) Σ (X(i) + c)²). IBSI "root mean square intensity"
+///     (5ZWQ) when c = 0.
+/// 15. **Skewness** = μ₃ / μ₂^(3/2). IBSI "intensity skewness" (KE2A). Dimensionless. A flat
+///     ROI (all values equal) returns 0.
+/// 16. **Kurtosis** = μ₄ / μ₂². Not the excess kurtosis: IBSI "intensity kurtosis" (IPH6) is
+///     this value − 3. A flat ROI returns 0, as in PyRadiomics (the IBSI value would be −3).
+/// 17. **Variance** = μ₂, the population variance. IBSI "intensity variance" (ECT3).
+///     Unit: intensity².
+/// 18. **Uniformity** = Σᵢ p(i)². IBSI "discretised intensity uniformity" (BJ5W). 1 for a
+///     flat ROI.
+///
+/// Features 4–13 and RootMeanSquared are in intensity units. Features 4–13 and 15–17 do not
+/// depend on the bin width or the shift.
+///
+/// Deviations from PyRadiomics 3.1.4:
+///
+/// - A flat ROI is detected as min(X) = max(X). PyRadiomics returns 0 only when μ₂ is
+///   exactly 0, which misses flat ROIs whose mean is not exactly representable: for seven
+///   voxels of 0.1 it computes μ₂ ≈ 1.9 × 10⁻³⁴ and returns Skewness and Kurtosis of 1.
+/// - PyRadiomics discretises the image in its stored type (float32 for most NIfTI MR), this
+///   module in f64. Whole-number intensities below 2²⁴ bin identically; other float32 values
+///   can land in a neighbouring bin when they sit within float32 rounding of an edge.
+/// - Bin indices are kept as f64, so they cannot overflow. Beyond 2⁵³ bins neighbouring
+///   bins may merge, but numpy cannot allocate that many bin edges, so PyRadiomics fails on
+///   such ROIs instead.
+/// - Two voxels with different values have no voxel between P₁₀ and P₉₀. PyRadiomics then
+///   returns NaN for RobustMeanAbsoluteDeviation (the mean of no values), this function 0.
+///   From three voxels on, (N_p − 1)·[0.1, 0.9] always contains an order statistic.
+/// - An empty `values` (excluded by the caller) returns NaN for every feature instead of
+///   panicking.
+pub fn compute(
+    values: &[f64],
+    voxel_volume_mm3: f64,
+    settings: &FirstOrderSettings,
+) -> Vec<(&'static str, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let (Some(&minimum), Some(&maximum)) = (sorted.first(), sorted.last()) else {
+        return FEATURE_NAMES.iter().map(|&name| (name, f64::NAN)).collect();
+    };
+    let count = values.len() as f64;
+
+    let shift = settings.voxel_array_shift;
+    let shifted_squares: Vec<f64> = values.iter().map(|&x| (x + shift) * (x + shift)).collect();
+    let energy = pairwise_sum(&shifted_squares);
+    let total_energy = energy * voxel_volume_mm3;
+    let root_mean_squared = (energy / count).sqrt();
+
+    let bin_fractions = bin_fractions(&sorted, settings.bin_width);
+    let entropy_terms: Vec<f64> = bin_fractions
+        .iter()
+        .map(|&p| p * (p + f64::EPSILON).log2())
+        .collect();
+    let entropy = -pairwise_sum(&entropy_terms);
+    let squared_fractions: Vec<f64> = bin_fractions.iter().map(|&p| p * p).collect();
+    let uniformity = pairwise_sum(&squared_fractions);
+
+    let percentile_10 = percentile(&sorted, 10.0);
+    let percentile_25 = percentile(&sorted, 25.0);
+    let percentile_75 = percentile(&sorted, 75.0);
+    let percentile_90 = percentile(&sorted, 90.0);
+    let median = median(&sorted);
+
+    let mean = pairwise_sum(values) / count;
+    let absolute_deviations: Vec<f64> = values.iter().map(|&x| (x - mean).abs()).collect();
+    let mean_absolute_deviation = pairwise_sum(&absolute_deviations) / count;
+    let robust_mean_absolute_deviation =
+        robust_mean_absolute_deviation(values, percentile_10, percentile_90);
+
+    let moments = central_moments(values, mean, minimum == maximum);
+
+    vec![
+        ("Energy", energy),
+        ("TotalEnergy", total_energy),
+        ("Entropy", entropy),
+        ("Minimum", minimum),
+        ("10Percentile", percentile_10),
+        ("90Percentile", percentile_90),
+        ("Maximum", maximum),
+        ("Mean", mean),
+        ("Median", median),
+        ("InterquartileRange", percentile_75 - percentile_25),
+        ("Range", maximum - minimum),
+        ("MeanAbsoluteDeviation", mean_absolute_deviation),
+        (
+            "RobustMeanAbsoluteDeviation",
+            robust_mean_absolute_deviation,
+        ),
+        ("RootMeanSquared", root_mean_squared),
+        ("Skewness", moments.skewness),
+        ("Kurtosis", moments.kurtosis),
+        ("Variance", moments.variance),
+        ("Uniformity", uniformity),
+    ]
+}
+
+/// Sums `terms` in the order and grouping of numpy's pairwise summation for float64
+/// (`add.reduce` on a contiguous array), so that results match numpy bit for bit.
+fn pairwise_sum(terms: &[f64]) -> f64 {
+    const BLOCK: usize = 128;
+    const UNROLL: usize = 8;
+    let n = terms.len();
+    if n < UNROLL {
+        let mut sum = -0.0;
+        for &term in terms {
+            sum += term;
+        }
+        sum
+    } else if n <= BLOCK {
+        let mut partial = [0.0; UNROLL];
+        partial.copy_from_slice(&terms[..UNROLL]);
+        let unrolled_end = n - n % UNROLL;
+        for chunk in terms[UNROLL..unrolled_end].chunks_exact(UNROLL) {
+            for (accumulator, &term) in partial.iter_mut().zip(chunk) {
+                *accumulator += term;
+            }
+        }
+        let mut sum = ((partial[0] + partial[1]) + (partial[2] + partial[3]))
+            + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
+        for &term in &terms[unrolled_end..] {
+            sum += term;
+        }
+        sum
+    } else {
+        let mut half = n / 2;
+        half -= half % UNROLL;
+        pairwise_sum(&terms[..half]) + pairwise_sum(&terms[half..])
+    }
+}
+
+/// Returns the q-th percentile of ascending `sorted` values (non-empty) with numpy's
+/// default `linear` interpolation, including numpy's way of evaluating the interpolation.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let last = sorted.len() - 1;
+    let virtual_index = last as f64 * (q / 100.0);
+    if virtual_index >= last as f64 {
+        return sorted[last];
+    }
+    let lower = virtual_index.floor();
+    let gamma = virtual_index - lower;
+    let below = sorted[lower as usize];
+    let above = sorted[lower as usize + 1];
+    let difference = above - below;
+    if gamma >= 0.5 {
+        above - difference * (1.0 - gamma)
+    } else {
+        below + difference * gamma
+    }
+}
+
+/// Returns the median of ascending `sorted` values (non-empty) as numpy computes it: the
+/// middle value, or the mean of the two middle values.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    let upper = sorted[n / 2];
+    let lower = if n.is_multiple_of(2) {
+        sorted[n / 2 - 1]
+    } else {
+        upper
+    };
+    let sum = lower + upper;
+    if sum.is_finite() {
+        sum / 2.0
+    } else {
+        // Two huge values of the same sign overflow the sum; halving first is exact.
+        lower / 2.0 + upper / 2.0
+    }
+}
+
+/// Returns the fraction of voxels in each non-empty bin, ascending by bin, for the
+/// fixed-bin-width discretisation described in the module documentation.
+fn bin_fractions(sorted: &[f64], bin_width: f64) -> Vec<f64> {
+    let (Some(&minimum), Some(&maximum)) = (sorted.first(), sorted.last()) else {
+        return Vec::new();
+    };
+    let edges = BinEdges::new(minimum, maximum, bin_width);
+    let count = sorted.len() as f64;
+
+    let mut fractions = Vec::new();
+    let mut current_bin = f64::NAN;
+    let mut voxels_in_bin = 0_usize;
+    for &value in sorted {
+        let bin = edges.bin_of(value);
+        // Bins rise with the sorted values, so a new bin index ends the previous bin.
+        if bin != current_bin && voxels_in_bin > 0 {
+            fractions.push(voxels_in_bin as f64 / count);
+            voxels_in_bin = 0;
+        }
+        current_bin = bin;
+        voxels_in_bin += 1;
+    }
+    if voxels_in_bin > 0 {
+        fractions.push(voxels_in_bin as f64 / count);
+    }
+    fractions
+}
+
+/// Bin edges of PyRadiomics' fixed-bin-width discretisation, evaluated like the
+/// `numpy.arange(lower, maximum + 2·width, width)` call that PyRadiomics makes.
+struct BinEdges {
+    lower: f64,
+    width: f64,
+    /// Spacing of the third and later edges: (lower + width) − lower, as numpy's `fill`.
+    step: f64,
+    /// Index of the last edge; values at or above it get bin `last + 1`.
+    last: f64,
+}
+
+impl BinEdges {
+    fn new(minimum: f64, maximum: f64, width: f64) -> Self {
+        let lower = minimum - minimum.rem_euclid(width);
+        let step = (lower + width) - lower;
+        let edge_count = ((maximum + 2.0 * width) - lower) / width;
+        BinEdges {
+            lower,
+            width,
+            step,
+            last: (edge_count.ceil() - 1.0).max(0.0),
+        }
+    }
+
+    fn edge(&self, index: f64) -> f64 {
+        if index == 0.0 {
+            self.lower
+        } else if index == 1.0 {
+            self.lower + self.width
+        } else {
+            self.lower + index * self.step
+        }
+    }
+
+    /// Returns the 1-based bin of `value`, as `numpy.digitize(value, edges)`: the number of
+    /// edges ≤ value.
+    fn bin_of(&self, value: f64) -> f64 {
+        // The quotient is within one of the bin index, and the loops fix rounding at the
+        // edges. Their bound stops them once ±1 no longer changes an index held in an f64.
+        const MAX_CORRECTION_STEPS: usize = 4;
+        // f64::max and f64::min, unlike clamp, never panic, and they turn a NaN quotient
+        // into 0.
+        let mut index = ((value - self.lower) / self.width)
+            .floor()
+            .max(0.0)
+            .min(self.last);
+        for _ in 0..MAX_CORRECTION_STEPS {
+            if index > 0.0 && self.edge(index) > value {
+                index -= 1.0;
+            } else {
+                break;
+            }
+        }
+        for _ in 0..MAX_CORRECTION_STEPS {
+            if index < self.last && self.edge(index + 1.0) <= value {
+                index += 1.0;
+            } else {
+                break;
+            }
+        }
+        index + 1.0
+    }
+}
+
+/// Returns the mean absolute deviation of the voxels with `lower ≤ X ≤ upper` from their
+/// own mean, or 0 when no voxel qualifies.
+fn robust_mean_absolute_deviation(values: &[f64], lower: f64, upper: f64) -> f64 {
+    // numpy replaces the excluded voxels by NaN and then by 0 before summing all N_p terms.
+    // Keeping the zeros in place keeps its summation tree, and so its rounding.
+    let included: Vec<bool> = values
+        .iter()
+        .map(|&x| !(x - lower < 0.0 || x - upper > 0.0))
+        .collect();
+    let kept = included.iter().filter(|&&keep| keep).count();
+    if kept == 0 {
+        return 0.0;
+    }
+    let kept = kept as f64;
+    let masked: Vec<f64> = values
+        .iter()
+        .zip(&included)
+        .map(|(&x, &keep)| if keep { x } else { 0.0 })
+        .collect();
+    let robust_mean = pairwise_sum(&masked) / kept;
+    let deviations: Vec<f64> = values
+        .iter()
+        .zip(&included)
+        .map(|(&x, &keep)| if keep { (x - robust_mean).abs() } else { 0.0 })
+        .collect();
+    pairwise_sum(&deviations) / kept
+}
+
+/// Moment-based features: Variance, Skewness and Kurtosis.
+struct Moments {
+    variance: f64,
+    skewness: f64,
+    kurtosis: f64,
+}
+
+/// Computes the moment-based features from the mean, evaluating each power the way
+/// PyRadiomics does (x·x for squares, `pow` for cubes and fourth powers).
+fn central_moments(values: &[f64], mean: f64, flat: bool) -> Moments {
+    let count = values.len() as f64;
+    let deviations: Vec<f64> = values.iter().map(|&x| x - mean).collect();
+    let squares: Vec<f64> = deviations.iter().map(|&d| d * d).collect();
+    let second = pairwise_sum(&squares) / count;
+    // PyRadiomics reports Variance as numpy.nanstd(X) ** 2, a square root and a square.
+    let standard_deviation = second.sqrt();
+    let variance = standard_deviation * standard_deviation;
+
+    if flat || second == 0.0 {
+        return Moments {
+            variance,
+            skewness: 0.0,
+            kurtosis: 0.0,
+        };
+    }
+    let cubes: Vec<f64> = deviations.iter().map(|&d| d.powf(3.0)).collect();
+    let fourth_powers: Vec<f64> = deviations.iter().map(|&d| d.powf(4.0)).collect();
+    let third = pairwise_sum(&cubes) / count;
+    let fourth = pairwise_sum(&fourth_powers) / count;
+    Moments {
+        variance,
+        skewness: third / second.powf(1.5),
+        kurtosis: fourth / (second * second),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Relative tolerance for PyRadiomics reference values. The sums and percentiles repeat
+    /// numpy's operations, but `log2` and `pow` may differ from numpy's builds in the last
+    /// bit.
+    const REFERENCE_RELATIVE_TOLERANCE: f64 = 1e-12;
+
+    fn default_settings() -> FirstOrderSettings {
+        FirstOrderSettings {
+            bin_width: 25.0,
+            voxel_array_shift: 0.0,
+        }
+    }
+
+    fn feature(features: &[(&'static str, f64)], name: &str) -> f64 {
+        features
+            .iter()
+            .find(|(feature_name, _)| *feature_name == name)
+            .map(|&(_, value)| value)
+            .unwrap_or_else(|| panic!("feature {name} missing from the output"))
+    }
+
+    fn assert_close(name: &str, actual: f64, expected: f64, relative_tolerance: f64) {
+        let scale = expected.abs().max(1e-300);
+        assert!(
+            (actual - expected).abs() <= relative_tolerance * scale,
+            "{name}: got {actual:e}, PyRadiomics gives {expected:e} (relative difference {:e})",
+            (actual - expected).abs() / scale
+        );
+    }
+
+    /// Returns the intensities of the test ROI: the 44 voxels of a 5 × 4 × 3 (i × j × k)
+    /// volume where `synthetic_mask` holds, with i varying fastest as in PyRadiomics'
+    /// arrays. They are whole numbers from −38 to 60, so the bins cross zero.
+    fn synthetic_roi_values() -> Vec<f64> {
+        let mut values = Vec::new();
+        for k in 0..3_i64 {
+            for j in 0..4_i64 {
+                for i in 0..5_i64 {
+                    if synthetic_mask(i, j, k) {
+                        values.push(synthetic_intensity(i, j, k));
+                    }
+                }
+            }
+        }
+        values
+    }
+
+    fn synthetic_mask(i: i64, j: i64, k: i64) -> bool {
+        (i + 2 * j + 3 * k) % 4 != 0
+    }
+
+    fn synthetic_intensity(i: i64, j: i64, k: i64) -> f64 {
+        ((i * 37 + j * 53 + k * 71) % 97 - 40 + i * j * k) as f64
+    }
+
+    #[test]
+    fn feature_names_match_output_order() {
+        let features = compute(&[1.0, 2.0, 4.0], 1.0, &default_settings());
+        let names: Vec<&str> = features.iter().map(|&(name, _)| name).collect();
+        assert_eq!(names, FEATURE_NAMES);
+    }
+
+    /// Reference values: PyRadiomics 3.1.4 (pyradiomics-bhklab, numpy 2.4.6), class
+    /// `RadiomicsFirstOrder`, default settings (binWidth 25, voxelArrayShift 0). Its input
+    /// was a SimpleITK float64 image and mask built from `synthetic_intensity` and
+    /// `synthetic_mask` on the 5 × 4 × 3 grid, spacing (0.7, 1.3, 2.9) mm along i, j, k.
+    /// Values printed with `repr`.
+    #[test]
+    fn synthetic_roi_matches_pyradiomics() {
+        let values = synthetic_roi_values();
+        let voxel_volume = 0.7 * 1.3 * 2.9;
+        let features = compute(&values, voxel_volume, &default_settings());
+        let expected = [
+            ("Energy", 45724.0),
+            ("TotalEnergy", 120665.63599999998),
+            ("Entropy", 2.205696019505573),
+            ("Minimum", -38.0),
+            ("10Percentile", -23.1),
+            ("90Percentile", 53.500000000000014),
+            ("Maximum", 60.0),
+            ("Mean", 15.409090909090908),
+            ("Median", 16.5),
+            ("InterquartileRange", 46.25),
+            ("Range", 98.0),
+            ("MeanAbsoluteDeviation", 24.5),
+            ("RobustMeanAbsoluteDeviation", 18.73529411764706),
+            ("RootMeanSquared", 32.236343126691935),
+            ("Skewness", -0.18163621813040334),
+            ("Kurtosis", 1.871106634838536),
+            ("Variance", 801.7417355371902),
+            ("Uniformity", 0.23037190082644626),
+        ];
+        for (name, value) in expected {
+            assert_close(
+                name,
+                feature(&features, name),
+                value,
+                REFERENCE_RELATIVE_TOLERANCE,
+            );
+        }
+    }
+
+    /// Reference values: as `synthetic_roi_matches_pyradiomics`, with PyRadiomics settings
+    /// binWidth 10 and voxelArrayShift 50.
+    #[test]
+    fn bin_width_and_shift_match_pyradiomics() {
+        let values = synthetic_roi_values();
+        let settings = FirstOrderSettings {
+            bin_width: 10.0,
+            voxel_array_shift: 50.0,
+        };
+        let features = compute(&values, 0.7 * 1.3 * 2.9, &settings);
+        let expected = [
+            ("Energy", 223524.0),
+            ("TotalEnergy", 589879.836),
+            ("Entropy", 3.337653290539765),
+            ("RootMeanSquared", 71.27475646462013),
+            ("Uniformity", 0.10433884297520658),
+            ("Mean", 15.409090909090908),
+        ];
+        for (name, value) in expected {
+            assert_close(
+                name,
+                feature(&features, name),
+                value,
+                REFERENCE_RELATIVE_TOLERANCE,
+            );
+        }
+    }
+
+    #[test]
+    fn flat_roi_follows_pyradiomics_conventions() {
+        let values = vec![0.1; 7];
+        let features = compute(&values, 2.0, &default_settings());
+        assert_eq!(feature(&features, "Skewness"), 0.0);
+        assert_eq!(feature(&features, "Kurtosis"), 0.0);
+        assert_eq!(feature(&features, "Range"), 0.0);
+        assert_eq!(feature(&features, "Uniformity"), 1.0);
+        assert_eq!(feature(&features, "Entropy"), -(1.0 + f64::EPSILON).log2());
+        assert!(feature(&features, "Variance") < 1e-30);
+        assert_eq!(feature(&features, "Median"), 0.1);
+        assert_eq!(feature(&features, "10Percentile"), 0.1);
+    }
+
+    #[test]
+    fn single_voxel_returns_finite_values() {
+        let features = compute(&[13.0], 0.5, &default_settings());
+        for &(name, value) in &features {
+            assert!(value.is_finite(), "{name} = {value} for a single voxel");
+        }
+        assert_eq!(feature(&features, "Energy"), 169.0);
+        assert_eq!(feature(&features, "TotalEnergy"), 84.5);
+        assert_eq!(feature(&features, "InterquartileRange"), 0.0);
+        assert_eq!(feature(&features, "RobustMeanAbsoluteDeviation"), 0.0);
+    }
+
+    #[test]
+    fn empty_values_return_nan() {
+        let features = compute(&[], 1.0, &default_settings());
+        assert_eq!(features.len(), FEATURE_NAMES.len());
+        assert!(features.iter().all(|&(_, value)| value.is_nan()));
+    }
+
+    #[test]
+    fn binning_floors_negative_minimum() {
+        // Lower edge −50: bins [−50, −25), [−25, 0), [0, 25), [25, 50) hold 1, 2, 2, 1.
+        let values = [-26.0, -25.0, -1.0, 0.0, 24.0, 25.0];
+        assert_eq!(
+            bin_fractions(&values, 25.0),
+            [1.0 / 6.0, 2.0 / 6.0, 2.0 / 6.0, 1.0 / 6.0]
+        );
+        let features = compute(&values, 1.0, &default_settings());
+        assert_close(
+            "Uniformity",
+            feature(&features, "Uniformity"),
+            10.0 / 36.0,
+            1e-15,
+        );
+    }
+
+    #[test]
+    fn binning_puts_edge_values_in_upper_bin() {
+        // 0 and 25 are edges: each opens its own right-open bin.
+        assert_eq!(
+            bin_fractions(&[0.0, 24.999, 25.0], 25.0),
+            [2.0 / 3.0, 1.0 / 3.0]
+        );
+    }
+
+    #[test]
+    fn binning_survives_extreme_ranges() {
+        let values = [f64::MIN, -1.0, 0.0, f64::MAX];
+        let fractions = bin_fractions(&values, 1e-300);
+        let total: f64 = fractions.iter().sum();
+        assert!((total - 1.0).abs() < 1e-15, "fractions sum to {total}");
+        let features = compute(
+            &values,
+            1.0,
+            &FirstOrderSettings {
+                bin_width: 1e-300,
+                voxel_array_shift: 0.0,
+            },
+        );
+        assert!(feature(&features, "Entropy").is_finite());
+        assert!(feature(&features, "Uniformity").is_finite());
+        assert_eq!(feature(&features, "Median"), -0.5);
+    }
+
+    #[test]
+    fn percentile_matches_numpy_linear() {
+        // numpy.percentile([1, 2, 3, 4], [10, 25, 50, 75, 90]) = [1.3, 1.75, 2.5, 3.25, 3.7]
+        let sorted = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&sorted, 10.0), 1.3);
+        assert_eq!(percentile(&sorted, 25.0), 1.75);
+        assert_eq!(percentile(&sorted, 75.0), 3.25);
+        assert_eq!(percentile(&sorted, 90.0), 3.7);
+        assert_eq!(median(&sorted), 2.5);
+        assert_eq!(percentile(&[5.0], 90.0), 5.0);
+    }
+
+    /// PyRadiomics 3.1.4 returns NaN for RobustMeanAbsoluteDeviation here.
+    #[test]
+    fn two_voxels_have_zero_robust_deviation() {
+        let features = compute(&[0.0, 10.0], 1.0, &default_settings());
+        assert_eq!(feature(&features, "10Percentile"), 1.0);
+        assert_eq!(feature(&features, "90Percentile"), 9.0);
+        assert_eq!(feature(&features, "RobustMeanAbsoluteDeviation"), 0.0);
+        assert_eq!(feature(&features, "MeanAbsoluteDeviation"), 5.0);
+    }
+
+    #[test]
+    fn median_of_huge_values_stays_finite() {
+        assert_eq!(median(&[f64::MAX, f64::MAX]), f64::MAX);
+    }
+
+    #[test]
+    fn pairwise_sum_groups_like_numpy() {
+        // numpy.sum of these 20 values is 17.0; summing left to right gives 3.0, because
+        // the ones added while 1e16 is in the running sum are lost.
+        let mut terms = vec![1e16];
+        terms.extend([1.0; 15]);
+        terms.push(-1e16);
+        terms.extend([1.0; 3]);
+        assert_eq!(pairwise_sum(&terms), 17.0);
+    }
+
+    #[test]
+    fn pairwise_sum_is_exact_on_integers() {
+        let terms: Vec<f64> = (1..=1000).map(f64::from).collect();
+        assert_eq!(pairwise_sum(&terms), 500_500.0);
+        assert_eq!(pairwise_sum(&terms[..7]), 28.0);
+        assert_eq!(pairwise_sum(&terms[..100]), 5050.0);
+    }
+}

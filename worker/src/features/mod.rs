@@ -85,7 +85,9 @@ pub struct ExtractionSettings {
 
 impl ExtractionSettings {
     /// Validates the contract's settings message.
-    pub fn from_proto(settings: &radstudy_proto::v1::ExtractionSettings) -> Result<Self, SettingsError> {
+    pub fn from_proto(
+        settings: &radstudy_proto::v1::ExtractionSettings,
+    ) -> Result<Self, SettingsError> {
         let mut classes = settings
             .feature_classes
             .iter()
@@ -142,7 +144,12 @@ pub fn definition_hash() -> String {
 /// Computes the requested features of one ROI; `values` are the ROI's
 /// finite intensities. Returns one value per name of
 /// [`ExtractionSettings::feature_names`], in that order.
-pub fn compute(image: &Volume, roi: &Roi, values: &[f64], settings: &ExtractionSettings) -> Vec<f64> {
+pub fn compute(
+    image: &Volume,
+    roi: &Roi,
+    values: &[f64],
+    settings: &ExtractionSettings,
+) -> Vec<f64> {
     let mut output = Vec::new();
     for class in &settings.classes {
         let features = match class {
@@ -176,9 +183,13 @@ mod tests {
 
     #[test]
     fn settings_order_classes_canonically() {
-        let settings = ExtractionSettings::from_proto(&proto(&["firstorder", "shape", "firstorder"], 25.0, 1))
-            .expect("valid settings");
-        assert_eq!(settings.classes, [FeatureClass::Shape, FeatureClass::FirstOrder]);
+        let settings =
+            ExtractionSettings::from_proto(&proto(&["firstorder", "shape", "firstorder"], 25.0, 1))
+                .expect("valid settings");
+        assert_eq!(
+            settings.classes,
+            [FeatureClass::Shape, FeatureClass::FirstOrder]
+        );
         let names = settings.feature_names();
         assert_eq!(names.len(), 14 + 18);
         assert_eq!(names[0], "original_shape_MeshVolume");
@@ -191,12 +202,18 @@ mod tests {
             ExtractionSettings::from_proto(&proto(&["glcm"], 25.0, 1)),
             Err(SettingsError::UnknownClass("glcm".into()))
         );
-        assert_eq!(ExtractionSettings::from_proto(&proto(&[], 25.0, 1)), Err(SettingsError::NoClass));
+        assert_eq!(
+            ExtractionSettings::from_proto(&proto(&[], 25.0, 1)),
+            Err(SettingsError::NoClass)
+        );
         assert_eq!(
             ExtractionSettings::from_proto(&proto(&["shape"], 0.0, 1)),
             Err(SettingsError::BinWidth(0.0))
         );
-        assert_eq!(ExtractionSettings::from_proto(&proto(&["shape"], 25.0, 0)), Err(SettingsError::Label));
+        assert_eq!(
+            ExtractionSettings::from_proto(&proto(&["shape"], 25.0, 0)),
+            Err(SettingsError::Label)
+        );
     }
 
     #[test]

@@ -30,14 +30,24 @@ impl Geometry {
 
     /// Compares two grids; returns a description of the first difference
     /// beyond tolerance, or `None` when they match.
-    pub fn mismatch(&self, other: &Geometry, tolerance: &crate::config::GeometryTolerance) -> Option<String> {
+    pub fn mismatch(
+        &self,
+        other: &Geometry,
+        tolerance: &crate::config::GeometryTolerance,
+    ) -> Option<String> {
         if self.dims != other.dims {
-            return Some(format!("size {:?} differs from {:?}", other.dims, self.dims));
+            return Some(format!(
+                "size {:?} differs from {:?}",
+                other.dims, self.dims
+            ));
         }
         for axis in 0..3 {
             let (a, b) = (self.spacing[axis], other.spacing[axis]);
             if (a - b).abs() > tolerance.spacing_relative * a.abs().max(b.abs()) {
-                return Some(format!("spacing {:?} mm differs from {:?} mm", other.spacing, self.spacing));
+                return Some(format!(
+                    "spacing {:?} mm differs from {:?} mm",
+                    other.spacing, self.spacing
+                ));
             }
         }
         let distance = (0..3)
@@ -52,7 +62,9 @@ impl Geometry {
         }
         for row in 0..3 {
             for column in 0..3 {
-                if (self.direction[row][column] - other.direction[row][column]).abs() > tolerance.direction {
+                if (self.direction[row][column] - other.direction[row][column]).abs()
+                    > tolerance.direction
+                {
                     return Some(format!(
                         "direction {:?} differs from {:?}",
                         other.direction, self.direction
@@ -91,14 +103,19 @@ mod tests {
 
     #[test]
     fn geometry_identical_grids_match() {
-        assert_eq!(grid().mismatch(&grid(), &GeometryTolerance::default()), None);
+        assert_eq!(
+            grid().mismatch(&grid(), &GeometryTolerance::default()),
+            None
+        );
     }
 
     #[test]
     fn geometry_shifted_origin_is_reported() {
         let mut shifted = grid();
         shifted.origin[2] = 0.5;
-        let message = grid().mismatch(&shifted, &GeometryTolerance::default()).expect("0.5 mm is beyond 1e-3 mm");
+        let message = grid()
+            .mismatch(&shifted, &GeometryTolerance::default())
+            .expect("0.5 mm is beyond 1e-3 mm");
         assert!(message.contains("origin"), "{message}");
     }
 
@@ -106,7 +123,9 @@ mod tests {
     fn geometry_other_size_is_reported() {
         let mut other = grid();
         other.dims = [4, 5, 7];
-        let message = grid().mismatch(&other, &GeometryTolerance::default()).expect("sizes differ");
+        let message = grid()
+            .mismatch(&other, &GeometryTolerance::default())
+            .expect("sizes differ");
         assert!(message.contains("size"), "{message}");
     }
 

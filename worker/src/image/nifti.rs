@@ -66,17 +66,25 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
     let header = object.header().clone();
 
     let rank = header.dim[0] as usize;
-    let dims_ok = (rank == 3 || (rank == 4 && header.dim[4] == 1)) && header.dim[1..4].iter().all(|&d| d >= 1);
+    let dims_ok = (rank == 3 || (rank == 4 && header.dim[4] == 1))
+        && header.dim[1..4].iter().all(|&d| d >= 1);
     if !dims_ok {
         return Err(invalid(format!(
             "expected a 3-D volume, found dim = {:?}",
             &header.dim[..=rank.min(7)]
         )));
     }
-    let dims = [header.dim[1] as usize, header.dim[2] as usize, header.dim[3] as usize];
-    let datatype = header
-        .data_type()
-        .map_err(|error| invalid(format!("unsupported datatype code {}: {error}", header.datatype)))?;
+    let dims = [
+        header.dim[1] as usize,
+        header.dim[2] as usize,
+        header.dim[3] as usize,
+    ];
+    let datatype = header.data_type().map_err(|error| {
+        invalid(format!(
+            "unsupported datatype code {}: {error}",
+            header.datatype
+        ))
+    })?;
     let stored_as_integer = matches!(
         datatype,
         NiftiType::Uint8
@@ -89,7 +97,9 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
             | NiftiType::Int64
     );
     if !stored_as_integer && !matches!(datatype, NiftiType::Float32 | NiftiType::Float64) {
-        return Err(invalid(format!("unsupported voxel type {datatype:?}; expected an integer or float type")));
+        return Err(invalid(format!(
+            "unsupported voxel type {datatype:?}; expected an integer or float type"
+        )));
     }
 
     let geometry = geometry_from_header(&header, dims).map_err(invalid)?;
@@ -110,13 +120,18 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
     Ok(Volume {
         data,
         geometry,
-        stored_as_integer: stored_as_integer && (header.scl_slope == 0.0 || header.scl_slope == 1.0),
+        stored_as_integer: stored_as_integer
+            && (header.scl_slope == 0.0 || header.scl_slope == 1.0),
     })
 }
 
 /// Builds the grid geometry from the header's sform, qform or pixdim.
 fn geometry_from_header(header: &nifti::NiftiHeader, dims: [usize; 3]) -> Result<Geometry, String> {
-    let spacing_field = [header.pixdim[1] as f64, header.pixdim[2] as f64, header.pixdim[3] as f64];
+    let spacing_field = [
+        header.pixdim[1] as f64,
+        header.pixdim[2] as f64,
+        header.pixdim[3] as f64,
+    ];
 
     let (origin, columns) = if header.sform_code > 0 {
         let rows = [header.srow_x, header.srow_y, header.srow_z];
@@ -125,15 +140,29 @@ fn geometry_from_header(header: &nifti::NiftiHeader, dims: [usize; 3]) -> Result
             std::array::from_fn(|c| [rows[0][c] as f64, rows[1][c] as f64, rows[2][c] as f64]);
         (origin, columns)
     } else if header.qform_code > 0 {
-        let rotation = quaternion_rotation(header.quatern_b as f64, header.quatern_c as f64, header.quatern_d as f64);
+        let rotation = quaternion_rotation(
+            header.quatern_b as f64,
+            header.quatern_c as f64,
+            header.quatern_d as f64,
+        );
         let qfac = if header.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
-        let scale = [spacing_field[0].abs(), spacing_field[1].abs(), spacing_field[2].abs() * qfac];
-        let columns: [[f64; 3]; 3] = std::array::from_fn(|c| std::array::from_fn(|r| rotation[r][c] * scale[c]));
-        let origin = [header.quatern_x as f64, header.quatern_y as f64, header.quatern_z as f64];
+        let scale = [
+            spacing_field[0].abs(),
+            spacing_field[1].abs(),
+            spacing_field[2].abs() * qfac,
+        ];
+        let columns: [[f64; 3]; 3] =
+            std::array::from_fn(|c| std::array::from_fn(|r| rotation[r][c] * scale[c]));
+        let origin = [
+            header.quatern_x as f64,
+            header.quatern_y as f64,
+            header.quatern_z as f64,
+        ];
         (origin, columns)
     } else {
-        let columns: [[f64; 3]; 3] =
-            std::array::from_fn(|c| std::array::from_fn(|r| if r == c { spacing_field[c].abs() } else { 0.0 }));
+        let columns: [[f64; 3]; 3] = std::array::from_fn(|c| {
+            std::array::from_fn(|r| if r == c { spacing_field[c].abs() } else { 0.0 })
+        });
         ([0.0; 3], columns)
     };
 
@@ -142,7 +171,9 @@ fn geometry_from_header(header: &nifti::NiftiHeader, dims: [usize; 3]) -> Result
     for c in 0..3 {
         let length = columns[c].iter().map(|v| v * v).sum::<f64>().sqrt();
         if !(length.is_finite() && length > 0.0) {
-            return Err(format!("voxel axis {c} has zero or non-finite length in the header transform"));
+            return Err(format!(
+                "voxel axis {c} has zero or non-finite length in the header transform"
+            ));
         }
         spacing[c] = length;
         for r in 0..3 {
@@ -165,9 +196,21 @@ fn geometry_from_header(header: &nifti::NiftiHeader, dims: [usize; 3]) -> Result
 fn quaternion_rotation(b: f64, c: f64, d: f64) -> [[f64; 3]; 3] {
     let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
     [
-        [a * a + b * b - c * c - d * d, 2.0 * (b * c - a * d), 2.0 * (b * d + a * c)],
-        [2.0 * (b * c + a * d), a * a + c * c - b * b - d * d, 2.0 * (c * d - a * b)],
-        [2.0 * (b * d - a * c), 2.0 * (c * d + a * b), a * a + d * d - c * c - b * b],
+        [
+            a * a + b * b - c * c - d * d,
+            2.0 * (b * c - a * d),
+            2.0 * (b * d + a * c),
+        ],
+        [
+            2.0 * (b * c + a * d),
+            a * a + c * c - b * b - d * d,
+            2.0 * (c * d - a * b),
+        ],
+        [
+            2.0 * (b * d - a * c),
+            2.0 * (c * d + a * b),
+            a * a + d * d - c * c - b * b,
+        ],
     ]
 }
 
@@ -203,7 +246,8 @@ mod tests {
 
     #[test]
     fn nifti_truncated_gzip_is_invalid() {
-        let source = std::fs::read(data_root().join("sts/STS_001/MR_T1_mask.nii.gz")).expect("mask bytes");
+        let source =
+            std::fs::read(data_root().join("sts/STS_001/MR_T1_mask.nii.gz")).expect("mask bytes");
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("truncated.nii.gz");
         std::fs::write(&path, &source[..source.len() / 2]).expect("write");
@@ -214,6 +258,9 @@ mod tests {
     #[test]
     fn quaternion_identity_is_identity_matrix() {
         let rotation = quaternion_rotation(0.0, 0.0, 0.0);
-        assert_eq!(rotation, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
+        assert_eq!(
+            rotation,
+            [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+        );
     }
 }

@@ -1,1 +1,0 @@
-//! Shape features. Being written.
