@@ -1,6 +1,6 @@
 //! `study.toml`: the study plan that the coordinator runs.
 //!
-//! Relative paths are resolved against the directory that holds the file.
+//! Relative paths are resolved against the directory of the file.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,12 +35,12 @@ pub enum StudyConfigError {
         field: String,
         /// The offending value.
         value: String,
-        /// What the value must be.
+        /// The constraint the value breaks.
         expected: String,
     },
 }
 
-/// What a center contributes to the study.
+/// The use of a center's patients in the study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CenterRole {

@@ -16,10 +16,10 @@ use crate::split::Cohort;
 use crate::stats::{self, Confusion, StatsError};
 use crate::table::StudyTable;
 
-/// Fewest training patients per class for a model to be fitted.
+/// Minimum number of training patients per class for a model to be fitted.
 pub const MIN_TRAINING_PER_CLASS: usize = 3;
 
-/// Which features a model uses.
+/// A model's name and the sequences of its features.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
     /// Model name, for example `MR_T1_whole`.
@@ -129,7 +129,7 @@ pub struct Prediction {
 pub struct SkippedModel {
     /// Model name.
     pub model: String,
-    /// Why it was skipped.
+    /// The reason it was skipped.
     pub reason: String,
 }
 

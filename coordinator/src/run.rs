@@ -6,8 +6,8 @@
 //! 4. Modelling pass and validation; files written to the study directory.
 //!
 //! A center that fails at any step is left out with its reason, and the
-//! study goes on with the others; it stops only when no development center
-//! remains.
+//! study goes on with the others. The study stops only when no development
+//! center remains.
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +39,7 @@ pub enum StudyError {
         "no development center completed the study, so there is nothing to train on: {reasons}"
     )]
     NoDevelopmentCenter {
-        /// Why each center was left out.
+        /// The reason each center was left out.
         reasons: String,
     },
     /// The gathered tables are inconsistent, or a file cannot be written.
@@ -52,14 +52,14 @@ pub enum StudyError {
 pub struct CenterFailure {
     /// The center.
     pub center: String,
-    /// Why it was left out.
+    /// The reason it was left out.
     pub reason: String,
 }
 
-/// What a finished study returns besides its files.
+/// Result of a finished study, besides its files.
 #[derive(Debug, Clone)]
 pub struct StudyOutcome {
-    /// Where the files are.
+    /// The study directory.
     pub out_dir: PathBuf,
     /// Patients in the feature table.
     pub n_patients: usize,

@@ -41,7 +41,7 @@ impl Cohort {
     }
 }
 
-/// What the split needs of one patient.
+/// One patient's inputs to the split.
 #[derive(Debug, Clone)]
 pub struct SplitInput<'a> {
     /// The patient's pseudonym.

@@ -115,7 +115,7 @@ async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Resu
     );
 
     // Both patients keep their PET rows: 30 patients in the table, and the
-    // MR model sees 28 of them.
+    // MR model uses 28 of them.
     assert_eq!(outcome.n_patients, 30);
     let mr_total: usize = outcome
         .modelling

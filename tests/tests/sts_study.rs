@@ -111,7 +111,8 @@ async fn sts_study_two_centers_end_to_end() -> anyhow::Result<()> {
             row.auc_ci_high.expect("CI"),
         );
         assert!((0.0..=1.0).contains(&auc), "{row:?}");
-        assert!(low <= auc && auc <= high, "{row:?}");
+        assert!(low <= auc, "{row:?}");
+        assert!(auc <= high, "{row:?}");
         assert!((0.0..=1.0).contains(&row.threshold), "{row:?}");
     }
 

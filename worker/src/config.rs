@@ -37,7 +37,7 @@ pub enum ConfigError {
         field: &'static str,
         /// The offending value as written.
         value: String,
-        /// What the value must be.
+        /// The constraint the value breaks.
         expected: &'static str,
     },
 }
@@ -151,9 +151,9 @@ pub struct WorkerConfig {
     pub data_root: PathBuf,
     /// The cohort manifest CSV.
     pub manifest: PathBuf,
-    /// File that holds the site's pseudonym key.
+    /// File with the site's pseudonym key.
     pub pseudonym_key_file: PathBuf,
-    /// What may leave the site.
+    /// The site's release policy.
     pub policy: Policy,
     /// Image/mask geometry tolerances.
     pub geometry_tolerance: GeometryTolerance,

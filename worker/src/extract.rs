@@ -14,7 +14,7 @@ use crate::image::{Volume, nifti};
 use crate::manifest::SequenceFiles;
 use crate::mask::{self, MaskError};
 
-/// What the extraction of one sequence needs besides its files.
+/// Settings shared by every extraction of a round.
 #[derive(Debug, Clone)]
 pub struct ExtractContext<'a> {
     /// The data root, canonicalised, so that links out of it are caught.
@@ -163,7 +163,7 @@ mod tests {
             settings: &settings,
             tolerance: &tolerance,
         };
-        // STS_009 has no MR image in the data set (its README says so).
+        // STS_009 has no MR image in the data set, as its README states.
         let error = extract_sequence("MR_T1", &files("STS_009", "MR_T1"), &context).unwrap_err();
         assert_eq!(error.kind, ExclusionKind::FileMissing);
         assert_eq!(error.field, "MR_T1_image");

@@ -173,7 +173,7 @@ impl NewtonFit {
 /// Sums from several sites at the same β are combined with
 /// [`LogisticSums::add`], and the total equals the sums over the pooled rows
 /// up to floating-point summation order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogisticSums {
     /// Gradient of the log-likelihood `Σ xᵢ (yᵢ − pᵢ)`, length p + 1,
     /// intercept first.
@@ -218,11 +218,7 @@ impl LogisticSums {
     /// `x.ncols() + 1` entries, and [`StatsError::NonFiniteCell`] or
     /// [`StatsError::NonFinite`] for the first NaN or infinity in `x` or
     /// `beta`.
-    pub fn at(
-        x: ArrayView2<f64>,
-        y: &[bool],
-        beta: ArrayView1<f64>,
-    ) -> Result<Self, StatsError> {
+    pub fn at(x: ArrayView2<f64>, y: &[bool], beta: ArrayView1<f64>) -> Result<Self, StatsError> {
         validate_rows(x, y, None)?;
         validate_beta(x.ncols(), beta)?;
         Ok(accumulate(x, y, None, beta))
@@ -253,8 +249,7 @@ impl LogisticSums {
     /// [`StatsError::AggregateMismatch`] if the two have different numbers of
     /// coefficients.
     pub fn add(&mut self, other: &LogisticSums) -> Result<(), StatsError> {
-        if other.gradient.len() != self.gradient.len()
-            || other.hessian.dim() != self.hessian.dim()
+        if other.gradient.len() != self.gradient.len() || other.hessian.dim() != self.hessian.dim()
         {
             return Err(StatsError::AggregateMismatch {
                 field: "number of coefficients",
@@ -371,7 +366,9 @@ where
     while iterations < options.max_iterations {
         let next_beta = match newton_step(&sums, beta.view(), penalty) {
             Ok(next_beta) => next_beta,
-            Err(error @ StatsError::SingularHessian { .. }) if iterations == 0 => return Err(error),
+            Err(error @ StatsError::SingularHessian { .. }) if iterations == 0 => {
+                return Err(error);
+            }
             // A singular system after the first step: the weights have
             // collapsed towards 0, so report the last iterate as not converged.
             Err(StatsError::SingularHessian { .. }) => break,
@@ -392,8 +389,7 @@ where
         }
     }
 
-    let separation_flag =
-        matches!(penalty, Penalty::None) && (!converged || sums.n_at_bound > 0);
+    let separation_flag = matches!(penalty, Penalty::None) && (!converged || sums.n_at_bound > 0);
     Ok(NewtonFit {
         intercept: beta[0],
         coefficients: beta.slice(ndarray::s![1..]).to_owned(),
@@ -488,11 +484,7 @@ pub fn fit_with_fallback(
 }
 
 /// Validates the rows of one site: equal lengths and finite values.
-fn validate_rows(
-    x: ArrayView2<f64>,
-    y: &[bool],
-    offset: Option<&[f64]>,
-) -> Result<(), StatsError> {
+fn validate_rows(x: ArrayView2<f64>, y: &[bool], offset: Option<&[f64]>) -> Result<(), StatsError> {
     check_same_length("x", x.nrows(), "y", y.len())?;
     check_finite_matrix("x", x)?;
     if let Some(offset) = offset {
@@ -515,7 +507,8 @@ fn validate_beta(n_features: usize, beta: ArrayView1<f64>) -> Result<(), StatsEr
 }
 
 fn check_sums_shape(sums: &LogisticSums, n_coefficients: usize) -> Result<(), StatsError> {
-    if sums.gradient.len() != n_coefficients || sums.hessian.dim() != (n_coefficients, n_coefficients)
+    if sums.gradient.len() != n_coefficients
+        || sums.hessian.dim() != (n_coefficients, n_coefficients)
     {
         return Err(StatsError::ColumnMismatch {
             input: "sums.gradient",
@@ -601,7 +594,7 @@ mod tests {
     use serde_json::Value;
 
     use super::super::logistic::fit_l2;
-    use super::super::test_fixtures::{matrix, section, vector, labels};
+    use super::super::test_fixtures::{labels, matrix, section, vector};
     use super::*;
 
     /// Coefficients of the fixture fits after Newton's method converged to
@@ -634,7 +627,12 @@ mod tests {
 
     fn assert_fit(fit: &NewtonFit, expected: &[f64], tolerance: f64, case: &str) {
         assert_eq!(fit.coefficients.len() + 1, expected.len(), "{case}: length");
-        assert_close(fit.intercept, expected[0], tolerance, &format!("{case}: intercept"));
+        assert_close(
+            fit.intercept,
+            expected[0],
+            tolerance,
+            &format!("{case}: intercept"),
+        );
         for (index, &wanted) in expected[1..].iter().enumerate() {
             assert_close(
                 fit.coefficients[index],
@@ -659,7 +657,12 @@ mod tests {
         let fit = fit_newton(x.view(), &y, Penalty::None, &TIGHT).unwrap();
         assert!(fit.converged);
         assert!(!fit.separation_flag);
-        assert_fit(&fit, &vector(&reference["params"]), REFERENCE_TOLERANCE, "tight");
+        assert_fit(
+            &fit,
+            &vector(&reference["params"]),
+            REFERENCE_TOLERANCE,
+            "tight",
+        );
         let deviance = -2.0 * reference["llf"].as_f64().unwrap();
         assert_close(fit.deviance, deviance, 1e-9, "deviance");
     }
@@ -690,7 +693,12 @@ mod tests {
             let fit = fit_newton(x.view(), &y, Penalty::L2 { c }, &TIGHT).unwrap();
             assert!(fit.converged, "C = {c}");
             assert!(!fit.separation_flag, "C = {c}");
-            assert_fit(&fit, &vector(&case["params"]), REFERENCE_TOLERANCE, &format!("C = {c}"));
+            assert_fit(
+                &fit,
+                &vector(&case["params"]),
+                REFERENCE_TOLERANCE,
+                &format!("C = {c}"),
+            );
         }
     }
 
@@ -700,9 +708,24 @@ mod tests {
         for c in [1.0, 0.1] {
             let newton = fit_newton(x.view(), &y, Penalty::L2 { c }, &TIGHT).unwrap();
             let linfa = fit_l2(x.view(), &y, c).unwrap();
-            assert_close(newton.intercept, linfa.intercept, LINFA_TOLERANCE, "intercept");
-            for (index, (a, b)) in newton.coefficients.iter().zip(&linfa.coefficients).enumerate() {
-                assert_close(*a, *b, LINFA_TOLERANCE, &format!("C = {c}: coefficient {index}"));
+            assert_close(
+                newton.intercept,
+                linfa.intercept,
+                LINFA_TOLERANCE,
+                "intercept",
+            );
+            for (index, (a, b)) in newton
+                .coefficients
+                .iter()
+                .zip(&linfa.coefficients)
+                .enumerate()
+            {
+                assert_close(
+                    *a,
+                    *b,
+                    LINFA_TOLERANCE,
+                    &format!("C = {c}: coefficient {index}"),
+                );
             }
         }
     }
@@ -711,8 +734,7 @@ mod tests {
     fn fit_newton_with_offset_matches_statsmodels_glm() {
         let (data, x, y) = fixture();
         let offset = vector(&data["offset"]);
-        let fit =
-            fit_newton_with_offset(x.view(), &y, &offset, Penalty::None, &TIGHT).unwrap();
+        let fit = fit_newton_with_offset(x.view(), &y, &offset, Penalty::None, &TIGHT).unwrap();
         assert!(fit.converged);
         assert_fit(
             &fit,
@@ -755,15 +777,29 @@ mod tests {
     fn federated_fit_equals_pooled_fit() {
         let (_, x, y) = fixture();
         let sites = sites(&x, &y);
-        for penalty in [Penalty::None, Penalty::L2 { c: 1.0 }, Penalty::L2 { c: 0.1 }] {
+        for penalty in [
+            Penalty::None,
+            Penalty::L2 { c: 1.0 },
+            Penalty::L2 { c: 0.1 },
+        ] {
             let pooled = fit_newton(x.view(), &y, penalty, &NewtonOptions::default()).unwrap();
             let federated = federated_fit(&sites, x.ncols(), penalty);
             assert_eq!(pooled.iterations, federated.iterations, "{penalty:?}");
             assert_eq!(pooled.converged, federated.converged, "{penalty:?}");
             let mut expected = vec![pooled.intercept];
             expected.extend(pooled.coefficients.iter());
-            assert_fit(&federated, &expected, FEDERATED_TOLERANCE, &format!("{penalty:?}"));
-            assert_close(federated.deviance, pooled.deviance, FEDERATED_TOLERANCE, "deviance");
+            assert_fit(
+                &federated,
+                &expected,
+                FEDERATED_TOLERANCE,
+                &format!("{penalty:?}"),
+            );
+            assert_close(
+                federated.deviance,
+                pooled.deviance,
+                FEDERATED_TOLERANCE,
+                "deviance",
+            );
         }
     }
 
@@ -774,7 +810,9 @@ mod tests {
         let pooled = LogisticSums::at(x.view(), &y, beta.view()).unwrap();
         let mut total = LogisticSums::zeros(4);
         for (x_site, y_site) in sites(&x, &y) {
-            total.add(&LogisticSums::at(x_site.view(), &y_site, beta.view()).unwrap()).unwrap();
+            total
+                .add(&LogisticSums::at(x_site.view(), &y_site, beta.view()).unwrap())
+                .unwrap();
         }
         assert_eq!(total.n, pooled.n);
         assert_eq!(total.n_positive, pooled.n_positive);
@@ -803,22 +841,39 @@ mod tests {
     fn logistic_sums_reject_mismatched_sites() {
         let mut total = LogisticSums::zeros(3);
         let error = total.add(&LogisticSums::zeros(4)).unwrap_err();
-        assert!(matches!(error, StatsError::AggregateMismatch { .. }), "{error:?}");
+        assert!(
+            matches!(error, StatsError::AggregateMismatch { .. }),
+            "{error:?}"
+        );
     }
 
     #[test]
     fn logistic_sums_reject_bad_input() {
         let x = array![[0.5, 1.0], [f64::NAN, 0.0]];
-        let error = LogisticSums::at(x.view(), &[true, false], array![0.0, 0.0, 0.0].view())
-            .unwrap_err();
-        assert!(matches!(error, StatsError::NonFiniteCell { row: 1, column: 0, .. }), "{error:?}");
+        let error =
+            LogisticSums::at(x.view(), &[true, false], array![0.0, 0.0, 0.0].view()).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StatsError::NonFiniteCell {
+                    row: 1,
+                    column: 0,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
 
         let x = array![[0.5, 1.0], [0.0, 0.0]];
         let error =
             LogisticSums::at(x.view(), &[true, false], array![0.0, 0.0].view()).unwrap_err();
         assert_eq!(
             error,
-            StatsError::ColumnMismatch { input: "beta", expected: 3, found: 2 }
+            StatsError::ColumnMismatch {
+                input: "beta",
+                expected: 3,
+                found: 2
+            }
         );
     }
 
@@ -846,8 +901,13 @@ mod tests {
         assert!(fit.converged);
         assert_eq!(fit.penalty, Penalty::L2 { c: 1.0 });
 
-        let direct = fit_newton(x.view(), &y, Penalty::L2 { c: 1.0 }, &NewtonOptions::default())
-            .unwrap();
+        let direct = fit_newton(
+            x.view(),
+            &y,
+            Penalty::L2 { c: 1.0 },
+            &NewtonOptions::default(),
+        )
+        .unwrap();
         assert!(!direct.separation_flag);
         assert_eq!(fit.coefficients, direct.coefficients);
         assert_eq!(fit.intercept, direct.intercept);
@@ -870,7 +930,10 @@ mod tests {
     #[test]
     fn fit_newton_flags_iteration_limit() {
         let (_, x, y) = fixture();
-        let options = NewtonOptions { max_iterations: 1, tolerance: 1e-8 };
+        let options = NewtonOptions {
+            max_iterations: 1,
+            tolerance: 1e-8,
+        };
         let fit = fit_newton(x.view(), &y, Penalty::None, &options).unwrap();
         assert_eq!(fit.iterations, 1);
         assert!(!fit.converged);
@@ -882,14 +945,24 @@ mod tests {
         let (_, x, y) = fixture();
         let mut doubled = Array2::<f64>::zeros((x.nrows(), 2));
         doubled.column_mut(0).assign(&x.column(0));
-        doubled.column_mut(1).assign(&x.column(0).mapv(|value| 2.0 * value));
-        let error = fit_newton(doubled.view(), &y, Penalty::None, &NewtonOptions::default())
-            .unwrap_err();
-        assert!(matches!(error, StatsError::SingularHessian { .. }), "{error:?}");
+        doubled
+            .column_mut(1)
+            .assign(&x.column(0).mapv(|value| 2.0 * value));
+        let error =
+            fit_newton(doubled.view(), &y, Penalty::None, &NewtonOptions::default()).unwrap_err();
+        assert!(
+            matches!(error, StatsError::SingularHessian { .. }),
+            "{error:?}"
+        );
 
         // The penalty makes the same system solvable.
-        let fit = fit_newton(doubled.view(), &y, Penalty::L2 { c: 1.0 }, &NewtonOptions::default())
-            .unwrap();
+        let fit = fit_newton(
+            doubled.view(),
+            &y,
+            Penalty::L2 { c: 1.0 },
+            &NewtonOptions::default(),
+        )
+        .unwrap();
         assert!(fit.converged);
     }
 
@@ -899,18 +972,37 @@ mod tests {
         for c in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let error =
                 fit_newton(x.view(), &y, Penalty::L2 { c }, &NewtonOptions::default()).unwrap_err();
-            assert!(matches!(error, StatsError::InvalidParameter { name: "C", .. }), "{error:?}");
+            assert!(
+                matches!(error, StatsError::InvalidParameter { name: "C", .. }),
+                "{error:?}"
+            );
         }
         let error = fit_newton(
             x.view(),
             &y,
             Penalty::None,
-            &NewtonOptions { max_iterations: 0, tolerance: 1e-8 },
+            &NewtonOptions {
+                max_iterations: 0,
+                tolerance: 1e-8,
+            },
         )
         .unwrap_err();
-        assert!(matches!(error, StatsError::InvalidParameter { name: "max_iterations", .. }));
-        let error = fit_newton(x.view(), &vec![true; x.nrows()], Penalty::None, &TIGHT).unwrap_err();
-        assert_eq!(error, StatsError::SingleClass { class: true, count: x.nrows() });
+        assert!(matches!(
+            error,
+            StatsError::InvalidParameter {
+                name: "max_iterations",
+                ..
+            }
+        ));
+        let error =
+            fit_newton(x.view(), &vec![true; x.nrows()], Penalty::None, &TIGHT).unwrap_err();
+        assert_eq!(
+            error,
+            StatsError::SingleClass {
+                class: true,
+                count: x.nrows()
+            }
+        );
     }
 
     #[test]
@@ -922,5 +1014,123 @@ mod tests {
         assert_close(fit.intercept, (3.0f64 / 5.0).ln(), 1e-12, "intercept");
         assert!(fit.coefficients.is_empty());
         assert_eq!(x.len_of(Axis(1)), 0);
+    }
+}
+
+#[cfg(test)]
+mod measure_agreement {
+    use super::super::test_fixtures::*;
+    use super::*;
+
+    fn max_diff(fit: &NewtonFit, expected: &[f64]) -> f64 {
+        let mut all = vec![fit.intercept];
+        all.extend(fit.coefficients.iter());
+        all.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn print_agreement() {
+        let data = section("logistic");
+        let x = matrix(&data["x"]);
+        let y = labels(&data["y"]);
+        let tight = NewtonOptions { max_iterations: 50, tolerance: 1e-13 };
+        let sm = vector(&data["statsmodels_logit"]["params"]);
+        let fit = fit_newton(x.view(), &y, Penalty::None, &tight).unwrap();
+        println!("AGREE logit tight {:e} iters {}", max_diff(&fit, &sm), fit.iterations);
+        let fit = fit_newton(x.view(), &y, Penalty::None, &NewtonOptions::default()).unwrap();
+        println!("AGREE logit default {:e} iters {}", max_diff(&fit, &sm), fit.iterations);
+        println!("AGREE deviance {:e}", (fit.deviance + 2.0 * data["statsmodels_logit"]["llf"].as_f64().unwrap()).abs());
+        for case in data["sklearn_l2"].as_array().unwrap() {
+            let c = case["C"].as_f64().unwrap();
+            let p = vector(&case["params"]);
+            let fit = fit_newton(x.view(), &y, Penalty::L2 { c }, &tight).unwrap();
+            let d = NewtonOptions::default();
+            let fit_d = fit_newton(x.view(), &y, Penalty::L2 { c }, &d).unwrap();
+            let linfa = super::super::logistic::fit_l2(x.view(), &y, c).unwrap();
+            let mut l = vec![linfa.intercept]; l.extend(linfa.coefficients.iter());
+            println!("AGREE l2 C={c} tight {:e} default {:e} linfa {:e} lbfgs-vs-newton-cholesky {}", max_diff(&fit, &p), max_diff(&fit_d, &p), max_diff(&fit, &l), case["max_difference_to_lbfgs_tol_1e-12"]);
+        }
+        let off = vector(&data["offset"]);
+        let fit = fit_newton_with_offset(x.view(), &y, &off, Penalty::None, &tight).unwrap();
+        println!("AGREE offset {:e}", max_diff(&fit, &vector(&data["statsmodels_glm_offset"]["params"])));
+    }
+}
+
+#[cfg(test)]
+mod measure_agreement_2 {
+    use ndarray::s;
+    use super::super::test_fixtures::*;
+    use super::super::*;
+    use super::*;
+
+    #[test]
+    fn print_agreement_2() {
+        let data = section("logistic");
+        let x = matrix(&data["x"]);
+        let y = labels(&data["y"]);
+        for penalty in [Penalty::None, Penalty::L2 { c: 1.0 }, Penalty::L2 { c: 0.1 }] {
+            let pooled = fit_newton(x.view(), &y, penalty, &NewtonOptions::default()).unwrap();
+            let bounds = [0, 17, 29, x.nrows()];
+            let fed = fit_newton_rounds(3, penalty, &NewtonOptions::default(), |beta| {
+                let mut t = LogisticSums::zeros(4);
+                for r in bounds.windows(2) {
+                    t.add(&LogisticSums::at(x.slice(s![r[0]..r[1], ..]), &y[r[0]..r[1]], beta)?)?;
+                }
+                Ok(t)
+            }).unwrap();
+            let mut d = (pooled.intercept - fed.intercept).abs();
+            for (a, b) in pooled.coefficients.iter().zip(&fed.coefficients) { d = d.max((a - b).abs()); }
+            println!("AGREE federated {penalty:?} {d:e}");
+        }
+        let c = section("calibration");
+        let p = vector(&c["p"]); let yy = labels(&c["y"]);
+        let r = logistic_recalibration(&p, &yy).unwrap();
+        let sp = vector(&c["calibration_slope_params"]);
+        println!("AGREE recal intercept {:e} slope {:e} a' {:e}", (r.intercept - c["calibration_intercept"].as_f64().unwrap()).abs(), (r.slope - sp[1]).abs(), (r.slope_model_intercept - sp[0]).abs());
+        let s = spiegelhalter_test(&p, &yy).unwrap();
+        let ep = c["spiegelhalter_p"].as_f64().unwrap();
+        println!("AGREE spiegel z {:e} p rel {:e} (p={ep})", (s.z - c["spiegelhalter_z"].as_f64().unwrap()).abs(), (s.p_value - ep).abs() / ep);
+        println!("AGREE brier {:e}", (brier_score(&p, &yy).unwrap() - c["brier"].as_f64().unwrap()).abs());
+        let mut m: f64 = 0.0;
+        for case in c["curves"].as_array().unwrap() {
+            let bins = case["n_bins"].as_u64().unwrap() as usize;
+            let (cp, cy) = match case.get("p") { Some(v) => (vector(v), labels(&case["y"])), None => (p.clone(), yy.clone()) };
+            let curve = calibration_curve(&cp, &cy, bins).unwrap();
+            for (i, pt) in curve.iter().enumerate() {
+                m = m.max((pt.observed_fraction - vector(&case["prob_true"])[i]).abs()).max((pt.mean_predicted - vector(&case["prob_pred"])[i]).abs());
+            }
+        }
+        println!("AGREE curve {m:e}");
+        for case in section("hosmer_lemeshow").as_array().unwrap() {
+            let r = hosmer_lemeshow(&vector(&case["p"]), &labels(&case["y"]), 10).unwrap();
+            let pe = case["p_external"].as_f64().unwrap(); let pd = case["p_development"].as_f64().unwrap();
+            println!("AGREE HL {} g={} H {:e} pext rel {:e} pdev rel {:e}", case["name"], r.groups, (r.statistic - case["statistic"].as_f64().unwrap()).abs(), (r.p_external - pe).abs()/pe, (r.p_development.unwrap() - pd).abs()/pd);
+        }
+        let mut m: f64 = 0.0;
+        for case in section("dca").as_array().unwrap() {
+            let curve = decision_curve(&vector(&case["p"]), &labels(&case["y"]), &default_thresholds()).unwrap();
+            for (i, pt) in curve.points.iter().enumerate() {
+                m = m.max((pt.model - vector(&case["net_benefit_model"])[i]).abs()).max((pt.treat_all - vector(&case["net_benefit_all"])[i]).abs());
+            }
+        }
+        println!("AGREE dca {m:e}");
+        let mut m: f64 = 0.0;
+        for case in section("wilson").as_array().unwrap() {
+            let w = Proportion::wilson(case["count"].as_u64().unwrap() as usize, case["nobs"].as_u64().unwrap() as usize).unwrap();
+            m = m.max((w.ci_low - case["low"].as_f64().unwrap()).abs()).max((w.ci_high - case["high"].as_f64().unwrap()).abs());
+        }
+        println!("AGREE wilson {m:e}");
+        let sh = section("shap");
+        let model = LogisticModel { intercept: sh["intercept"].as_f64().unwrap(), coefficients: ndarray::Array1::from(vector(&sh["coefficients"])) };
+        let e = LinearShap::new(&model, matrix(&sh["background"]).view()).unwrap();
+        let v = e.explain(matrix(&sh["x"]).view()).unwrap();
+        let d = (&v.values - &matrix(&sh["shap_values"])).mapv(f64::abs).fold(0.0f64, |a, b| a.max(*b));
+        println!("AGREE shap {d:e} base {:e} additivity {:e}", (e.base_value - sh["expected_value"].as_f64().unwrap()).abs(), v.max_additivity_error());
+        let t = matrix(&sh["standardised_training"]);
+        let v = LinearShap::new(&model, t.view()).unwrap().explain(t.view()).unwrap();
+        let d = (&v.values - &matrix(&sh["standardised_shap_values"])).mapv(f64::abs).fold(0.0f64, |a, b| a.max(*b));
+        println!("AGREE shap standardised {d:e}");
+        let a = section("aggregates");
+        println!("AGREE agg auc {}", roc_auc(&vector(&a["p"]), &labels(&a["y"])).unwrap());
     }
 }

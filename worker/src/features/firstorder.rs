@@ -37,6 +37,8 @@
 //! `imageArray[mask]`, which is C order of the (k, j, i) array, so i fastest and k slowest,
 //! the sums match numpy's to the last bit. Another order changes them by rounding only.
 
+use super::discretize::FixedWidthEdges;
+
 /// Feature names in output order, as PyRadiomics names them without the
 /// `original_firstorder_` prefix.
 pub const FEATURE_NAMES: [&str; 18] = [
@@ -275,7 +277,7 @@ fn bin_fractions(sorted: &[f64], bin_width: f64) -> Vec<f64> {
     let (Some(&minimum), Some(&maximum)) = (sorted.first(), sorted.last()) else {
         return Vec::new();
     };
-    let edges = BinEdges::new(minimum, maximum, bin_width);
+    let edges = FixedWidthEdges::new(minimum, maximum, bin_width);
     let count = sorted.len() as f64;
 
     let mut fractions = Vec::new();
@@ -295,70 +297,6 @@ fn bin_fractions(sorted: &[f64], bin_width: f64) -> Vec<f64> {
         fractions.push(voxels_in_bin as f64 / count);
     }
     fractions
-}
-
-/// Bin edges of PyRadiomics' fixed-bin-width discretisation, evaluated like the
-/// `numpy.arange(lower, maximum + 2·width, width)` call that PyRadiomics makes.
-struct BinEdges {
-    lower: f64,
-    width: f64,
-    /// Spacing of the third and later edges: (lower + width) − lower, as numpy's `fill`.
-    step: f64,
-    /// Index of the last edge; values at or above it get bin `last + 1`.
-    last: f64,
-}
-
-impl BinEdges {
-    fn new(minimum: f64, maximum: f64, width: f64) -> Self {
-        let lower = minimum - minimum.rem_euclid(width);
-        let step = (lower + width) - lower;
-        let edge_count = ((maximum + 2.0 * width) - lower) / width;
-        BinEdges {
-            lower,
-            width,
-            step,
-            last: (edge_count.ceil() - 1.0).max(0.0),
-        }
-    }
-
-    fn edge(&self, index: f64) -> f64 {
-        if index == 0.0 {
-            self.lower
-        } else if index == 1.0 {
-            self.lower + self.width
-        } else {
-            self.lower + index * self.step
-        }
-    }
-
-    /// Returns the 1-based bin of `value`, as `numpy.digitize(value, edges)`: the number of
-    /// edges ≤ value.
-    fn bin_of(&self, value: f64) -> f64 {
-        // The quotient is within one of the bin index, and the loops fix rounding at the
-        // edges. Their bound stops them once ±1 no longer changes an index held in an f64.
-        const MAX_CORRECTION_STEPS: usize = 4;
-        // f64::max and f64::min, unlike clamp, never panic, and they turn a NaN quotient
-        // into 0.
-        let mut index = ((value - self.lower) / self.width)
-            .floor()
-            .max(0.0)
-            .min(self.last);
-        for _ in 0..MAX_CORRECTION_STEPS {
-            if index > 0.0 && self.edge(index) > value {
-                index -= 1.0;
-            } else {
-                break;
-            }
-        }
-        for _ in 0..MAX_CORRECTION_STEPS {
-            if index < self.last && self.edge(index + 1.0) <= value {
-                index += 1.0;
-            } else {
-                break;
-            }
-        }
-        index + 1.0
-    }
 }
 
 /// Returns the mean absolute deviation of the voxels with `lower ≤ X ≤ upper` from their

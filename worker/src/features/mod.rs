@@ -5,7 +5,13 @@
 //! `firstorder`, whatever order the request lists them in, so that every
 //! worker produces the same columns for the same settings.
 
+pub mod discretize;
 pub mod firstorder;
+pub mod glcm;
+pub mod gldm;
+pub mod glrlm;
+pub mod glszm;
+pub mod ngtdm;
 pub mod shape;
 
 use sha2::{Digest, Sha256};

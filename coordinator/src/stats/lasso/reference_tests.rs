@@ -1,0 +1,289 @@
+//! Agreement with glmnet 4.1-6 and scikit-learn 1.9.1 on stored fixtures.
+//!
+//! `coordinator/tests/fixtures/lasso.json` is written by
+//! `coordinator/tests/fixtures/make_lasso_fixtures.py`, whose header pins
+//! the versions. Every reference fit there is iterative, so each tolerance
+//! below is set by how tightly both sides converge, not by rounding.
+
+use ndarray::Array2;
+use serde::Deserialize;
+
+use super::{Family, LassoParams, ValidLassoParams, lasso_cv_with_folds, lasso_path};
+
+const FIXTURE: &str = include_str!("../../../tests/fixtures/lasso.json");
+
+/// Gaussian path against scikit-learn `Lasso(tol=1e-14)`: both solve the
+/// same convex problem by coordinate descent to far below this, so only the
+/// last few digits can differ.
+const GAUSSIAN_PATH_TOLERANCE: f64 = 1e-8;
+
+/// Binomial path against glmnet `thresh = 1e-14`, with our tolerance also
+/// 1e-14. The IRLS loops of both stop when the squared coefficient change,
+/// weighted by curvature, falls below 1e-14 times the null deviance, which
+/// leaves an error of order 1e-7 in β.
+const BINOMIAL_PATH_TOLERANCE: f64 = 1e-6;
+
+/// Binomial path at the default tolerance 1e-7 against the tight glmnet
+/// reference: the default stops a coordinate's change at about
+/// sqrt(1e-7 · D0 / h_f), around 1e-3 here.
+const BINOMIAL_DEFAULT_TOLERANCE: f64 = 1e-2;
+
+/// CV mean and standard error of the binomial deviance against
+/// `cv.glmnet(thresh = 1e-14)`, relative. Fold fits converge as tightly as
+/// the path fits above, and the deviance is smooth in β.
+const CV_RELATIVE_TOLERANCE: f64 = 1e-6;
+
+/// Gaussian CV fold losses against `LassoCV(tol=1e-14)`.
+const GAUSSIAN_CV_TOLERANCE: f64 = 1e-9;
+
+#[derive(Deserialize)]
+struct Fixture {
+    versions: Versions,
+    problems: Problems,
+    gaussian_path: Vec<PathCase>,
+    binomial_path: Vec<PathCase>,
+    binomial_cv: BinomialCv,
+    gaussian_cv: GaussianCv,
+}
+
+#[derive(Deserialize)]
+struct Versions {
+    #[serde(rename = "scikit-learn")]
+    scikit_learn: String,
+    glmnet: String,
+}
+
+#[derive(Deserialize)]
+struct Problems {
+    tall: Problem,
+    wide: Problem,
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    z: Vec<Vec<f64>>,
+    y: Vec<bool>,
+}
+
+#[derive(Deserialize)]
+struct PathCase {
+    problem: String,
+    lambdas: Vec<f64>,
+    intercepts: Vec<f64>,
+    coefficients: Vec<Vec<f64>>,
+}
+
+#[derive(Deserialize)]
+struct BinomialCv {
+    fold_ids: Vec<usize>,
+    lambdas: Vec<f64>,
+    cvm: Vec<f64>,
+    cvsd: Vec<f64>,
+    lambda_min: f64,
+    lambda_1se: f64,
+    index_min: usize,
+    index_1se: usize,
+}
+
+#[derive(Deserialize)]
+struct GaussianCv {
+    fold_ids: Vec<usize>,
+    lambdas: Vec<f64>,
+    /// n_lambda × folds.
+    mse_path: Vec<Vec<f64>>,
+    alpha: f64,
+    index_min: usize,
+}
+
+fn fixture() -> Fixture {
+    serde_json::from_str(FIXTURE).expect("lasso.json must parse")
+}
+
+impl Fixture {
+    fn problem(&self, name: &str) -> &Problem {
+        match name {
+            "tall" => &self.problems.tall,
+            "wide" => &self.problems.wide,
+            other => panic!("unknown fixture problem {other}"),
+        }
+    }
+}
+
+impl Problem {
+    fn matrix(&self) -> Array2<f64> {
+        let columns = self.z[0].len();
+        Array2::from_shape_fn((self.z.len(), columns), |(row, column)| self.z[row][column])
+    }
+}
+
+fn params(family: Family, tolerance: f64) -> ValidLassoParams {
+    LassoParams {
+        family,
+        tolerance,
+        max_passes: 10_000_000,
+        ..LassoParams::default()
+    }
+    .validate()
+    .unwrap()
+}
+
+/// Largest absolute difference between our path and a reference path.
+fn largest_path_difference(case: &PathCase, problem: &Problem, params: &ValidLassoParams) -> f64 {
+    let z = problem.matrix();
+    let path = lasso_path(z.view(), &problem.y, &case.lambdas, params).unwrap();
+    let mut largest: f64 = 0.0;
+    for (index, expected) in case.coefficients.iter().enumerate() {
+        largest = largest.max((path.intercepts[index] - case.intercepts[index]).abs());
+        for (feature, &beta) in expected.iter().enumerate() {
+            largest = largest.max((path.coefficients[[index, feature]] - beta).abs());
+        }
+    }
+    largest
+}
+
+#[test]
+fn fixture_records_reference_versions() {
+    let fixture = fixture();
+    assert_eq!(fixture.versions.scikit_learn, "1.9.1");
+    assert_eq!(fixture.versions.glmnet, "4.1.6");
+}
+
+#[test]
+fn gaussian_path_matches_sklearn_lasso() {
+    let fixture = fixture();
+    for case in &fixture.gaussian_path {
+        let difference = largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Gaussian, 1e-20));
+        assert!(
+            difference <= GAUSSIAN_PATH_TOLERANCE,
+            "{} problem: largest difference {difference:e}",
+            case.problem
+        );
+    }
+}
+
+#[test]
+fn gaussian_path_keeps_sklearn_zeros() {
+    let fixture = fixture();
+    for case in &fixture.gaussian_path {
+        let problem = fixture.problem(&case.problem);
+        let z = problem.matrix();
+        let path = lasso_path(z.view(), &problem.y, &case.lambdas, &params(Family::Gaussian, 1e-20)).unwrap();
+        for (index, expected) in case.coefficients.iter().enumerate() {
+            let expected_nonzero: Vec<usize> = (0..expected.len()).filter(|&f| expected[f] != 0.0).collect();
+            assert_eq!(path.nonzero(index), expected_nonzero, "{} problem, λ index {index}", case.problem);
+        }
+    }
+}
+
+#[test]
+fn binomial_path_matches_glmnet() {
+    let fixture = fixture();
+    for case in &fixture.binomial_path {
+        let difference = largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Binomial, 1e-14));
+        assert!(
+            difference <= BINOMIAL_PATH_TOLERANCE,
+            "{} problem: largest difference {difference:e}",
+            case.problem
+        );
+    }
+}
+
+#[test]
+fn binomial_default_tolerance_is_close_to_glmnet() {
+    let fixture = fixture();
+    for case in &fixture.binomial_path {
+        let difference = largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Binomial, 1e-7));
+        assert!(
+            difference <= BINOMIAL_DEFAULT_TOLERANCE,
+            "{} problem: largest difference {difference:e}",
+            case.problem
+        );
+    }
+}
+
+#[test]
+fn binomial_cv_matches_cv_glmnet() {
+    let fixture = fixture();
+    let reference = &fixture.binomial_cv;
+    let problem = fixture.problem("tall");
+    let z = problem.matrix();
+    let cv = lasso_cv_with_folds(
+        z.view(),
+        &problem.y,
+        &reference.lambdas,
+        std::slice::from_ref(&reference.fold_ids),
+        &params(Family::Binomial, 1e-14),
+    )
+    .unwrap();
+
+    for index in 0..reference.lambdas.len() {
+        let mean_error = (cv.cv_mean[index] / reference.cvm[index] - 1.0).abs();
+        assert!(mean_error <= CV_RELATIVE_TOLERANCE, "cvm at λ index {index}: got {}, expected {}", cv.cv_mean[index], reference.cvm[index]);
+        let se_error = (cv.cv_se[index] / reference.cvsd[index] - 1.0).abs();
+        assert!(se_error <= CV_RELATIVE_TOLERANCE, "cvsd at λ index {index}: got {}, expected {}", cv.cv_se[index], reference.cvsd[index]);
+    }
+    assert_eq!(cv.index_min, reference.index_min);
+    assert_eq!(cv.index_1se, reference.index_1se);
+    assert_eq!(cv.lambda_min, reference.lambda_min);
+    assert_eq!(cv.lambda_1se, reference.lambda_1se);
+    assert_eq!(cv.chosen_index, reference.index_min);
+    assert!(!cv.selected.is_empty());
+}
+
+#[test]
+fn gaussian_cv_matches_sklearn_lasso_cv() {
+    let fixture = fixture();
+    let reference = &fixture.gaussian_cv;
+    let problem = fixture.problem("tall");
+    let z = problem.matrix();
+    let cv = lasso_cv_with_folds(
+        z.view(),
+        &problem.y,
+        &reference.lambdas,
+        std::slice::from_ref(&reference.fold_ids),
+        &params(Family::Gaussian, 1e-20),
+    )
+    .unwrap();
+
+    let losses = &cv.fold_losses[0];
+    for (index, fold_values) in reference.mse_path.iter().enumerate() {
+        for (fold, &expected) in fold_values.iter().enumerate() {
+            let difference = (losses[[fold, index]] - expected).abs();
+            assert!(
+                difference <= GAUSSIAN_CV_TOLERANCE,
+                "fold {fold}, λ index {index}: got {}, expected {expected}",
+                losses[[fold, index]]
+            );
+        }
+        let mean = fold_values.iter().sum::<f64>() / fold_values.len() as f64;
+        assert!((cv.cv_mean[index] - mean).abs() <= GAUSSIAN_CV_TOLERANCE, "mean at λ index {index}");
+    }
+    assert_eq!(cv.index_min, reference.index_min);
+    assert_eq!(cv.lambda_min, reference.alpha);
+}
+#[test]
+fn scratch_print_agreement() {
+    let fixture = fixture();
+    for case in &fixture.gaussian_path {
+        eprintln!("gauss {} {:e}", case.problem, largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Gaussian, 1e-20)));
+        eprintln!("gauss default {} {:e}", case.problem, largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Gaussian, 1e-7)));
+    }
+    for case in &fixture.binomial_path {
+        eprintln!("binom {} {:e}", case.problem, largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Binomial, 1e-14)));
+        eprintln!("binom default {} {:e}", case.problem, largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Binomial, 1e-7)));
+    }
+    let reference = &fixture.binomial_cv;
+    let problem = fixture.problem("tall");
+    let z = problem.matrix();
+    for tol in [1e-14, 1e-7] {
+    let cv = lasso_cv_with_folds(z.view(), &problem.y, &reference.lambdas, std::slice::from_ref(&reference.fold_ids), &params(Family::Binomial, tol)).unwrap();
+    let m = (0..reference.lambdas.len()).map(|i| (cv.cv_mean[i]/reference.cvm[i]-1.0).abs()).fold(0.0, f64::max);
+    let s = (0..reference.lambdas.len()).map(|i| (cv.cv_se[i]/reference.cvsd[i]-1.0).abs()).fold(0.0, f64::max);
+    eprintln!("cv binom tol {tol}: mean rel {m:e} se rel {s:e} idx {} {} vs {} {}", cv.index_min, cv.index_1se, reference.index_min, reference.index_1se);
+    }
+    let reference = &fixture.gaussian_cv;
+    let cv = lasso_cv_with_folds(z.view(), &problem.y, &reference.lambdas, std::slice::from_ref(&reference.fold_ids), &params(Family::Gaussian, 1e-20)).unwrap();
+    let mut d: f64 = 0.0;
+    for (i, fv) in reference.mse_path.iter().enumerate() { for (f, &e) in fv.iter().enumerate() { d = d.max((cv.fold_losses[0][[f,i]]-e).abs()); } }
+    eprintln!("cv gauss max fold loss diff {d:e}");
+}

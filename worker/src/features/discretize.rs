@@ -1,0 +1,537 @@
+//! Grey-level discretisation for the texture feature classes (GLCM, GLRLM, GLSZM, GLDM,
+//! NGTDM), and the padded grey-level grid and neighbour offsets their kernels share.
+//!
+//! The rules follow PyRadiomics 3.1.4 (`imageoperations.getBinEdges` and `binImage`, PyPI
+//! package `pyradiomics-bhklab`, numpy 2.4.6): the bin edges are computed from the ROI
+//! intensities only, and each voxel gets the grey level `numpy.digitize(x, edges)`, the
+//! number of edges ≤ x. Grey levels start at 1, and 0 marks voxels outside the ROI.
+//!
+//! Let:
+//!
+//! - **X** be the intensities of the ROI voxels, with minimum m and maximum M;
+//! - **w** be the bin width (fixed bin width) and **N_b** the number of bins (fixed bin
+//!   count);
+//! - **e₀ < e₁ < …** be the bin edges; bins are right-open, [e_(g−1), e_g) is grey level g;
+//! - **N_g** be the highest grey level of any ROI voxel. Levels between 1 and N_g may be
+//!   empty, and N_g counts them, as PyRadiomics' `Ng` does.
+//!
+//! Fixed bin width (PyRadiomics `binWidth`): the lowest edge is L = m − (m mod w), with the
+//! floor-style modulo of Python, so that L ≤ m and L is a multiple of w also for negative
+//! intensities. The edges are the values of `numpy.arange(L, M + 2w, w)`: e₀ = L,
+//! e₁ = L + w and e_g = L + g·((L + w) − L) for g ≥ 2, evaluated in f64 exactly as numpy
+//! fills them. For whole-number intensities and widths below 2⁵³ these are the exact
+//! multiples of w, and the grey level is ⌊x/w⌋ − ⌊m/w⌋ + 1. A flat ROI (m = M) gets one grey
+//! level, 1.
+//!
+//! Fixed bin count (PyRadiomics `binCount`): the edges are those of
+//! `numpy.histogram(X, N_b)`, e_g = m + g·((M − m)/N_b) for g < N_b and e_(N_b) = M, after
+//! which PyRadiomics adds 1 to the last edge so that M falls into bin N_b. A flat ROI widens
+//! the range to [m − 0.5, M + 0.5] first, as numpy does, so its voxels all get the middle
+//! level ⌊N_b/2⌋ + 1 (17 for N_b = 32), not 1.
+//!
+//! Deviations from PyRadiomics 3.1.4:
+//!
+//! - PyRadiomics bins the image in its stored type (float32 for most NIfTI MR), this module
+//!   in f64. Whole-number intensities below 2²⁴ bin identically. Other float32 values can
+//!   land in a neighbouring bin when they sit within float32 rounding of an edge.
+//! - With a fixed bin count, numpy fails ("too many bins for data range") when the range is
+//!   so small next to the intensities that two edges round to the same f64, and it produces
+//!   NaN edges when M − m overflows. This module still assigns monotone grey levels in both
+//!   cases: it keeps the rounded edges in the first, and interpolates the edges as
+//!   m·(1 − g/N_b) + M·(g/N_b) in the second. When M + 1 rounds to M (|M| ≥ 2⁵³), numpy puts
+//!   M into bin N_b + 1, and this module keeps it in bin N_b.
+
+use ndarray::{Array3, s};
+
+use crate::image::Volume;
+use crate::mask::Roi;
+
+/// How intensities become grey levels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Discretization {
+    /// Bins of this width w in intensity units, starting at a multiple of w (PyRadiomics
+    /// `binWidth`, default 25). Must be finite and > 0.
+    FixedBinWidth(f64),
+    /// This many equal bins N_b between the ROI's minimum and maximum (PyRadiomics
+    /// `binCount`). Must be ≥ 1.
+    FixedBinCount(u32),
+}
+
+/// Grey levels of one ROI, cropped to its bounding box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextureInput {
+    /// Grey level per voxel, 1-based; 0 outside the ROI. Indexed [i, j, k] like the image;
+    /// cropped to the ROI bounding box.
+    pub levels: Array3<u32>,
+    /// Highest grey level present (N_g as PyRadiomics counts it: bins up to the max level,
+    /// including empty ones in between).
+    pub n_levels: u32,
+    /// Voxel spacing along i, j, k in mm.
+    pub spacing: [f64; 3],
+}
+
+/// Why an ROI cannot be discretised.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DiscretizeError {
+    /// The bin width is zero, negative, infinite or NaN.
+    #[error("bin width {0} is invalid; it must be a finite number > 0")]
+    InvalidBinWidth(f64),
+    /// The bin count is zero.
+    #[error("bin count 0 is invalid; it must be at least 1")]
+    InvalidBinCount,
+    /// Discretisation would give more grey levels than the configured cap.
+    #[error(
+        "intensities from {minimum} to {maximum} give {levels} grey levels, more than the cap of \
+         {max_levels}; raise the bin width or lower the bin count"
+    )]
+    TooManyLevels {
+        /// Grey levels the ROI would get (N_g), saturated at `u64::MAX`.
+        levels: u64,
+        /// The configured cap.
+        max_levels: u32,
+        /// Lowest ROI intensity.
+        minimum: f64,
+        /// Highest ROI intensity.
+        maximum: f64,
+    },
+    /// The mask has no voxel inside the ROI.
+    #[error("ROI is empty; the mask selects no voxel")]
+    EmptyRoi,
+    /// An ROI voxel is NaN or infinite.
+    #[error("intensity {value} at voxel {voxel:?} inside the ROI is not finite")]
+    NonFiniteIntensity {
+        /// The offending intensity.
+        value: f64,
+        /// Its voxel index (i, j, k).
+        voxel: [usize; 3],
+    },
+    /// The mask and the image have different array shapes.
+    #[error("mask shape {mask:?} differs from image shape {image:?}")]
+    ShapeMismatch {
+        /// Image array shape (i, j, k).
+        image: [usize; 3],
+        /// Mask array shape (i, j, k).
+        mask: [usize; 3],
+    },
+}
+
+/// Maps the ROI intensities to grey levels with PyRadiomics' rules (getBinEdges + binImage:
+/// fixed bin width: lower edge = min − (min mod w) with floor-mod for negatives, edges every
+/// w up to max + 2w, right-open bins, index from 1, flat ROI → one bin; fixed bin count: N
+/// equal bins from min to max, max in the last bin). Fails before allocating anything large
+/// if the number of levels exceeds `max_levels`.
+///
+/// The module documentation gives the edges and the deviations from PyRadiomics. The
+/// returned array covers the bounding box of the ROI only; its voxels outside the ROI are 0.
+pub fn discretize(
+    image: &Volume,
+    roi: &Roi,
+    method: Discretization,
+    max_levels: u32,
+) -> Result<TextureInput, DiscretizeError> {
+    validate(method)?;
+    let image_shape: [usize; 3] = image.data.dim().into();
+    let mask_shape: [usize; 3] = roi.mask.dim().into();
+    if image_shape != mask_shape {
+        return Err(DiscretizeError::ShapeMismatch {
+            image: image_shape,
+            mask: mask_shape,
+        });
+    }
+
+    let Some((low, high)) = bounding_box(roi) else {
+        return Err(DiscretizeError::EmptyRoi);
+    };
+    let box_slice = s![low[0]..=high[0], low[1]..=high[1], low[2]..=high[2]];
+    let intensities = image.data.slice(box_slice);
+    let mask = roi.mask.slice(box_slice);
+
+    // One pass for the range, which fixes the edges and N_g before anything is allocated.
+    let mut minimum = f64::INFINITY;
+    let mut maximum = f64::NEG_INFINITY;
+    for ((index, &value), &inside) in intensities.indexed_iter().zip(mask.iter()) {
+        if !inside {
+            continue;
+        }
+        if !value.is_finite() {
+            let (i, j, k) = index;
+            return Err(DiscretizeError::NonFiniteIntensity {
+                value,
+                voxel: [low[0] + i, low[1] + j, low[2] + k],
+            });
+        }
+        minimum = minimum.min(value);
+        maximum = maximum.max(value);
+    }
+
+    let binning = Binning::new(method, minimum, maximum);
+    let top_level = binning.level_of(maximum);
+    if top_level > f64::from(max_levels) {
+        return Err(DiscretizeError::TooManyLevels {
+            // `as` saturates, which the field documents.
+            levels: top_level as u64,
+            max_levels,
+            minimum,
+            maximum,
+        });
+    }
+
+    // Levels of ROI voxels lie in 1..=top_level ≤ max_levels because `level_of` is
+    // monotone in the intensity, so the conversion to u32 is exact.
+    let mut levels = Array3::<u32>::zeros(intensities.raw_dim());
+    ndarray::Zip::from(&mut levels)
+        .and(&intensities)
+        .and(&mask)
+        .for_each(|level, &value, &inside| {
+            if inside {
+                *level = binning.level_of(value) as u32;
+            }
+        });
+
+    Ok(TextureInput {
+        levels,
+        n_levels: top_level as u32,
+        spacing: image.geometry.spacing,
+    })
+}
+
+fn validate(method: Discretization) -> Result<(), DiscretizeError> {
+    match method {
+        Discretization::FixedBinWidth(width) if !(width.is_finite() && width > 0.0) => {
+            Err(DiscretizeError::InvalidBinWidth(width))
+        }
+        Discretization::FixedBinCount(0) => Err(DiscretizeError::InvalidBinCount),
+        _ => Ok(()),
+    }
+}
+
+/// Returns the inclusive lower and upper corners of the ROI's bounding box, or `None` for
+/// an empty mask.
+fn bounding_box(roi: &Roi) -> Option<([usize; 3], [usize; 3])> {
+    let mut low = [usize::MAX; 3];
+    let mut high = [0_usize; 3];
+    for ((i, j, k), &inside) in roi.mask.indexed_iter() {
+        if inside {
+            for (axis, index) in [i, j, k].into_iter().enumerate() {
+                low[axis] = low[axis].min(index);
+                high[axis] = high[axis].max(index);
+            }
+        }
+    }
+    (low[0] != usize::MAX).then_some((low, high))
+}
+
+/// Validated binning rule with its edges, for intensities within [minimum, maximum].
+enum Binning {
+    Width(FixedWidthEdges),
+    /// Edges of the fixed-bin-count rule, N_b + 1 of them, ascending.
+    Count(Vec<f64>),
+}
+
+impl Binning {
+    /// Builds the edges; the method must have passed `validate`.
+    fn new(method: Discretization, minimum: f64, maximum: f64) -> Self {
+        match method {
+            Discretization::FixedBinWidth(width) => {
+                Binning::Width(FixedWidthEdges::new(minimum, maximum, width))
+            }
+            Discretization::FixedBinCount(count) => {
+                Binning::Count(fixed_count_edges(minimum, maximum, count))
+            }
+        }
+    }
+
+    /// Returns the 1-based grey level of `value`, as an f64 so that it cannot overflow.
+    fn level_of(&self, value: f64) -> f64 {
+        match self {
+            Binning::Width(edges) => edges.bin_of(value),
+            Binning::Count(edges) => {
+                // numpy.digitize: the number of edges ≤ value, at least 1 for ROI values
+                // because e₀ ≤ m.
+                let level = edges.partition_point(|&edge| edge <= value);
+                level.clamp(1, edges.len() - 1) as f64
+            }
+        }
+    }
+}
+
+/// Returns the N_b + 1 edges of `numpy.histogram(X, N_b)` with the last one raised by 1, as
+/// PyRadiomics' `getBinEdges` computes them for a fixed bin count.
+fn fixed_count_edges(minimum: f64, maximum: f64, count: u32) -> Vec<f64> {
+    // numpy's _get_outer_edges: a flat range is widened by 0.5 on each side.
+    let (first, last) = if minimum == maximum {
+        (minimum - 0.5, maximum + 0.5)
+    } else {
+        (minimum, maximum)
+    };
+    let bins = f64::from(count);
+    let delta = last - first;
+
+    let mut edges: Vec<f64> = (0..=count)
+        .map(|g| {
+            let g = f64::from(g);
+            if delta.is_finite() {
+                // numpy.linspace: y = g·step + start with step = delta / N_b.
+                g * (delta / bins) + first
+            } else {
+                // M − m overflowed, so interpolate without forming it.
+                first * (1.0 - g / bins) + last * (g / bins)
+            }
+        })
+        .collect();
+    // numpy.linspace sets the endpoint exactly, and PyRadiomics then adds 1 so that
+    // numpy.digitize puts M into the last bin. NOTE: if M + 1 rounds to M, numpy puts M into
+    // bin N_b + 1; the clamp in `Binning::level_of` keeps it in bin N_b.
+    edges[count as usize] = last + 1.0;
+    edges
+}
+
+/// Bin edges of PyRadiomics' fixed-bin-width discretisation, evaluated like the
+/// `numpy.arange(lower, maximum + 2·width, width)` call that PyRadiomics makes.
+pub(crate) struct FixedWidthEdges {
+    lower: f64,
+    width: f64,
+    /// Spacing of the third and later edges: (lower + width) − lower, as numpy's `fill`.
+    step: f64,
+    /// Index of the last edge; values at or above it get bin `last + 1`.
+    last: f64,
+}
+
+impl FixedWidthEdges {
+    /// Builds the edges for intensities in [minimum, maximum]; `width` is finite and > 0.
+    pub(crate) fn new(minimum: f64, maximum: f64, width: f64) -> Self {
+        let lower = minimum - minimum.rem_euclid(width);
+        let step = (lower + width) - lower;
+        let edge_count = ((maximum + 2.0 * width) - lower) / width;
+        FixedWidthEdges {
+            lower,
+            width,
+            step,
+            last: (edge_count.ceil() - 1.0).max(0.0),
+        }
+    }
+
+    fn edge(&self, index: f64) -> f64 {
+        if index == 0.0 {
+            self.lower
+        } else if index == 1.0 {
+            self.lower + self.width
+        } else {
+            self.lower + index * self.step
+        }
+    }
+
+    /// Returns the 1-based bin of `value`, as `numpy.digitize(value, edges)`: the number of
+    /// edges ≤ value. The index is an f64 so that no range of intensities can overflow it.
+    pub(crate) fn bin_of(&self, value: f64) -> f64 {
+        // The quotient is within one of the bin index, and the loops fix rounding at the
+        // edges. Their bound stops them once ±1 no longer changes an index held in an f64.
+        const MAX_CORRECTION_STEPS: usize = 4;
+        // f64::max and f64::min, unlike clamp, never panic, and they turn a NaN quotient
+        // into 0.
+        let mut index = ((value - self.lower) / self.width)
+            .floor()
+            .max(0.0)
+            .min(self.last);
+        for _ in 0..MAX_CORRECTION_STEPS {
+            if index > 0.0 && self.edge(index) > value {
+                index -= 1.0;
+            } else {
+                break;
+            }
+        }
+        for _ in 0..MAX_CORRECTION_STEPS {
+            if index < self.last && self.edge(index + 1.0) <= value {
+                index += 1.0;
+            } else {
+                break;
+            }
+        }
+        index + 1.0
+    }
+}
+
+/// Grey levels of a [`TextureInput`] renumbered to the levels present and surrounded by
+/// empty voxels, as one flat buffer in standard (C) order, so that k varies fastest.
+///
+/// Texture kernels look up the neighbour of voxel `index` at `index + offset` with a
+/// precomputed linear offset. The padding is at least as wide as the largest offset
+/// component, so every neighbour of an ROI voxel lies inside the buffer and no per-neighbour
+/// bounds test is needed. Padding voxels hold 0, like voxels outside the ROI.
+pub(crate) struct PaddedLevels {
+    /// Renumbered level per voxel: 0 outside the ROI, r + 1 for the r-th grey level present
+    /// (ascending).
+    pub(crate) data: Vec<u32>,
+    /// Padded shape along i, j, k.
+    pub(crate) shape: [usize; 3],
+    /// Empty voxels added on each side of each axis.
+    pub(crate) padding: usize,
+    /// Grey level of each renumbered level: `present_levels[r]` for renumbered level r + 1.
+    pub(crate) present_levels: Vec<u32>,
+}
+
+impl PaddedLevels {
+    /// Copies `input.levels` into a grid with `padding` empty voxels on every side.
+    pub(crate) fn new(input: &TextureInput, padding: usize) -> Self {
+        let max_level = input.levels.iter().copied().max().unwrap_or(0) as usize;
+        let mut present = vec![false; max_level + 1];
+        for &level in &input.levels {
+            present[level as usize] = true;
+        }
+        let present_levels: Vec<u32> = (1..=max_level)
+            .filter(|&level| present[level])
+            .map(|level| level as u32)
+            .collect();
+
+        // Renumbering table: grey level → r + 1, 0 stays 0.
+        let mut renumbered = vec![0_u32; max_level + 1];
+        for (rank, &level) in present_levels.iter().enumerate() {
+            renumbered[level as usize] = rank as u32 + 1;
+        }
+
+        let (n_i, n_j, n_k) = input.levels.dim();
+        let shape = [n_i + 2 * padding, n_j + 2 * padding, n_k + 2 * padding];
+        let mut data = vec![0_u32; shape[0] * shape[1] * shape[2]];
+        for ((i, j, k), &level) in input.levels.indexed_iter() {
+            let index = ((i + padding) * shape[1] + (j + padding)) * shape[2] + (k + padding);
+            data[index] = renumbered[level as usize];
+        }
+        PaddedLevels {
+            data,
+            shape,
+            padding,
+            present_levels,
+        }
+    }
+
+    /// Returns the change of the flat index for a step of `offset` = (di, dj, dk) voxels.
+    pub(crate) fn linear_offset(&self, offset: [i32; 3]) -> isize {
+        let stride_j = self.shape[2] as isize;
+        let stride_i = self.shape[1] as isize * stride_j;
+        offset[0] as isize * stride_i + offset[1] as isize * stride_j + offset[2] as isize
+    }
+}
+
+/// Returns PyRadiomics' angles for the given Chebyshev (infinity-norm) distances on a box of
+/// `box_shape` voxels, as offsets (di, dj, dk).
+///
+/// Each angle appears once, not as a ± pair: PyRadiomics 3.1.4 (`build_angles` in its C
+/// extension) keeps the offsets whose (dk, dj, di) is lexicographically positive, in
+/// descending lexicographic order of (dk, dj, di), and so does this function. Offsets with a
+/// component of at least the box size along that axis are left out, as PyRadiomics leaves
+/// them out: no voxel pair in the box is that far apart. Distance 1 gives 13 angles on a box
+/// of at least 2 voxels along every axis; zero distances are ignored.
+pub(crate) fn angle_offsets(distances: &[u32], box_shape: [usize; 3]) -> Vec<[i32; 3]> {
+    // No component can usefully exceed the box size − 1, which also bounds the loops below.
+    let largest_extent = box_shape.iter().copied().max().unwrap_or(1).saturating_sub(1);
+    let reach = distances
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .min(u32::try_from(largest_extent).unwrap_or(u32::MAX))
+        .min(i32::MAX as u32) as i32;
+    let within_box = |component: i32, axis: usize| (component.unsigned_abs() as usize) < box_shape[axis];
+
+    let mut angles = Vec::new();
+    for dk in (-reach..=reach).rev() {
+        for dj in (-reach..=reach).rev() {
+            for di in (-reach..=reach).rev() {
+                let lexicographically_positive =
+                    dk > 0 || (dk == 0 && dj > 0) || (dk == 0 && dj == 0 && di > 0);
+                let norm = di.abs().max(dj.abs()).max(dk.abs()) as u32;
+                if lexicographically_positive
+                    && distances.contains(&norm)
+                    && within_box(di, 0)
+                    && within_box(dj, 1)
+                    && within_box(dk, 2)
+                {
+                    angles.push([di, dj, dk]);
+                }
+            }
+        }
+    }
+    angles
+}
+
+#[cfg(test)]
+pub(crate) mod test_volumes {
+    //! Small synthetic ROIs shared by the texture tests. The script that produced the
+    //! PyRadiomics reference values builds the same arrays, indexed [k, j, i] in numpy, with
+    //! spacing (0.7, 1.3, 2.9) mm along i, j, k.
+
+    use ndarray::Array3;
+
+    use super::{Discretization, TextureInput, discretize};
+    use crate::image::{Geometry, Volume};
+    use crate::mask::Roi;
+
+    /// A synthetic test ROI.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Case {
+        /// 6 × 5 × 4 voxels, intensities −40 … 79 with gaps, 90 ROI voxels with holes.
+        Synthetic,
+        /// 3 × 3 × 2 voxels, all 7.
+        Flat,
+        /// 5 × 4 × 1 voxels: a one-voxel-thick slab, intensities −30 … 70.
+        Slab,
+        /// 2 × 2 × 2 voxels: intensity 10 at k = 0 and 40 at k = 1.
+        Layers,
+    }
+
+    impl Case {
+        fn shape(self) -> (usize, usize, usize) {
+            match self {
+                Case::Synthetic => (6, 5, 4),
+                Case::Flat => (3, 3, 2),
+                Case::Slab => (5, 4, 1),
+                Case::Layers => (2, 2, 2),
+            }
+        }
+
+        fn intensity(self, i: i64, j: i64, k: i64) -> f64 {
+            match self {
+                Case::Synthetic => ((i * 37 + j * 53 + k * 71) % 97 - 40 + i * j * k) as f64,
+                Case::Flat => 7.0,
+                Case::Slab => (((i * 7 + j * 13) % 11) * 10 - 30) as f64,
+                Case::Layers => 10.0 + 30.0 * k as f64,
+            }
+        }
+
+        fn inside(self, i: i64, j: i64, k: i64) -> bool {
+            match self {
+                Case::Synthetic => (i + 2 * j + 3 * k) % 4 != 0,
+                Case::Flat | Case::Slab | Case::Layers => true,
+            }
+        }
+    }
+
+    /// Returns the image and ROI of `case`.
+    pub(crate) fn volume_and_roi(case: Case) -> (Volume, Roi) {
+        let shape = case.shape();
+        let data = Array3::from_shape_fn(shape, |(i, j, k)| {
+            case.intensity(i as i64, j as i64, k as i64)
+        });
+        let mask = Array3::from_shape_fn(shape, |(i, j, k)| {
+            case.inside(i as i64, j as i64, k as i64)
+        });
+        let voxel_count = mask.iter().filter(|&&inside| inside).count();
+        let volume = Volume {
+            data,
+            geometry: Geometry {
+                dims: [shape.0, shape.1, shape.2],
+                spacing: [0.7, 1.3, 2.9],
+                origin: [0.0; 3],
+                direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            },
+            stored_as_integer: true,
+        };
+        (volume, Roi { mask, voxel_count })
+    }
+
+    /// Returns the discretised ROI of `case`, with a cap of 1000 grey levels.
+    pub(crate) fn texture_input(case: Case, method: Discretization) -> TextureInput {
+        let (volume, roi) = volume_and_roi(case);
+        discretize(&volume, &roi, method, 1000).expect("test ROIs discretise")
+    }
+}

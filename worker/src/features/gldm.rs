@@ -1,0 +1,785 @@
+//! Grey level dependence matrix (GLDM) features.
+//!
+//! The features and their conventions follow PyRadiomics 3.1.4 (`radiomics.gldm` and the
+//! `calculate_gldm` kernel of its C extension, PyPI package `pyradiomics-bhklab`) with default
+//! settings. The input is the discretised ROI of [`discretize`](super::discretize). The tests
+//! compare against reference values from that version and state how they were produced.
+//!
+//! Let:
+//!
+//! - **N_p** be the number of voxels in the ROI;
+//! - **the neighbours** of a voxel be the voxels whose Chebyshev distance
+//!   max(|Δi|, |Δj|, |Δk|) from it is one of the distances δ (`distances`), counted only when
+//!   they lie inside the ROI. The default δ = [1] gives the 26 voxels around the centre;
+//!   δ = [2] gives only the 98 voxels of the shell at distance 2, as PyRadiomics builds them;
+//! - **α** be the dependence threshold (`alpha`): a neighbour with grey level j depends on a
+//!   centre with grey level i when |i − j| ≤ α;
+//! - **P(i, j)** be the number of ROI voxels with grey level i and j − 1 dependent neighbours,
+//!   so that the dependence size j counts the centre voxel too (1 ≤ j ≤ 27 for δ = [1]);
+//! - **i, j** run over the grey levels and dependence sizes present. PyRadiomics deletes the
+//!   empty rows and columns of P but keeps each level's and size's own value, so an absent
+//!   grey level changes no feature;
+//! - **N_z** = Σ P(i, j) = N_p, the number of dependence zones (one per voxel);
+//! - **p(i, j)** = P(i, j) / N_z;
+//! - **P_g(i)** = Σ_j P(i, j) and **P_d(j)** = Σ_i P(i, j), the marginal counts;
+//! - **μ_i** = Σ_i i·P_g(i) / N_z and **μ_j** = Σ_j j·P_d(j) / N_z;
+//! - **ε** = 2.220446049250313 × 10⁻¹⁶, the f64 machine epsilon, which PyRadiomics adds
+//!   inside the logarithm of DependenceEntropy.
+
+use super::discretize::{PaddedLevels, TextureInput, angle_offsets};
+
+/// Feature names in output order, as PyRadiomics names them without the `original_gldm_`
+/// prefix. The order is that of PyRadiomics' documentation; its feature extractor emits
+/// them sorted by name instead.
+pub const FEATURE_NAMES: [&str; 14] = [
+    "SmallDependenceEmphasis",
+    "LargeDependenceEmphasis",
+    "GrayLevelNonUniformity",
+    "DependenceNonUniformity",
+    "DependenceNonUniformityNormalized",
+    "GrayLevelVariance",
+    "DependenceVariance",
+    "DependenceEntropy",
+    "LowGrayLevelEmphasis",
+    "HighGrayLevelEmphasis",
+    "SmallDependenceLowGrayLevelEmphasis",
+    "SmallDependenceHighGrayLevelEmphasis",
+    "LargeDependenceLowGrayLevelEmphasis",
+    "LargeDependenceHighGrayLevelEmphasis",
+];
+
+/// GLDM settings. The caller validates them: `alpha` finite and ≥ 0, `distances` non-empty
+/// and each ≥ 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GldmSettings {
+    /// Dependence threshold α in grey levels (PyRadiomics `gldm_a`, default 0).
+    pub alpha: f64,
+    /// Chebyshev distances δ of the neighbours, in voxels (PyRadiomics `distances`, default
+    /// [1]).
+    pub distances: Vec<u32>,
+}
+
+impl Default for GldmSettings {
+    /// Returns PyRadiomics' defaults: α = 0, δ = [1].
+    fn default() -> Self {
+        GldmSettings {
+            alpha: 0.0,
+            distances: vec![1],
+        }
+    }
+}
+
+/// Computes PyRadiomics' 14 default GLDM features of one discretised ROI.
+///
+/// Returns `(name, value)` pairs in the order of [`FEATURE_NAMES`].
+///
+/// Each feature, in output order (IBSI names and codes from the IBSI reference manual, where
+/// this matrix is the "neighbouring grey level dependence matrix"):
+///
+/// 1. **SmallDependenceEmphasis** = Σ_j P_d(j) / j² / N_z. IBSI "low dependence emphasis"
+///    (SODN). Unit: voxels⁻².
+/// 2. **LargeDependenceEmphasis** = Σ_j P_d(j)·j² / N_z. IBSI "high dependence emphasis"
+///    (IMOQ). Unit: voxels².
+/// 3. **GrayLevelNonUniformity** = Σ_i P_g(i)² / N_z. IBSI "grey level non-uniformity"
+///    (FP8K). Unit: voxels.
+/// 4. **DependenceNonUniformity** = Σ_j P_d(j)² / N_z. IBSI "dependence count
+///    non-uniformity" (Z87G). Unit: voxels.
+/// 5. **DependenceNonUniformityNormalized** = Σ_j P_d(j)² / N_z². IBSI "normalised dependence
+///    count non-uniformity" (OKJI). Dimensionless, between 1/N_d and 1.
+/// 6. **GrayLevelVariance** = Σ_i (P_g(i) / N_z)·(i − μ_i)². IBSI "grey level variance"
+///    (1PFV). Unit: grey levels².
+/// 7. **DependenceVariance** = Σ_j (P_d(j) / N_z)·(j − μ_j)². IBSI "dependence count
+///    variance" (DNX2). Unit: voxels².
+/// 8. **DependenceEntropy** = −Σ_i Σ_j p(i, j)·log₂(p(i, j) + ε). IBSI "dependence count
+///    entropy" (FCBV), which has no ε. Unit: bits.
+/// 9. **LowGrayLevelEmphasis** = Σ_i P_g(i) / i² / N_z. IBSI "low grey level count emphasis"
+///    (TL9H). Dimensionless.
+/// 10. **HighGrayLevelEmphasis** = Σ_i P_g(i)·i² / N_z. IBSI "high grey level count
+///     emphasis" (OAE7). Dimensionless.
+/// 11. **SmallDependenceLowGrayLevelEmphasis** = Σ_i Σ_j P(i, j) / (i²·j²) / N_z. IBSI "low
+///     dependence low grey level emphasis" (EQ3F). Unit: voxels⁻².
+/// 12. **SmallDependenceHighGrayLevelEmphasis** = Σ_i Σ_j P(i, j)·i² / j² / N_z. IBSI "low
+///     dependence high grey level emphasis" (JA6D). Unit: voxels⁻².
+/// 13. **LargeDependenceLowGrayLevelEmphasis** = Σ_i Σ_j P(i, j)·j² / i² / N_z. IBSI "high
+///     dependence low grey level emphasis" (NBZI). Unit: voxels².
+/// 14. **LargeDependenceHighGrayLevelEmphasis** = Σ_i Σ_j P(i, j)·i²·j² / N_z. IBSI "high
+///     dependence high grey level emphasis" (9QMG). Unit: voxels².
+///
+/// A flat ROI (one grey level) needs no special case: GrayLevelVariance is 0 and every other
+/// feature is finite.
+///
+/// PyRadiomics 3.1.4 leaves out three IBSI features of this matrix: normalised grey level
+/// non-uniformity (5SPA), which equals first-order Uniformity here; dependence count
+/// percentage (6XV8), which is always 1 because N_z = N_p; and dependence count energy (CAS9).
+///
+/// Deviations from PyRadiomics 3.1.4:
+///
+/// - PyRadiomics' C extension reads `gldm_a` as an integer and raises a TypeError for a
+///   non-integer value. This function accepts any α. Grey levels are integers, so α acts as
+///   ⌊α⌋. A negative or NaN α makes no neighbour dependent.
+/// - A distance listed twice counts its neighbours once. A distance of 0 adds no neighbour.
+/// - An empty ROI returns NaN for every feature instead of raising an error.
+pub fn compute(input: &TextureInput, settings: &GldmSettings) -> Vec<(&'static str, f64)> {
+    let matrix = dependence_matrix(input, settings);
+    matrix_features(&matrix)
+}
+
+/// The GLDM as counts, with one row per grey level present and one column per dependence
+/// size 1..=width.
+#[derive(Debug, Clone, PartialEq)]
+struct DependenceMatrix {
+    /// Grey level i of each row, ascending.
+    levels: Vec<u32>,
+    /// P(i, j) at index row·width + (j − 1); shape [levels.len(), width], row-major.
+    counts: Vec<u64>,
+    /// Number of columns: the neighbour count plus one.
+    width: usize,
+}
+
+/// Builds the GLDM in one pass over the ROI.
+///
+/// The levels are copied once into a [`PaddedLevels`] grid whose border is as wide as the
+/// longest offset, so each neighbour is one precomputed linear offset away and the inner
+/// loop has no per-axis bounds test. The grid renumbers the levels present to 1, 2, …, so
+/// the rows of the matrix are dense. The fast path is shaped for the default α < 1: there a
+/// neighbour depends on the centre exactly when its renumbered level is equal, and, because
+/// the centre is never 0, equality also rules out neighbours outside the ROI. For α ≥ 1 the
+/// true grey levels come from a small lookup table.
+fn dependence_matrix(input: &TextureInput, settings: &GldmSettings) -> DependenceMatrix {
+    let box_shape: [usize; 3] = input.levels.dim().into();
+    // PyRadiomics' angles are one direction of each ± pair; the neighbourhood needs both.
+    let angles = angle_offsets(&settings.distances, box_shape);
+    let padding = angles
+        .iter()
+        .flatten()
+        .map(|component| component.unsigned_abs() as usize)
+        .max()
+        .unwrap_or(0);
+    let grid = PaddedLevels::new(input, padding);
+    let offsets: Vec<isize> = angles
+        .iter()
+        .flat_map(|&angle| {
+            let offset = grid.linear_offset(angle);
+            [offset, -offset]
+        })
+        .collect();
+    let width = offsets.len() + 1;
+    let mut counts = vec![0_u64; grid.present_levels.len() * width];
+    // Grey level of each renumbered level, with 0 (outside the ROI) kept at index 0.
+    let grey_levels: Vec<u32> = std::iter::once(0)
+        .chain(grid.present_levels.iter().copied())
+        .collect();
+
+    let threshold = max_dependent_difference(settings.alpha);
+    // Padding voxels are 0 like voxels outside the ROI, so a pass over the whole buffer
+    // visits exactly the ROI voxels, and their neighbours all lie inside the buffer.
+    for (centre_index, &centre) in grid.data.iter().enumerate() {
+        if centre == 0 {
+            continue;
+        }
+        let neighbour = |offset: isize| grid.data[centre_index.wrapping_add_signed(offset)];
+        let dependent = match threshold {
+            None => 0,
+            Some(0) => offsets
+                .iter()
+                .filter(|&&offset| neighbour(offset) == centre)
+                .count(),
+            Some(limit) => {
+                let centre_level = grey_levels[centre as usize];
+                offsets
+                    .iter()
+                    .filter(|&&offset| {
+                        let level = neighbour(offset);
+                        level != 0 && grey_levels[level as usize].abs_diff(centre_level) <= limit
+                    })
+                    .count()
+            }
+        };
+        // Column j − 1 = number of dependent neighbours (PyRadiomics' matrix index).
+        counts[(centre as usize - 1) * width + dependent] += 1;
+    }
+    DependenceMatrix {
+        levels: grid.present_levels,
+        counts,
+        width,
+    }
+}
+
+/// Returns the largest grey-level difference that counts as dependent, ⌊α⌋, or `None` when
+/// no difference does (α < 0 or NaN).
+fn max_dependent_difference(alpha: f64) -> Option<u32> {
+    if alpha >= 0.0 {
+        // `as` saturates, so α ≥ 2³² behaves like an unlimited threshold.
+        Some(alpha.floor() as u32)
+    } else {
+        None
+    }
+}
+
+/// Evaluates the 14 features on a dependence matrix.
+fn matrix_features(matrix: &DependenceMatrix) -> Vec<(&'static str, f64)> {
+    let width = matrix.width;
+
+    // Marginal counts P_g(i) per row and P_d(j) at index j − 1.
+    let mut level_counts = vec![0_u64; matrix.levels.len()];
+    let mut size_counts = vec![0_u64; width];
+    for (row, level_count) in matrix.counts.chunks_exact(width).zip(&mut level_counts) {
+        for (&count, size_count) in row.iter().zip(&mut size_counts) {
+            *level_count += count;
+            *size_count += count;
+        }
+    }
+    let zone_count: u64 = level_counts.iter().sum();
+    if zone_count == 0 {
+        return FEATURE_NAMES.iter().map(|&name| (name, f64::NAN)).collect();
+    }
+    let n_z = zone_count as f64;
+
+    let by_level: Vec<(f64, f64)> = matrix
+        .levels
+        .iter()
+        .zip(&level_counts)
+        .map(|(&level, &count)| (f64::from(level), count as f64))
+        .collect();
+    let by_size: Vec<(f64, f64)> = size_counts
+        .iter()
+        .enumerate()
+        .filter(|&(_, &count)| count > 0)
+        .map(|(index, &count)| ((index + 1) as f64, count as f64))
+        .collect();
+    let by_level = Marginal::new(&by_level, n_z);
+    let by_size = Marginal::new(&by_size, n_z);
+
+    // Joint sums over the non-empty cells P(i, j).
+    let mut entropy = 0.0;
+    let mut small_low = 0.0;
+    let mut small_high = 0.0;
+    let mut large_low = 0.0;
+    let mut large_high = 0.0;
+    for (&level, row) in matrix.levels.iter().zip(matrix.counts.chunks_exact(width)) {
+        let level = f64::from(level);
+        let level_square = level * level;
+        for (size_index, &count) in row.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let size = (size_index + 1) as f64;
+            let size_square = size * size;
+            let count = count as f64;
+            let probability = count / n_z;
+            entropy -= probability * (probability + f64::EPSILON).log2();
+            small_low += count / (level_square * size_square);
+            small_high += count * level_square / size_square;
+            large_low += count * size_square / level_square;
+            large_high += count * (level_square * size_square);
+        }
+    }
+
+    vec![
+        ("SmallDependenceEmphasis", by_size.inverse_square / n_z),
+        ("LargeDependenceEmphasis", by_size.square / n_z),
+        ("GrayLevelNonUniformity", by_level.count_square / n_z),
+        ("DependenceNonUniformity", by_size.count_square / n_z),
+        (
+            "DependenceNonUniformityNormalized",
+            by_size.count_square / (n_z * n_z),
+        ),
+        ("GrayLevelVariance", by_level.variance),
+        ("DependenceVariance", by_size.variance),
+        ("DependenceEntropy", entropy),
+        ("LowGrayLevelEmphasis", by_level.inverse_square / n_z),
+        ("HighGrayLevelEmphasis", by_level.square / n_z),
+        ("SmallDependenceLowGrayLevelEmphasis", small_low / n_z),
+        ("SmallDependenceHighGrayLevelEmphasis", small_high / n_z),
+        ("LargeDependenceLowGrayLevelEmphasis", large_low / n_z),
+        ("LargeDependenceHighGrayLevelEmphasis", large_high / n_z),
+    ]
+}
+
+/// Sums over one marginal of the matrix, x being the grey level or the dependence size and
+/// c(x) its count.
+struct Marginal {
+    /// Σ c(x) / x².
+    inverse_square: f64,
+    /// Σ c(x)·x².
+    square: f64,
+    /// Σ c(x)².
+    count_square: f64,
+    /// Σ (c(x) / N_z)·(x − μ)², with μ = Σ x·c(x) / N_z.
+    variance: f64,
+}
+
+impl Marginal {
+    /// Sums over the `(x, c(x))` pairs of the values present.
+    fn new(counts: &[(f64, f64)], n_z: f64) -> Self {
+        let mean: f64 = counts.iter().map(|&(x, count)| count / n_z * x).sum();
+        let mut sums = Marginal {
+            inverse_square: 0.0,
+            square: 0.0,
+            count_square: 0.0,
+            variance: 0.0,
+        };
+        for &(x, count) in counts {
+            let deviation = x - mean;
+            sums.inverse_square += count / (x * x);
+            sums.square += count * (x * x);
+            sums.count_square += count * count;
+            sums.variance += count / n_z * (deviation * deviation);
+        }
+        sums
+    }
+}
+
+/// Small grey-level volumes shared by the GLDM, NGTDM and GLSZM tests. The Python script
+/// that produced their PyRadiomics reference values rebuilt them from the same formulas.
+#[cfg(test)]
+pub(crate) mod test_volumes {
+    use ndarray::Array3;
+
+    /// Returns the grey levels of the test volume shared with the NGTDM and GLSZM tests: a
+    /// 6 × 5 × 4 (i × j × k) box whose voxel is inside the ROI when (i + 2j + 3k) mod 5 ≠ 0,
+    /// with levels {1, 2, 3, 6, 7}, so levels 4 and 5 are empty.
+    pub(crate) fn scattered_levels() -> Array3<u32> {
+        Array3::from_shape_fn((6, 5, 4), |(i, j, k)| {
+            if (i + 2 * j + 3 * k) % 5 == 0 {
+                return 0;
+            }
+            let level = (i * 7 + j * 11 + k * 13 + i * j * k) % 5 + 1;
+            if level < 4 { level as u32 } else { level as u32 + 2 }
+        })
+    }
+
+    /// Returns a 7 × 7 × 5 ball of radius √10 around voxel (3, 3, 2) with 2 × 2 × 2 blocks
+    /// of levels 1 to 3, so that zones and dependences are larger than in
+    /// `scattered_levels`.
+    pub(crate) fn blocky_levels() -> Array3<u32> {
+        Array3::from_shape_fn((7, 7, 5), |(i, j, k)| {
+            let (di, dj, dk) = (i as i64 - 3, j as i64 - 3, k as i64 - 2);
+            if di * di + dj * dj + dk * dk > 10 {
+                return 0;
+            }
+            ((i / 2 + (j / 2) * 2 + k / 2) % 3 + 1) as u32
+        })
+    }
+
+    /// Returns a one-voxel-thick 6 × 5 × 1 plane with levels 1 to 4.
+    pub(crate) fn plane_levels() -> Array3<u32> {
+        Array3::from_shape_fn((6, 5, 1), |(i, j, _)| ((i * 3 + j * 5 + i * j) % 4 + 1) as u32)
+    }
+
+    /// Returns a 4 × 2 × 2 box whose half i < 2 has level 1 and half i ≥ 2 level 2.
+    pub(crate) fn two_halves_levels() -> Array3<u32> {
+        Array3::from_shape_fn((4, 2, 2), |(i, _, _)| if i < 2 { 1 } else { 2 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_volumes::*;
+    use super::*;
+    use ndarray::Array3;
+
+    /// Relative tolerance against PyRadiomics. The matrix is identical; the features differ
+    /// only in summation order (numpy sums pairwise), which moves the last few bits.
+    const REFERENCE_RELATIVE_TOLERANCE: f64 = 1e-12;
+
+    /// Relative tolerance between the fast features and the plain reference below: both sum
+    /// the same terms in different orders.
+    const REFERENCE_IMPLEMENTATION_TOLERANCE: f64 = 1e-13;
+
+    fn input(levels: Array3<u32>) -> TextureInput {
+        let n_levels = levels.iter().copied().max().unwrap_or(0);
+        TextureInput {
+            levels,
+            n_levels,
+            spacing: [1.0; 3],
+        }
+    }
+
+    fn feature(features: &[(&'static str, f64)], name: &str) -> f64 {
+        features
+            .iter()
+            .find(|(feature_name, _)| *feature_name == name)
+            .map(|&(_, value)| value)
+            .unwrap_or_else(|| panic!("feature {name} missing from the output"))
+    }
+
+    fn assert_close(name: &str, actual: f64, expected: f64, relative_tolerance: f64) {
+        let scale = expected.abs().max(1e-300);
+        assert!(
+            (actual - expected).abs() <= relative_tolerance * scale,
+            "{name}: got {actual:e}, expected {expected:e} (relative difference {:e})",
+            (actual - expected).abs() / scale
+        );
+    }
+
+    fn assert_features(label: &str, features: &[(&'static str, f64)], expected: &[(&str, f64)]) {
+        for &(name, value) in expected {
+            assert_close(
+                &format!("{label} {name}"),
+                feature(features, name),
+                value,
+                REFERENCE_RELATIVE_TOLERANCE,
+            );
+        }
+    }
+
+    /// Builds the GLDM directly from its definition, with coordinates and bounds tests
+    /// instead of padding and linear offsets.
+    fn reference_matrix(levels: &Array3<u32>, alpha: f64, distances: &[u32]) -> DependenceMatrix {
+        let max_distance = distances.iter().copied().max().unwrap_or(0) as i64;
+        let mut offsets = Vec::new();
+        for di in -max_distance..=max_distance {
+            for dj in -max_distance..=max_distance {
+                for dk in -max_distance..=max_distance {
+                    let distance = di.abs().max(dj.abs()).max(dk.abs());
+                    if distances.iter().any(|&d| d as i64 == distance) && distance > 0 {
+                        offsets.push([di, dj, dk]);
+                    }
+                }
+            }
+        }
+        let shape = levels.dim();
+        let (n_i, n_j, n_k) = (shape.0 as i64, shape.1 as i64, shape.2 as i64);
+        // Offsets longer than the box along an axis can never land inside it.
+        offsets.retain(|o| o[0].abs() < n_i && o[1].abs() < n_j && o[2].abs() < n_k);
+
+        let mut present: Vec<u32> = levels.iter().copied().filter(|&level| level > 0).collect();
+        present.sort_unstable();
+        present.dedup();
+        let width = offsets.len() + 1;
+        let mut counts = vec![0_u64; present.len() * width];
+        for ((i, j, k), &centre) in levels.indexed_iter() {
+            if centre == 0 {
+                continue;
+            }
+            let mut dependent = 0;
+            for [di, dj, dk] in &offsets {
+                let (ni, nj, nk) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
+                if ni < 0 || nj < 0 || nk < 0 || ni >= n_i || nj >= n_j || nk >= n_k {
+                    continue;
+                }
+                let neighbour = levels[[ni as usize, nj as usize, nk as usize]];
+                if neighbour != 0 && (f64::from(neighbour) - f64::from(centre)).abs() <= alpha {
+                    dependent += 1;
+                }
+            }
+            let row = present.binary_search(&centre).expect("centre level is present");
+            counts[row * width + dependent] += 1;
+        }
+        DependenceMatrix {
+            levels: present,
+            counts,
+            width,
+        }
+    }
+
+    /// Evaluates the features the way PyRadiomics' numpy code does: delete empty rows and
+    /// columns, then apply each formula to the whole matrix.
+    fn reference_features(matrix: &DependenceMatrix) -> Vec<(&'static str, f64)> {
+        let width = matrix.width;
+        let rows: Vec<usize> = (0..matrix.counts.len() / width)
+            .filter(|&r| matrix.counts[r * width..(r + 1) * width].iter().any(|&c| c > 0))
+            .collect();
+        let columns: Vec<usize> = (0..width)
+            .filter(|&c| rows.iter().any(|&r| matrix.counts[r * width + c] > 0))
+            .collect();
+        let cell = |r: usize, c: usize| matrix.counts[r * width + c] as f64;
+        let i = |r: usize| f64::from(matrix.levels[r]);
+        let j = |c: usize| (c + 1) as f64;
+        let p_g: Vec<f64> = rows.iter().map(|&r| columns.iter().map(|&c| cell(r, c)).sum()).collect();
+        let p_d: Vec<f64> = columns.iter().map(|&c| rows.iter().map(|&r| cell(r, c)).sum()).collect();
+        let n_z: f64 = p_g.iter().sum();
+
+        let sum_d = |f: &dyn Fn(usize, f64) -> f64| -> f64 {
+            columns.iter().zip(&p_d).map(|(&c, &p)| f(c, p)).sum()
+        };
+        let sum_g = |f: &dyn Fn(usize, f64) -> f64| -> f64 {
+            rows.iter().zip(&p_g).map(|(&r, &p)| f(r, p)).sum()
+        };
+        let sum_all = |f: &dyn Fn(usize, usize, f64) -> f64| -> f64 {
+            rows.iter()
+                .flat_map(|&r| columns.iter().map(move |&c| (r, c)))
+                .map(|(r, c)| f(r, c, cell(r, c)))
+                .sum()
+        };
+        let mean_i = sum_g(&|r, p| p / n_z * i(r));
+        let mean_j = sum_d(&|c, p| p / n_z * j(c));
+        vec![
+            ("SmallDependenceEmphasis", sum_d(&|c, p| p / (j(c) * j(c))) / n_z),
+            ("LargeDependenceEmphasis", sum_d(&|c, p| p * j(c) * j(c)) / n_z),
+            ("GrayLevelNonUniformity", sum_g(&|_, p| p * p) / n_z),
+            ("DependenceNonUniformity", sum_d(&|_, p| p * p) / n_z),
+            ("DependenceNonUniformityNormalized", sum_d(&|_, p| p * p) / (n_z * n_z)),
+            ("GrayLevelVariance", sum_g(&|r, p| p / n_z * (i(r) - mean_i).powi(2))),
+            ("DependenceVariance", sum_d(&|c, p| p / n_z * (j(c) - mean_j).powi(2))),
+            (
+                "DependenceEntropy",
+                -sum_all(&|_, _, p| p / n_z * (p / n_z + f64::EPSILON).log2()),
+            ),
+            ("LowGrayLevelEmphasis", sum_g(&|r, p| p / (i(r) * i(r))) / n_z),
+            ("HighGrayLevelEmphasis", sum_g(&|r, p| p * i(r) * i(r)) / n_z),
+            (
+                "SmallDependenceLowGrayLevelEmphasis",
+                sum_all(&|r, c, p| p / (i(r).powi(2) * j(c).powi(2))) / n_z,
+            ),
+            (
+                "SmallDependenceHighGrayLevelEmphasis",
+                sum_all(&|r, c, p| p * i(r).powi(2) / j(c).powi(2)) / n_z,
+            ),
+            (
+                "LargeDependenceLowGrayLevelEmphasis",
+                sum_all(&|r, c, p| p * j(c).powi(2) / i(r).powi(2)) / n_z,
+            ),
+            (
+                "LargeDependenceHighGrayLevelEmphasis",
+                sum_all(&|r, c, p| p * i(r).powi(2) * j(c).powi(2)) / n_z,
+            ),
+        ]
+    }
+
+    fn assert_matches_reference(label: &str, levels: Array3<u32>, settings: &GldmSettings) {
+        let fast = dependence_matrix(&input(levels.clone()), settings);
+        let reference = reference_matrix(&levels, settings.alpha, &settings.distances);
+        assert_eq!(fast, reference, "{label}: GLDM differs from the reference");
+        let features = matrix_features(&fast);
+        for ((name, value), (_, expected)) in features.iter().zip(reference_features(&reference)) {
+            assert_close(
+                &format!("{label} {name}"),
+                *value,
+                expected,
+                REFERENCE_IMPLEMENTATION_TOLERANCE,
+            );
+        }
+    }
+
+    #[test]
+    fn feature_names_match_output_order() {
+        let features = compute(&input(scattered_levels()), &GldmSettings::default());
+        let names: Vec<&str> = features.iter().map(|&(name, _)| name).collect();
+        assert_eq!(names, FEATURE_NAMES);
+    }
+
+    #[test]
+    fn fast_path_matches_reference_implementation() {
+        let settings = [
+            GldmSettings::default(),
+            GldmSettings {
+                alpha: 1.0,
+                distances: vec![1],
+            },
+            GldmSettings {
+                alpha: 2.5,
+                distances: vec![1, 2],
+            },
+            GldmSettings {
+                alpha: 0.0,
+                distances: vec![2],
+            },
+        ];
+        let volumes = [
+            ("scattered", scattered_levels()),
+            ("blocky", blocky_levels()),
+            ("plane", plane_levels()),
+            ("two halves", two_halves_levels()),
+        ];
+        for (label, levels) in &volumes {
+            for setting in &settings {
+                assert_matches_reference(&format!("{label} {setting:?}"), levels.clone(), setting);
+            }
+        }
+    }
+
+    /// Reference values: PyRadiomics 3.1.4 (pyradiomics-bhklab, numpy 2.4.6, SimpleITK
+    /// 2.5.7), `RadiomicsFeatureExtractor` with binWidth 1 and otherwise default settings,
+    /// only the gldm class enabled. Its input was a SimpleITK float64 image holding the grey
+    /// levels of `scattered_levels` (the ROI's lowest level is 1, so binWidth 1 keeps each
+    /// level) and the mask level > 0. Values printed with `repr`.
+    #[test]
+    fn scattered_volume_matches_pyradiomics() {
+        let features = compute(&input(scattered_levels()), &GldmSettings::default());
+        assert_features("scattered", &features, &SCATTERED_PYRADIOMICS);
+    }
+
+    /// Reference values: as `scattered_volume_matches_pyradiomics`, with PyRadiomics
+    /// settings gldm_a 1 and distances [1, 2].
+    #[test]
+    fn alpha_and_distances_match_pyradiomics() {
+        let settings = GldmSettings {
+            alpha: 1.0,
+            distances: vec![1, 2],
+        };
+        let features = compute(&input(scattered_levels()), &settings);
+        assert_features("scattered α = 1, δ = [1, 2]", &features, &SCATTERED_ALPHA_PYRADIOMICS);
+    }
+
+    /// Reference values: as `scattered_volume_matches_pyradiomics`, for `blocky_levels`.
+    #[test]
+    fn blocky_volume_matches_pyradiomics() {
+        let features = compute(&input(blocky_levels()), &GldmSettings::default());
+        assert_features("blocky", &features, &BLOCKY_PYRADIOMICS);
+    }
+
+    /// Reference values: as `scattered_volume_matches_pyradiomics`, for the one-voxel-thick
+    /// `plane_levels` (an image of 6 × 5 × 1 voxels).
+    #[test]
+    fn one_voxel_thick_roi_matches_pyradiomics() {
+        let features = compute(&input(plane_levels()), &GldmSettings::default());
+        assert_features("plane", &features, &PLANE_PYRADIOMICS);
+    }
+
+    /// Each voxel of a 2 × 2 × 2 half has its 7 half-mates as dependent neighbours, so
+    /// P(1, 8) = P(2, 8) = 8.
+    #[test]
+    fn two_halves_match_analytic_values() {
+        let features = compute(&input(two_halves_levels()), &GldmSettings::default());
+        let expected = [
+            ("SmallDependenceEmphasis", 1.0 / 64.0),
+            ("LargeDependenceEmphasis", 64.0),
+            ("GrayLevelNonUniformity", 8.0),
+            ("DependenceNonUniformity", 16.0),
+            ("DependenceNonUniformityNormalized", 1.0),
+            ("GrayLevelVariance", 0.25),
+            ("DependenceVariance", 0.0),
+            ("LowGrayLevelEmphasis", (1.0 + 0.25) / 2.0),
+            ("HighGrayLevelEmphasis", (1.0 + 4.0) / 2.0),
+            ("SmallDependenceLowGrayLevelEmphasis", (1.0 + 0.25) / 2.0 / 64.0),
+            ("SmallDependenceHighGrayLevelEmphasis", (1.0 + 4.0) / 2.0 / 64.0),
+            ("LargeDependenceLowGrayLevelEmphasis", (1.0 + 0.25) / 2.0 * 64.0),
+            ("LargeDependenceHighGrayLevelEmphasis", (1.0 + 4.0) / 2.0 * 64.0),
+        ];
+        for (name, value) in expected {
+            assert_close(name, feature(&features, name), value, 1e-15);
+        }
+        // Two cells of probability 1/2: 1 bit, less the ε inside the logarithm.
+        let entropy = -(0.5_f64 + f64::EPSILON).log2();
+        assert_close("DependenceEntropy", feature(&features, "DependenceEntropy"), entropy, 1e-15);
+    }
+
+    /// With α = 1 both levels depend on each other, so the dependence size is the number of
+    /// voxels in the 3 × 3 × 3 cube around each voxel that lie in the box: 8 at the ends of
+    /// the box (i = 0 or 3) and 12 in the middle.
+    #[test]
+    fn two_halves_with_alpha_one_count_all_neighbours() {
+        let settings = GldmSettings {
+            alpha: 1.0,
+            distances: vec![1],
+        };
+        let matrix = dependence_matrix(&input(two_halves_levels()), &settings);
+        assert_eq!(matrix.levels, [1, 2]);
+        let row = |level: usize| &matrix.counts[(level - 1) * matrix.width..level * matrix.width];
+        for level in [1, 2] {
+            assert_eq!(row(level)[8 - 1], 4, "level {level}, size 8");
+            assert_eq!(row(level)[12 - 1], 4, "level {level}, size 12");
+            assert_eq!(row(level).iter().sum::<u64>(), 8, "level {level}");
+        }
+    }
+
+    #[test]
+    fn flat_roi_has_zero_grey_level_variance() {
+        let levels = Array3::from_elem((3, 3, 3), 5_u32);
+        let features = compute(&input(levels), &GldmSettings::default());
+        assert_eq!(feature(&features, "GrayLevelVariance"), 0.0);
+        assert_eq!(feature(&features, "GrayLevelNonUniformity"), 27.0);
+        assert_eq!(feature(&features, "LowGrayLevelEmphasis"), 1.0 / 25.0);
+        for &(name, value) in &features {
+            assert!(value.is_finite(), "{name} = {value} for a flat ROI");
+        }
+    }
+
+    #[test]
+    fn negative_alpha_makes_no_neighbour_dependent() {
+        let settings = GldmSettings {
+            alpha: -1.0,
+            distances: vec![1],
+        };
+        let features = compute(&input(two_halves_levels()), &settings);
+        assert_eq!(feature(&features, "SmallDependenceEmphasis"), 1.0);
+        assert_eq!(feature(&features, "LargeDependenceEmphasis"), 1.0);
+    }
+
+    #[test]
+    fn repeated_distance_counts_once() {
+        let once = compute(&input(scattered_levels()), &GldmSettings::default());
+        let twice = GldmSettings {
+            alpha: 0.0,
+            distances: vec![1, 1],
+        };
+        assert_eq!(compute(&input(scattered_levels()), &twice), once);
+    }
+
+    #[test]
+    fn empty_roi_returns_nan() {
+        let features = compute(&input(Array3::zeros((2, 2, 2))), &GldmSettings::default());
+        assert_eq!(features.len(), FEATURE_NAMES.len());
+        assert!(features.iter().all(|&(_, value)| value.is_nan()));
+    }
+
+    const SCATTERED_PYRADIOMICS: [(&str, f64); 14] = [
+        ("SmallDependenceEmphasis", 0.2430347694633409),
+        ("LargeDependenceEmphasis", 14.666666666666666),
+        ("GrayLevelNonUniformity", 19.916666666666668),
+        ("DependenceNonUniformity", 18.270833333333332),
+        ("DependenceNonUniformityNormalized", 0.19032118055555555),
+        ("GrayLevelVariance", 5.458224826388889),
+        ("DependenceVariance", 3.694010416666667),
+        ("DependenceEntropy", 4.625211912746298),
+        ("LowGrayLevelEmphasis", 0.3436023715041572),
+        ("HighGrayLevelEmphasis", 17.635416666666668),
+        ("SmallDependenceLowGrayLevelEmphasis", 0.06320251603245465),
+        ("SmallDependenceHighGrayLevelEmphasis", 5.428040748417423),
+        ("LargeDependenceLowGrayLevelEmphasis", 7.43037249622071),
+        ("LargeDependenceHighGrayLevelEmphasis", 148.23958333333334),
+    ];
+
+    const SCATTERED_ALPHA_PYRADIOMICS: [(&str, f64); 14] = [
+        ("SmallDependenceEmphasis", 0.005252292482378126),
+        ("LargeDependenceEmphasis", 492.75),
+        ("GrayLevelNonUniformity", 19.916666666666668),
+        ("DependenceNonUniformity", 4.583333333333333),
+        ("DependenceNonUniformityNormalized", 0.04774305555555555),
+        ("GrayLevelVariance", 5.458224826388889),
+        ("DependenceVariance", 87.734375),
+        ("DependenceEntropy", 5.712312109983456),
+        ("LowGrayLevelEmphasis", 0.3436023715041572),
+        ("HighGrayLevelEmphasis", 17.635416666666668),
+        ("SmallDependenceLowGrayLevelEmphasis", 0.0008515218208842726),
+        ("SmallDependenceHighGrayLevelEmphasis", 0.155609511659873),
+        ("LargeDependenceLowGrayLevelEmphasis", 216.73308767951627),
+        ("LargeDependenceHighGrayLevelEmphasis", 4714.083333333333),
+    ];
+
+    const BLOCKY_PYRADIOMICS: [(&str, f64); 14] = [
+        ("SmallDependenceEmphasis", 0.026700068961716984),
+        ("LargeDependenceEmphasis", 69.46715328467154),
+        ("GrayLevelNonUniformity", 45.81751824817518),
+        ("DependenceNonUniformity", 16.474452554744527),
+        ("DependenceNonUniformityNormalized", 0.12025147850178486),
+        ("GrayLevelVariance", 0.6933773775907082),
+        ("DependenceVariance", 6.976397250785871),
+        ("DependenceEntropy", 4.671753489762223),
+        ("LowGrayLevelEmphasis", 0.4586374695863747),
+        ("HighGrayLevelEmphasis", 4.7226277372262775),
+        ("SmallDependenceLowGrayLevelEmphasis", 0.011274978303076126),
+        ("SmallDependenceHighGrayLevelEmphasis", 0.125691893456334),
+        ("LargeDependenceLowGrayLevelEmphasis", 32.0271695052717),
+        ("LargeDependenceHighGrayLevelEmphasis", 322.06569343065695),
+    ];
+
+    const PLANE_PYRADIOMICS: [(&str, f64); 14] = [
+        ("SmallDependenceEmphasis", 0.5083425925925926),
+        ("LargeDependenceEmphasis", 7.066666666666666),
+        ("GrayLevelNonUniformity", 8.866666666666667),
+        ("DependenceNonUniformity", 8.666666666666666),
+        ("DependenceNonUniformityNormalized", 0.28888888888888886),
+        ("GrayLevelVariance", 1.1788888888888889),
+        ("DependenceVariance", 1.9288888888888889),
+        ("DependenceEntropy", 3.1744183139072786),
+        ("LowGrayLevelEmphasis", 0.3002314814814815),
+        ("HighGrayLevelEmphasis", 7.766666666666667),
+        ("SmallDependenceLowGrayLevelEmphasis", 0.2144699074074074),
+        ("SmallDependenceHighGrayLevelEmphasis", 3.422259259259259),
+        ("LargeDependenceLowGrayLevelEmphasis", 1.529398148148148),
+        ("LargeDependenceHighGrayLevelEmphasis", 50.43333333333333),
+    ];
+}

@@ -1,0 +1,1 @@
+//! Grey level run length matrix (GLRLM) features.

@@ -1,0 +1,558 @@
+//! Neighbouring grey tone difference matrix (NGTDM) features.
+//!
+//! The features and their conventions follow PyRadiomics 3.1.4 (`radiomics.ngtdm` and the
+//! `calculate_ngtdm` kernel of its C extension, PyPI package `pyradiomics-bhklab`) with
+//! default settings. The input is the discretised ROI of [`discretize`](super::discretize).
+//! The tests compare against reference values from that version and state how they were
+//! produced.
+//!
+//! Let:
+//!
+//! - **the neighbours** of a voxel be the voxels whose Chebyshev distance
+//!   max(|Δi|, |Δj|, |Δk|) from it is one of the distances δ (`distances`), counted only when
+//!   they lie inside the ROI. The default δ = [1] gives up to 26 neighbours;
+//! - **Ā** be the mean grey level of a voxel's neighbours, and 0 for a voxel without any;
+//! - **n_i** be the number of ROI voxels with grey level i, and **N_v,p** = Σ n_i;
+//! - **p_i** = n_i / N_v,p;
+//! - **s_i** = Σ |i − Ā| over the voxels with grey level i that have at least one
+//!   neighbour. A voxel without neighbours adds nothing to s_i but still counts in n_i;
+//! - **i, j** run over the N_g,p grey levels with n_i > 0, taking their own values (an absent
+//!   level changes no feature).
+//!
+//! PyRadiomics' docstring defines N_v,p as the number of voxels with at least one
+//! neighbour, but its C kernel counts every ROI voxel in n_i, so N_v,p = N_p. This module
+//! follows the code, which is what produces PyRadiomics' numbers.
+
+use super::discretize::{PaddedLevels, TextureInput, angle_offsets};
+
+/// Feature names in output order, as PyRadiomics names them without the `original_ngtdm_`
+/// prefix. The order is that of PyRadiomics' documentation; its feature extractor emits
+/// them sorted by name instead.
+pub const FEATURE_NAMES: [&str; 5] = [
+    "Coarseness",
+    "Contrast",
+    "Busyness",
+    "Complexity",
+    "Strength",
+];
+
+/// Coarseness returned when Σ p_i·s_i is 0, as in PyRadiomics (a flat ROI).
+pub const FLAT_COARSENESS: f64 = 1e6;
+
+/// NGTDM settings. The caller validates them: `distances` non-empty and each ≥ 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NgtdmSettings {
+    /// Chebyshev distances δ of the neighbours, in voxels (PyRadiomics `distances`, default
+    /// [1]).
+    pub distances: Vec<u32>,
+}
+
+impl Default for NgtdmSettings {
+    /// Returns PyRadiomics' default: δ = [1].
+    fn default() -> Self {
+        NgtdmSettings {
+            distances: vec![1],
+        }
+    }
+}
+
+/// Computes PyRadiomics' 5 NGTDM features of one discretised ROI.
+///
+/// Returns `(name, value)` pairs in the order of [`FEATURE_NAMES`].
+///
+/// Each feature, in output order (IBSI names and codes from the IBSI reference manual):
+///
+/// 1. **Coarseness** = 1 / Σ_i p_i·s_i. IBSI "coarseness" (QCDE). Unit: grey levels⁻¹.
+///    Returns [`FLAT_COARSENESS`] (10⁶) when the sum is 0, which happens when every voxel
+///    equals the mean of its neighbours, as in a flat ROI.
+/// 2. **Contrast** = (Σ_i Σ_j p_i·p_j·(i − j)² / (N_g,p·(N_g,p − 1)))·(Σ_i s_i / N_v,p). IBSI
+///    "contrast" (65HE). Unit: grey levels³. 0 when N_g,p = 1 (a flat ROI).
+/// 3. **Busyness** = Σ_i p_i·s_i / Σ_i Σ_j |i·p_i − j·p_j|. IBSI "busyness" (NQ30).
+///    Dimensionless. 0 when the denominator is 0, which includes a flat ROI.
+/// 4. **Complexity** = Σ_i Σ_j |i − j|·(p_i·s_i + p_j·s_j) / (p_i + p_j) / N_v,p. IBSI
+///    "complexity" (HDEZ). Unit: grey levels². 0 for a flat ROI.
+/// 5. **Strength** = Σ_i Σ_j (p_i + p_j)·(i − j)² / Σ_i s_i. IBSI "strength" (1X9X).
+///    Unit: grey levels. 0 when Σ_i s_i = 0, which includes a flat ROI.
+///
+/// The double sums cost O(N_g,p²), which is small next to the voxel pass for the tens to
+/// hundreds of grey levels that radiomics discretisations produce.
+///
+/// Deviations from PyRadiomics 3.1.4:
+///
+/// - A distance listed twice counts its neighbours once. A distance of 0 adds no neighbour.
+/// - An empty ROI returns NaN for every feature instead of raising an error.
+pub fn compute(input: &TextureInput, settings: &NgtdmSettings) -> Vec<(&'static str, f64)> {
+    let matrix = difference_matrix(input, &settings.distances);
+    matrix_features(&matrix)
+}
+
+/// The NGTDM: voxel count n_i and summed absolute difference s_i per grey level present.
+#[derive(Debug, Clone, PartialEq)]
+struct DifferenceMatrix {
+    /// Grey level i of each entry, ascending.
+    levels: Vec<u32>,
+    /// n_i per entry.
+    counts: Vec<u64>,
+    /// s_i per entry.
+    differences: Vec<f64>,
+}
+
+/// Builds the NGTDM in one pass over the ROI.
+///
+/// The levels are copied once into a [`PaddedLevels`] grid whose border is as wide as the
+/// longest offset, so each neighbour is one precomputed linear offset away. The inner loop
+/// adds every neighbour's grey level to the sum unconditionally, because a voxel outside the
+/// ROI adds 0, and counts only the ROI neighbours; it has no branch the compiler cannot turn
+/// into arithmetic. The grid renumbers the levels present to 1, 2, …, and a small lookup
+/// table turns them back into grey levels. The sum is an exact integer, and s_i gets
+/// |i − sum / count| computed in f64 as PyRadiomics computes it. The voxels are visited with
+/// k fastest, not i fastest as in PyRadiomics, so s_i can differ from its value in the last
+/// bits.
+fn difference_matrix(input: &TextureInput, distances: &[u32]) -> DifferenceMatrix {
+    let box_shape: [usize; 3] = input.levels.dim().into();
+    // PyRadiomics' angles are one direction of each ± pair; the neighbourhood needs both.
+    let angles = angle_offsets(distances, box_shape);
+    let padding = angles
+        .iter()
+        .flatten()
+        .map(|component| component.unsigned_abs() as usize)
+        .max()
+        .unwrap_or(0);
+    let grid = PaddedLevels::new(input, padding);
+    let offsets: Vec<isize> = angles
+        .iter()
+        .flat_map(|&angle| {
+            let offset = grid.linear_offset(angle);
+            [offset, -offset]
+        })
+        .collect();
+    // Grey level of each renumbered level, with 0 (outside the ROI) kept at index 0.
+    let grey_levels: Vec<u64> = std::iter::once(0)
+        .chain(grid.present_levels.iter().map(|&level| u64::from(level)))
+        .collect();
+    let mut counts = vec![0_u64; grid.present_levels.len()];
+    let mut differences = vec![0.0_f64; grid.present_levels.len()];
+
+    // Padding voxels are 0 like voxels outside the ROI, so a pass over the whole buffer
+    // visits exactly the ROI voxels, and their neighbours all lie inside the buffer.
+    for (centre_index, &centre) in grid.data.iter().enumerate() {
+        if centre == 0 {
+            continue;
+        }
+        let mut neighbour_count = 0_u32;
+        let mut neighbour_sum = 0_u64;
+        for &offset in &offsets {
+            let neighbour = grid.data[centre_index.wrapping_add_signed(offset)];
+            neighbour_count += u32::from(neighbour != 0);
+            neighbour_sum += grey_levels[neighbour as usize];
+        }
+        let difference = if neighbour_count == 0 {
+            0.0
+        } else {
+            let mean = neighbour_sum as f64 / f64::from(neighbour_count);
+            (grey_levels[centre as usize] as f64 - mean).abs()
+        };
+        counts[centre as usize - 1] += 1;
+        differences[centre as usize - 1] += difference;
+    }
+    DifferenceMatrix {
+        levels: grid.present_levels,
+        counts,
+        differences,
+    }
+}
+
+/// Evaluates the 5 features on an NGTDM.
+fn matrix_features(matrix: &DifferenceMatrix) -> Vec<(&'static str, f64)> {
+    // Grey levels present (i, n_i, s_i), as PyRadiomics keeps them after deleting n_i = 0.
+    let present: Vec<(f64, f64, f64)> = matrix
+        .levels
+        .iter()
+        .zip(&matrix.counts)
+        .zip(&matrix.differences)
+        .filter(|&((_, &count), _)| count > 0)
+        .map(|((&level, &count), &difference)| (f64::from(level), count as f64, difference))
+        .collect();
+    let voxel_count: f64 = present.iter().map(|&(_, count, _)| count).sum();
+    if present.is_empty() {
+        return FEATURE_NAMES.iter().map(|&name| (name, f64::NAN)).collect();
+    }
+
+    // Rows (i, p_i, s_i, p_i·s_i).
+    let rows: Vec<(f64, f64, f64, f64)> = present
+        .iter()
+        .map(|&(level, count, difference)| {
+            let probability = count / voxel_count;
+            (level, probability, difference, probability * difference)
+        })
+        .collect();
+    let weighted_difference: f64 = rows.iter().map(|row| row.3).sum();
+    let difference_sum: f64 = rows.iter().map(|row| row.2).sum();
+
+    // Every pairwise term is 0 for i = j and symmetric in (i, j), so the sums over all
+    // ordered pairs are twice the sums over i < j.
+    let mut contrast_sum = 0.0;
+    let mut busyness_denominator = 0.0;
+    let mut complexity_sum = 0.0;
+    let mut strength_sum = 0.0;
+    for (index, &(level_i, p_i, _, ps_i)) in rows.iter().enumerate() {
+        for &(level_j, p_j, _, ps_j) in &rows[index + 1..] {
+            let level_difference = level_i - level_j;
+            let square = level_difference * level_difference;
+            contrast_sum += p_i * p_j * square;
+            busyness_denominator += (level_i * p_i - level_j * p_j).abs();
+            complexity_sum += level_difference.abs() * (ps_i + ps_j) / (p_i + p_j);
+            strength_sum += (p_i + p_j) * square;
+        }
+    }
+    let (contrast_sum, busyness_denominator, complexity_sum, strength_sum) = (
+        2.0 * contrast_sum,
+        2.0 * busyness_denominator,
+        2.0 * complexity_sum,
+        2.0 * strength_sum,
+    );
+
+    let coarseness = if weighted_difference != 0.0 {
+        1.0 / weighted_difference
+    } else {
+        FLAT_COARSENESS
+    };
+    let level_count = rows.len() as f64;
+    let pair_count = level_count * (level_count - 1.0);
+    let contrast = if pair_count != 0.0 {
+        contrast_sum * difference_sum / voxel_count / pair_count
+    } else {
+        0.0
+    };
+    let busyness = if busyness_denominator != 0.0 {
+        weighted_difference / busyness_denominator
+    } else {
+        0.0
+    };
+    let complexity = complexity_sum / voxel_count;
+    let strength = if difference_sum != 0.0 {
+        strength_sum / difference_sum
+    } else {
+        0.0
+    };
+
+    vec![
+        ("Coarseness", coarseness),
+        ("Contrast", contrast),
+        ("Busyness", busyness),
+        ("Complexity", complexity),
+        ("Strength", strength),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gldm::test_volumes::*;
+    use super::*;
+    use ndarray::Array3;
+
+    /// Relative tolerance against PyRadiomics. n_i matches exactly; s_i and the features are
+    /// summed in another order (voxel order, and numpy sums the full pairwise matrices),
+    /// which moves the last few bits.
+    const REFERENCE_RELATIVE_TOLERANCE: f64 = 1e-12;
+
+    /// Relative tolerance between the fast features and the plain reference below.
+    const REFERENCE_IMPLEMENTATION_TOLERANCE: f64 = 1e-13;
+
+    fn input(levels: Array3<u32>) -> TextureInput {
+        let n_levels = levels.iter().copied().max().unwrap_or(0);
+        TextureInput {
+            levels,
+            n_levels,
+            spacing: [1.0; 3],
+        }
+    }
+
+    fn feature(features: &[(&'static str, f64)], name: &str) -> f64 {
+        features
+            .iter()
+            .find(|(feature_name, _)| *feature_name == name)
+            .map(|&(_, value)| value)
+            .unwrap_or_else(|| panic!("feature {name} missing from the output"))
+    }
+
+    fn assert_close(name: &str, actual: f64, expected: f64, relative_tolerance: f64) {
+        let scale = expected.abs().max(1e-300);
+        assert!(
+            (actual - expected).abs() <= relative_tolerance * scale,
+            "{name}: got {actual:e}, expected {expected:e} (relative difference {:e})",
+            (actual - expected).abs() / scale
+        );
+    }
+
+    fn assert_features(label: &str, features: &[(&'static str, f64)], expected: &[(&str, f64)]) {
+        for &(name, value) in expected {
+            assert_close(
+                &format!("{label} {name}"),
+                feature(features, name),
+                value,
+                REFERENCE_RELATIVE_TOLERANCE,
+            );
+        }
+    }
+
+    /// Builds the NGTDM directly from its definition, with coordinates and bounds tests
+    /// instead of padding and linear offsets. It visits the voxels in the fast path's order
+    /// (k fastest), so the sums s_i must agree to the bit.
+    fn reference_matrix(levels: &Array3<u32>, distances: &[u32]) -> DifferenceMatrix {
+        let mut present: Vec<u32> = levels.iter().copied().filter(|&level| level > 0).collect();
+        present.sort_unstable();
+        present.dedup();
+        let mut counts = vec![0_u64; present.len()];
+        let mut differences = vec![0.0; present.len()];
+        let (n_i, n_j, n_k) = levels.dim();
+        let reach = distances.iter().copied().max().unwrap_or(0) as i64;
+        for i in 0..n_i {
+            for j in 0..n_j {
+                for k in 0..n_k {
+                    let centre = levels[[i, j, k]];
+                    if centre == 0 {
+                        continue;
+                    }
+                    let mut neighbour_levels = Vec::new();
+                    for dk in -reach..=reach {
+                        for dj in -reach..=reach {
+                            for di in -reach..=reach {
+                                let distance = di.abs().max(dj.abs()).max(dk.abs());
+                                if distance == 0 || !distances.iter().any(|&d| d as i64 == distance) {
+                                    continue;
+                                }
+                                let (ni, nj, nk) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
+                                let inside = (0..n_i as i64).contains(&ni)
+                                    && (0..n_j as i64).contains(&nj)
+                                    && (0..n_k as i64).contains(&nk);
+                                if inside {
+                                    let level = levels[[ni as usize, nj as usize, nk as usize]];
+                                    if level != 0 {
+                                        neighbour_levels.push(f64::from(level));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let entry = present.binary_search(&centre).expect("centre level is present");
+                    counts[entry] += 1;
+                    if !neighbour_levels.is_empty() {
+                        let mean = neighbour_levels.iter().sum::<f64>() / neighbour_levels.len() as f64;
+                        differences[entry] += (f64::from(centre) - mean).abs();
+                    }
+                }
+            }
+        }
+        DifferenceMatrix {
+            levels: present,
+            counts,
+            differences,
+        }
+    }
+
+    /// Evaluates the features the way PyRadiomics' numpy code does, over all ordered pairs.
+    fn reference_features(matrix: &DifferenceMatrix) -> Vec<(&'static str, f64)> {
+        let present: Vec<usize> = (0..matrix.counts.len()).filter(|&g| matrix.counts[g] > 0).collect();
+        let n_vp: f64 = present.iter().map(|&g| matrix.counts[g] as f64).sum();
+        let i = |g: usize| f64::from(matrix.levels[g]);
+        let p = |g: usize| matrix.counts[g] as f64 / n_vp;
+        let s = |g: usize| matrix.differences[g];
+        let pairs = || present.iter().flat_map(|&a| present.iter().map(move |&b| (a, b)));
+        let n_gp = present.len() as f64;
+        let weighted: f64 = present.iter().map(|&g| p(g) * s(g)).sum();
+        let s_sum: f64 = present.iter().map(|&g| s(g)).sum();
+        let coarseness = if weighted != 0.0 { 1.0 / weighted } else { 1e6 };
+        let contrast = if n_gp > 1.0 {
+            pairs().map(|(a, b)| p(a) * p(b) * (i(a) - i(b)).powi(2)).sum::<f64>() * s_sum / n_vp
+                / (n_gp * (n_gp - 1.0))
+        } else {
+            0.0
+        };
+        let busy_denominator: f64 = pairs().map(|(a, b)| (i(a) * p(a) - i(b) * p(b)).abs()).sum();
+        let busyness = if busy_denominator != 0.0 { weighted / busy_denominator } else { 0.0 };
+        let complexity = pairs()
+            .map(|(a, b)| (i(a) - i(b)).abs() * (p(a) * s(a) + p(b) * s(b)) / (p(a) + p(b)))
+            .sum::<f64>()
+            / n_vp;
+        let strength_numerator: f64 = pairs().map(|(a, b)| (p(a) + p(b)) * (i(a) - i(b)).powi(2)).sum();
+        let strength = if s_sum != 0.0 { strength_numerator / s_sum } else { 0.0 };
+        vec![
+            ("Coarseness", coarseness),
+            ("Contrast", contrast),
+            ("Busyness", busyness),
+            ("Complexity", complexity),
+            ("Strength", strength),
+        ]
+    }
+
+    #[test]
+    fn feature_names_match_output_order() {
+        let features = compute(&input(scattered_levels()), &NgtdmSettings::default());
+        let names: Vec<&str> = features.iter().map(|&(name, _)| name).collect();
+        assert_eq!(names, FEATURE_NAMES);
+    }
+
+    #[test]
+    fn fast_path_matches_reference_implementation() {
+        let volumes = [
+            ("scattered", scattered_levels()),
+            ("blocky", blocky_levels()),
+            ("plane", plane_levels()),
+            ("two halves", two_halves_levels()),
+        ];
+        for (label, levels) in &volumes {
+            for distances in [vec![1], vec![2], vec![1, 2]] {
+                let label = format!("{label} δ = {distances:?}");
+                let fast = difference_matrix(&input(levels.clone()), &distances);
+                let reference = reference_matrix(levels, &distances);
+                assert_eq!(fast, reference, "{label}: NGTDM differs from the reference");
+                let features = matrix_features(&fast);
+                for ((name, value), (_, expected)) in features.iter().zip(reference_features(&reference)) {
+                    assert_close(
+                        &format!("{label} {name}"),
+                        *value,
+                        expected,
+                        REFERENCE_IMPLEMENTATION_TOLERANCE,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Reference values: PyRadiomics 3.1.4 (pyradiomics-bhklab, numpy 2.4.6, SimpleITK
+    /// 2.5.7), `RadiomicsFeatureExtractor` with binWidth 1 and otherwise default settings,
+    /// only the ngtdm class enabled. Its input was a SimpleITK float64 image holding the grey
+    /// levels of `scattered_levels` (the ROI's lowest level is 1, so binWidth 1 keeps each
+    /// level) and the mask level > 0. Values printed with `repr`.
+    #[test]
+    fn scattered_volume_matches_pyradiomics() {
+        let features = compute(&input(scattered_levels()), &NgtdmSettings::default());
+        assert_features("scattered", &features, &SCATTERED_PYRADIOMICS);
+    }
+
+    /// Reference values: as `scattered_volume_matches_pyradiomics`, with PyRadiomics setting
+    /// distances [2].
+    #[test]
+    fn distance_two_matches_pyradiomics() {
+        let settings = NgtdmSettings { distances: vec![2] };
+        let features = compute(&input(scattered_levels()), &settings);
+        assert_features("scattered δ = [2]", &features, &SCATTERED_DISTANCE_TWO_PYRADIOMICS);
+    }
+
+    /// Reference values: as `scattered_volume_matches_pyradiomics`, for `blocky_levels`.
+    #[test]
+    fn blocky_volume_matches_pyradiomics() {
+        let features = compute(&input(blocky_levels()), &NgtdmSettings::default());
+        assert_features("blocky", &features, &BLOCKY_PYRADIOMICS);
+    }
+
+    /// Reference values: as `scattered_volume_matches_pyradiomics`, for the one-voxel-thick
+    /// `plane_levels` (an image of 6 × 5 × 1 voxels).
+    #[test]
+    fn one_voxel_thick_roi_matches_pyradiomics() {
+        let features = compute(&input(plane_levels()), &NgtdmSettings::default());
+        assert_features("plane", &features, &PLANE_PYRADIOMICS);
+    }
+
+    /// Reference values: as `scattered_volume_matches_pyradiomics`, for a 3 × 3 × 3 volume
+    /// whose ROI has two voxels without neighbours: levels 1 at (0, 0, 0), 2 at (1, 0, 0),
+    /// 1 at (1, 0, 1), 2 at (0, 2, 2) and 3 at (2, 2, 2). PyRadiomics counts the two
+    /// isolated voxels in n_i: excluding them would give a Coarseness of 1, not 1.25.
+    #[test]
+    fn voxels_without_neighbours_count_in_n_i() {
+        let mut levels = Array3::zeros((3, 3, 3));
+        levels[[0, 0, 0]] = 1;
+        levels[[1, 0, 0]] = 2;
+        levels[[1, 0, 1]] = 1;
+        levels[[0, 2, 2]] = 2;
+        levels[[2, 2, 2]] = 3;
+        let features = compute(&input(levels), &NgtdmSettings::default());
+        let expected = [
+            ("Coarseness", 1.25),
+            ("Contrast", 0.07466666666666667),
+            ("Busyness", 0.5),
+            ("Complexity", 1.2),
+            ("Strength", 3.8000000000000003),
+        ];
+        assert_features("isolated voxels", &features, &expected);
+    }
+
+    /// Voxels at the ends of the box (i = 0 or 3) see only their own half and add nothing.
+    /// A middle voxel has 11 neighbours, 7 of its own level and 4 of the other, so
+    /// |i − Ā| = 4/11 and s_1 = s_2 = 16/11, with p_1 = p_2 = 1/2.
+    #[test]
+    fn two_halves_match_analytic_values() {
+        let features = compute(&input(two_halves_levels()), &NgtdmSettings::default());
+        let expected = [
+            ("Coarseness", 11.0 / 16.0),
+            ("Contrast", 1.0 / 22.0),
+            ("Busyness", 16.0 / 11.0),
+            ("Complexity", 2.0 / 11.0),
+            ("Strength", 11.0 / 16.0),
+        ];
+        for (name, value) in expected {
+            assert_close(name, feature(&features, name), value, 1e-15);
+        }
+    }
+
+    #[test]
+    fn flat_roi_follows_pyradiomics_conventions() {
+        let mut levels = Array3::from_elem((4, 3, 3), 2_u32);
+        levels[[3, 2, 2]] = 0;
+        let features = compute(&input(levels), &NgtdmSettings::default());
+        assert_eq!(feature(&features, "Coarseness"), FLAT_COARSENESS);
+        assert_eq!(feature(&features, "Contrast"), 0.0);
+        assert_eq!(feature(&features, "Busyness"), 0.0);
+        assert_eq!(feature(&features, "Complexity"), 0.0);
+        assert_eq!(feature(&features, "Strength"), 0.0);
+    }
+
+    #[test]
+    fn repeated_distance_counts_once() {
+        let once = compute(&input(blocky_levels()), &NgtdmSettings::default());
+        let twice = NgtdmSettings {
+            distances: vec![1, 1],
+        };
+        assert_eq!(compute(&input(blocky_levels()), &twice), once);
+    }
+
+    #[test]
+    fn empty_roi_returns_nan() {
+        let features = compute(&input(Array3::zeros((2, 2, 2))), &NgtdmSettings::default());
+        assert_eq!(features.len(), FEATURE_NAMES.len());
+        assert!(features.iter().all(|&(_, value)| value.is_nan()));
+    }
+
+    const SCATTERED_PYRADIOMICS: [(&str, f64); 5] = [
+        ("Coarseness", 0.022227971490868092),
+        ("Contrast", 1.2260724261096743),
+        ("Busyness", 4.389108365099219),
+        ("Complexity", 31.391213285801587),
+        ("Strength", 0.5061406553410772),
+    ];
+
+    const SCATTERED_DISTANCE_TWO_PYRADIOMICS: [(&str, f64); 5] = [
+        ("Coarseness", 0.02336933775342674),
+        ("Contrast", 1.1666832968293634),
+        ("Busyness", 4.174742846337198),
+        ("Complexity", 29.930031782041425),
+        ("Strength", 0.5319053619206289),
+    ];
+
+    const BLOCKY_PYRADIOMICS: [(&str, f64); 5] = [
+        ("Coarseness", 0.030985981180896086),
+        ("Contrast", 0.15830106336218755),
+        ("Busyness", 11.395242946924926),
+        ("Complexity", 2.0403160541326963),
+        ("Strength", 0.08696915499503266),
+    ];
+
+    const PLANE_PYRADIOMICS: [(&str, f64); 5] = [
+        ("Coarseness", 0.11389521640091119),
+        ("Contrast", 0.2069604938271605),
+        ("Busyness", 1.254285714285714),
+        ("Complexity", 6.126903684550742),
+        ("Strength", 0.6160337552742615),
+    ];
+}
