@@ -121,7 +121,18 @@ impl Default for FeatureConfig {
     }
 }
 
-/// Univariate filter and model settings.
+/// Which λ of the LASSO cross-validation curve selects the features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LassoChoice {
+    /// The λ with the smallest mean CV deviance (glmnet's `lambda.min`).
+    Min,
+    /// The largest λ within one standard error of that minimum (glmnet's
+    /// `lambda.1se`); sparser.
+    OneSe,
+}
+
+/// Feature selection and model settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -132,10 +143,31 @@ pub struct ModelConfig {
     /// kept, this many.
     #[serde(default = "default_fallback_features")]
     pub fallback_features: usize,
+    /// Whether a cross-validated binomial LASSO selects among the features
+    /// that pass Mann-Whitney U.
+    #[serde(default = "default_true")]
+    pub lasso: bool,
+    /// The λ rule of the LASSO.
+    #[serde(default = "default_lasso_choice")]
+    pub lasso_choice: LassoChoice,
+    /// Cross-validation folds of the LASSO, stratified on the outcome.
+    #[serde(default = "default_lasso_folds")]
+    pub lasso_folds: usize,
+    /// Fold partitions whose CV curves are averaged.
+    #[serde(default = "default_lasso_repeats")]
+    pub lasso_repeats: usize,
+    /// Whether the fusion model runs one more LASSO on the union of the
+    /// sequences' selected features.
+    #[serde(default = "default_true")]
+    pub fusion_relasso: bool,
     /// Inverse L2 penalty strength of the logistic regression, as
     /// scikit-learn's `C`.
     #[serde(default = "default_c")]
     pub c: f64,
+    /// Stratified bootstrap replicates for the percentile CIs of AUC,
+    /// sensitivity and specificity; 0 turns the bootstrap off.
+    #[serde(default = "default_bootstrap_replicates")]
+    pub bootstrap_replicates: usize,
 }
 
 fn default_mwu_alpha() -> f64 {
@@ -146,8 +178,28 @@ fn default_fallback_features() -> usize {
     10
 }
 
+fn default_true() -> bool {
+    true
+}
+
+fn default_lasso_choice() -> LassoChoice {
+    LassoChoice::Min
+}
+
+fn default_lasso_folds() -> usize {
+    10
+}
+
+fn default_lasso_repeats() -> usize {
+    1
+}
+
 fn default_c() -> f64 {
     1.0
+}
+
+fn default_bootstrap_replicates() -> usize {
+    2000
 }
 
 impl Default for ModelConfig {
@@ -155,7 +207,13 @@ impl Default for ModelConfig {
         ModelConfig {
             mwu_alpha: default_mwu_alpha(),
             fallback_features: default_fallback_features(),
+            lasso: true,
+            lasso_choice: default_lasso_choice(),
+            lasso_folds: default_lasso_folds(),
+            lasso_repeats: default_lasso_repeats(),
+            fusion_relasso: true,
             c: default_c(),
+            bootstrap_replicates: default_bootstrap_replicates(),
         }
     }
 }
@@ -324,6 +382,12 @@ impl StudyConfig {
         }
         if raw.model.fallback_features == 0 {
             return Err(invalid("model.fallback_features", "0".into(), "at least 1"));
+        }
+        if raw.model.lasso_folds < 2 {
+            return Err(invalid("model.lasso_folds", raw.model.lasso_folds.to_string(), "at least 2"));
+        }
+        if raw.model.lasso_repeats < 1 {
+            return Err(invalid("model.lasso_repeats", "0".into(), "at least 1"));
         }
         if raw.timeouts.call_s == 0 || raw.timeouts.round_s == 0 {
             return Err(invalid(

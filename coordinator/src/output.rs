@@ -1,6 +1,17 @@
-//! Files of the study directory besides the feature table: `metrics.csv`,
-//! `predictions.csv`, `exclusions.csv`, `models.json` and
-//! `provenance.json`, and the metrics table printed to the terminal.
+//! Files of the study directory besides the feature table, and the metrics
+//! table printed to the terminal.
+//!
+//! | file | content |
+//! |---|---|
+//! | `metrics.csv` | AUC with DeLong CI, sensitivity and specificity per model and cohort |
+//! | `validation.json` | every validation measure per model and cohort |
+//! | `calibration.csv` | calibration curve points |
+//! | `decision_curve.csv` | net benefit of model, treat-all and treat-none |
+//! | `comparisons.csv` | DeLong tests of the fusion model against each single model |
+//! | `shap_importance.csv`, `shap_values.csv` | SHAP values of the fusion model |
+//! | `selection.json` | the selection funnel of each model |
+//! | `models.json` | the frozen models |
+//! | `predictions.csv`, `exclusions.csv` | per-patient scores and exclusions |
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -132,11 +143,123 @@ pub fn write_outputs(
         &path,
     )?;
 
+    let path = out_dir.join("calibration.csv");
+    write_csv(&mut calibration_frame(modelling).map_err(frame_error(&path))?, &path)?;
+
+    let path = out_dir.join("decision_curve.csv");
+    write_csv(&mut decision_curve_frame(modelling).map_err(frame_error(&path))?, &path)?;
+
+    let path = out_dir.join("comparisons.csv");
+    write_csv(&mut comparisons_frame(modelling).map_err(frame_error(&path))?, &path)?;
+
+    let path = out_dir.join("shap_importance.csv");
+    write_csv(&mut shap_importance_frame(modelling).map_err(frame_error(&path))?, &path)?;
+
+    let path = out_dir.join("shap_values.csv");
+    write_csv(&mut shap_values_frame(modelling).map_err(frame_error(&path))?, &path)?;
+
+    write_json(&out_dir.join("validation.json"), &modelling.validations)?;
+    let selection: Vec<_> = modelling
+        .models
+        .iter()
+        .map(|m| serde_json::json!({"model": m.name, "funnel": m.funnel, "mwu_relaxed": m.mwu_relaxed, "lasso": m.lasso}))
+        .collect();
+    write_json(&out_dir.join("selection.json"), &selection)?;
     let models = serde_json::json!({
         "models": modelling.models,
         "skipped": modelling.skipped,
     });
     write_json(&out_dir.join("models.json"), &models)
+}
+
+fn calibration_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
+    let (mut model, mut cohort, mut bin, mut count, mut predicted, mut observed) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for validation in &modelling.validations {
+        let Some(calibration) = &validation.calibration else { continue };
+        for (index, point) in calibration.curve.iter().enumerate() {
+            model.push(validation.model.as_str());
+            cohort.push(validation.cohort.as_str());
+            bin.push(index as u32 + 1);
+            count.push(point.count as u32);
+            predicted.push(point.mean_predicted);
+            observed.push(point.observed_fraction);
+        }
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("model".into(), model),
+        Column::new("cohort".into(), cohort),
+        Column::new("bin".into(), bin),
+        Column::new("n".into(), count),
+        Column::new("mean_predicted".into(), predicted),
+        Column::new("observed_fraction".into(), observed),
+    ])
+}
+
+fn decision_curve_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
+    let (mut model, mut cohort, mut threshold, mut net, mut all, mut none) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for validation in &modelling.validations {
+        let Some(curve) = &validation.decision_curve else { continue };
+        for point in &curve.points {
+            model.push(validation.model.as_str());
+            cohort.push(validation.cohort.as_str());
+            threshold.push(point.threshold);
+            net.push(point.model);
+            all.push(point.treat_all);
+            none.push(point.treat_none);
+        }
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("model".into(), model),
+        Column::new("cohort".into(), cohort),
+        Column::new("threshold".into(), threshold),
+        Column::new("net_benefit".into(), net),
+        Column::new("net_benefit_treat_all".into(), all),
+        Column::new("net_benefit_treat_none".into(), none),
+    ])
+}
+
+fn comparisons_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
+    let rows = &modelling.comparisons;
+    DataFrame::new_infer_height(vec![
+        Column::new("cohort".into(), rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>()),
+        Column::new("model_a".into(), rows.iter().map(|r| r.model_a.as_str()).collect::<Vec<_>>()),
+        Column::new("model_b".into(), rows.iter().map(|r| r.model_b.as_str()).collect::<Vec<_>>()),
+        Column::new("n".into(), rows.iter().map(|r| r.n as u32).collect::<Vec<_>>()),
+        Column::new("auc_a".into(), rows.iter().map(|r| r.auc_a).collect::<Vec<_>>()),
+        Column::new("auc_b".into(), rows.iter().map(|r| r.auc_b).collect::<Vec<_>>()),
+        Column::new("delong_z".into(), rows.iter().map(|r| r.z).collect::<Vec<_>>()),
+        Column::new("delong_p".into(), rows.iter().map(|r| r.p_value).collect::<Vec<_>>()),
+        Column::new(
+            "difference_ci_low".into(),
+            rows.iter().map(|r| r.difference_ci.map(|d| d.ci_low)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "difference_ci_high".into(),
+            rows.iter().map(|r| r.difference_ci.map(|d| d.ci_high)).collect::<Vec<_>>(),
+        ),
+    ])
+}
+
+fn shap_importance_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
+    let rows = &modelling.shap_importance;
+    DataFrame::new_infer_height(vec![
+        Column::new("model".into(), rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>()),
+        Column::new("cohort".into(), rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>()),
+        Column::new("feature".into(), rows.iter().map(|r| r.feature.as_str()).collect::<Vec<_>>()),
+        Column::new("mean_abs_shap".into(), rows.iter().map(|r| r.mean_abs_shap).collect::<Vec<_>>()),
+    ])
+}
+
+fn shap_values_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
+    let rows = &modelling.shap_values;
+    DataFrame::new_infer_height(vec![
+        Column::new("pseudonym".into(), rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>()),
+        Column::new("cohort".into(), rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>()),
+        Column::new("feature".into(), rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>()),
+        Column::new("shap_log_odds".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+    ])
 }
 
 /// Writes pretty-printed JSON.

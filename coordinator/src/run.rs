@@ -228,7 +228,7 @@ async fn run_rounds(
     );
 
     // Round 4: models and validation.
-    let modelling = run_models(&table, &model_specs(&config.sequences), &config.model);
+    let modelling = run_models(&table, &model_specs(&config.sequences), &config.model, config.seed);
     write_outputs(out_dir, &modelling, &exclusions)?;
     let provenance = serde_json::json!({
         "study_id": config.study_id,

@@ -124,7 +124,7 @@ async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Resu
         .filter(|row| row.model == "MR_T1_whole")
         .map(|row| row.n)
         .sum();
-    assert_eq!(mr_total, 28);
+    assert_eq!(mr_total, 28, "skipped: {:?}", outcome.modelling.skipped);
     Ok(())
 }
 

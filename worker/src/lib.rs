@@ -12,6 +12,7 @@ pub mod features;
 pub mod image;
 pub mod manifest;
 pub mod mask;
+pub mod perturb;
 pub mod pseudonym;
 pub mod server;
 pub mod service;

@@ -122,9 +122,9 @@ pub fn merge_roc_points(left: &[RocPoint], right: &[RocPoint]) -> Vec<RocPoint> 
 /// (0, 0) and the points (FP/N, TP/P).
 ///
 /// The doubled area Σ ΔFP · (TPₖ + TPₖ₋₁) is summed in integers and equals
-/// twice the Mann–Whitney U with ties counted ½, so the result equals
-/// [`super::roc::roc_auc`] on the pooled scores: both are the correctly
-/// rounded value of the same fraction.
+/// twice the Mann–Whitney U with ties counted ½. The result therefore equals
+/// [`super::roc::roc_auc`] on the pooled scores, because both are the
+/// correctly rounded value of the same fraction.
 ///
 /// # Errors
 ///
@@ -152,7 +152,8 @@ pub fn auc_from_roc_points(points: &[RocPoint]) -> Result<f64, StatsError> {
     for point in points {
         if point.tp < previous_tp
             || point.fp < previous_fp
-            || !(point.threshold < previous_threshold)
+            || point.threshold.is_nan()
+            || point.threshold >= previous_threshold
         {
             return Err(StatsError::InvalidParameter {
                 name: "roc point threshold",
@@ -178,8 +179,8 @@ fn counts_at_or_above(points: &[RocPoint], threshold: f64) -> (usize, usize) {
     }
 }
 
-/// What a site reports about its predicted probabilities for external
-/// validation without sharing per-patient rows.
+/// A site's summary of its predicted probabilities and labels for external
+/// validation, sent in place of per-patient rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreAggregates {
     /// Number of patients.

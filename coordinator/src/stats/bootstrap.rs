@@ -13,10 +13,9 @@
 //! 97.5])`, Hyndman & Fan type 7).
 //!
 //! Source: B. Efron and R. J. Tibshirani (1993), "An Introduction to the
-//! Bootstrap", Chapman & Hall, §13.3 (percentile interval); stratified
-//! resampling as in pROC 1.18.0 `ci.auc(method = "bootstrap",
-//! boot.stratified = TRUE)`. The random numbers differ from pROC's, so only
-//! the procedure, not the replicate values, matches it.
+//! Bootstrap", Chapman & Hall (percentile interval). No reference package
+//! shares our random numbers, so the tests check the procedure's properties
+//! and the percentile rule against NumPy, not replicate values.
 //!
 //! Random numbers: `Xoshiro256PlusPlus::seed_from_u64(seed)` from
 //! rand_xoshiro 0.6, and `gen_range` over `u64` from rand 0.8, whose

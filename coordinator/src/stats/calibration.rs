@@ -10,10 +10,10 @@
 //! N             number of patients
 //! ```
 //!
-//! Binning rule, shared by the calibration curve, the Hosmer–Lemeshow groups
-//! and the site aggregates: with edges e0 ≤ e1 ≤ … ≤ eK, bin k holds the
-//! p with `e_k < p ≤ e_(k+1)`, and bin 0 also holds p ≤ e1, so the lowest
-//! edge is included. Probabilities below e0 or above eK fall into the first
+//! The calibration curve, the Hosmer–Lemeshow groups and the site aggregates
+//! share one binning rule. With edges e0 ≤ e1 ≤ … ≤ eK, bin k contains the p
+//! with `e_k < p ≤ e_(k+1)`. Bin 0 also contains p ≤ e1, so the lowest edge
+//! is included. Probabilities below e0 or above eK fall into the first
 //! or last bin. This is scikit-learn 1.9.1 `calibration_curve`'s
 //! `np.searchsorted(edges[1:-1], p)` (side "left").
 //!
@@ -23,8 +23,8 @@
 //! management and clinical trials", Statistics in Medicine 5(5):421–433.
 //! D. R. Cox (1958), "Two further applications of a model for binary
 //! regression", Biometrika 45(3/4):562–565 (recalibration slope).
-//! E. W. Steyerberg (2019), "Clinical Prediction Models", 2nd ed., Springer,
-//! §15.3 (calibration-in-the-large with offset logit p).
+//! E. W. Steyerberg (2019), "Clinical Prediction Models", 2nd ed., Springer
+//! (calibration-in-the-large with offset logit p).
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ impl CalibrationBins {
     ///
     /// # Errors
     ///
-    /// [`StatsError::InvalidParameter`] unless `edges` holds at least two
+    /// [`StatsError::InvalidParameter`] unless `edges` has at least two
     /// finite, non-decreasing values, [`StatsError::LengthMismatch`], and
     /// [`StatsError::InvalidPrediction`] for a prediction outside [0, 1]
     /// or NaN.
@@ -303,7 +303,7 @@ impl CalibrationSums {
     /// [`StatsError::UndefinedStatistic`] when the variance is 0, which
     /// happens when every p is 0, ½ or 1 (or N = 0).
     pub fn spiegelhalter(&self) -> Result<SpiegelhalterTest, StatsError> {
-        if !(self.spiegelhalter_variance > 0.0) {
+        if self.spiegelhalter_variance.is_nan() || self.spiegelhalter_variance <= 0.0 {
             return Err(StatsError::UndefinedStatistic {
                 statistic: "Spiegelhalter z",
                 reason: format!(
@@ -333,8 +333,8 @@ pub fn brier_score(predictions: &[f64], labels: &[bool]) -> Result<f64, StatsErr
 ///
 /// z = Σ (y − p)(1 − 2p) / √Σ (1 − 2p)² p (1 − p) is approximately standard
 /// normal when the predictions are calibrated, and the p-value is two-sided.
-/// This is the statistic of R `rms::val.prob` (`S:z`, `S:p`). Our reference
-/// is SciPy 1.17.1 `norm.sf` applied to the same formula.
+/// The reference values come from SciPy 1.17.1 `norm.sf` applied to the same
+/// formula.
 ///
 /// # Errors
 ///

@@ -11,8 +11,8 @@
 //! A term whose expected count is 0 is skipped (an empty group, or a group
 //! whose predictions are all exactly 0 or all exactly 1). With g non-empty
 //! groups, H is referred to χ² with g − 2 degrees of freedom on the
-//! development set, and with g degrees of freedom on an external set, where
-//! no parameters were fitted; both are reported.
+//! development set. On an external set no parameters were fitted, so there
+//! the reference is χ² with g degrees of freedom. Both p-values are reported.
 //!
 //! Groups are quantile groups of p ([`hosmer_lemeshow`]) or fixed bins
 //! shared by several sites ([`hosmer_lemeshow_from_bins`]), both with the
@@ -22,13 +22,13 @@
 //! Sources: D. W. Hosmer and S. Lemeshow (1980), "Goodness of fit tests for
 //! the multiple logistic regression model", Communications in Statistics –
 //! Theory and Methods 9(10):1043–1069; D. W. Hosmer, S. Lemeshow and
-//! R. X. Sturdivant (2013), "Applied Logistic Regression", 3rd ed., Wiley,
-//! §5.2.2 and §5.5 (g degrees of freedom for validation samples).
-//! Reference implementation: R `ResourceSelection::hoslem.test` groups by
-//! `cut(p, quantile(p, 0:g / g), include.lowest = TRUE)` the same way, but
-//! stops on tied edges. The fixture values come from a NumPy 2.4.6 / SciPy
-//! 1.17.1 implementation of the rule above in
-//! `tests/fixtures/make_validation_fixtures.py`.
+//! R. X. Sturdivant (2013), "Applied Logistic Regression", 3rd ed., Wiley.
+//! R's DescTools `HosmerLemeshowTest` groups with `cut(p,
+//! unique(quantile(p, 0:g / g)), include.lowest = TRUE)`, the same closure,
+//! but drops repeated edges instead of lowering g. The fixture values come
+//! from a NumPy 2.4.6 / SciPy 1.17.1 implementation of the rule above in
+//! `tests/fixtures/make_validation_fixtures.py`, whose groups are checked
+//! against `pandas.cut(right=True, include_lowest=True)`.
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
@@ -65,8 +65,7 @@ pub struct HosmerLemeshow {
 ///
 /// The edges are `np.percentile(p, np.linspace(0, 1, g + 1) * 100)` (linear
 /// interpolation, Hyndman & Fan type 7). While two edges coincide, because of
-/// tied predictions, g is lowered by 1 and the edges recomputed. R's
-/// `hoslem.test` stops with an error there instead.
+/// tied predictions, g is lowered by 1 and the edges recomputed.
 ///
 /// NOTE: interpolated edges can leave a group empty even when all edges are
 /// distinct, for example with few distinct predictions. Such a group adds

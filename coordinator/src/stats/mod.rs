@@ -24,9 +24,11 @@
 //!   `LogisticRegression(C=c)`).
 //! - [`wilson`]: Wilson score intervals (statsmodels 0.15.0
 //!   `proportion_confint`) and the metrics at a fixed cut-off.
-//! - [`calibration`], [`hosmer_lemeshow`]: calibration curve (scikit-learn
-//!   1.9.1 `calibration_curve`), Brier score, Spiegelhalter's z,
-//!   recalibration intercept and slope, Hosmer–Lemeshow test.
+//! - [`calibration`]: calibration curve (scikit-learn 1.9.1
+//!   `calibration_curve`), Brier score, Spiegelhalter's z, recalibration
+//!   intercept and slope.
+//! - [`hosmer_lemeshow`](mod@hosmer_lemeshow): Hosmer–Lemeshow test on
+//!   quantile groups or fixed bins.
 //! - [`dca`]: decision curves (dcurves 1.1.7 `dca`).
 //! - [`bootstrap`]: seeded stratified bootstrap with percentile intervals.
 //! - [`aggregates`]: the same validation metrics from per-site aggregates.
@@ -225,7 +227,7 @@ pub enum StatsError {
     /// An input has fewer observations than the statistic needs.
     #[error("too few {input}: got {count}, at least {minimum} are required")]
     TooFewObservations {
-        /// What is counted, for example "subjects".
+        /// Name of the counted items, for example "subjects".
         input: &'static str,
         /// Number found.
         count: usize,
@@ -334,7 +336,7 @@ pub enum StatsError {
     UndefinedStatistic {
         /// Name of the statistic.
         statistic: &'static str,
-        /// Why, with the values involved.
+        /// The reason, with the values involved.
         reason: String,
     },
 

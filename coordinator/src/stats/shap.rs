@@ -19,7 +19,7 @@
 //! are not provided here.
 //!
 //! Sources: S. M. Lundberg and S.-I. Lee (2017), "A unified approach to
-//! interpreting model predictions", NeurIPS 30, §4.1 (linear SHAP).
+//! interpreting model predictions", NeurIPS 30 (linear SHAP).
 //! Reference implementation: shap 0.51.0 `LinearExplainer(model, masker,
 //! feature_perturbation="interventional")` on a scikit-learn 1.9.1
 //! `LogisticRegression`.
@@ -96,9 +96,9 @@ impl LinearShap {
         check_columns(&self.model, "x", x.ncols())?;
         check_finite_matrix("x", x)?;
 
-        // φ = (x − z̄) ⊙ β, row by row; shape (n, p).
-        let centred = &x - &self.background_mean.view().insert_axis(Axis(0));
-        let values = centred * &self.model.coefficients.view().insert_axis(Axis(0));
+        // φ = (x − z̄) ⊙ β, the 1-D vectors broadcast over rows; shape (n, p).
+        let centred = &x - &self.background_mean;
+        let values = centred * &self.model.coefficients;
         let log_odds = x.dot(&self.model.coefficients) + self.model.intercept;
         Ok(ShapValues {
             base_value: self.base_value,

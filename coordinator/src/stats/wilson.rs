@@ -82,12 +82,11 @@ impl Proportion {
     }
 }
 
-/// Returns the proportion, or `None` when there are no trials.
+/// Returns the proportion, or `None` when there are no trials. Every caller
+/// passes a part of the confusion counts as `successes` and a sum that
+/// contains it as `trials`, so only `trials == 0` makes `wilson` fail.
 fn proportion(successes: usize, trials: usize) -> Option<Proportion> {
-    // trials > 0 and successes <= trials hold, so wilson cannot fail.
-    (trials > 0)
-        .then(|| Proportion::wilson(successes, trials).ok())
-        .flatten()
+    Proportion::wilson(successes, trials).ok()
 }
 
 /// Classification metrics at one fixed cut-off, each proportion with its
@@ -184,11 +183,15 @@ mod tests {
         // The bound is 0 mathematically; rounding leaves about 1e-17, as in
         // statsmodels (2.8e-17 for 0/7).
         let none = Proportion::wilson(0, 7).unwrap();
-        assert!(none.ci_low >= 0.0 && none.ci_low < CLOSED_FORM_TOLERANCE);
-        assert!(none.ci_high > 0.0 && none.ci_high < 1.0);
+        assert!(none.ci_low >= 0.0, "{none:?}");
+        assert!(none.ci_low < CLOSED_FORM_TOLERANCE, "{none:?}");
+        assert!(none.ci_high > 0.0, "{none:?}");
+        assert!(none.ci_high < 1.0, "{none:?}");
         let all = Proportion::wilson(7, 7).unwrap();
-        assert!(all.ci_high <= 1.0 && all.ci_high > 1.0 - CLOSED_FORM_TOLERANCE);
-        assert!(all.ci_low > 0.0 && all.ci_low < 1.0);
+        assert!(all.ci_high <= 1.0, "{all:?}");
+        assert!(all.ci_high > 1.0 - CLOSED_FORM_TOLERANCE, "{all:?}");
+        assert!(all.ci_low > 0.0, "{all:?}");
+        assert!(all.ci_low < 1.0, "{all:?}");
     }
 
     #[test]

@@ -13,9 +13,9 @@
 //!   an edge or a corner), PyRadiomics' rule for 3-D images. Every ROI voxel belongs to
 //!   exactly one zone, and a zone's size is its number of voxels;
 //! - **P(i, j)** be the number of zones with grey level i and size j;
-//! - **i, j** run over the grey levels and zone sizes present. PyRadiomics deletes the empty
-//!   rows and columns of P but keeps each level's and size's own value, so an absent grey
-//!   level or size changes no feature;
+//! - **i, j** run over the N_g grey levels and the zone sizes present. PyRadiomics deletes
+//!   the empty rows and columns of P but keeps each level's and size's own value, so an
+//!   absent grey level or size changes no feature;
 //! - **N_z** = Σ P(i, j), the number of zones;
 //! - **N_p** = Σ j·P(i, j), the number of ROI voxels;
 //! - **p(i, j)** = P(i, j) / N_z;
@@ -29,14 +29,11 @@
 //! N_g times that zone's size. This module keeps only the non-empty cells of P, at most one
 //! per zone, so the matrix needs O(N_z) memory whatever the largest zone.
 
-use ndarray::ArrayView3;
-
-use super::discretize::TextureInput;
-use super::gldm::PaddedLevels;
+use super::discretize::{PaddedLevels, TextureInput, angle_offsets};
 
 /// Feature names in output order, as PyRadiomics names them without the `original_glszm_`
-/// prefix. The order is that of PyRadiomics' documentation; its feature extractor emits
-/// them sorted by name instead.
+/// prefix. The order is that of PyRadiomics' documentation, while its feature extractor
+/// emits them sorted by name.
 pub const FEATURE_NAMES: [&str; 16] = [
     "SmallAreaEmphasis",
     "LargeAreaEmphasis",
@@ -102,7 +99,7 @@ pub const FEATURE_NAMES: [&str; 16] = [
 /// Deviation from PyRadiomics 3.1.4: an empty ROI returns NaN for every feature instead of
 /// raising an error.
 pub fn compute(input: &TextureInput) -> Vec<(&'static str, f64)> {
-    let matrix = size_zone_matrix(input.levels.view());
+    let matrix = size_zone_matrix(input);
     matrix_features(&matrix)
 }
 
@@ -121,52 +118,68 @@ struct ZoneCell {
 #[derive(Debug, Clone, PartialEq)]
 struct SizeZoneMatrix {
     cells: Vec<ZoneCell>,
-    /// Highest grey level in the ROI, 0 for an empty ROI.
-    max_level: u32,
+    /// Grey levels present in the ROI, ascending.
+    levels: Vec<u32>,
 }
 
 /// Finds the zones with one pass over the ROI and an iterative flood fill, then tallies them.
 ///
-/// The levels are copied once into a grid with a one-voxel empty border, so each of the 26
-/// neighbours is one precomputed linear offset away with no bounds test. The copy doubles as
-/// the visited marker: a voxel's level is set to 0 when it joins a zone, so no separate label
-/// array is needed and a voxel is pushed at most once. The fill keeps its own stack on the
-/// heap, so a zone of any size (700,000 voxels in the tests) cannot overflow the call stack.
-/// Zones are listed as (size, level) pairs and sorted, which turns runs of equal pairs into
-/// the cells of P without a dense N_g × (largest size) array.
-fn size_zone_matrix(levels: ArrayView3<u32>) -> SizeZoneMatrix {
-    let mut grid = PaddedLevels::new(levels, 1);
-    let offsets = grid.layout.neighbour_offsets(&[1]);
+/// The levels are copied once into a [`PaddedLevels`] grid with a one-voxel empty border, so
+/// each of the 26 neighbours is one precomputed linear offset away with no per-axis bounds
+/// test. The copy doubles as the visited marker: a voxel's level is set to 0 when it joins a
+/// zone, so no separate label array is needed and a voxel is pushed at most once. The fill
+/// keeps its own stack on the heap, so a zone of any size (700,000 voxels in the tests)
+/// cannot overflow the call stack. Zones are listed as (size, level) pairs and sorted, which
+/// turns runs of equal pairs into the cells of P without a dense N_g × (largest size) array.
+///
+/// Three alternatives took longer on three STS MR lesions of 117,000 to 490,000 voxels (bin
+/// width 25, release build, thread CPU time on a shared 2-core x86-64 machine): run-based
+/// labelling with a union-find over runs along k (1.1 to 1.9 times the time), a raster-order
+/// union-find over voxels with 13 backward neighbours (1.2 to 1.4 times) and a branch-free
+/// push (1.15 times, measured on one lesion). Filling a u8 copy of the levels saved 4 to
+/// 10 %, too little for a second code path.
+fn size_zone_matrix(input: &TextureInput) -> SizeZoneMatrix {
+    let box_shape: [usize; 3] = input.levels.dim().into();
+    let mut grid = PaddedLevels::new(input, 1);
+    // PyRadiomics' angles are one direction of each ± pair, but connectivity needs both.
+    let offsets: Vec<isize> = angle_offsets(&[1], box_shape)
+        .iter()
+        .flat_map(|&angle| {
+            let offset = grid.linear_offset(angle);
+            [offset, -offset]
+        })
+        .collect();
     let mut zones: Vec<(usize, u32)> = Vec::new();
     let mut stack: Vec<usize> = Vec::new();
 
-    for row in grid.layout.rows() {
-        for seed in row {
-            let level = grid.levels[seed];
-            if level == 0 {
-                continue;
-            }
-            grid.levels[seed] = 0;
-            stack.push(seed);
-            let mut size = 0;
-            while let Some(voxel) = stack.pop() {
-                size += 1;
-                for &offset in &offsets {
-                    let neighbour = voxel.wrapping_add_signed(offset);
-                    // The border is 0, so a neighbour outside the box never matches.
-                    if grid.levels[neighbour] == level {
-                        grid.levels[neighbour] = 0;
-                        stack.push(neighbour);
-                    }
+    // Padding voxels are 0 like voxels outside the ROI, so a pass over the whole buffer
+    // finds exactly the ROI voxels not yet in a zone.
+    for seed in 0..grid.data.len() {
+        let level = grid.data[seed];
+        if level == 0 {
+            continue;
+        }
+        grid.data[seed] = 0;
+        stack.push(seed);
+        let mut size = 0;
+        while let Some(voxel) = stack.pop() {
+            size += 1;
+            for &offset in &offsets {
+                let neighbour = voxel.wrapping_add_signed(offset);
+                if grid.data[neighbour] == level {
+                    grid.data[neighbour] = 0;
+                    stack.push(neighbour);
                 }
             }
-            zones.push((size, level));
         }
+        zones.push((size, level));
     }
 
+    // The renumbering keeps the order of the levels, so sorting by it sorts by grey level.
     zones.sort_unstable();
     let mut cells: Vec<ZoneCell> = Vec::new();
-    for (size, level) in zones {
+    for (size, renumbered) in zones {
+        let level = grid.present_levels[renumbered as usize - 1];
         match cells.last_mut() {
             Some(cell) if cell.size == size && cell.level == level => cell.count += 1,
             _ => cells.push(ZoneCell {
@@ -178,7 +191,7 @@ fn size_zone_matrix(levels: ArrayView3<u32>) -> SizeZoneMatrix {
     }
     SizeZoneMatrix {
         cells,
-        max_level: grid.max_level,
+        levels: grid.present_levels,
     }
 }
 
@@ -201,16 +214,20 @@ fn matrix_features(matrix: &SizeZoneMatrix) -> Vec<(&'static str, f64)> {
         let count: u64 = chunk.iter().map(|cell| cell.count).sum();
         size_counts.push((chunk[0].size as f64, count as f64));
     }
-    // P_g(i) at index i − 1.
-    let mut level_counts = vec![0_u64; matrix.max_level as usize];
+    // P_g(i), in the order of `matrix.levels`.
+    let mut level_counts = vec![0_u64; matrix.levels.len()];
     for cell in &matrix.cells {
-        level_counts[cell.level as usize - 1] += cell.count;
+        let row = matrix
+            .levels
+            .binary_search(&cell.level)
+            .expect("every cell's level is present");
+        level_counts[row] += cell.count;
     }
-    let level_counts: Vec<(f64, f64)> = level_counts
+    let level_counts: Vec<(f64, f64)> = matrix
+        .levels
         .iter()
-        .enumerate()
-        .filter(|&(_, &count)| count > 0)
-        .map(|(index, &count)| ((index + 1) as f64, count as f64))
+        .zip(&level_counts)
+        .map(|(&level, &count)| (f64::from(level), count as f64))
         .collect();
 
     let by_size = Marginal::new(&size_counts, n_z);
@@ -302,10 +319,14 @@ mod tests {
     use ndarray::Array3;
     use std::collections::VecDeque;
 
-    /// Relative tolerance against PyRadiomics. The matrix is identical; the features differ
-    /// only in summation order (numpy sums whole arrays pairwise), which moves the last few
-    /// bits.
+    /// Relative tolerance against PyRadiomics. The matrix is identical, and the features
+    /// differ only in summation order (numpy sums whole arrays pairwise), which moves the
+    /// last few bits.
     const REFERENCE_RELATIVE_TOLERANCE: f64 = 1e-12;
+
+    /// Relative tolerance for values derived by hand: they are exact fractions, and the
+    /// code rounds each of its few operations once.
+    const ANALYTIC_RELATIVE_TOLERANCE: f64 = 1e-15;
 
     /// Relative tolerance between the fast features and the plain reference below.
     const REFERENCE_IMPLEMENTATION_TOLERANCE: f64 = 1e-13;
@@ -409,14 +430,24 @@ mod tests {
     /// Evaluates the features the way PyRadiomics' numpy code does: delete empty rows and
     /// columns of the dense matrix, then apply each formula to the whole matrix.
     fn reference_features(dense: &[Vec<u64>]) -> Vec<(&'static str, f64)> {
-        let rows: Vec<usize> = (0..dense.len()).filter(|&r| dense[r].iter().any(|&c| c > 0)).collect();
+        let rows: Vec<usize> = (0..dense.len())
+            .filter(|&r| dense[r].iter().any(|&c| c > 0))
+            .collect();
         let width = dense.first().map_or(0, Vec::len);
-        let columns: Vec<usize> = (0..width).filter(|&c| rows.iter().any(|&r| dense[r][c] > 0)).collect();
+        let columns: Vec<usize> = (0..width)
+            .filter(|&c| rows.iter().any(|&r| dense[r][c] > 0))
+            .collect();
         let cell = |r: usize, c: usize| dense[r][c] as f64;
         let i = |r: usize| (r + 1) as f64;
         let j = |c: usize| (c + 1) as f64;
-        let p_g: Vec<f64> = rows.iter().map(|&r| columns.iter().map(|&c| cell(r, c)).sum()).collect();
-        let p_s: Vec<f64> = columns.iter().map(|&c| rows.iter().map(|&r| cell(r, c)).sum()).collect();
+        let p_g: Vec<f64> = rows
+            .iter()
+            .map(|&r| columns.iter().map(|&c| cell(r, c)).sum())
+            .collect();
+        let p_s: Vec<f64> = columns
+            .iter()
+            .map(|&c| rows.iter().map(|&r| cell(r, c)).sum())
+            .collect();
         let n_z: f64 = p_g.iter().sum();
         let n_p: f64 = columns.iter().zip(&p_s).map(|(&c, &p)| p * j(c)).sum();
 
@@ -438,18 +469,36 @@ mod tests {
             ("SmallAreaEmphasis", sum_s(&|c, p| p / (j(c) * j(c))) / n_z),
             ("LargeAreaEmphasis", sum_s(&|c, p| p * j(c) * j(c)) / n_z),
             ("GrayLevelNonUniformity", sum_g(&|_, p| p * p) / n_z),
-            ("GrayLevelNonUniformityNormalized", sum_g(&|_, p| p * p) / (n_z * n_z)),
+            (
+                "GrayLevelNonUniformityNormalized",
+                sum_g(&|_, p| p * p) / (n_z * n_z),
+            ),
             ("SizeZoneNonUniformity", sum_s(&|_, p| p * p) / n_z),
-            ("SizeZoneNonUniformityNormalized", sum_s(&|_, p| p * p) / (n_z * n_z)),
+            (
+                "SizeZoneNonUniformityNormalized",
+                sum_s(&|_, p| p * p) / (n_z * n_z),
+            ),
             ("ZonePercentage", n_z / n_p),
-            ("GrayLevelVariance", sum_g(&|r, p| p / n_z * (i(r) - mean_i).powi(2))),
-            ("ZoneVariance", sum_s(&|c, p| p / n_z * (j(c) - mean_j).powi(2))),
+            (
+                "GrayLevelVariance",
+                sum_g(&|r, p| p / n_z * (i(r) - mean_i).powi(2)),
+            ),
+            (
+                "ZoneVariance",
+                sum_s(&|c, p| p / n_z * (j(c) - mean_j).powi(2)),
+            ),
             (
                 "ZoneEntropy",
                 -sum_all(&|_, _, p| p / n_z * (p / n_z + f64::EPSILON).log2()),
             ),
-            ("LowGrayLevelZoneEmphasis", sum_g(&|r, p| p / (i(r) * i(r))) / n_z),
-            ("HighGrayLevelZoneEmphasis", sum_g(&|r, p| p * i(r) * i(r)) / n_z),
+            (
+                "LowGrayLevelZoneEmphasis",
+                sum_g(&|r, p| p / (i(r) * i(r))) / n_z,
+            ),
+            (
+                "HighGrayLevelZoneEmphasis",
+                sum_g(&|r, p| p * i(r) * i(r)) / n_z,
+            ),
             (
                 "SmallAreaLowGrayLevelEmphasis",
                 sum_all(&|r, c, p| p / (i(r).powi(2) * j(c).powi(2))) / n_z,
@@ -485,9 +534,13 @@ mod tests {
             ("two halves", two_halves_levels()),
         ];
         for (label, levels) in &volumes {
-            let fast = size_zone_matrix(levels.view());
+            let fast = size_zone_matrix(&input(levels.clone()));
             let dense = reference_matrix(levels);
-            assert_eq!(fast.cells, dense_to_cells(&dense), "{label}: GLSZM differs from the reference");
+            assert_eq!(
+                fast.cells,
+                dense_to_cells(&dense),
+                "{label}: GLSZM differs from the reference"
+            );
             let features = matrix_features(&fast);
             for ((name, value), (_, expected)) in features.iter().zip(reference_features(&dense)) {
                 assert_close(
@@ -497,6 +550,37 @@ mod tests {
                     REFERENCE_IMPLEMENTATION_TOLERANCE,
                 );
             }
+        }
+    }
+
+    /// Returns a 9 × 8 × 7 volume of pseudo-random levels 1 and 2 (a linear congruential
+    /// generator seeded with `seed`) with about an eighth of the voxels outside the ROI, so
+    /// that zones are large, branched and touch along edges and corners.
+    fn random_two_level_volume(seed: u64) -> Array3<u32> {
+        let mut state = seed;
+        Array3::from_shape_fn((9, 8, 7), |_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            match state >> 60 {
+                0 | 1 => 0,
+                draw if draw % 2 == 0 => 1,
+                _ => 2,
+            }
+        })
+    }
+
+    #[test]
+    fn random_volumes_match_reference_labelling() {
+        for seed in 1..=20 {
+            let levels = random_two_level_volume(seed);
+            let fast = size_zone_matrix(&input(levels.clone()));
+            let dense = reference_matrix(&levels);
+            assert_eq!(
+                fast.cells,
+                dense_to_cells(&dense),
+                "seed {seed}: GLSZM differs from the reference"
+            );
         }
     }
 
@@ -548,11 +632,21 @@ mod tests {
             ("LargeAreaHighGrayLevelEmphasis", (1.0 + 4.0) / 2.0 * 64.0),
         ];
         for (name, value) in expected {
-            assert_close(name, feature(&features, name), value, 1e-15);
+            assert_close(
+                name,
+                feature(&features, name),
+                value,
+                ANALYTIC_RELATIVE_TOLERANCE,
+            );
         }
         // Two cells of probability 1/2: 1 bit, less the ε inside the logarithm.
         let entropy = -(0.5_f64 + f64::EPSILON).log2();
-        assert_close("ZoneEntropy", feature(&features, "ZoneEntropy"), entropy, 1e-15);
+        assert_close(
+            "ZoneEntropy",
+            feature(&features, "ZoneEntropy"),
+            entropy,
+            ANALYTIC_RELATIVE_TOLERANCE,
+        );
     }
 
     /// Voxels of equal level that touch only at a corner form one zone (26-connectivity);
@@ -563,7 +657,7 @@ mod tests {
         levels[[0, 0, 0]] = 1;
         levels[[1, 1, 1]] = 1;
         levels[[2, 2, 2]] = 1;
-        let joined = size_zone_matrix(levels.view());
+        let joined = size_zone_matrix(&input(levels));
         assert_eq!(
             joined.cells,
             [ZoneCell {
@@ -577,7 +671,7 @@ mod tests {
         apart[[0, 0, 0]] = 1;
         apart[[3, 0, 0]] = 1;
         assert_eq!(
-            size_zone_matrix(apart.view()).cells,
+            size_zone_matrix(&input(apart)).cells,
             [ZoneCell {
                 size: 1,
                 level: 1,
@@ -592,7 +686,10 @@ mod tests {
         let mut levels = Array3::from_elem((4, 3, 3), 3_u32);
         levels[[0, 0, 0]] = 0;
         let features = compute(&input(levels));
-        assert_eq!(feature(&features, "ZoneEntropy"), -(1.0 + f64::EPSILON).log2());
+        assert_eq!(
+            feature(&features, "ZoneEntropy"),
+            -(1.0 + f64::EPSILON).log2()
+        );
         assert_eq!(feature(&features, "GrayLevelVariance"), 0.0);
         assert_eq!(feature(&features, "ZoneVariance"), 0.0);
         assert_eq!(feature(&features, "ZonePercentage"), 1.0 / 35.0);
@@ -600,12 +697,12 @@ mod tests {
         assert_eq!(feature(&features, "HighGrayLevelZoneEmphasis"), 9.0);
     }
 
-    /// A 100 × 100 × 70 flat ROI is one zone of 700,000 voxels; the flood fill keeps its
+    /// A 100 × 100 × 70 flat ROI is one zone of 700,000 voxels. The flood fill keeps its
     /// stack on the heap, so this neither overflows nor allocates a dense row of that width.
     #[test]
     fn large_flat_roi_is_one_zone() {
         let levels = Array3::from_elem((100, 100, 70), 1_u32);
-        let matrix = size_zone_matrix(levels.view());
+        let matrix = size_zone_matrix(&input(levels));
         assert_eq!(
             matrix.cells,
             [ZoneCell {

@@ -26,8 +26,8 @@
 use super::discretize::{PaddedLevels, TextureInput, angle_offsets};
 
 /// Feature names in output order, as PyRadiomics names them without the `original_ngtdm_`
-/// prefix. The order is that of PyRadiomics' documentation; its feature extractor emits
-/// them sorted by name instead.
+/// prefix. The order is that of PyRadiomics' documentation, while its feature extractor
+/// emits them sorted by name.
 pub const FEATURE_NAMES: [&str; 5] = [
     "Coarseness",
     "Contrast",
@@ -50,9 +50,7 @@ pub struct NgtdmSettings {
 impl Default for NgtdmSettings {
     /// Returns PyRadiomics' default: δ = [1].
     fn default() -> Self {
-        NgtdmSettings {
-            distances: vec![1],
-        }
+        NgtdmSettings { distances: vec![1] }
     }
 }
 
@@ -97,20 +95,26 @@ struct DifferenceMatrix {
     differences: Vec<f64>,
 }
 
-/// Builds the NGTDM in one pass over the ROI.
+/// Builds the NGTDM: sums each voxel's neighbours, then tallies the ROI voxels.
 ///
 /// The levels are copied once into a [`PaddedLevels`] grid whose border is as wide as the
-/// longest offset, so each neighbour is one precomputed linear offset away. The inner loop
-/// adds every neighbour's grey level to the sum unconditionally, because a voxel outside the
-/// ROI adds 0, and counts only the ROI neighbours; it has no branch the compiler cannot turn
-/// into arithmetic. The grid renumbers the levels present to 1, 2, …, and a small lookup
-/// table turns them back into grey levels. The sum is an exact integer, and s_i gets
-/// |i − sum / count| computed in f64 as PyRadiomics computes it. The voxels are visited with
-/// k fastest, not i fastest as in PyRadiomics, so s_i can differ from its value in the last
-/// bits.
+/// longest offset, and turned back from renumbered levels into grey levels. The summing is
+/// shaped for vectorisation: for each offset o it adds the buffer shifted by o, a contiguous
+/// slice, to per-voxel sums and neighbour counts, instead of gathering 26 scattered
+/// neighbours per voxel. A voxel outside the ROI adds 0 to the sum and nothing to the count,
+/// so the loop has no branch. It runs on blocks of [`BLOCK_VOXELS`] voxels so that the sums
+/// of a block stay in the L1 cache across all offsets. The sums are exact integers, and s_i
+/// gets |i − sum / count| computed in f64 as PyRadiomics computes it. The voxels are
+/// tallied with k fastest, not i fastest as in PyRadiomics, so s_i can differ from its value
+/// in the last bits.
+///
+/// Separable cube sums (the shell at distance d is the cube of radius d minus the cube of
+/// radius d − 1) need 6 slice additions instead of 26 for δ = [1], but took 1.2 to 2.2 times
+/// as long on two STS MR lesions of 341,000 and 490,000 voxels (release build, thread CPU
+/// time), because each of their passes streams whole buffers through memory.
 fn difference_matrix(input: &TextureInput, distances: &[u32]) -> DifferenceMatrix {
     let box_shape: [usize; 3] = input.levels.dim().into();
-    // PyRadiomics' angles are one direction of each ± pair; the neighbourhood needs both.
+    // PyRadiomics' angles are one direction of each ± pair, but the neighbourhood needs both.
     let angles = angle_offsets(distances, box_shape);
     let padding = angles
         .iter()
@@ -126,40 +130,106 @@ fn difference_matrix(input: &TextureInput, distances: &[u32]) -> DifferenceMatri
             [offset, -offset]
         })
         .collect();
-    // Grey level of each renumbered level, with 0 (outside the ROI) kept at index 0.
-    let grey_levels: Vec<u64> = std::iter::once(0)
-        .chain(grid.present_levels.iter().map(|&level| u64::from(level)))
+    let grey_levels: Vec<u32> = grid
+        .data
+        .iter()
+        .map(|&level| match level {
+            0 => 0,
+            level => grid.present_levels[level as usize - 1],
+        })
         .collect();
-    let mut counts = vec![0_u64; grid.present_levels.len()];
-    let mut differences = vec![0.0_f64; grid.present_levels.len()];
 
-    // Padding voxels are 0 like voxels outside the ROI, so a pass over the whole buffer
-    // visits exactly the ROI voxels, and their neighbours all lie inside the buffer.
-    for (centre_index, &centre) in grid.data.iter().enumerate() {
-        if centre == 0 {
-            continue;
-        }
-        let mut neighbour_count = 0_u32;
-        let mut neighbour_sum = 0_u64;
-        for &offset in &offsets {
-            let neighbour = grid.data[centre_index.wrapping_add_signed(offset)];
-            neighbour_count += u32::from(neighbour != 0);
-            neighbour_sum += grey_levels[neighbour as usize];
-        }
-        let difference = if neighbour_count == 0 {
-            0.0
-        } else {
-            let mean = neighbour_sum as f64 / f64::from(neighbour_count);
-            (grey_levels[centre as usize] as f64 - mean).abs()
-        };
-        counts[centre as usize - 1] += 1;
-        differences[centre as usize - 1] += difference;
-    }
+    // u32 sums vectorise twice as wide as u64 and cannot overflow below this bound.
+    let max_level = grid.present_levels.last().copied().unwrap_or(0);
+    let largest_sum = u64::from(max_level) * offsets.len() as u64;
+    let (counts, differences) = if largest_sum <= u64::from(u32::MAX) {
+        tally_differences::<u32>(&grid, &grey_levels, &offsets)
+    } else {
+        tally_differences::<u64>(&grid, &grey_levels, &offsets)
+    };
     DifferenceMatrix {
         levels: grid.present_levels,
         counts,
         differences,
     }
+}
+
+/// Voxels per block of [`tally_differences`]: 16 KiB of u32 counts plus the sums, which fit
+/// in the L1 data cache or close to it.
+const BLOCK_VOXELS: usize = 4096;
+
+/// Integer type of the per-voxel neighbour sums.
+trait NeighbourSum: Copy + Default + std::ops::AddAssign + From<u32> {
+    /// Converts the sum to f64, exactly below 2⁵³.
+    fn to_f64(self) -> f64;
+}
+
+impl NeighbourSum for u32 {
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl NeighbourSum for u64 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+/// Returns n_i and s_i for the grey levels present in `grid`, in ascending order of level.
+/// `grey_levels` contains the grey level of each voxel of the grid, 0 outside the ROI.
+fn tally_differences<S: NeighbourSum>(
+    grid: &PaddedLevels,
+    grey_levels: &[u32],
+    offsets: &[isize],
+) -> (Vec<u64>, Vec<f64>) {
+    let len = grey_levels.len();
+    let mut sums = vec![S::default(); len];
+    let mut neighbour_counts = vec![0_u32; len];
+    for block_start in (0..len).step_by(BLOCK_VOXELS) {
+        let block_end = (block_start + BLOCK_VOXELS).min(len);
+        for &offset in offsets {
+            // The voxels x of the block whose neighbour x + offset lies in 0..len. Within
+            // the padded grid every ROI voxel is among them.
+            let start = block_start.max(offset.min(0).unsigned_abs());
+            let end = block_end.min(len.saturating_sub(offset.max(0) as usize));
+            if start >= end {
+                continue;
+            }
+            let neighbour_start = start.wrapping_add_signed(offset);
+            let neighbours = &grey_levels[neighbour_start..neighbour_start + (end - start)];
+            for ((sum, count), &neighbour) in sums[start..end]
+                .iter_mut()
+                .zip(&mut neighbour_counts[start..end])
+                .zip(neighbours)
+            {
+                *sum += S::from(neighbour);
+                *count += u32::from(neighbour != 0);
+            }
+        }
+    }
+
+    let mut counts = vec![0_u64; grid.present_levels.len()];
+    let mut differences = vec![0.0_f64; grid.present_levels.len()];
+    let voxels = grid
+        .data
+        .iter()
+        .zip(grey_levels)
+        .zip(&sums)
+        .zip(&neighbour_counts);
+    for (((&renumbered, &centre), &sum), &count) in voxels {
+        if renumbered == 0 {
+            continue;
+        }
+        let difference = if count == 0 {
+            0.0
+        } else {
+            (f64::from(centre) - sum.to_f64() / f64::from(count)).abs()
+        };
+        counts[renumbered as usize - 1] += 1;
+        differences[renumbered as usize - 1] += difference;
+    }
+    (counts, differences)
 }
 
 /// Evaluates the 5 features on an NGTDM.
@@ -186,8 +256,8 @@ fn matrix_features(matrix: &DifferenceMatrix) -> Vec<(&'static str, f64)> {
             (level, probability, difference, probability * difference)
         })
         .collect();
-    let weighted_difference: f64 = rows.iter().map(|row| row.3).sum();
-    let difference_sum: f64 = rows.iter().map(|row| row.2).sum();
+    let weighted_difference: f64 = rows.iter().map(|&(_, _, _, weighted)| weighted).sum();
+    let difference_sum: f64 = rows.iter().map(|&(_, _, difference, _)| difference).sum();
 
     // Every pairwise term is 0 for i = j and symmetric in (i, j), so the sums over all
     // ordered pairs are twice the sums over i < j.
@@ -251,10 +321,14 @@ mod tests {
     use super::*;
     use ndarray::Array3;
 
-    /// Relative tolerance against PyRadiomics. n_i matches exactly; s_i and the features are
-    /// summed in another order (voxel order, and numpy sums the full pairwise matrices),
-    /// which moves the last few bits.
+    /// Relative tolerance against PyRadiomics. n_i matches exactly, but s_i and the features
+    /// are summed in another order (voxel order, and numpy sums the full pairwise
+    /// matrices), which moves the last few bits.
     const REFERENCE_RELATIVE_TOLERANCE: f64 = 1e-12;
+
+    /// Relative tolerance for values derived by hand: they are exact fractions, and the
+    /// code rounds each of its few operations once.
+    const ANALYTIC_RELATIVE_TOLERANCE: f64 = 1e-15;
 
     /// Relative tolerance between the fast features and the plain reference below.
     const REFERENCE_IMPLEMENTATION_TOLERANCE: f64 = 1e-13;
@@ -319,7 +393,8 @@ mod tests {
                         for dj in -reach..=reach {
                             for di in -reach..=reach {
                                 let distance = di.abs().max(dj.abs()).max(dk.abs());
-                                if distance == 0 || !distances.iter().any(|&d| d as i64 == distance) {
+                                if distance == 0 || !distances.iter().any(|&d| d as i64 == distance)
+                                {
                                     continue;
                                 }
                                 let (ni, nj, nk) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
@@ -335,10 +410,13 @@ mod tests {
                             }
                         }
                     }
-                    let entry = present.binary_search(&centre).expect("centre level is present");
+                    let entry = present
+                        .binary_search(&centre)
+                        .expect("centre level is present");
                     counts[entry] += 1;
                     if !neighbour_levels.is_empty() {
-                        let mean = neighbour_levels.iter().sum::<f64>() / neighbour_levels.len() as f64;
+                        let mean =
+                            neighbour_levels.iter().sum::<f64>() / neighbour_levels.len() as f64;
                         differences[entry] += (f64::from(centre) - mean).abs();
                     }
                 }
@@ -353,30 +431,52 @@ mod tests {
 
     /// Evaluates the features the way PyRadiomics' numpy code does, over all ordered pairs.
     fn reference_features(matrix: &DifferenceMatrix) -> Vec<(&'static str, f64)> {
-        let present: Vec<usize> = (0..matrix.counts.len()).filter(|&g| matrix.counts[g] > 0).collect();
+        let present: Vec<usize> = (0..matrix.counts.len())
+            .filter(|&g| matrix.counts[g] > 0)
+            .collect();
         let n_vp: f64 = present.iter().map(|&g| matrix.counts[g] as f64).sum();
         let i = |g: usize| f64::from(matrix.levels[g]);
         let p = |g: usize| matrix.counts[g] as f64 / n_vp;
         let s = |g: usize| matrix.differences[g];
-        let pairs = || present.iter().flat_map(|&a| present.iter().map(move |&b| (a, b)));
+        let pairs = || {
+            present
+                .iter()
+                .flat_map(|&a| present.iter().map(move |&b| (a, b)))
+        };
         let n_gp = present.len() as f64;
         let weighted: f64 = present.iter().map(|&g| p(g) * s(g)).sum();
         let s_sum: f64 = present.iter().map(|&g| s(g)).sum();
         let coarseness = if weighted != 0.0 { 1.0 / weighted } else { 1e6 };
         let contrast = if n_gp > 1.0 {
-            pairs().map(|(a, b)| p(a) * p(b) * (i(a) - i(b)).powi(2)).sum::<f64>() * s_sum / n_vp
+            pairs()
+                .map(|(a, b)| p(a) * p(b) * (i(a) - i(b)).powi(2))
+                .sum::<f64>()
+                * s_sum
+                / n_vp
                 / (n_gp * (n_gp - 1.0))
         } else {
             0.0
         };
-        let busy_denominator: f64 = pairs().map(|(a, b)| (i(a) * p(a) - i(b) * p(b)).abs()).sum();
-        let busyness = if busy_denominator != 0.0 { weighted / busy_denominator } else { 0.0 };
+        let busy_denominator: f64 = pairs()
+            .map(|(a, b)| (i(a) * p(a) - i(b) * p(b)).abs())
+            .sum();
+        let busyness = if busy_denominator != 0.0 {
+            weighted / busy_denominator
+        } else {
+            0.0
+        };
         let complexity = pairs()
             .map(|(a, b)| (i(a) - i(b)).abs() * (p(a) * s(a) + p(b) * s(b)) / (p(a) + p(b)))
             .sum::<f64>()
             / n_vp;
-        let strength_numerator: f64 = pairs().map(|(a, b)| (p(a) + p(b)) * (i(a) - i(b)).powi(2)).sum();
-        let strength = if s_sum != 0.0 { strength_numerator / s_sum } else { 0.0 };
+        let strength_numerator: f64 = pairs()
+            .map(|(a, b)| (p(a) + p(b)) * (i(a) - i(b)).powi(2))
+            .sum();
+        let strength = if s_sum != 0.0 {
+            strength_numerator / s_sum
+        } else {
+            0.0
+        };
         vec![
             ("Coarseness", coarseness),
             ("Contrast", contrast),
@@ -408,7 +508,9 @@ mod tests {
                 let reference = reference_matrix(levels, &distances);
                 assert_eq!(fast, reference, "{label}: NGTDM differs from the reference");
                 let features = matrix_features(&fast);
-                for ((name, value), (_, expected)) in features.iter().zip(reference_features(&reference)) {
+                for ((name, value), (_, expected)) in
+                    features.iter().zip(reference_features(&reference))
+                {
                     assert_close(
                         &format!("{label} {name}"),
                         *value,
@@ -437,7 +539,11 @@ mod tests {
     fn distance_two_matches_pyradiomics() {
         let settings = NgtdmSettings { distances: vec![2] };
         let features = compute(&input(scattered_levels()), &settings);
-        assert_features("scattered δ = [2]", &features, &SCATTERED_DISTANCE_TWO_PYRADIOMICS);
+        assert_features(
+            "scattered δ = [2]",
+            &features,
+            &SCATTERED_DISTANCE_TWO_PYRADIOMICS,
+        );
     }
 
     /// Reference values: as `scattered_volume_matches_pyradiomics`, for `blocky_levels`.
@@ -492,7 +598,12 @@ mod tests {
             ("Strength", 11.0 / 16.0),
         ];
         for (name, value) in expected {
-            assert_close(name, feature(&features, name), value, 1e-15);
+            assert_close(
+                name,
+                feature(&features, name),
+                value,
+                ANALYTIC_RELATIVE_TOLERANCE,
+            );
         }
     }
 

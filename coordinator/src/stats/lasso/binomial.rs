@@ -1,7 +1,7 @@
 //! Binomial (logistic) LASSO path by IRLS and coordinate descent.
 //!
 //! Minimises `−ℓ(β0, β) / n + λ‖β‖₁` as the Fortran routine `lognet2n` of
-//! glmnet 4.1-6 does (Friedman, Hastie and Tibshirani 2010, section 3). With
+//! glmnet 4.1-6 does (Friedman, Hastie and Tibshirani 2010). With
 //! row weights w_i = 1/n, fitted probabilities q_i and
 //!
 //! ```text
@@ -28,7 +28,7 @@
 //!   path records where this began.
 
 use super::design::{
-    Design, PathSummary, Solution, SolverSettings, StrongSet, dot, soft_threshold,
+    Design, PathSummary, Solution, SolverSettings, StrongSet, dot, settled, soft_threshold,
 };
 use crate::stats::StatsError;
 
@@ -164,7 +164,9 @@ impl<'a> BinomialFit<'a> {
 
     /// Smallest λ with all coefficients zero on these rows.
     fn lambda_max(&self) -> f64 {
-        self.abs_gradient.iter().fold(0.0, |max, &value| max.max(value))
+        self.abs_gradient
+            .iter()
+            .fold(0.0, |max, &value| max.max(value))
     }
 
     /// Sequential strong rule: adds every feature outside the strong set with
@@ -203,13 +205,17 @@ impl<'a> BinomialFit<'a> {
             if self.update_quadratic_approximation() == Outcome::Saturated {
                 return Ok(Outcome::Saturated);
             }
-            let intercept_moved =
-                self.weight_sum * (self.intercept - start_intercept).powi(2) >= self.threshold;
-            let coefficient_moved = self.active.iter().any(|&feature| {
-                self.curvatures[feature] * (self.beta[feature] - start_beta[feature]).powi(2)
-                    >= self.threshold
+            let intercept_settled = settled(
+                self.weight_sum * (self.intercept - start_intercept).powi(2),
+                self.threshold,
+            );
+            let coefficients_settled = self.active.iter().all(|&feature| {
+                settled(
+                    self.curvatures[feature] * (self.beta[feature] - start_beta[feature]).powi(2),
+                    self.threshold,
+                )
             });
-            if intercept_moved || coefficient_moved {
+            if !(intercept_settled && coefficients_settled) {
                 continue;
             }
             if !self.add_kkt_violators(lambda) {
@@ -224,12 +230,12 @@ impl<'a> BinomialFit<'a> {
     fn descend(&mut self, index: usize, lambda: f64) -> Result<(), StatsError> {
         loop {
             let strong = self.strong.features().to_vec();
-            if self.pass(&strong, index, lambda)? < self.threshold {
+            if settled(self.pass(&strong, index, lambda)?, self.threshold) {
                 return Ok(());
             }
             loop {
                 let active = self.active.clone();
-                if self.pass(&active, index, lambda)? < self.threshold {
+                if settled(self.pass(&active, index, lambda)?, self.threshold) {
                     break;
                 }
             }

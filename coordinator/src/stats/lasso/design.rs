@@ -104,6 +104,13 @@ pub(super) struct Solution<'a> {
     pub(super) coefficients: &'a [(usize, f64)],
 }
 
+/// Whether a coordinate-descent or IRLS change counts as converged: below
+/// the threshold, as in glmnet, or exactly zero, which also ends a fit whose
+/// threshold is 0 (a constant Gaussian label has null deviance 0).
+pub(super) fn settled(change: f64, threshold: f64) -> bool {
+    change < threshold || change == 0.0
+}
+
 /// Soft-thresholding operator `sign(u) · max(|u| − λ, 0)`.
 pub(super) fn soft_threshold(u: f64, lambda: f64) -> f64 {
     if u > lambda {

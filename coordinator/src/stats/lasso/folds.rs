@@ -132,7 +132,9 @@ mod tests {
 
     fn labels() -> Vec<bool> {
         // 23 true, 33 false, interleaved irregularly.
-        (0..56).map(|row| row % 5 == 0 || row % 7 == 3 || row % 11 == 4).collect()
+        (0..56)
+            .map(|row| row % 5 == 0 || row % 7 == 3 || row % 11 == 4)
+            .collect()
     }
 
     #[test]
@@ -153,7 +155,11 @@ mod tests {
                 fold_negatives == negatives / 10 || fold_negatives == negatives.div_ceil(10),
                 "fold {fold}: {fold_negatives} negatives"
             );
-            assert!(members.len() == 5 || members.len() == 6, "fold {fold}: {} rows", members.len());
+            assert!(
+                members.len() == 5 || members.len() == 6,
+                "fold {fold}: {} rows",
+                members.len()
+            );
         }
     }
 
@@ -170,7 +176,9 @@ mod tests {
     fn folds_are_pinned_for_seed_42() {
         // Pinned so that a change of generator, shuffle or dealing order,
         // which would silently change every CV result, fails here.
-        let y = [true, false, true, false, false, true, false, false, true, false];
+        let y = [
+            true, false, true, false, false, true, false, false, true, false,
+        ];
         let ids = stratified_fold_ids(&y, 3, 42, 0).unwrap();
         assert_eq!(ids, PINNED_IDS);
     }
@@ -182,7 +190,11 @@ mod tests {
         assert_eq!(check_fold_ids(&[0, 1, 0, 1], 4, 0).unwrap(), 2);
         assert!(matches!(
             check_fold_ids(&[0, 1, 0], 4, 0).unwrap_err(),
-            StatsError::LengthMismatch { left: 3, right: 4, .. }
+            StatsError::LengthMismatch {
+                left: 3,
+                right: 4,
+                ..
+            }
         ));
         assert!(matches!(
             check_fold_ids(&[0, 0, 0, 0], 4, 0).unwrap_err(),
@@ -190,7 +202,11 @@ mod tests {
         ));
         assert_eq!(
             check_fold_ids(&[0, 2, 0, 2], 4, 1).unwrap_err(),
-            StatsError::EmptyFold { repeat: 1, fold: 1, folds: 3 }
+            StatsError::EmptyFold {
+                repeat: 1,
+                fold: 1,
+                folds: 3
+            }
         );
     }
 
@@ -212,7 +228,10 @@ mod tests {
         for _ in 0..3000 {
             counts[uniform_below(&mut rng, 3) as usize] += 1;
         }
-        assert!(counts.iter().all(|&count| (900..1100).contains(&count)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&count| (900..1100).contains(&count)),
+            "{counts:?}"
+        );
         assert_eq!(uniform_below(&mut rng, 1), 0);
     }
 }

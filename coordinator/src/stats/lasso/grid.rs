@@ -79,7 +79,11 @@ pub(super) fn lambda_max_unchecked(z: ArrayView2<f64>, y: &[bool]) -> f64 {
     }
     let first_row = z.row(0);
     let constant: Vec<bool> = (0..z.ncols())
-        .map(|column| z.column(column).iter().all(|&value| value == first_row[column]))
+        .map(|column| {
+            z.column(column)
+                .iter()
+                .all(|&value| value == first_row[column])
+        })
         .collect();
     sums.iter()
         .zip(&constant)
@@ -154,15 +158,26 @@ mod tests {
         let z = array![[1.0, 2.0], [f64::NAN, 0.0], [0.5, -2.0]];
         assert!(matches!(
             lambda_max(z.view(), &[true, false, true]).unwrap_err(),
-            StatsError::NonFiniteCell { row: 1, column: 0, .. }
+            StatsError::NonFiniteCell {
+                row: 1,
+                column: 0,
+                ..
+            }
         ));
         assert!(matches!(
             lambda_max(z.view(), &[true, false]).unwrap_err(),
-            StatsError::LengthMismatch { left: 3, right: 2, .. }
+            StatsError::LengthMismatch {
+                left: 3,
+                right: 2,
+                ..
+            }
         ));
         assert!(matches!(
             lambda_max(z.view(), &[true, true, true]).unwrap_err(),
-            StatsError::SingleClass { class: true, count: 3 }
+            StatsError::SingleClass {
+                class: true,
+                count: 3
+            }
         ));
         let no_columns = ndarray::Array2::<f64>::zeros((3, 0));
         assert_eq!(

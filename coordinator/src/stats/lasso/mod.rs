@@ -33,8 +33,11 @@
 //! - Binomial: an outer IRLS loop replaces −ℓ/n by its quadratic
 //!   approximation at the current fit, and cyclic coordinate descent
 //!   minimises the penalised approximation. This is the algorithm of the
-//!   Fortran routine `lognet2n` in glmnet 4.1-6, including its safeguards;
-//!   see [`binomial`](self) for the details.
+//!   Fortran routine `lognet2n` in glmnet 4.1-6, with its safeguards: a
+//!   linear predictor beyond ±log(1/pmin − 1) ≈ ±20.7 (pmin = 1e-9) gets a
+//!   fitted probability of exactly 0 or 1 and so IRLS weight 0, and a fit
+//!   whose IRLS weights sum to about pmin or less is saturated
+//!   ([`LassoPath::saturated_from`]).
 //! - Gaussian: coordinate descent with covariance updates. The fit reads the
 //!   data only through n, the column means, the label mean and variance,
 //!   `Zcᵀ yc / n` and columns of the centred Gram matrix `Zcᵀ Zc / n`, so it
@@ -60,7 +63,34 @@
 //! coefficient is zero (for both families), down to `ε · λ_max`.
 //! Cross-validation ([`lasso_cv`]) follows `cv.glmnet` of glmnet 4.1-6 for the
 //! binomial family and `LassoCV` of scikit-learn 1.9.1 for the Gaussian
-//! family; see [`cv`](self) for the loss, averaging and λ choice.
+//! family:
+//!
+//! - Held-out loss per row: binomial deviance `−2 log p̂(y)` with p̂ clamped
+//!   to [1e-5, 1 − 1e-5] (glmnet's `prob_min`), or squared error.
+//! - Curve: the mean of the per-fold mean losses, weighted by fold size for
+//!   the binomial family (`cvm`) and unweighted for the Gaussian family
+//!   (`LassoCV.mse_path_.mean(axis=1)`), and its standard error
+//!   `sqrt(Σ_k a_k (L_k − mean)² / Σ_k a_k / (K − 1))` with the same fold
+//!   weights a_k (`cvsd`). With several fold partitions, the curves and
+//!   standard errors are averaged over partitions.
+//! - λ_min is the largest λ with the smallest mean, λ_1se the largest λ whose
+//!   mean is at most the minimum plus its standard error (`lambda.1se`).
+//! - The selection is the non-zero coefficients of the path fitted on all
+//!   rows at the chosen λ. If there are none, the largest λ with at least
+//!   one is used instead and [`LassoFlags::fell_back_to_first_nonzero`] is
+//!   set.
+//!
+//! Deliberate differences from the reference implementations:
+//!
+//! - Folds do not standardise their training rows again, whereas
+//!   `cv.glmnet` with its default `standardize = TRUE` would. The fixtures
+//!   compare against `standardize = FALSE`.
+//! - The path always has `n_lambda` values. glmnet ends its default path
+//!   early once the deviance ratio exceeds 0.999 or gains less than 1e-5
+//!   per step; with an explicit λ sequence, as in the fixtures, it does not.
+//! - Fold assignment is radstudy's own ([`stratified_fold_ids`]), so a run
+//!   matches glmnet or scikit-learn only when they are given the same fold
+//!   ids.
 
 mod binomial;
 mod cv;

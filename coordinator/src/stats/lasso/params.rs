@@ -93,7 +93,11 @@ impl LassoParams {
     /// range.
     pub fn validate(&self) -> Result<ValidLassoParams, StatsError> {
         if self.n_lambda < 2 {
-            return Err(invalid("n_lambda", self.n_lambda as f64, "an integer of at least 2"));
+            return Err(invalid(
+                "n_lambda",
+                self.n_lambda as f64,
+                "an integer of at least 2",
+            ));
         }
         if let Some(ratio) = self.lambda_min_ratio
             && !(ratio > 0.0 && ratio < 1.0)
@@ -105,10 +109,18 @@ impl LassoParams {
             ));
         }
         if self.folds < 2 {
-            return Err(invalid("folds", self.folds as f64, "an integer of at least 2"));
+            return Err(invalid(
+                "folds",
+                self.folds as f64,
+                "an integer of at least 2",
+            ));
         }
         if self.repeats < 1 {
-            return Err(invalid("repeats", self.repeats as f64, "an integer of at least 1"));
+            return Err(invalid(
+                "repeats",
+                self.repeats as f64,
+                "an integer of at least 1",
+            ));
         }
         if !(self.tolerance.is_finite() && self.tolerance > 0.0) {
             return Err(invalid(
@@ -243,16 +255,76 @@ mod tests {
     #[test]
     fn validate_rejects_each_bad_setting() {
         let cases: Vec<(LassoParams, &str)> = vec![
-            (LassoParams { n_lambda: 1, ..Default::default() }, "n_lambda"),
-            (LassoParams { lambda_min_ratio: Some(0.0), ..Default::default() }, "lambda_min_ratio"),
-            (LassoParams { lambda_min_ratio: Some(1.0), ..Default::default() }, "lambda_min_ratio"),
-            (LassoParams { lambda_min_ratio: Some(f64::NAN), ..Default::default() }, "lambda_min_ratio"),
-            (LassoParams { folds: 1, ..Default::default() }, "folds"),
-            (LassoParams { repeats: 0, ..Default::default() }, "repeats"),
-            (LassoParams { tolerance: 0.0, ..Default::default() }, "tolerance"),
-            (LassoParams { tolerance: f64::INFINITY, ..Default::default() }, "tolerance"),
-            (LassoParams { max_passes: 0, ..Default::default() }, "max_passes"),
-            (LassoParams { max_features: Some(0), ..Default::default() }, "max_features"),
+            (
+                LassoParams {
+                    n_lambda: 1,
+                    ..Default::default()
+                },
+                "n_lambda",
+            ),
+            (
+                LassoParams {
+                    lambda_min_ratio: Some(0.0),
+                    ..Default::default()
+                },
+                "lambda_min_ratio",
+            ),
+            (
+                LassoParams {
+                    lambda_min_ratio: Some(1.0),
+                    ..Default::default()
+                },
+                "lambda_min_ratio",
+            ),
+            (
+                LassoParams {
+                    lambda_min_ratio: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "lambda_min_ratio",
+            ),
+            (
+                LassoParams {
+                    folds: 1,
+                    ..Default::default()
+                },
+                "folds",
+            ),
+            (
+                LassoParams {
+                    repeats: 0,
+                    ..Default::default()
+                },
+                "repeats",
+            ),
+            (
+                LassoParams {
+                    tolerance: 0.0,
+                    ..Default::default()
+                },
+                "tolerance",
+            ),
+            (
+                LassoParams {
+                    tolerance: f64::INFINITY,
+                    ..Default::default()
+                },
+                "tolerance",
+            ),
+            (
+                LassoParams {
+                    max_passes: 0,
+                    ..Default::default()
+                },
+                "max_passes",
+            ),
+            (
+                LassoParams {
+                    max_features: Some(0),
+                    ..Default::default()
+                },
+                "max_features",
+            ),
         ];
         for (params, expected_name) in cases {
             let error = params.validate().unwrap_err();

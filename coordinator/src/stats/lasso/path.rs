@@ -166,7 +166,9 @@ mod tests {
     fn toy_problem() -> (Array2<f64>, Vec<bool>) {
         let mut state: u64 = 7;
         let mut next = || {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         };
         let z = Array2::from_shape_fn((30, 6), |_| next());
@@ -179,7 +181,14 @@ mod tests {
     /// Optimality conditions of the LASSO at one λ: |g_f| ≤ λ for β_f = 0,
     /// g_f = λ sign(β_f) otherwise, and a zero intercept gradient, where g is
     /// minus the gradient of the smooth part.
-    fn assert_kkt(z: &Array2<f64>, y: &[bool], family: Family, lambda: f64, intercept: f64, beta: ndarray::ArrayView1<f64>) {
+    fn assert_kkt(
+        z: &Array2<f64>,
+        y: &[bool],
+        family: Family,
+        lambda: f64,
+        intercept: f64,
+        beta: ndarray::ArrayView1<f64>,
+    ) {
         let n = y.len() as f64;
         let residuals: Vec<f64> = (0..y.len())
             .map(|row| {
@@ -194,11 +203,21 @@ mod tests {
         // Absolute, because the gradient error left by the convergence
         // threshold does not shrink with λ.
         let slack = 1e-7;
-        assert!(residuals.iter().sum::<f64>().abs() / n < slack, "intercept gradient");
+        assert!(
+            residuals.iter().sum::<f64>().abs() / n < slack,
+            "intercept gradient"
+        );
         for feature in 0..z.ncols() {
-            let gradient: f64 = (0..y.len()).map(|row| z[[row, feature]] * residuals[row]).sum::<f64>() / n;
+            let gradient: f64 = (0..y.len())
+                .map(|row| z[[row, feature]] * residuals[row])
+                .sum::<f64>()
+                / n;
             if beta[feature] == 0.0 {
-                assert!(gradient.abs() <= lambda + slack, "feature {feature}: |g| = {} > λ = {lambda}", gradient.abs());
+                assert!(
+                    gradient.abs() <= lambda + slack,
+                    "feature {feature}: |g| = {} > λ = {lambda}",
+                    gradient.abs()
+                );
             } else {
                 assert!(
                     (gradient - lambda * beta[feature].signum()).abs() < slack,
@@ -217,11 +236,21 @@ mod tests {
             let lambdas = lambda_grid(z.view(), &y, &params).unwrap();
             let path = lasso_path(z.view(), &y, &lambdas, &params).unwrap();
             assert_eq!(path.coefficients.dim(), (100, 6));
-            assert!(path.nonzero(0).is_empty(), "{family:?}: λ_max must give β = 0");
+            assert!(
+                path.nonzero(0).is_empty(),
+                "{family:?}: λ_max must give β = 0"
+            );
             assert!(path.nonzero(99).contains(&0), "{family:?}");
             assert!(path.nonzero(99).contains(&3), "{family:?}");
             for index in (0..100).step_by(9) {
-                assert_kkt(&z, &y, family, lambdas[index], path.intercepts[index], path.coefficients.row(index));
+                assert_kkt(
+                    &z,
+                    &y,
+                    family,
+                    lambdas[index],
+                    path.intercepts[index],
+                    path.coefficients.row(index),
+                );
             }
         }
     }
@@ -234,9 +263,11 @@ mod tests {
             let path = lasso_path(z.view(), &y, &[0.5, 0.1], &params(family, 1e-7)).unwrap();
             assert!(path.coefficients.iter().all(|&beta| beta == 0.0));
         }
-        let binomial = lasso_path(z.view(), &y, &[0.5, 0.1], &params(Family::Binomial, 1e-7)).unwrap();
+        let binomial =
+            lasso_path(z.view(), &y, &[0.5, 0.1], &params(Family::Binomial, 1e-7)).unwrap();
         assert!((binomial.intercepts[0] - 3f64.ln()).abs() < 1e-15);
-        let gaussian = lasso_path(z.view(), &y, &[0.5, 0.1], &params(Family::Gaussian, 1e-7)).unwrap();
+        let gaussian =
+            lasso_path(z.view(), &y, &[0.5, 0.1], &params(Family::Gaussian, 1e-7)).unwrap();
         assert_eq!(gaussian.intercepts[1], 0.75);
     }
 
@@ -265,10 +296,21 @@ mod tests {
             lasso_path(z.view(), &y, &[], &params).unwrap_err(),
             StatsError::Empty { input: "lambdas" }
         );
-        for lambdas in [vec![0.1, 0.2], vec![0.1, 0.1], vec![0.1, 0.0], vec![f64::NAN]] {
+        for lambdas in [
+            vec![0.1, 0.2],
+            vec![0.1, 0.1],
+            vec![0.1, 0.0],
+            vec![f64::NAN],
+        ] {
             let error = lasso_path(z.view(), &y, &lambdas, &params).unwrap_err();
             assert!(
-                matches!(error, StatsError::InvalidParameter { name: "lambdas", .. }),
+                matches!(
+                    error,
+                    StatsError::InvalidParameter {
+                        name: "lambdas",
+                        ..
+                    }
+                ),
                 "{lambdas:?}: got {error:?}"
             );
         }

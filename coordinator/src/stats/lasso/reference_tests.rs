@@ -12,28 +12,32 @@ use super::{Family, LassoParams, ValidLassoParams, lasso_cv_with_folds, lasso_pa
 
 const FIXTURE: &str = include_str!("../../../tests/fixtures/lasso.json");
 
-/// Gaussian path against scikit-learn `Lasso(tol=1e-14)`: both solve the
-/// same convex problem by coordinate descent to far below this, so only the
-/// last few digits can differ.
+/// Gaussian path against scikit-learn `Lasso(tol=1e-14)`, our tolerance
+/// 1e-20. Both solve the same convex problem by coordinate descent, and
+/// scikit-learn's duality-gap stop leaves the larger error: the measured
+/// largest difference is 2.3e-9 on the wide problem and 2.2e-12 on the tall
+/// one.
 const GAUSSIAN_PATH_TOLERANCE: f64 = 1e-8;
 
-/// Binomial path against glmnet `thresh = 1e-14`, with our tolerance also
-/// 1e-14. The IRLS loops of both stop when the squared coefficient change,
-/// weighted by curvature, falls below 1e-14 times the null deviance, which
-/// leaves an error of order 1e-7 in β.
-const BINOMIAL_PATH_TOLERANCE: f64 = 1e-6;
+/// Binomial path against glmnet `thresh = 1e-14`, our tolerance also 1e-14.
+/// The two run the same IRLS and coordinate-descent steps in the same order,
+/// so they stop at the same iterate: the measured largest difference is
+/// 9e-16. The tolerance leaves room for another summation order or FMA
+/// contraction, which changes the iterates by rounding only.
+const BINOMIAL_PATH_TOLERANCE: f64 = 1e-9;
 
 /// Binomial path at the default tolerance 1e-7 against the tight glmnet
-/// reference: the default stops a coordinate's change at about
-/// sqrt(1e-7 · D0 / h_f), around 1e-3 here.
+/// reference. The default stops once no coordinate moves by more than about
+/// sqrt(1e-7 · D0 / h_f); the measured largest difference is 2.5e-3.
 const BINOMIAL_DEFAULT_TOLERANCE: f64 = 1e-2;
 
 /// CV mean and standard error of the binomial deviance against
-/// `cv.glmnet(thresh = 1e-14)`, relative. Fold fits converge as tightly as
-/// the path fits above, and the deviance is smooth in β.
+/// `cv.glmnet(thresh = 1e-14)`, relative; measured largest 2.6e-7 (for the
+/// standard error).
 const CV_RELATIVE_TOLERANCE: f64 = 1e-6;
 
-/// Gaussian CV fold losses against `LassoCV(tol=1e-14)`.
+/// Gaussian CV fold losses against `LassoCV(tol=1e-14)`; measured largest
+/// difference 2.3e-11.
 const GAUSSIAN_CV_TOLERANCE: f64 = 1e-9;
 
 #[derive(Deserialize)]
@@ -152,7 +156,11 @@ fn fixture_records_reference_versions() {
 fn gaussian_path_matches_sklearn_lasso() {
     let fixture = fixture();
     for case in &fixture.gaussian_path {
-        let difference = largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Gaussian, 1e-20));
+        let difference = largest_path_difference(
+            case,
+            fixture.problem(&case.problem),
+            &params(Family::Gaussian, 1e-20),
+        );
         assert!(
             difference <= GAUSSIAN_PATH_TOLERANCE,
             "{} problem: largest difference {difference:e}",
@@ -167,10 +175,23 @@ fn gaussian_path_keeps_sklearn_zeros() {
     for case in &fixture.gaussian_path {
         let problem = fixture.problem(&case.problem);
         let z = problem.matrix();
-        let path = lasso_path(z.view(), &problem.y, &case.lambdas, &params(Family::Gaussian, 1e-20)).unwrap();
+        let path = lasso_path(
+            z.view(),
+            &problem.y,
+            &case.lambdas,
+            &params(Family::Gaussian, 1e-20),
+        )
+        .unwrap();
         for (index, expected) in case.coefficients.iter().enumerate() {
-            let expected_nonzero: Vec<usize> = (0..expected.len()).filter(|&f| expected[f] != 0.0).collect();
-            assert_eq!(path.nonzero(index), expected_nonzero, "{} problem, λ index {index}", case.problem);
+            let expected_nonzero: Vec<usize> = (0..expected.len())
+                .filter(|&f| expected[f] != 0.0)
+                .collect();
+            assert_eq!(
+                path.nonzero(index),
+                expected_nonzero,
+                "{} problem, λ index {index}",
+                case.problem
+            );
         }
     }
 }
@@ -179,7 +200,11 @@ fn gaussian_path_keeps_sklearn_zeros() {
 fn binomial_path_matches_glmnet() {
     let fixture = fixture();
     for case in &fixture.binomial_path {
-        let difference = largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Binomial, 1e-14));
+        let difference = largest_path_difference(
+            case,
+            fixture.problem(&case.problem),
+            &params(Family::Binomial, 1e-14),
+        );
         assert!(
             difference <= BINOMIAL_PATH_TOLERANCE,
             "{} problem: largest difference {difference:e}",
@@ -192,7 +217,11 @@ fn binomial_path_matches_glmnet() {
 fn binomial_default_tolerance_is_close_to_glmnet() {
     let fixture = fixture();
     for case in &fixture.binomial_path {
-        let difference = largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Binomial, 1e-7));
+        let difference = largest_path_difference(
+            case,
+            fixture.problem(&case.problem),
+            &params(Family::Binomial, 1e-7),
+        );
         assert!(
             difference <= BINOMIAL_DEFAULT_TOLERANCE,
             "{} problem: largest difference {difference:e}",
@@ -218,9 +247,19 @@ fn binomial_cv_matches_cv_glmnet() {
 
     for index in 0..reference.lambdas.len() {
         let mean_error = (cv.cv_mean[index] / reference.cvm[index] - 1.0).abs();
-        assert!(mean_error <= CV_RELATIVE_TOLERANCE, "cvm at λ index {index}: got {}, expected {}", cv.cv_mean[index], reference.cvm[index]);
+        assert!(
+            mean_error <= CV_RELATIVE_TOLERANCE,
+            "cvm at λ index {index}: got {}, expected {}",
+            cv.cv_mean[index],
+            reference.cvm[index]
+        );
         let se_error = (cv.cv_se[index] / reference.cvsd[index] - 1.0).abs();
-        assert!(se_error <= CV_RELATIVE_TOLERANCE, "cvsd at λ index {index}: got {}, expected {}", cv.cv_se[index], reference.cvsd[index]);
+        assert!(
+            se_error <= CV_RELATIVE_TOLERANCE,
+            "cvsd at λ index {index}: got {}, expected {}",
+            cv.cv_se[index],
+            reference.cvsd[index]
+        );
     }
     assert_eq!(cv.index_min, reference.index_min);
     assert_eq!(cv.index_1se, reference.index_1se);
@@ -256,34 +295,11 @@ fn gaussian_cv_matches_sklearn_lasso_cv() {
             );
         }
         let mean = fold_values.iter().sum::<f64>() / fold_values.len() as f64;
-        assert!((cv.cv_mean[index] - mean).abs() <= GAUSSIAN_CV_TOLERANCE, "mean at λ index {index}");
+        assert!(
+            (cv.cv_mean[index] - mean).abs() <= GAUSSIAN_CV_TOLERANCE,
+            "mean at λ index {index}"
+        );
     }
     assert_eq!(cv.index_min, reference.index_min);
     assert_eq!(cv.lambda_min, reference.alpha);
-}
-#[test]
-fn scratch_print_agreement() {
-    let fixture = fixture();
-    for case in &fixture.gaussian_path {
-        eprintln!("gauss {} {:e}", case.problem, largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Gaussian, 1e-20)));
-        eprintln!("gauss default {} {:e}", case.problem, largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Gaussian, 1e-7)));
-    }
-    for case in &fixture.binomial_path {
-        eprintln!("binom {} {:e}", case.problem, largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Binomial, 1e-14)));
-        eprintln!("binom default {} {:e}", case.problem, largest_path_difference(case, fixture.problem(&case.problem), &params(Family::Binomial, 1e-7)));
-    }
-    let reference = &fixture.binomial_cv;
-    let problem = fixture.problem("tall");
-    let z = problem.matrix();
-    for tol in [1e-14, 1e-7] {
-    let cv = lasso_cv_with_folds(z.view(), &problem.y, &reference.lambdas, std::slice::from_ref(&reference.fold_ids), &params(Family::Binomial, tol)).unwrap();
-    let m = (0..reference.lambdas.len()).map(|i| (cv.cv_mean[i]/reference.cvm[i]-1.0).abs()).fold(0.0, f64::max);
-    let s = (0..reference.lambdas.len()).map(|i| (cv.cv_se[i]/reference.cvsd[i]-1.0).abs()).fold(0.0, f64::max);
-    eprintln!("cv binom tol {tol}: mean rel {m:e} se rel {s:e} idx {} {} vs {} {}", cv.index_min, cv.index_1se, reference.index_min, reference.index_1se);
-    }
-    let reference = &fixture.gaussian_cv;
-    let cv = lasso_cv_with_folds(z.view(), &problem.y, &reference.lambdas, std::slice::from_ref(&reference.fold_ids), &params(Family::Gaussian, 1e-20)).unwrap();
-    let mut d: f64 = 0.0;
-    for (i, fv) in reference.mse_path.iter().enumerate() { for (f, &e) in fv.iter().enumerate() { d = d.max((cv.fold_losses[0][[f,i]]-e).abs()); } }
-    eprintln!("cv gauss max fold loss diff {d:e}");
 }

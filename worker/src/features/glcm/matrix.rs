@@ -30,10 +30,17 @@ impl CooccurrenceCounts {
 /// padding keeps inside the buffer, so there are no coordinate computations or bounds tests
 /// per neighbour. The count matrices, angles × G² integers, stay small enough for L2 cache at
 /// typical G (13 × 50² × 8 bytes = 260 kB).
-pub(super) fn count_cooccurrences(padded: &PaddedLevels, offsets: &[[i32; 3]]) -> CooccurrenceCounts {
+pub(super) fn count_cooccurrences(
+    padded: &PaddedLevels,
+    offsets: &[[i32; 3]],
+) -> CooccurrenceCounts {
     let largest_step = offsets
         .iter()
-        .flat_map(|offset| offset.iter().map(|component| component.unsigned_abs() as usize))
+        .flat_map(|offset| {
+            offset
+                .iter()
+                .map(|component| component.unsigned_abs() as usize)
+        })
         .max()
         .unwrap_or(0);
     debug_assert!(

@@ -42,7 +42,7 @@
 mod eigen;
 mod matrix;
 
-use crate::features::discretize::{PaddedLevels, TextureInput, angle_offsets};
+use crate::features::discretize::{PaddedLevels, TextureInput, angle_offsets, nan_mean};
 
 use matrix::{CooccurrenceCounts, count_cooccurrences};
 
@@ -203,12 +203,21 @@ pub fn compute(input: &TextureInput, settings: &GlcmSettings) -> Vec<(&'static s
     let offsets = angle_offsets(&settings.distances, shape);
     let padding = offsets
         .iter()
-        .flat_map(|offset| offset.iter().map(|component| component.unsigned_abs() as usize))
+        .flat_map(|offset| {
+            offset
+                .iter()
+                .map(|component| component.unsigned_abs() as usize)
+        })
         .max()
         .unwrap_or(0);
     let padded = PaddedLevels::new(input, padding);
     let counts = count_cooccurrences(&padded, &offsets);
-    features_from_counts(&counts, &padded.present_levels, offsets.len(), settings.symmetric)
+    features_from_counts(
+        &counts,
+        &padded.present_levels,
+        offsets.len(),
+        settings.symmetric,
+    )
 }
 
 /// Computes the features from the per-angle counts and averages them over the angles.
@@ -218,7 +227,10 @@ fn features_from_counts(
     angle_count: usize,
     symmetric: bool,
 ) -> Vec<(&'static str, f64)> {
-    let grey_levels: Vec<f64> = present_levels.iter().map(|&level| f64::from(level)).collect();
+    let grey_levels: Vec<f64> = present_levels
+        .iter()
+        .map(|&level| f64::from(level))
+        .collect();
     let angles: Vec<AngleFeatures> = (0..angle_count)
         .filter_map(|angle| {
             let probabilities = normalised_matrix(counts.angle(angle), counts.levels, symmetric)?;
@@ -228,7 +240,8 @@ fn features_from_counts(
 
     let mut averages = [f64::NAN; FEATURE_NAMES.len()];
     for (index, average) in averages.iter_mut().enumerate() {
-        *average = nan_mean(angles.iter().map(|angle| angle.values[index]));
+        let per_angle: Vec<f64> = angles.iter().map(|angle| angle.values[index]).collect();
+        *average = nan_mean(&per_angle);
     }
     averages[MCC_INDEX] = maximal_correlation_coefficient(&angles, grey_levels.len());
 
@@ -252,18 +265,6 @@ fn normalised_matrix(counts: &[u64], levels: usize, symmetric: bool) -> Option<V
     }
     let total = total as f64;
     Some(matrix.iter().map(|&count| count as f64 / total).collect())
-}
-
-/// Returns the mean of the non-NaN values, or NaN if there are none (numpy's `nanmean`).
-fn nan_mean(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, count) = values
-        .filter(|value| !value.is_nan())
-        .fold((0.0, 0_usize), |(sum, count), value| (sum + value, count + 1));
-    if count == 0 {
-        f64::NAN
-    } else {
-        sum / count as f64
-    }
 }
 
 /// Features of one angle, in the order of [`FEATURE_NAMES`], and the eigenvalues of its Q
@@ -356,7 +357,8 @@ impl AngleFeatures {
         };
 
         // Imc1 and Imc2 with PyRadiomics' conventions for a zero denominator and HXY2 = HXY.
-        let entropy = |marginal: &[f64]| -marginal.iter().map(|&q| q * (q + eps).log2()).sum::<f64>();
+        let entropy =
+            |marginal: &[f64]| -marginal.iter().map(|&q| q * (q + eps).log2()).sum::<f64>();
         let (hx, hy) = (entropy(&p_x), entropy(&p_y));
         let imc_denominator = hx.max(hy);
         let imc1 = if imc_denominator == 0.0 {
@@ -464,7 +466,7 @@ fn q_eigenvalues(p: &[f64], p_x: &[f64], p_y: &[f64]) -> Option<Vec<eigen::Eigen
         }
     }
 
-    let mut values = eigen::eigenvalues(&mut q, m)?;
+    let mut values = eigen::eigenvalues(&q, m)?;
     values.resize(g, eigen::Eigenvalue { re: 0.0, im: 0.0 });
     Some(values)
 }
@@ -487,20 +489,26 @@ fn maximal_correlation_coefficient(angles: &[AngleFeatures], levels: usize) -> f
 
     // numpy's eigvals returns one complex array for all angles as soon as any eigenvalue is
     // complex, and numpy then sorts by real part, then imaginary part.
-    let complex = spectra.iter().flat_map(|s| s.iter()).any(|value| value.im != 0.0);
-    let per_angle = spectra.iter().map(|spectrum| {
-        let mut sorted = spectrum.to_vec();
-        sorted.sort_by(|a, b| a.re.total_cmp(&b.re).then(a.im.total_cmp(&b.im)));
-        let second = sorted[sorted.len() - 2];
-        if complex {
-            // Real part of the principal complex square root.
-            ((second.re.hypot(second.im) + second.re) / 2.0).sqrt()
-        } else {
-            // NaN for a negative λ₂, skipped by nan_mean like numpy's nanmean.
-            second.re.sqrt()
-        }
-    });
-    nan_mean(per_angle)
+    let complex = spectra
+        .iter()
+        .flat_map(|s| s.iter())
+        .any(|value| value.im != 0.0);
+    let per_angle: Vec<f64> = spectra
+        .iter()
+        .map(|spectrum| {
+            let mut sorted = spectrum.to_vec();
+            sorted.sort_by(|a, b| a.re.total_cmp(&b.re).then(a.im.total_cmp(&b.im)));
+            let second = sorted[sorted.len() - 2];
+            if complex {
+                // Real part of the principal complex square root.
+                ((second.re.hypot(second.im) + second.re) / 2.0).sqrt()
+            } else {
+                // NaN for a negative λ₂, skipped by nan_mean like numpy's nanmean.
+                second.re.sqrt()
+            }
+        })
+        .collect();
+    nan_mean(&per_angle)
 }
 
 #[cfg(test)]
