@@ -121,6 +121,19 @@ impl Default for FeatureConfig {
     }
 }
 
+/// Harmonisation of feature values across centers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Harmonization {
+    /// Feature values are used as the centers report them.
+    None,
+    /// Parametric empirical-Bayes ComBat with the development centers'
+    /// training patients as the reference batch.
+    Combat,
+    /// Non-parametric empirical-Bayes ComBat, same reference.
+    CombatNonParametric,
+}
+
 /// Which λ of the LASSO cross-validation curve selects the features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,6 +181,13 @@ pub struct ModelConfig {
     /// sensitivity and specificity; 0 turns the bootstrap off.
     #[serde(default = "default_bootstrap_replicates")]
     pub bootstrap_replicates: usize,
+    /// Harmonisation across centers, off by default.
+    #[serde(default = "default_harmonization")]
+    pub harmonization: Harmonization,
+}
+
+fn default_harmonization() -> Harmonization {
+    Harmonization::None
 }
 
 fn default_mwu_alpha() -> f64 {
@@ -214,6 +234,7 @@ impl Default for ModelConfig {
             fusion_relasso: true,
             c: default_c(),
             bootstrap_replicates: default_bootstrap_replicates(),
+            harmonization: default_harmonization(),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod harmonize;
 pub mod model;
 pub mod output;
 pub mod run;

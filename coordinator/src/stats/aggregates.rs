@@ -19,9 +19,10 @@
 //!
 //! NOTE: the ROC points list every distinct score of the site with its
 //! cumulative class counts, which reveals the site's score distribution per
-//! class (but not which patient has which score). DeLong variances,
-//! bootstrap intervals and the logistic recalibration need per-patient
-//! values and are not available from these aggregates.
+//! class (but not which patient has which score). DeLong variances and
+//! bootstrap intervals need per-patient values and are not available from
+//! these aggregates. The logistic recalibration needs several rounds of
+//! `irls::LogisticSums::at_with_offset` instead of one set of aggregates.
 
 use serde::{Deserialize, Serialize};
 

@@ -410,6 +410,29 @@ impl PaddedLevels {
         let stride_i = self.shape[1] as isize * stride_j;
         offset[0] as isize * stride_i + offset[1] as isize * stride_j + offset[2] as isize
     }
+
+    /// Returns (n, data[n], data[n + step]) for every flat index n where both lie in the
+    /// grid, in memory order, with `step` the linear offset of `offset`. The two values come
+    /// from two zipped slices, so the loop needs no bounds tests. For an ROI voxel the
+    /// second value is its true 3-D neighbour when the padding is at least as wide as the
+    /// largest component of `offset`; pairs whose first value is 0 may wrap across rows and
+    /// carry no meaning.
+    pub(crate) fn voxel_pairs(
+        &self,
+        offset: [i32; 3],
+    ) -> impl Iterator<Item = (usize, u32, u32)> + '_ {
+        let step = self.linear_offset(offset);
+        let shift = step.unsigned_abs().min(self.data.len());
+        let remaining = self.data.len() - shift;
+        let (first, centres, neighbours) = if step >= 0 {
+            (0, &self.data[..remaining], &self.data[shift..])
+        } else {
+            (shift, &self.data[shift..], &self.data[..remaining])
+        };
+        (first..).zip(centres.iter().copied().zip(neighbours.iter().copied())).map(
+            |(index, (centre, neighbour))| (index, centre, neighbour),
+        )
+    }
 }
 
 /// Returns PyRadiomics' angles for the given Chebyshev (infinity-norm) distances on a box of

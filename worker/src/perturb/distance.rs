@@ -43,7 +43,7 @@ pub enum DistanceError {
 }
 
 /// Computes, for each voxel in the mask, the Euclidean distance in mm to the
-/// nearest voxel outside the mask; voxels outside the mask get 0.
+/// nearest voxel outside the mask. Voxels outside the mask get 0.
 ///
 /// Voxels beyond the array border count as outside: a mask voxel at index 0
 /// along i is s_i from the virtual voxel at index −1. The result is therefore
@@ -60,7 +60,7 @@ pub fn inside_distance_mm(
 }
 
 /// Computes, for each voxel outside the mask, the Euclidean distance in mm to
-/// the nearest mask voxel; mask voxels get 0.
+/// the nearest mask voxel. Mask voxels get 0.
 ///
 /// Only voxels of the array count as mask voxels, and an empty mask gives
 /// +∞ everywhere.
@@ -124,13 +124,14 @@ fn squared_distance_mm2(
 /// Buffers for the 1-D lower-envelope transform, reused across lines.
 #[derive(Debug, Default)]
 struct LowerEnvelope {
-    /// Finite samples (index along the line, value); the border samples sit
+    /// Finite samples (index along the line, value). The border samples sit
     /// at indices −1 and n.
     samples: Vec<(i64, f64)>,
     /// Indices into `samples` of the parabolas that form the envelope.
     parabolas: Vec<usize>,
     /// `boundaries[h]` is the position in mm where parabola `h` of the
-    /// envelope starts to be the lowest; `boundaries[h + 1]` where it stops.
+    /// envelope starts to be the lowest, and `boundaries[h + 1]` where it
+    /// stops.
     boundaries: Vec<f64>,
 }
 
@@ -230,7 +231,7 @@ mod tests {
     const BRUTE_FORCE_TOLERANCE_MM: f64 = 1e-12;
 
     /// Brute-force O(N²) distance from each voxel to the nearest voxel where
-    /// `is_target` holds; with `border_targets`, the virtual voxels just
+    /// `is_target` is true. With `border_targets`, the virtual voxels just
     /// beyond each face count as targets.
     fn brute_force_mm(
         mask: &Array3<bool>,

@@ -9,9 +9,9 @@
 //! perturbation", Sci Rep 9, 614 (2019), arXiv 1806.06719. Each copy is the
 //! chain, in this order:
 //!
-//! 1. rotation about the slice normal by an angle θ ~ U(−max, +max) degrees,
-//!    about the ROI centroid; image by cubic B-spline, mask by nearest
-//!    neighbour, both resampled onto the original grid ([`rotate`]);
+//! 1. rotation about the slice normal through the ROI centroid, by an angle
+//!    θ ~ U(−max, +max) degrees ([`rotate`]). The image is resampled onto
+//!    the original grid by cubic B-spline, the mask by nearest neighbour;
 //! 2. additive Gaussian noise N(0, σ̂²), with σ̂ the noise level of the
 //!    original image by the Haar wavelet MAD estimator ([`noise`]);
 //! 3. mask volume adaptation by a distance r ~ U(−max, +max) mm: erosion for

@@ -32,7 +32,7 @@
 //! - Odd sizes: a last row or column without a partner is left out.
 //! - Constant blocks: a block whose four voxels are equal is left out. This
 //!   deviates from Donoho and Johnstone, who pool every coefficient. Zero
-//!   padding, masked-out background and saturated areas hold no noise, and
+//!   padding, masked-out background and saturated areas contain no noise, and
 //!   their zero coefficients would pull the median down. On the T1 MR image
 //!   of patient STS_001 of the IBSI soft-tissue sarcoma validation set,
 //!   8.6 % of the blocks are constant, and σ̂ is 20.8 with them and 23.7
@@ -43,7 +43,8 @@
 //!
 //! NOTE: for an integer-valued image with noise well below one grey level,
 //! constant blocks also occur by chance, and leaving them out makes σ̂ too
-//! high. Real MR and CT noise is far above that level.
+//! high. Clinical MR and CT images usually have noise of several grey levels
+//! or more.
 
 use ndarray::Array3;
 use rand::Rng;
@@ -94,8 +95,8 @@ pub struct NoiseEstimate {
 }
 
 /// Estimates the noise standard deviation of an image (indexed `[i, j, k]`)
-/// with the Haar wavelet MAD estimator; see the module documentation for
-/// every convention.
+/// with the Haar wavelet MAD estimator. The module documentation lists every
+/// convention.
 pub fn estimate_noise_sigma(image: &Array3<f64>) -> Result<NoiseEstimate, NoiseError> {
     let (ni, nj, nk) = image.dim();
     if ni < 2 || nj < 2 {
@@ -137,7 +138,7 @@ pub fn estimate_noise_sigma(image: &Array3<f64>) -> Result<NoiseEstimate, NoiseE
 }
 
 /// Returns the median of finite values (mean of the two middle values for an
-/// even count), reordering them; `None` when empty.
+/// even count), reordering them. Returns `None` when empty.
 fn median(values: &mut [f64]) -> Option<f64> {
     let count = values.len();
     if count == 0 {
@@ -216,7 +217,7 @@ mod tests {
         let with_trend = estimate_noise_sigma(&(&noise + &trend))
             .expect("valid image")
             .sigma;
-        // Haar HH of g(i) + h(j) is zero; only rounding of values near 10³
+        // Haar HH of g(i) + h(j) is zero, so only rounding of values near 10³
         // (about 1e-13) separates the two estimates.
         assert!(
             (with_trend - plain).abs() <= 1e-9 * plain,

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! so a positive angle turns the +i axis towards the +j axis. The axis of
-//! rotation is the slice normal, the k axis: k is never changed, and each
+//! rotation is the slice normal (the k axis), so k never changes and each
 //! slice rotates about the same in-plane centre. The output value at voxel p
 //! is the input read at the source point c + R(−θ)(p − c) (backward mapping,
 //! so every output voxel gets exactly one value).
@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn rotate_source_index_uses_physical_spacing() {
-        // Spacing 0.5 mm along i, 1 mm along j; centre at the origin voxel.
+        // Spacing 0.5 mm along i and 1 mm along j, centre at the origin voxel.
         let rotation = InPlaneRotation::new(90.0, [0.0, 0.0], [0.5, 1.0]).expect("valid");
         // Output voxel (0, 2) is at (0, 2) mm. Rotating back by −90° maps it
         // to (2, 0) mm, which is index (4, 0).
@@ -473,7 +473,7 @@ mod tests {
         // A Gaussian blob with σ = 4 voxels and a peak of 100: two cubic
         // B-spline resamplings (θ, then −θ) lose little of a signal this
         // smooth. The largest error measured for these angles is 0.0092, at
-        // 23°; the tolerance of 0.05 (5e-4 of the peak) is about 5 times
+        // 23°, and the tolerance of 0.05 (5e-4 of the peak) is about 5 times
         // that. Only voxels within 16 voxels of the centre are compared,
         // because the first rotation filled the corners from the mirror
         // extension.

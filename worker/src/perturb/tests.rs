@@ -170,8 +170,8 @@ fn perturbed_copies_noise_has_estimated_sigma() {
     let mean = added.sum() / count;
     let sample_sigma =
         (added.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0)).sqrt();
-    // Over 10⁴ draws the sample standard deviation is within 1/√(2n) ≈ 0.7 %
-    // per standard error of σ; 5 % is over 7 standard errors.
+    // Over n > 10⁴ draws the sample standard deviation has a relative
+    // standard error 1/√(2n) below 0.7 %, so 5 % is over 7 standard errors.
     assert!(count > 1e4, "{count} voxels in the box");
     assert!(
         (sample_sigma - estimate.sigma).abs() <= 0.05 * estimate.sigma,
@@ -362,7 +362,8 @@ fn perturbed_copies_sts_001_mr_are_valid() {
 }
 
 /// Prints the time of each step on STS_001 (run with `--ignored
-/// --nocapture`); asserts nothing about time, which depends on the machine.
+/// --nocapture`). It asserts nothing about time, which depends on the
+/// machine.
 #[test]
 #[ignore = "timing report, not a check"]
 fn perturbed_copies_sts_001_timing() {

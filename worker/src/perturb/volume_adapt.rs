@@ -43,9 +43,10 @@ pub enum VolumeAdaptError {
 }
 
 /// Grows (`change_mm` > 0) or shrinks (`change_mm` < 0) a region by a
-/// distance in mm; see the module documentation for the exact rule.
+/// distance in mm, by the rule in the module documentation.
 ///
-/// The result may be empty; the caller decides whether it is still usable.
+/// The result may be empty, and the caller decides whether it is still
+/// usable.
 /// A change smaller in magnitude than the smallest voxel spacing returns the
 /// mask unchanged.
 pub fn adapt_volume(roi: &Roi, spacing: [f64; 3], change_mm: f64) -> Result<Roi, VolumeAdaptError> {

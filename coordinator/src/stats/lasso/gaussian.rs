@@ -29,9 +29,9 @@
 //! |g_f(β)| ≤ |g_f(β_ref)| + sqrt(G_ff) · sqrt((β − β_ref)ᵀ G (β − β_ref))
 //! ```
 //!
-//! so a feature whose bound is at most λ satisfies `|g_f| ≤ λ` without
-//! being touched. The strong rule reads the same bound in place of |g_f|,
-//! which can only add features to the strong set.
+//! so a feature whose bound is at most the limit (λ for the optimality
+//! check, `2λ − λ_prev` for the strong rule) is cleared without touching
+//! its column. The others get their exact g_f.
 
 use super::design::{
     Design, PathSummary, Solution, SolverSettings, StrongSet, dot, settled, soft_threshold,
@@ -40,9 +40,8 @@ use crate::stats::StatsError;
 
 /// When at least this fraction of the features outside the strong set fail
 /// the bound, g is recomputed for all of them and β_ref moves to the current
-/// solution, which tightens the bound for the following λ values. Exact
-/// values for a quarter of the features cost a quarter of a refresh, so the
-/// refresh is at most four times the work it replaces.
+/// solution, which tightens the bound for the following screenings. The
+/// refresh then costs at most four times the exact values it replaces.
 const REFRESH_FRACTION: f64 = 0.25;
 
 /// Sufficient statistics of one fit and the coordinate-descent state.
@@ -75,7 +74,7 @@ struct GaussianFit<'a> {
     /// g. Exact and current for the strong-set members; for the others, the
     /// exact value at `beta_reference`.
     gradient: Vec<f64>,
-    /// `sqrt((β − β_ref)ᵀ G (β − β_ref))` at the last optimality check.
+    /// `sqrt((β − β_ref)ᵀ G (β − β_ref))` at the last screening.
     drift: f64,
     passes: usize,
     max_passes: usize,
@@ -188,21 +187,16 @@ impl<'a> GaussianFit<'a> {
             .fold(0.0, |max, &value| f64::max(max, value.abs()))
     }
 
-    /// Upper bound on |g_f| for a feature outside the strong set.
+    /// Upper bound on |g_f| for a feature outside the strong set, from its
+    /// exact value at β_ref and the drift at the last screening.
     fn gradient_bound(&self, feature: usize) -> f64 {
         self.gradient[feature].abs() + self.scales[feature] * self.drift
     }
 
     /// Sequential strong rule: adds every feature outside the strong set
-    /// whose bound on |g_f| at the previous λ's solution exceeds `cutoff`.
+    /// with `|g_f| > cutoff` at the previous λ's solution.
     fn add_strong_rule_survivors(&mut self, cutoff: f64) {
-        let survivors: Vec<usize> = (0..self.design.features())
-            .filter(|&feature| {
-                !self.strong.contains(feature)
-                    && !self.design.is_constant(feature)
-                    && self.gradient_bound(feature) > cutoff
-            })
-            .collect();
+        let survivors = self.features_above(cutoff);
         self.add_to_strong_set(&survivors);
     }
 
@@ -317,6 +311,16 @@ impl<'a> GaussianFit<'a> {
     /// Checks `|g_f| ≤ λ` outside the strong set and adds every feature that
     /// violates it. Returns whether any was added.
     fn add_kkt_violators(&mut self, lambda: f64) -> bool {
+        let violators = self.features_above(lambda);
+        self.add_to_strong_set(&violators);
+        !violators.is_empty()
+    }
+
+    /// Returns the features outside the strong set with `|g_f| > limit` at
+    /// the current β. g_f is computed exactly only where the bound exceeds
+    /// `limit`, or for all of them when that is most (see
+    /// [`REFRESH_FRACTION`]), which also moves β_ref to β.
+    fn features_above(&mut self, limit: f64) -> Vec<usize> {
         let n = self.design.rows() as f64;
         let mut residuals = self.centred_labels.clone();
         let mut shift = vec![0.0; self.design.rows()];
@@ -338,20 +342,13 @@ impl<'a> GaussianFit<'a> {
         let outside: Vec<usize> = (0..self.design.features())
             .filter(|&feature| !self.strong.contains(feature) && !self.design.is_constant(feature))
             .collect();
-        let mut violators = Vec::new();
-        let mut exact_count = 0;
-        for &feature in &outside {
-            if self.gradient_bound(feature) <= lambda {
-                continue;
-            }
-            exact_count += 1;
-            let gradient = dot(self.design.column(feature), &residuals) / n;
-            if gradient.abs() > lambda {
-                violators.push(feature);
-            }
-        }
+        let uncleared: Vec<usize> = outside
+            .iter()
+            .copied()
+            .filter(|&feature| self.gradient_bound(feature) > limit)
+            .collect();
 
-        if exact_count as f64 >= REFRESH_FRACTION * outside.len() as f64 {
+        if uncleared.len() as f64 >= REFRESH_FRACTION * outside.len() as f64 {
             for &feature in &outside {
                 self.gradient[feature] = dot(self.design.column(feature), &residuals) / n;
             }
@@ -359,10 +356,16 @@ impl<'a> GaussianFit<'a> {
                 self.beta_reference[feature] = self.beta[feature];
             }
             self.drift = 0.0;
+            return outside
+                .into_iter()
+                .filter(|&feature| self.gradient[feature].abs() > limit)
+                .collect();
         }
 
-        self.add_to_strong_set(&violators);
-        !violators.is_empty()
+        uncleared
+            .into_iter()
+            .filter(|&feature| (dot(self.design.column(feature), &residuals) / n).abs() > limit)
+            .collect()
     }
 
     /// `β0 = ȳ − Σ_f m_f β_f`.
