@@ -2,7 +2,7 @@
 
 Usage: python3 lasso_cv_sklearn.py PROBLEM.json RESULT.json
 
-PROBLEM.json holds the standardised matrix "z" (rows), the labels "y", the
+PROBLEM.json contains the standardised matrix "z" (rows), the labels "y", the
 fold id of each row "fold_ids", radstudy's λ grid "lambdas" (decreasing) and
 its "lambda_min_ratio". RESULT.json receives, for "gaussian" and "binomial",
 the fit time in seconds, the selected feature indices and the chosen λ.
@@ -16,6 +16,7 @@ so within a fold fit on n_train rows the penalty is n/n_train (about 1.11)
 times radstudy's. The solver is liblinear because saga needs about 90 s for
 10 values of C on this problem (so roughly 15 minutes for 100). liblinear
 penalises the intercept; intercept_scaling=10 divides that penalty by 10.
+liblinear shuffles the coordinates, so random_state=0 fixes its result.
 
 glmnet: if Rscript can load glmnet, cv.glmnet(family="binomial",
 lambda=<the same grid>, foldid=<the same folds>, standardize=FALSE) is timed
@@ -115,6 +116,7 @@ def main():
             l1_ratios=[1.0],
             solver="liblinear",
             intercept_scaling=10.0,
+            random_state=0,
             cv=folds,
             scoring="neg_log_loss",
             use_legacy_attributes=False,

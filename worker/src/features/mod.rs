@@ -2,8 +2,11 @@
 //!
 //! Feature names follow PyRadiomics: `original_<class>_<Feature>`, for
 //! example `original_firstorder_Mean`. Classes run in the order `shape`,
-//! `firstorder`, whatever order the request lists them in, so that every
-//! worker produces the same columns for the same settings.
+//! `firstorder`, `glcm`, `glrlm`, `glszm`, `gldm`, `ngtdm`, whatever order
+//! the request lists them in, so that every worker produces the same columns
+//! for the same settings. Texture classes share one discretisation of the
+//! ROI (fixed bin width) with PyRadiomics' defaults: distance 1, 13
+//! directions, symmetric GLCM, `gldm_a` 0.
 
 pub mod discretize;
 pub mod firstorder;
@@ -21,7 +24,11 @@ use crate::mask::Roi;
 
 /// Version of the feature definitions below. Raise it whenever a formula or
 /// convention changes a number, so that the definition hash changes too.
-pub const DEFINITIONS_VERSION: &str = "radstudy-features-1";
+pub const DEFINITIONS_VERSION: &str = "radstudy-features-2";
+
+/// Largest number of grey levels a texture class accepts; more means the
+/// bin width is far too small for the intensity range.
+pub const MAX_GREY_LEVELS: u32 = 10_000;
 
 /// A feature class, under its PyRadiomics name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,17 +37,40 @@ pub enum FeatureClass {
     Shape,
     /// First-order intensity features (`firstorder`).
     FirstOrder,
+    /// Grey level co-occurrence matrix features (`glcm`).
+    Glcm,
+    /// Grey level run length matrix features (`glrlm`).
+    Glrlm,
+    /// Grey level size zone matrix features (`glszm`).
+    Glszm,
+    /// Grey level dependence matrix features (`gldm`).
+    Gldm,
+    /// Neighbouring grey tone difference matrix features (`ngtdm`).
+    Ngtdm,
 }
 
 impl FeatureClass {
     /// All supported classes, in output order.
-    pub const ALL: [FeatureClass; 2] = [FeatureClass::Shape, FeatureClass::FirstOrder];
+    pub const ALL: [FeatureClass; 7] = [
+        FeatureClass::Shape,
+        FeatureClass::FirstOrder,
+        FeatureClass::Glcm,
+        FeatureClass::Glrlm,
+        FeatureClass::Glszm,
+        FeatureClass::Gldm,
+        FeatureClass::Ngtdm,
+    ];
 
     /// Returns the PyRadiomics class name.
     pub fn name(self) -> &'static str {
         match self {
             FeatureClass::Shape => "shape",
             FeatureClass::FirstOrder => "firstorder",
+            FeatureClass::Glcm => "glcm",
+            FeatureClass::Glrlm => "glrlm",
+            FeatureClass::Glszm => "glszm",
+            FeatureClass::Gldm => "gldm",
+            FeatureClass::Ngtdm => "ngtdm",
         }
     }
 
@@ -49,6 +79,11 @@ impl FeatureClass {
         match self {
             FeatureClass::Shape => &shape::FEATURE_NAMES,
             FeatureClass::FirstOrder => &firstorder::FEATURE_NAMES,
+            FeatureClass::Glcm => &glcm::FEATURE_NAMES,
+            FeatureClass::Glrlm => &glrlm::FEATURE_NAMES,
+            FeatureClass::Glszm => &glszm::FEATURE_NAMES,
+            FeatureClass::Gldm => &gldm::FEATURE_NAMES,
+            FeatureClass::Ngtdm => &ngtdm::FEATURE_NAMES,
         }
     }
 
@@ -65,10 +100,12 @@ impl FeatureClass {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SettingsError {
     /// A feature class this worker does not compute.
-    #[error("unknown feature class {0:?}; supported classes are \"shape\" and \"firstorder\"")]
+    #[error(
+        "unknown feature class {0:?}; supported classes are shape, firstorder, glcm, glrlm, glszm, gldm and ngtdm"
+    )]
     UnknownClass(String),
     /// No class was requested.
-    #[error("feature_classes is empty; request at least one of \"shape\" and \"firstorder\"")]
+    #[error("feature_classes is empty; request at least one class, for example \"firstorder\"")]
     NoClass,
     /// The bin width is not a positive finite number.
     #[error("bin_width = {0} must be a finite number > 0")]
@@ -149,15 +186,18 @@ pub fn definition_hash() -> String {
 
 /// Computes the requested features of one ROI; `values` are the ROI's
 /// finite intensities. Returns one value per name of
-/// [`ExtractionSettings::feature_names`], in that order.
+/// [`ExtractionSettings::feature_names`], in that order, or the reason the
+/// ROI cannot be discretised for the texture classes.
 pub fn compute(
     image: &Volume,
     roi: &Roi,
     values: &[f64],
     settings: &ExtractionSettings,
-) -> Vec<f64> {
+) -> Result<Vec<f64>, discretize::DiscretizeError> {
+    // Texture classes share one discretisation, computed on first use.
+    let mut texture: Option<discretize::TextureInput> = None;
     let mut output = Vec::new();
-    for class in &settings.classes {
+    for &class in &settings.classes {
         let features = match class {
             FeatureClass::Shape => shape::compute(roi.mask.view(), image.geometry.spacing),
             FeatureClass::FirstOrder => firstorder::compute(
@@ -168,10 +208,36 @@ pub fn compute(
                     voxel_array_shift: 0.0,
                 },
             ),
+            _ => {
+                let input = match texture.take() {
+                    Some(input) => input,
+                    None => discretize::discretize(
+                        image,
+                        roi,
+                        discretize::Discretization::FixedBinWidth(settings.bin_width),
+                        MAX_GREY_LEVELS,
+                    )?,
+                };
+                let features = texture_features(class, &input);
+                texture = Some(input);
+                features
+            }
         };
         output.extend(features.into_iter().map(|(_, value)| value));
     }
-    output
+    Ok(output)
+}
+
+/// Computes one texture class; an intensity class returns nothing here.
+fn texture_features(class: FeatureClass, input: &discretize::TextureInput) -> Vec<(&'static str, f64)> {
+    match class {
+        FeatureClass::Glcm => glcm::compute(input, &glcm::GlcmSettings::default()),
+        FeatureClass::Glrlm => glrlm::compute(input),
+        FeatureClass::Glszm => glszm::compute(input),
+        FeatureClass::Gldm => gldm::compute(input, &gldm::GldmSettings::default()),
+        FeatureClass::Ngtdm => ngtdm::compute(input, &ngtdm::NgtdmSettings::default()),
+        FeatureClass::Shape | FeatureClass::FirstOrder => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -205,8 +271,8 @@ mod tests {
     #[test]
     fn settings_reject_each_invalid_field() {
         assert_eq!(
-            ExtractionSettings::from_proto(&proto(&["glcm"], 25.0, 1)),
-            Err(SettingsError::UnknownClass("glcm".into()))
+            ExtractionSettings::from_proto(&proto(&["glcmx"], 25.0, 1)),
+            Err(SettingsError::UnknownClass("glcmx".into()))
         );
         assert_eq!(
             ExtractionSettings::from_proto(&proto(&[], 25.0, 1)),

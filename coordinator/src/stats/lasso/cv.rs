@@ -105,7 +105,7 @@ pub fn lasso_cv(
 /// Each element of `fold_ids` is one partition: a fold number for every row,
 /// numbered from 0 with no fold left empty. `params.folds()`,
 /// `params.repeats()` and `params.seed()` are not used here. The chosen λ is
-/// λ_min or λ_1se as `params.choose()` says. If the fit on all rows has no
+/// λ_min or λ_1se, as `params.choose()` selects. If the fit on all rows has no
 /// non-zero coefficient there, the largest λ with at least one is used and
 /// [`LassoFlags::fell_back_to_first_nonzero`] is set.
 ///

@@ -36,9 +36,10 @@ impl Design {
             labels,
             constant: Vec::new(),
         };
-        // glmnet 4.1-6 (`chkvars`) leaves out a column whose values are all
-        // equal on the fit's rows: its coefficient stays 0. Comparing exact
-        // values, as glmnet does, keeps the rule free of a tolerance.
+        // A column whose values are all equal on these rows is left out and
+        // keeps coefficient 0, as glmnet 4.1-6 does (checked with a constant
+        // column of 3s and `standardize = FALSE`). Comparing exact values
+        // keeps the rule free of a tolerance.
         design.constant = (0..features)
             .map(|feature| {
                 let column = design.column(feature);

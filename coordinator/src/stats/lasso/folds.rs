@@ -22,7 +22,7 @@ use crate::stats::validate::count_classes;
 /// 3. The shuffled false rows followed by the shuffled true rows are dealt
 ///    to folds 0, 1, …, folds − 1, 0, 1, … in turn.
 ///
-/// Every fold therefore holds ⌊n_c / folds⌋ or ⌈n_c / folds⌉ rows of each
+/// Every fold therefore contains ⌊n_c / folds⌋ or ⌈n_c / folds⌉ rows of each
 /// class c, and fold sizes differ by at most one. The partition is not the
 /// one scikit-learn's `StratifiedKFold` or glmnet's random `foldid` would
 /// draw. Pass the returned ids to [`lasso_cv_with_folds`](super::lasso_cv_with_folds)
