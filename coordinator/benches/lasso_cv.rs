@@ -4,7 +4,7 @@
 //!
 //! Run with `cargo bench -p radstudy --bench lasso_cv`. The reference side
 //! runs `benches/lasso_cv_sklearn.py` through `python3` on the same
-//! standardised matrix, labels, folds and λ grid; that script also times
+//! standardised matrix, labels, folds and λ grid. That script also times
 //! `cv.glmnet` through Rscript when R has glmnet. If scikit-learn cannot be
 //! imported, or `LASSO_BENCH_SKIP_SKLEARN` is set, only radstudy's times are
 //! printed.

@@ -18,7 +18,7 @@ use tonic::transport::{Channel, Endpoint};
 #[derive(Debug, thiserror::Error)]
 pub enum CenterError {
     /// The endpoint URL is invalid.
-    #[error("center {center}: invalid endpoint {endpoint:?}: {message}")]
+    #[error("invalid endpoint {endpoint:?}: {message}")]
     Endpoint {
         /// The center.
         center: String,
@@ -29,7 +29,7 @@ pub enum CenterError {
     },
     /// The worker could not be reached.
     #[error(
-        "center {center}: cannot connect to {endpoint}: {message}; check that its worker is running and reachable"
+        "cannot connect to {endpoint}: {message}; check that its worker is running and reachable"
     )]
     Connect {
         /// The center.
@@ -40,7 +40,7 @@ pub enum CenterError {
         message: String,
     },
     /// A call failed with a gRPC status.
-    #[error("center {center}: {call} failed: {code:?}: {message}")]
+    #[error("{call} failed: {code:?}: {message}")]
     Call {
         /// The center.
         center: String,
@@ -52,7 +52,7 @@ pub enum CenterError {
         message: String,
     },
     /// A call did not finish within its deadline.
-    #[error("center {center}: {call} timed out after {seconds} s")]
+    #[error("{call} timed out after {seconds} s")]
     Timeout {
         /// The center.
         center: String,
@@ -62,7 +62,7 @@ pub enum CenterError {
         seconds: u64,
     },
     /// The worker answered with something that breaks the contract.
-    #[error("center {center}: {call} returned an invalid answer: {message}")]
+    #[error("{call} returned an invalid answer: {message}")]
     Protocol {
         /// The center.
         center: String,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum StudyConfigError {
     /// The file could not be read.
-    #[error("cannot read study config {path}: {source}")]
+    #[error("cannot read study config {path}")]
     Read {
         /// The config file.
         path: PathBuf,
@@ -334,11 +334,34 @@ impl StudyConfig {
             expected: expected.to_string(),
         };
 
-        if raw.study_id.trim().is_empty() {
-            return Err(invalid("study_id", "\"\"".into(), "a non-empty id"));
+        let id_ok = |id: &str, extra: &str| {
+            !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+        };
+        if !id_ok(&raw.study_id, "-_.:") {
+            return Err(invalid(
+                "study_id",
+                format!("{:?}", raw.study_id),
+                "1 to 128 characters from A-Z, a-z, 0-9, '-', '_', '.' and ':'",
+            ));
         }
         if raw.sequences.is_empty() {
             return Err(invalid("sequences", "[]".into(), "at least one sequence"));
+        }
+        for (index, sequence) in raw.sequences.iter().enumerate() {
+            if raw.sequences[..index].contains(sequence) {
+                return Err(invalid("sequences", format!("{sequence:?} twice"), "each sequence once"));
+            }
+        }
+        const CLASSES: [&str; 7] = ["shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"];
+        if let Some(class) = raw.features.classes.iter().find(|c| !CLASSES.contains(&c.as_str())) {
+            return Err(invalid(
+                "features.classes",
+                format!("{class:?}"),
+                "shape, firstorder, glcm, glrlm, glszm, gldm or ngtdm",
+            ));
+        }
+        if !(raw.features.bin_width.is_finite() && raw.features.bin_width > 0.0) {
+            return Err(invalid("features.bin_width", raw.features.bin_width.to_string(), "a finite number > 0"));
         }
         if raw.centers.is_empty() {
             return Err(invalid(
@@ -348,6 +371,13 @@ impl StudyConfig {
             ));
         }
         for (index, center) in raw.centers.iter().enumerate() {
+            if !id_ok(&center.id, "-_") || center.id.len() > 32 {
+                return Err(invalid(
+                    "centers.id",
+                    format!("{:?}", center.id),
+                    "1 to 32 characters from A-Z, a-z, 0-9, '_' and '-'",
+                ));
+            }
             if raw.centers[..index]
                 .iter()
                 .any(|other| other.id == center.id)

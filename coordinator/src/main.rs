@@ -82,11 +82,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
     print_summary(&outcome);
-    // Exit status 2: the study finished, but a center was left out.
+    // Exit status 3: the study finished, but a center was left out (clap
+    // uses 2 for usage errors).
     Ok(if outcome.failed_centers.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(2)
+        ExitCode::from(3)
     })
 }
 
@@ -113,6 +114,7 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

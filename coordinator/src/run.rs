@@ -27,7 +27,7 @@ use crate::table::StudyTable;
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
     /// The study directory cannot be created.
-    #[error("cannot create study directory {path}: {source}")]
+    #[error("cannot create or write the study directory {path}")]
     OutputDir {
         /// The directory.
         path: PathBuf,
@@ -92,6 +92,14 @@ pub async fn run_study(
         path: out_dir.to_path_buf(),
         source,
     })?;
+    // Fail before any extraction work if the directory cannot be written.
+    let probe = out_dir.join(".radstudy-write-check");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|source| StudyError::OutputDir {
+            path: out_dir.to_path_buf(),
+            source,
+        })?;
     let round_id = uuid::Uuid::new_v4().to_string();
     let span = info_span!("study", study = %config.study_id, round = %round_id);
     run_rounds(config, out_dir, show_progress, &round_id)
@@ -193,7 +201,7 @@ async fn run_rounds(
     if !development_left {
         let reasons = failures
             .iter()
-            .map(|f| format!("center {}: {}", f.center, f.reason))
+            .map(|f| format!("center {} left out: {}", f.center, f.reason))
             .collect::<Vec<_>>()
             .join("; ");
         return Err(StudyError::NoDevelopmentCenter { reasons });
@@ -291,8 +299,16 @@ async fn handshake(
         .iter()
         .filter(|s| !description.cohort.iter().any(|c| &c.sequence == *s))
         .collect();
-    if !missing.is_empty() {
+    if !description.counts_withheld && !missing.is_empty() {
         return Err(format!("the worker's manifest lacks sequences {missing:?}"));
+    }
+    // This coordinator pools per-patient feature tables; a site that keeps
+    // them is left out before any extraction work is done.
+    if !description.policy.as_ref().is_some_and(|p| p.share_feature_tables) {
+        return Err(
+            "the site policy keeps feature tables at the site (share_feature_tables = false), and this coordinator needs them; the site can set share_feature_tables = true in its worker.toml"
+                .to_string(),
+        );
     }
     info!(
         patients = description.n_patients,

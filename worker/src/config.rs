@@ -13,7 +13,7 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read worker config {path}: {source}")]
+    #[error("cannot read worker config {path}")]
     Read {
         /// The config file.
         path: PathBuf,

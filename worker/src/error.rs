@@ -23,9 +23,11 @@ pub enum ExclusionKind {
     RoiTooSmall,
     /// The region contains NaN or infinite intensities.
     IntensityInvalid,
-    /// The manifest row has no image or mask for this sequence, or the row
-    /// itself is invalid.
+    /// The manifest row has no image or mask for this sequence.
     NotListed,
+    /// The manifest row is invalid: a bad label, a duplicated id, a ragged
+    /// row, or a path outside the data root.
+    ManifestInvalid,
 }
 
 impl ExclusionKind {
@@ -39,6 +41,7 @@ impl ExclusionKind {
             ExclusionKind::RoiTooSmall => ErrorKind::RoiTooSmall,
             ExclusionKind::IntensityInvalid => ErrorKind::IntensityInvalid,
             ExclusionKind::NotListed => ErrorKind::NotListed,
+            ExclusionKind::ManifestInvalid => ErrorKind::ManifestInvalid,
         }
     }
 
@@ -54,6 +57,7 @@ impl ExclusionKind {
             ErrorKind::RoiTooSmall => Some(ExclusionKind::RoiTooSmall),
             ErrorKind::IntensityInvalid => Some(ExclusionKind::IntensityInvalid),
             ErrorKind::NotListed => Some(ExclusionKind::NotListed),
+            ErrorKind::ManifestInvalid => Some(ExclusionKind::ManifestInvalid),
         }
     }
 
@@ -67,6 +71,7 @@ impl ExclusionKind {
             ExclusionKind::RoiTooSmall => "roi_too_small",
             ExclusionKind::IntensityInvalid => "intensity_invalid",
             ExclusionKind::NotListed => "not_listed",
+            ExclusionKind::ManifestInvalid => "manifest_invalid",
         }
     }
 }
@@ -97,7 +102,7 @@ impl Exclusion {
 mod tests {
     use super::*;
 
-    const ALL_KINDS: [ExclusionKind; 7] = [
+    const ALL_KINDS: [ExclusionKind; 8] = [
         ExclusionKind::FileMissing,
         ExclusionKind::FileInvalid,
         ExclusionKind::GeometryMismatch,
@@ -105,6 +110,7 @@ mod tests {
         ExclusionKind::RoiTooSmall,
         ExclusionKind::IntensityInvalid,
         ExclusionKind::NotListed,
+        ExclusionKind::ManifestInvalid,
     ];
 
     #[test]

@@ -83,7 +83,11 @@ fn main() -> ExitCode {
 
 fn run_serve(config: PathBuf, options: ServeOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(serve(&config, options))
+    let result = runtime.block_on(serve(&config, options));
+    // An extraction blocked in a file read (a hung network mount, say)
+    // must not keep the process alive after shutdown.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }
 
 fn init_tracing(format: LogFormat) {
@@ -91,6 +95,7 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

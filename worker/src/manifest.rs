@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be opened.
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}")]
     Read {
         /// The manifest.
         path: PathBuf,
@@ -71,6 +71,9 @@ pub struct RowProblem {
     pub field: String,
     /// What is wrong, without the cell's path (paths can name a patient).
     pub reason: String,
+    /// Whether the problem is only an empty cell (the sequence is not
+    /// listed), rather than an invalid one.
+    pub empty_cell: bool,
 }
 
 /// A row rejected as a whole: its patient id, if one could be read, and the
@@ -107,15 +110,31 @@ impl Manifest {
     /// Parses manifest CSV text from `reader`; `path` only names the file in
     /// errors.
     pub fn parse(
-        reader: impl std::io::Read,
+        mut reader: impl std::io::Read,
         path: &Path,
         data_root: &Path,
     ) -> Result<Self, ManifestError> {
+        // Manifests are small; the text is kept to turn byte offsets into
+        // line numbers, since the CSV reader's own line count skips blank
+        // lines.
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let line_of = |byte: u64| {
+            // A record's position can point at the blank lines before it.
+            let mut start = (byte as usize).min(text.len());
+            while start < text.len() && (text[start] == b'\n' || text[start] == b'\r') {
+                start += 1;
+            }
+            text[..start].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+        };
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
             .trim(csv::Trim::All)
-            .from_reader(reader);
+            .from_reader(text.as_slice());
         let header = csv
             .headers()
             .map_err(|error| ManifestError::Csv {
@@ -132,7 +151,11 @@ impl Manifest {
         let mut entries = Vec::new();
         let mut rejected = Vec::new();
         for (index, record) in csv.records().enumerate() {
-            let line = index as u64 + 2;
+            let fallback_line = index as u64 + 2;
+            let line = match &record {
+                Ok(record) => record.position().map(|p| line_of(p.byte())).unwrap_or(fallback_line),
+                Err(_) => fallback_line,
+            };
             match record {
                 Ok(record) => match layout.parse_row(&record, line, header.len(), data_root) {
                     Ok(entry) => entries.push(entry),
@@ -144,6 +167,7 @@ impl Manifest {
                         line: error.position().map(|p| p.line()).unwrap_or(line),
                         field: String::new(),
                         reason: format!("invalid CSV row: {error}"),
+                        empty_cell: false,
                     },
                 }),
             }
@@ -260,6 +284,7 @@ impl HeaderLayout {
                 line,
                 field: field.to_string(),
                 reason,
+                empty_cell: false,
             },
         };
 
@@ -291,10 +316,15 @@ impl HeaderLayout {
                 line,
                 field: field.to_string(),
                 reason: reason.to_string(),
+                empty_cell: false,
+            };
+            let empty = |field: &str, reason: &str| RowProblem {
+                empty_cell: true,
+                ..problem(field, reason)
             };
             let files = match (image.is_empty(), mask.is_empty()) {
-                (true, _) => Err(problem(&image_field, "no image listed")),
-                (false, true) => Err(problem(&mask_field, "no mask listed")),
+                (true, _) => Err(empty(&image_field, "no image listed")),
+                (false, true) => Err(empty(&mask_field, "no mask listed")),
                 (false, false) => match (
                     resolve_under_root(data_root, image),
                     resolve_under_root(data_root, mask),
@@ -361,6 +391,7 @@ fn reject_duplicate_ids(entries: &mut Vec<ManifestEntry>, rejected: &mut Vec<Rej
             patient_id: Some(entry.patient_id.clone()),
             problem: RowProblem {
                 line: entry.line,
+                empty_cell: false,
                 field: "patient_id".to_string(),
                 reason: format!(
                     "patient_id appears on {} rows; every row of a duplicated id is excluded until the manifest lists it once",
@@ -452,5 +483,20 @@ mod tests {
         assert!(unpaired.to_string().contains("T1_mask"), "{unpaired}");
         let unknown = parse("patient_id,label,T1_image,T1_mask,age\n").unwrap_err();
         assert!(unknown.to_string().contains("`age`"), "{unknown}");
+    }
+
+    #[test]
+    fn manifest_line_numbers_count_blank_lines() {
+        // Line 3 is blank, so the short row is on line 5 of the file.
+        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,a,b\n\nP2,1,a,b\nP3,0,a\n").expect("header is valid");
+        assert_eq!(manifest.entries[1].line, 4);
+        assert_eq!(manifest.rejected[0].problem.line, 5);
+    }
+
+    #[test]
+    fn manifest_empty_cell_is_not_invalid() {
+        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,,\nP2,0,../x,b\n").expect("header is valid");
+        assert!(manifest.entries[0].sequences["T1"].as_ref().unwrap_err().empty_cell);
+        assert!(!manifest.entries[1].sequences["T1"].as_ref().unwrap_err().empty_cell);
     }
 }

@@ -20,7 +20,7 @@ pub const MIN_KEY_BYTES: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The key file could not be read or written.
-    #[error("cannot access pseudonym key file {path}: {source}")]
+    #[error("cannot access pseudonym key file {path}; create one with `radstudy-worker keygen --out {path}` if the site has none")]
     Io {
         /// The key file.
         path: PathBuf,
@@ -97,7 +97,16 @@ impl PseudonymKey {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let mut file = options.open(path).map_err(io_error)?;
+        let mut file = options.open(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyError::Invalid {
+                    path: path.to_path_buf(),
+                    problem: "the file already exists and was not overwritten; a new key would give every patient a new pseudonym".into(),
+                }
+            } else {
+                io_error(source)
+            }
+        })?;
         std::io::Write::write_all(&mut file, format!("{}\n", hex::encode(&bytes)).as_bytes())
             .map_err(io_error)?;
         Ok(PseudonymKey { bytes })

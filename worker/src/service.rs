@@ -128,10 +128,13 @@ impl WorkerState {
     }
 
     fn check_study(&self, study_id: &str) -> Result<(), RequestError> {
-        if study_id.is_empty() {
+        let valid = !study_id.is_empty()
+            && study_id.len() <= 128
+            && study_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+        if !valid {
             return Err(RequestError::InvalidField {
                 field: "study_id",
-                reason: "empty".into(),
+                reason: "must be 1 to 128 characters from A-Z, a-z, 0-9, '-', '_', '.' and ':'".into(),
             });
         }
         let allowed = &self.config.policy.allowed_studies;
@@ -213,14 +216,23 @@ impl Worker for WorkerService {
             })
             .collect();
         let policy = &state.config.policy;
-        info!("described cohort");
+        let (n_negative, n_positive) = state.manifest.label_counts();
+        let counts_withheld =
+            n_negative + n_positive < policy.min_patients || n_negative.min(n_positive) < policy.min_per_class;
+        let (cohort, n_patients) = if counts_withheld {
+            (Vec::new(), 0)
+        } else {
+            (cohort, state.manifest.entries.len() as u32)
+        };
+        info!(counts_withheld, "described cohort");
         Ok(Response::new(DescribeResponse {
             center_id: state.config.center_id.clone(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             contract_version: radstudy_proto::contract_version(),
             feature_definition_hash: features::definition_hash(),
             cohort,
-            n_patients: state.manifest.entries.len() as u32,
+            n_patients,
+            counts_withheld,
             policy: Some(PolicySummary {
                 min_patients: policy.min_patients,
                 min_per_class: policy.min_per_class,
@@ -601,7 +613,11 @@ fn plan_jobs(state: &WorkerState, sequences: &[String]) -> Vec<Job> {
             let work = match entry.sequences.get(sequence) {
                 Some(Ok(files)) => Ok(files.clone()),
                 Some(Err(problem)) => Err(Exclusion::new(
-                    ExclusionKind::NotListed,
+                    if problem.empty_cell {
+                        ExclusionKind::NotListed
+                    } else {
+                        ExclusionKind::ManifestInvalid
+                    },
                     &problem.field,
                     &problem.reason,
                 )),
@@ -623,7 +639,7 @@ fn plan_jobs(state: &WorkerState, sequences: &[String]) -> Vec<Job> {
     for row in &state.manifest.rejected {
         let pseudonym = match &row.patient_id {
             Some(id) => state.key.pseudonym(center, id),
-            None => format!("{center}-line{}", row.problem.line),
+            None => format!("{center}-row{}", state.manifest.rejected.iter().position(|r| std::ptr::eq(r, row)).unwrap_or(0) + 1),
         };
         for sequence in sequences {
             jobs.push(Job {
@@ -631,10 +647,12 @@ fn plan_jobs(state: &WorkerState, sequences: &[String]) -> Vec<Job> {
                 label: false,
                 line: row.problem.line,
                 sequence: sequence.clone(),
+                // The line number stays in the worker's log: in a manifest
+                // sorted by local id it could identify the patient.
                 work: Err(Exclusion::new(
-                    ExclusionKind::NotListed,
+                    ExclusionKind::ManifestInvalid,
                     &row.problem.field,
-                    format!("manifest line {}: {}", row.problem.line, row.problem.reason),
+                    &row.problem.reason,
                 )),
             });
         }

@@ -86,9 +86,13 @@ impl WorkerProcess {
                 return Ok(process);
             }
             if let Some(status) = process.child.try_wait()? {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let mut tail: Vec<&str> = text.lines().rev().take(5).collect();
+                tail.reverse();
                 bail!(
-                    "worker exited with {status} before listening; see {}",
-                    log.display()
+                    "worker exited with {status} before listening; last lines of {}:\n{}",
+                    log.display(),
+                    tail.join("\n")
                 );
             }
             if started.elapsed() > WORKER_START_TIMEOUT {

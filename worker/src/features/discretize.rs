@@ -115,6 +115,12 @@ pub enum DiscretizeError {
     },
 }
 
+/// Largest intensity range, in whole numbers, for which `discretize` tabulates the grey
+/// level of every value instead of computing it per voxel: 2²⁴ entries (64 MiB at most,
+/// allocated only for ranges that wide). Within this range every whole number is exact in
+/// f64 once shifted by the minimum.
+const LEVEL_TABLE_MAX_ENTRIES: usize = 1 << 24;
+
 /// Maps the ROI intensities to grey levels with PyRadiomics' rules (getBinEdges + binImage:
 /// fixed bin width: lower edge = min − (min mod w) with floor-mod for negatives, edges every
 /// w up to max + 2w, right-open bins, index from 1, flat ROI → one bin; fixed bin count: N
@@ -147,16 +153,23 @@ pub fn discretize(
     let mask = roi.mask.slice(box_slice);
 
     // One pass for the range, which fixes the edges and N_g before anything is allocated.
-    let (minimum, maximum, all_finite) = ndarray::Zip::from(&intensities).and(&mask).fold(
-        (f64::INFINITY, f64::NEG_INFINITY, true),
-        |(minimum, maximum, all_finite), &value, &inside| {
-            if inside {
-                (minimum.min(value), maximum.max(value), all_finite && value.is_finite())
-            } else {
-                (minimum, maximum, all_finite)
-            }
-        },
-    );
+    let (minimum, maximum, all_finite, all_whole) = ndarray::Zip::from(&intensities)
+        .and(&mask)
+        .fold(
+            (f64::INFINITY, f64::NEG_INFINITY, true, true),
+            |(minimum, maximum, all_finite, all_whole), &value, &inside| {
+                if inside {
+                    (
+                        minimum.min(value),
+                        maximum.max(value),
+                        all_finite && value.is_finite(),
+                        all_whole && value.trunc() == value,
+                    )
+                } else {
+                    (minimum, maximum, all_finite, all_whole)
+                }
+            },
+        );
     if !all_finite && let Some(error) = first_non_finite(&intensities, &mask, low) {
         return Err(error);
     }
@@ -174,16 +187,35 @@ pub fn discretize(
     }
 
     // Levels of ROI voxels lie in 1..=top_level ≤ max_levels because `level_of` is
-    // monotone in the intensity, so the conversion to u32 is exact.
+    // monotone in the intensity, so the conversions to u32 are exact.
     let mut levels = Array3::<u32>::zeros(intensities.raw_dim());
-    ndarray::Zip::from(&mut levels)
-        .and(&intensities)
-        .and(&mask)
-        .for_each(|level, &value, &inside| {
-            if inside {
-                *level = binning.level_of(value) as u32;
-            }
-        });
+    let table_size = maximum - minimum + 1.0;
+    if all_whole && table_size <= LEVEL_TABLE_MAX_ENTRIES as f64 {
+        // Whole-number intensities (CT, and MR as stored in the STS data): the level of every
+        // value from m to M, computed once by `level_of`, replaces the division and edge
+        // tests per voxel with a lookup. value − m is an exact whole number below the table
+        // size because |values| < 2²⁴ here.
+        let table: Vec<u32> = (0..table_size as usize)
+            .map(|offset| binning.level_of(minimum + offset as f64) as u32)
+            .collect();
+        ndarray::Zip::from(&mut levels)
+            .and(&intensities)
+            .and(&mask)
+            .for_each(|level, &value, &inside| {
+                if inside {
+                    *level = table[(value - minimum) as usize];
+                }
+            });
+    } else {
+        ndarray::Zip::from(&mut levels)
+            .and(&intensities)
+            .and(&mask)
+            .for_each(|level, &value, &inside| {
+                if inside {
+                    *level = binning.level_of(value) as u32;
+                }
+            });
+    }
 
     Ok(TextureInput {
         levels,
@@ -207,21 +239,33 @@ fn validate(method: Discretization) -> Result<(), DiscretizeError> {
 fn bounding_box(roi: &Roi) -> Option<([usize; 3], [usize; 3])> {
     let mut low = [usize::MAX; 3];
     let mut high = [0_usize; 3];
-    // Row by row along k (contiguous in the standard layout): only the first and last ROI
-    // voxel of each row matter, and `position` scans a row faster than indexed iteration.
+    // Row by row along k, contiguous in the standard layout: only the first and last ROI
+    // voxel of each row matter, and a search in a slice is faster than indexed iteration.
     let rows_per_plane = roi.mask.dim().1;
-    for (row_index, row) in roi.mask.lanes(ndarray::Axis(2)).into_iter().enumerate() {
-        let (i, j) = (row_index / rows_per_plane, row_index % rows_per_plane);
-        let Some(first) = row.iter().position(|&inside| inside) else {
+    for (row_index, row) in roi.mask.rows().into_iter().enumerate() {
+        let first_and_last = match row.as_slice() {
+            Some(slice) => first_and_last_true(slice.iter().copied()),
+            None => first_and_last_true(row.iter().copied()),
+        };
+        let Some((first, last)) = first_and_last else {
             continue;
         };
-        let last = row.iter().rposition(|&inside| inside).unwrap_or(first);
+        let (i, j) = (row_index / rows_per_plane, row_index % rows_per_plane);
         for (axis, (from, to)) in [(i, i), (j, j), (first, last)].into_iter().enumerate() {
             low[axis] = low[axis].min(from);
             high[axis] = high[axis].max(to);
         }
     }
     (low[0] != usize::MAX).then_some((low, high))
+}
+
+/// Returns the positions of the first and last `true`, or `None` if there is none.
+fn first_and_last_true(
+    values: impl DoubleEndedIterator<Item = bool> + ExactSizeIterator + Clone,
+) -> Option<(usize, usize)> {
+    let first = values.clone().position(|inside| inside)?;
+    let last = values.rposition(|inside| inside).unwrap_or(first);
+    Some((first, last))
 }
 
 /// Returns the error for the first non-finite ROI voxel in [i, j, k] order, if any; `low`
@@ -412,9 +456,13 @@ impl PaddedLevels {
         let (n_i, n_j, n_k) = input.levels.dim();
         let shape = [n_i + 2 * padding, n_j + 2 * padding, n_k + 2 * padding];
         let mut data = vec![0_u32; shape[0] * shape[1] * shape[2]];
-        for ((i, j, k), &level) in input.levels.indexed_iter() {
-            let index = ((i + padding) * shape[1] + (j + padding)) * shape[2] + (k + padding);
-            data[index] = renumbered[level as usize];
+        // Row by row along k, the contiguous axis of both grids.
+        for (row_index, row) in input.levels.lanes(ndarray::Axis(2)).into_iter().enumerate() {
+            let (i, j) = (row_index / n_j, row_index % n_j);
+            let start = ((i + padding) * shape[1] + (j + padding)) * shape[2] + padding;
+            for (target, &level) in data[start..start + n_k].iter_mut().zip(row.iter()) {
+                *target = renumbered[level as usize];
+            }
         }
         PaddedLevels {
             data,
@@ -429,29 +477,6 @@ impl PaddedLevels {
         let stride_j = self.shape[2] as isize;
         let stride_i = self.shape[1] as isize * stride_j;
         offset[0] as isize * stride_i + offset[1] as isize * stride_j + offset[2] as isize
-    }
-
-    /// Returns (n, data[n], data[n + step]) for every flat index n where both lie in the
-    /// grid, in memory order, with `step` the linear offset of `offset`. The two values come
-    /// from two zipped slices, so the loop needs no bounds tests. For an ROI voxel the
-    /// second value is its true 3-D neighbour when the padding is at least as wide as the
-    /// largest component of `offset`; pairs whose first value is 0 may wrap across rows and
-    /// carry no meaning.
-    pub(crate) fn voxel_pairs(
-        &self,
-        offset: [i32; 3],
-    ) -> impl Iterator<Item = (usize, u32, u32)> + '_ {
-        let step = self.linear_offset(offset);
-        let shift = step.unsigned_abs().min(self.data.len());
-        let remaining = self.data.len() - shift;
-        let (first, centres, neighbours) = if step >= 0 {
-            (0, &self.data[..remaining], &self.data[shift..])
-        } else {
-            (shift, &self.data[shift..], &self.data[..remaining])
-        };
-        (first..).zip(centres.iter().copied().zip(neighbours.iter().copied())).map(
-            |(index, (centre, neighbour))| (index, centre, neighbour),
-        )
     }
 }
 

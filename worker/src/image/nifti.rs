@@ -60,9 +60,16 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let object = ReaderOptions::new()
-        .read_file(path)
-        .map_err(|error| invalid(error.to_string()))?;
+    let object = ReaderOptions::new().read_file(path).map_err(|error| match error {
+        nifti::NiftiError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            invalid(format!("file is truncated ({io}); copy it again from its source"))
+        }
+        nifti::NiftiError::Io(io) => invalid(io.to_string()),
+        nifti::NiftiError::InvalidFormat => {
+            invalid("not a NIfTI-1 file (NIfTI-2 is not supported; convert it to NIfTI-1)".to_string())
+        }
+        other => invalid(other.to_string()),
+    })?;
     let header = object.header().clone();
 
     let rank = header.dim[0] as usize;
@@ -108,8 +115,7 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
         .into_ndarray::<f64>()
         .map_err(|error| invalid(error.to_string()))?;
     let data = if rank == 4 {
-        data.into_shape_with_order(ndarray::IxDyn(&dims))
-            .map_err(|error| invalid(error.to_string()))?
+        data.index_axis_move(ndarray::Axis(3), 0)
     } else {
         data
     };

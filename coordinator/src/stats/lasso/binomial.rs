@@ -110,7 +110,7 @@ pub(super) fn solve_path(
     })
 }
 
-/// How the IRLS loop at one λ ended.
+/// Outcome of the IRLS loop at one λ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Converged,

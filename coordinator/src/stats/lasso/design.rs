@@ -69,7 +69,7 @@ impl Design {
         &self.labels
     }
 
-    /// Whether `feature` is constant on these rows and so left out.
+    /// Returns whether `feature` is constant on these rows, and so left out.
     pub(super) fn is_constant(&self, feature: usize) -> bool {
         self.constant[feature]
     }
@@ -105,9 +105,10 @@ pub(super) struct Solution<'a> {
     pub(super) coefficients: &'a [(usize, f64)],
 }
 
-/// Whether a coordinate-descent or IRLS change counts as converged: below
-/// the threshold, as in glmnet, or exactly zero, which also ends a fit whose
-/// threshold is 0 (a constant Gaussian label has null deviance 0).
+/// Returns whether a coordinate-descent or IRLS change counts as converged:
+/// below the threshold, as in glmnet, or exactly zero. The zero case ends a
+/// fit whose threshold is 0, because a constant Gaussian label has null
+/// deviance 0.
 pub(super) fn settled(change: f64, threshold: f64) -> bool {
     change < threshold || change == 0.0
 }
@@ -155,7 +156,7 @@ pub(super) struct StrongSet {
 }
 
 impl StrongSet {
-    /// An empty set over `features` features.
+    /// Creates an empty set over `features` features.
     pub(super) fn new(features: usize) -> Self {
         Self {
             member: vec![false; features],
@@ -163,7 +164,7 @@ impl StrongSet {
         }
     }
 
-    /// Whether `feature` is in the set.
+    /// Returns whether `feature` is in the set.
     pub(super) fn contains(&self, feature: usize) -> bool {
         self.member[feature]
     }

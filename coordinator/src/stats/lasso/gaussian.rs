@@ -20,9 +20,9 @@
 //! Coordinate descent needs G only between strong-set members and features
 //! that have been non-zero, so only those entries are computed, from the
 //! rows. The optimality check outside the strong set needs g_f for every
-//! feature; it is computed exactly, as `Σ_i z_if r_i / n` with the residual
-//! `r = (y − ȳ) − Zc β` (equal to c_f − Σ_k G_fk β_k), only for the features
-//! that a cheap bound cannot clear. With g_f known exactly at an earlier
+//! feature. It is computed exactly only for the features that a cheap bound
+//! cannot clear, as `Σ_i z_if r_i / n` with the residual
+//! `r = (y − ȳ) − Zc β`, which equals c_f − Σ_k G_fk β_k. With g_f known exactly at an earlier
 //! solution β_ref, the Cauchy–Schwarz inequality (G is a Gram matrix) gives
 //!
 //! ```text

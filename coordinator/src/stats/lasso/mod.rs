@@ -43,12 +43,13 @@
 //!   `Zcᵀ yc / n` and columns of the centred Gram matrix `Zcᵀ Zc / n`, so it
 //!   is exactly reproducible from per-site sums of those statistics.
 //!
-//! Both solvers walk the λ path from the largest value down, start each λ
-//! from the previous solution (warm start), restrict coordinate descent to
-//! the sequential strong set `{f : |g_f(λ_prev)| > 2λ − λ_prev}` (g is the
-//! gradient of the smooth part), cycle over the non-zero coefficients until
-//! they settle, and then check the optimality (KKT) condition `|g_f| ≤ λ` on
-//! every other feature, adding any violator and solving again.
+//! Both solvers walk the λ path from the largest value down and start each λ
+//! from the previous solution (warm start). Coordinate descent runs on the
+//! sequential strong set `{f : |g_f(λ_prev)| > 2λ − λ_prev}`, where g is the
+//! gradient of the smooth part, and cycles over the non-zero coefficients
+//! until they settle. Then the optimality (KKT) condition `|g_f| ≤ λ` is
+//! checked on every other feature, and any violator joins the set before
+//! solving again.
 //!
 //! Convergence, as glmnet's `thresh` (default 1e-7): a coordinate-descent
 //! loop stops when one pass over its coordinates changes no coefficient by

@@ -160,7 +160,7 @@ fn invalid(name: &'static str, value: f64, expected: &'static str) -> StatsError
 pub struct ValidLassoParams(LassoParams);
 
 impl ValidLassoParams {
-    /// The checked settings.
+    /// Returns the checked settings.
     pub fn params(&self) -> &LassoParams {
         &self.0
     }

