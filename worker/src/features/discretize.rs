@@ -41,7 +41,7 @@
 //!   m·(1 − g/N_b) + M·(g/N_b) in the second. When M + 1 rounds to M (|M| ≥ 2⁵³), numpy puts
 //!   M into bin N_b + 1, and this module keeps it in bin N_b.
 
-use ndarray::{Array3, s};
+use ndarray::{Array3, ShapeBuilder, s};
 
 use crate::image::Volume;
 use crate::mask::Roi;
@@ -163,7 +163,9 @@ pub fn discretize(
                         minimum.min(value),
                         maximum.max(value),
                         all_finite && value.is_finite(),
-                        all_whole && value.trunc() == value,
+                        // A round trip through i64 is exact for whole numbers below 2⁶³
+                        // and avoids a libm call for trunc().
+                        all_whole && (value as i64) as f64 == value,
                     )
                 } else {
                     (minimum, maximum, all_finite, all_whole)
@@ -188,7 +190,14 @@ pub fn discretize(
 
     // Levels of ROI voxels lie in 1..=top_level ≤ max_levels because `level_of` is
     // monotone in the intensity, so the conversions to u32 are exact.
-    let mut levels = Array3::<u32>::zeros(intensities.raw_dim());
+    // Same memory order as the image (Fortran order for NIfTI), so the passes below and in
+    // the texture kernels read memory sequentially.
+    let fortran_order = !image.data.is_standard_layout() && image.data.t().is_standard_layout();
+    let mut levels = if fortran_order {
+        Array3::<u32>::zeros(intensities.raw_dim().f())
+    } else {
+        Array3::<u32>::zeros(intensities.raw_dim())
+    };
     let table_size = maximum - minimum + 1.0;
     if all_whole && table_size <= LEVEL_TABLE_MAX_ENTRIES as f64 {
         // Whole-number intensities (CT, and MR as stored in the STS data): the level of every
@@ -239,21 +248,29 @@ fn validate(method: Discretization) -> Result<(), DiscretizeError> {
 fn bounding_box(roi: &Roi) -> Option<([usize; 3], [usize; 3])> {
     let mut low = [usize::MAX; 3];
     let mut high = [0_usize; 3];
-    // Row by row along k, contiguous in the standard layout: only the first and last ROI
-    // voxel of each row matter, and a search in a slice is faster than indexed iteration.
-    let rows_per_plane = roi.mask.dim().1;
-    for (row_index, row) in roi.mask.rows().into_iter().enumerate() {
-        let first_and_last = match row.as_slice() {
+    // Lane by lane along the contiguous axis (i for NIfTI volumes, which are in Fortran
+    // order): only the first and last ROI voxel of each lane matter, and a search in a slice
+    // is faster than indexed iteration.
+    let fortran_order = !roi.mask.is_standard_layout() && roi.mask.t().is_standard_layout();
+    let (axis, first_other, second_other) = if fortran_order { (0, 1, 2) } else { (2, 0, 1) };
+    let second_extent = roi.mask.len_of(ndarray::Axis(second_other));
+    for (lane_index, lane) in roi.mask.lanes(ndarray::Axis(axis)).into_iter().enumerate() {
+        let first_and_last = match lane.as_slice() {
             Some(slice) => first_and_last_true(slice.iter().copied()),
-            None => first_and_last_true(row.iter().copied()),
+            None => first_and_last_true(lane.iter().copied()),
         };
         let Some((first, last)) = first_and_last else {
             continue;
         };
-        let (i, j) = (row_index / rows_per_plane, row_index % rows_per_plane);
-        for (axis, (from, to)) in [(i, i), (j, j), (first, last)].into_iter().enumerate() {
-            low[axis] = low[axis].min(from);
-            high[axis] = high[axis].max(to);
+        let mut from = [0; 3];
+        from[first_other] = lane_index / second_extent;
+        from[second_other] = lane_index % second_extent;
+        let mut to = from;
+        from[axis] = first;
+        to[axis] = last;
+        for axis in 0..3 {
+            low[axis] = low[axis].min(from[axis]);
+            high[axis] = high[axis].max(to[axis]);
         }
     }
     (low[0] != usize::MAX).then_some((low, high))
@@ -261,7 +278,7 @@ fn bounding_box(roi: &Roi) -> Option<([usize; 3], [usize; 3])> {
 
 /// Returns the positions of the first and last `true`, or `None` if there is none.
 fn first_and_last_true(
-    values: impl DoubleEndedIterator<Item = bool> + ExactSizeIterator + Clone,
+    mut values: impl DoubleEndedIterator<Item = bool> + ExactSizeIterator + Clone,
 ) -> Option<(usize, usize)> {
     let first = values.clone().position(|inside| inside)?;
     let last = values.rposition(|inside| inside).unwrap_or(first);
@@ -416,18 +433,22 @@ impl FixedWidthEdges {
 }
 
 /// Grey levels of a [`TextureInput`] renumbered to the levels present and surrounded by
-/// empty voxels, as one flat buffer in standard (C) order, so that k varies fastest.
+/// empty voxels, as one flat buffer.
 ///
 /// Texture kernels look up the neighbour of voxel `index` at `index + offset` with a
 /// precomputed linear offset. The padding is at least as wide as the largest offset
 /// component, so every neighbour of an ROI voxel lies inside the buffer and no per-neighbour
-/// bounds test is needed. Padding voxels hold 0, like voxels outside the ROI.
+/// bounds test is needed. Padding voxels hold 0, like voxels outside the ROI. The buffer
+/// keeps the memory order of the input (Fortran order for NIfTI volumes, where i varies
+/// fastest, else C order), so that copying it in is a sequential pass.
 pub(crate) struct PaddedLevels {
     /// Renumbered level per voxel: 0 outside the ROI, r + 1 for the r-th grey level present
     /// (ascending).
     pub(crate) data: Vec<u32>,
     /// Padded shape along i, j, k.
     pub(crate) shape: [usize; 3],
+    /// Change of the flat index for one voxel along i, j and k.
+    pub(crate) strides: [usize; 3],
     /// Empty voxels added on each side of each axis.
     pub(crate) padding: usize,
     /// Grey level of each renumbered level: `present_levels[r]` for renumbered level r + 1.
@@ -455,28 +476,54 @@ impl PaddedLevels {
 
         let (n_i, n_j, n_k) = input.levels.dim();
         let shape = [n_i + 2 * padding, n_j + 2 * padding, n_k + 2 * padding];
-        let mut data = vec![0_u32; shape[0] * shape[1] * shape[2]];
-        // Row by row along k, the contiguous axis of both grids.
-        for (row_index, row) in input.levels.lanes(ndarray::Axis(2)).into_iter().enumerate() {
-            let (i, j) = (row_index / n_j, row_index % n_j);
-            let start = ((i + padding) * shape[1] + (j + padding)) * shape[2] + padding;
-            for (target, &level) in data[start..start + n_k].iter_mut().zip(row.iter()) {
-                *target = renumbered[level as usize];
-            }
-        }
-        PaddedLevels {
-            data,
+        let fortran_order = !input.levels.is_standard_layout() && input.levels.t().is_standard_layout();
+        let strides = if fortran_order {
+            [1, shape[0], shape[0] * shape[1]]
+        } else {
+            [shape[1] * shape[2], shape[2], 1]
+        };
+        let mut padded = PaddedLevels {
+            data: vec![0_u32; shape[0] * shape[1] * shape[2]],
             shape,
+            strides,
             padding,
             present_levels,
+        };
+
+        // Lane by lane along the axis that is contiguous in both grids.
+        let (axis, first_other, second_other) = if fortran_order { (0, 1, 2) } else { (2, 0, 1) };
+        let lane_length = input.levels.len_of(ndarray::Axis(axis));
+        let second_extent = input.levels.len_of(ndarray::Axis(second_other));
+        for (lane_index, lane) in input.levels.lanes(ndarray::Axis(axis)).into_iter().enumerate() {
+            let mut position = [padding; 3];
+            position[first_other] += lane_index / second_extent;
+            position[second_other] += lane_index % second_extent;
+            let start = padded.flat_index(position);
+            let stride = padded.strides[axis];
+            for (offset, &level) in lane.iter().enumerate() {
+                padded.data[start + offset * stride] = renumbered[level as usize];
+            }
+            debug_assert_eq!(stride, 1, "lanes run along the contiguous axis");
+            debug_assert!(lane.len() == lane_length);
         }
+        padded
+    }
+
+    /// Returns the flat index of padded voxel (i, j, k).
+    pub(crate) fn flat_index(&self, position: [usize; 3]) -> usize {
+        position[0] * self.strides[0] + position[1] * self.strides[1] + position[2] * self.strides[2]
+    }
+
+    /// Returns the padded (i, j, k) of flat index `index`.
+    pub(crate) fn position(&self, index: usize) -> [usize; 3] {
+        std::array::from_fn(|axis| index / self.strides[axis] % self.shape[axis])
     }
 
     /// Returns the change of the flat index for a step of `offset` = (di, dj, dk) voxels.
     pub(crate) fn linear_offset(&self, offset: [i32; 3]) -> isize {
-        let stride_j = self.shape[2] as isize;
-        let stride_i = self.shape[1] as isize * stride_j;
-        offset[0] as isize * stride_i + offset[1] as isize * stride_j + offset[2] as isize
+        (0..3)
+            .map(|axis| offset[axis] as isize * self.strides[axis] as isize)
+            .sum()
     }
 }
 
@@ -937,6 +984,13 @@ mod tests {
         );
         // A distance far beyond the box costs nothing and finds nothing.
         assert!(angle_offsets(&[u32::MAX], [3, 3, 3]).is_empty());
+    }
+
+    /// Returns `input` with its levels in Fortran order, the layout of NIfTI volumes.
+    fn fortran_order_copy(input: &TextureInput) -> TextureInput {
+        let mut levels = Array3::zeros(input.levels.raw_dim().f());
+        levels.assign(&input.levels);
+        TextureInput { levels, ..input.clone() }
     }
 
     #[test]

@@ -115,22 +115,15 @@ pub(super) fn count_runs(
 /// with a gap between them. Only called for angles without runs longer than 1, where the
 /// lines through the ROI are short.
 fn any_line_holds_two_voxels(padded: &PaddedLevels, offset: [i32; 3]) -> bool {
-    let [size_i, size_j, size_k] = padded.shape;
     let low = padded.padding as i64;
-    let high = [size_i, size_j, size_k].map(|size| size as i64 - low);
-    let inside =
-        |coordinates: [i64; 3]| (0..3).all(|axis| (low..high[axis]).contains(&coordinates[axis]));
+    let high = padded.shape.map(|size| size as i64 - low);
+    let inside = |position: [i64; 3]| (0..3).all(|axis| (low..high[axis]).contains(&position[axis]));
 
     for (index, &level) in padded.data.iter().enumerate() {
         if level == 0 {
             continue;
         }
-        let start = [
-            (index / (size_j * size_k)) as i64,
-            (index / size_k % size_j) as i64,
-            (index % size_k) as i64,
-        ];
-        let mut position = start;
+        let mut position = padded.position(index).map(|c| c as i64);
         loop {
             for axis in 0..3 {
                 position[axis] += i64::from(offset[axis]);
@@ -138,8 +131,7 @@ fn any_line_holds_two_voxels(padded: &PaddedLevels, offset: [i32; 3]) -> bool {
             if !inside(position) {
                 break;
             }
-            let [i, j, k] = position.map(|c| c as usize);
-            if padded.data[(i * size_j + j) * size_k + k] != 0 {
+            if padded.data[padded.flat_index(position.map(|c| c as usize))] != 0 {
                 return true;
             }
         }
