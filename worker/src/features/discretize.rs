@@ -19,8 +19,8 @@
 //! floor-style modulo of Python, so that L ≤ m and L is a multiple of w also for negative
 //! intensities. The edges are the values of `numpy.arange(L, M + 2w, w)`: e₀ = L,
 //! e₁ = L + w and e_g = L + g·((L + w) − L) for g ≥ 2, evaluated in f64 exactly as numpy
-//! fills them. For whole-number intensities and widths below 2⁵³ these are the exact
-//! multiples of w, and the grey level is ⌊x/w⌋ − ⌊m/w⌋ + 1. A flat ROI (m = M) gets one grey
+//! fills them. For whole-number intensities and a whole-number width, all below 2⁵³, these
+//! are the exact multiples of w, and the grey level is ⌊x/w⌋ − ⌊m/w⌋ + 1. A flat ROI (m = M) gets one grey
 //! level, 1.
 //!
 //! Fixed bin count (PyRadiomics `binCount`): the edges are those of
@@ -46,7 +46,7 @@ use ndarray::{Array3, ShapeBuilder, s};
 use crate::image::Volume;
 use crate::mask::Roi;
 
-/// How intensities become grey levels.
+/// Rule that maps intensities to grey levels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Discretization {
     /// Bins of this width w in intensity units, starting at a multiple of w (PyRadiomics
@@ -70,7 +70,7 @@ pub struct TextureInput {
     pub spacing: [f64; 3],
 }
 
-/// Why an ROI cannot be discretised.
+/// Error from [`discretize`]: an invalid parameter, or an ROI that cannot be discretised.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DiscretizeError {
     /// The bin width is zero, negative, infinite or NaN.
@@ -79,13 +79,15 @@ pub enum DiscretizeError {
     /// The bin count is zero.
     #[error("bin count 0 is invalid; it must be at least 1")]
     InvalidBinCount,
-    /// Discretisation would give more grey levels than the configured cap.
+    /// Discretisation would give more grey levels than the configured cap, or the fixed bin
+    /// count itself exceeds it.
     #[error(
         "intensities from {minimum} to {maximum} give {levels} grey levels, more than the cap of \
-         {max_levels}; raise the bin width or lower the bin count"
+         {max_levels}; raise the bin width, lower the bin count or raise the cap"
     )]
     TooManyLevels {
-        /// Grey levels the ROI would get (N_g), saturated at `u64::MAX`.
+        /// Grey levels the ROI would get (N_g), or the fixed bin count; saturated at
+        /// `u64::MAX`.
         levels: u64,
         /// The configured cap.
         max_levels: u32,
@@ -114,12 +116,6 @@ pub enum DiscretizeError {
         mask: [usize; 3],
     },
 }
-
-/// Largest intensity range, in whole numbers, for which `discretize` tabulates the grey
-/// level of every value instead of computing it per voxel: 2²⁴ entries (64 MiB at most,
-/// allocated only for ranges that wide). Within this range every whole number is exact in
-/// f64 once shifted by the minimum.
-const LEVEL_TABLE_MAX_ENTRIES: usize = 1 << 24;
 
 /// Maps the ROI intensities to grey levels with PyRadiomics' rules (getBinEdges + binImage:
 /// fixed bin width: lower edge = min − (min mod w) with floor-mod for negatives, edges every
@@ -153,9 +149,8 @@ pub fn discretize(
     let mask = roi.mask.slice(box_slice);
 
     // One pass for the range, which fixes the edges and N_g before anything is allocated.
-    let (minimum, maximum, all_finite, all_whole) = ndarray::Zip::from(&intensities)
-        .and(&mask)
-        .fold(
+    let (minimum, maximum, all_finite, all_whole) =
+        ndarray::Zip::from(&intensities).and(&mask).fold(
             (f64::INFINITY, f64::NEG_INFINITY, true, true),
             |(minimum, maximum, all_finite, all_whole), &value, &inside| {
                 if inside {
@@ -176,6 +171,20 @@ pub fn discretize(
         return Err(error);
     }
 
+    // The edges of a fixed bin count take 8 bytes per bin, so a count above the cap is
+    // rejected before they exist, even when fewer levels would be occupied (a flat ROI
+    // occupies only level ⌊N_b/2⌋ + 1).
+    if let Discretization::FixedBinCount(count) = method
+        && count > max_levels
+    {
+        return Err(DiscretizeError::TooManyLevels {
+            levels: u64::from(count),
+            max_levels,
+            minimum,
+            maximum,
+        });
+    }
+
     let binning = Binning::new(method, minimum, maximum);
     let top_level = binning.level_of(maximum);
     if top_level > f64::from(max_levels) {
@@ -188,22 +197,24 @@ pub fn discretize(
         });
     }
 
-    // Levels of ROI voxels lie in 1..=top_level ≤ max_levels because `level_of` is
-    // monotone in the intensity, so the conversions to u32 are exact.
-    // Same memory order as the image (Fortran order for NIfTI), so the passes below and in
-    // the texture kernels read memory sequentially.
+    // Same memory order as the image (Fortran order for NIfTI), so that the passes below and
+    // in the texture kernels read memory sequentially.
     let fortran_order = !image.data.is_standard_layout() && image.data.t().is_standard_layout();
     let mut levels = if fortran_order {
         Array3::<u32>::zeros(intensities.raw_dim().f())
     } else {
         Array3::<u32>::zeros(intensities.raw_dim())
     };
+
+    // Levels of ROI voxels lie in 1..=top_level ≤ max_levels because `level_of` is monotone
+    // in the intensity, so the conversions to u32 are exact.
     let table_size = maximum - minimum + 1.0;
-    if all_whole && table_size <= LEVEL_TABLE_MAX_ENTRIES as f64 {
-        // Whole-number intensities (CT, and MR as stored in the STS data): the level of every
-        // value from m to M, computed once by `level_of`, replaces the division and edge
-        // tests per voxel with a lookup. value − m is an exact whole number below the table
-        // size because |values| < 2²⁴ here.
+    if all_whole && table_size <= levels.len() as f64 {
+        // Whole-number intensities (CT in HU, many MR series): the level of every whole
+        // number from m to M, computed once by `level_of`, replaces the division and edge
+        // tests per voxel with a lookup. The table is no larger than the output array. The
+        // index value − m is exact, as the difference of two whole numbers at most the table
+        // size apart, and so is m + offset for every offset that is some voxel's value − m.
         let table: Vec<u32> = (0..table_size as usize)
             .map(|offset| binning.level_of(minimum + offset as f64) as u32)
             .collect();
@@ -285,7 +296,7 @@ fn first_and_last_true(
     Some((first, last))
 }
 
-/// Returns the error for the first non-finite ROI voxel in [i, j, k] order, if any; `low`
+/// Returns the error for the first non-finite ROI voxel in [i, j, k] order, if any. `low`
 /// is the corner of the bounding box in the image.
 fn first_non_finite(
     intensities: &ndarray::ArrayView3<f64>,
@@ -439,8 +450,7 @@ impl FixedWidthEdges {
 /// precomputed linear offset. The padding is at least as wide as the largest offset
 /// component, so every neighbour of an ROI voxel lies inside the buffer and no per-neighbour
 /// bounds test is needed. Padding voxels hold 0, like voxels outside the ROI. The buffer
-/// keeps the memory order of the input (Fortran order for NIfTI volumes, where i varies
-/// fastest, else C order), so that copying it in is a sequential pass.
+/// keeps the memory order of the input, C or Fortran, which `strides` records.
 pub(crate) struct PaddedLevels {
     /// Renumbered level per voxel: 0 outside the ROI, r + 1 for the r-th grey level present
     /// (ascending).
@@ -458,11 +468,22 @@ pub(crate) struct PaddedLevels {
 impl PaddedLevels {
     /// Copies `input.levels` into a grid with `padding` empty voxels on every side.
     pub(crate) fn new(input: &TextureInput, padding: usize) -> Self {
-        let max_level = input.levels.iter().copied().max().unwrap_or(0) as usize;
-        let mut present = vec![false; max_level + 1];
-        for &level in &input.levels {
-            present[level as usize] = true;
+        // Flags of the levels present, in one pass in memory order (`iter` follows the logical
+        // order, which strides through a Fortran-order array).
+        let mut present = vec![false; input.n_levels as usize + 1];
+        let mut flag = |level: u32| {
+            let level = level as usize;
+            if level >= present.len() {
+                // Only if `n_levels` understates the highest level.
+                present.resize(level + 1, false);
+            }
+            present[level] = true;
+        };
+        match input.levels.as_slice_memory_order() {
+            Some(levels) => levels.iter().for_each(|&level| flag(level)),
+            None => input.levels.iter().for_each(|&level| flag(level)),
         }
+        let max_level = present.len() - 1;
         let present_levels: Vec<u32> = (1..=max_level)
             .filter(|&level| present[level])
             .map(|level| level as u32)
@@ -476,7 +497,10 @@ impl PaddedLevels {
 
         let (n_i, n_j, n_k) = input.levels.dim();
         let shape = [n_i + 2 * padding, n_j + 2 * padding, n_k + 2 * padding];
-        let fortran_order = !input.levels.is_standard_layout() && input.levels.t().is_standard_layout();
+        // Same memory order as the input (Fortran order for NIfTI volumes, else C order), so
+        // that the copy below reads and writes sequentially.
+        let fortran_order =
+            !input.levels.is_standard_layout() && input.levels.t().is_standard_layout();
         let strides = if fortran_order {
             [1, shape[0], shape[0] * shape[1]]
         } else {
@@ -490,28 +514,32 @@ impl PaddedLevels {
             present_levels,
         };
 
-        // Lane by lane along the axis that is contiguous in both grids.
+        // Lane by lane along the contiguous axis: i in Fortran order, k in C order.
         let (axis, first_other, second_other) = if fortran_order { (0, 1, 2) } else { (2, 0, 1) };
-        let lane_length = input.levels.len_of(ndarray::Axis(axis));
         let second_extent = input.levels.len_of(ndarray::Axis(second_other));
-        for (lane_index, lane) in input.levels.lanes(ndarray::Axis(axis)).into_iter().enumerate() {
+        for (lane_index, lane) in input
+            .levels
+            .lanes(ndarray::Axis(axis))
+            .into_iter()
+            .enumerate()
+        {
             let mut position = [padding; 3];
             position[first_other] += lane_index / second_extent;
             position[second_other] += lane_index % second_extent;
             let start = padded.flat_index(position);
-            let stride = padded.strides[axis];
-            for (offset, &level) in lane.iter().enumerate() {
-                padded.data[start + offset * stride] = renumbered[level as usize];
+            let target = &mut padded.data[start..start + lane.len()];
+            for (voxel, &level) in target.iter_mut().zip(lane.iter()) {
+                *voxel = renumbered[level as usize];
             }
-            debug_assert_eq!(stride, 1, "lanes run along the contiguous axis");
-            debug_assert!(lane.len() == lane_length);
         }
         padded
     }
 
     /// Returns the flat index of padded voxel (i, j, k).
     pub(crate) fn flat_index(&self, position: [usize; 3]) -> usize {
-        position[0] * self.strides[0] + position[1] * self.strides[1] + position[2] * self.strides[2]
+        position[0] * self.strides[0]
+            + position[1] * self.strides[1]
+            + position[2] * self.strides[2]
     }
 
     /// Returns the padded (i, j, k) of flat index `index`.
@@ -628,7 +656,7 @@ pub(crate) mod test_volumes {
     //! PyRadiomics reference values builds the same arrays, indexed [k, j, i] in numpy, with
     //! spacing (0.7, 1.3, 2.9) mm along i, j, k.
 
-    use ndarray::Array3;
+    use ndarray::{Array3, ShapeBuilder};
 
     use super::{Discretization, TextureInput, discretize};
     use crate::image::{Geometry, Volume};
@@ -696,6 +724,17 @@ pub(crate) mod test_volumes {
         (volume, Roi { mask, voxel_count })
     }
 
+    /// Returns `input` with its levels in Fortran order (i varies fastest), the layout of
+    /// NIfTI volumes as `image::nifti` reads them.
+    pub(crate) fn fortran_order_copy(input: &TextureInput) -> TextureInput {
+        let mut levels = Array3::zeros(input.levels.raw_dim().f());
+        levels.assign(&input.levels);
+        TextureInput {
+            levels,
+            ..input.clone()
+        }
+    }
+
     /// Returns the discretised ROI of `case`, with a cap of 1000 grey levels.
     pub(crate) fn texture_input(case: Case, method: Discretization) -> TextureInput {
         let (volume, roi) = volume_and_roi(case);
@@ -707,7 +746,7 @@ pub(crate) mod test_volumes {
 mod tests {
     use ndarray::Array3;
 
-    use super::test_volumes::{Case, volume_and_roi};
+    use super::test_volumes::{Case, fortran_order_copy, volume_and_roi};
     use super::*;
     use crate::image::Geometry;
 
@@ -894,14 +933,14 @@ mod tests {
             ),
             "{error:?}"
         );
-        // M − m overflows to infinity; the interpolated edges still order the values.
-        let levels: Vec<u32> = {
-            let input =
-                discretize(&volume, &roi, Discretization::FixedBinCount(4), 1000).expect("valid");
-            input.levels.iter().copied().collect()
-        };
-        // Edges at about −0.9·10³⁰⁸, 0 and 0.9·10³⁰⁸.
+
+        // M − m overflows to infinity; the interpolated edges, at about −0.9·10³⁰⁸, 0 and
+        // 0.9·10³⁰⁸, still order the values.
+        let input =
+            discretize(&volume, &roi, Discretization::FixedBinCount(4), 1000).expect("valid");
+        let levels: Vec<u32> = input.levels.iter().copied().collect();
         assert_eq!(levels, [2, 3, 3, 4, 1]);
+
         // M + 2w overflows, so numpy cannot build the edges; here it is too many levels.
         let error =
             discretize(&volume, &roi, Discretization::FixedBinWidth(1e307), 1000).unwrap_err();
@@ -909,10 +948,14 @@ mod tests {
             matches!(error, DiscretizeError::TooManyLevels { .. }),
             "{error:?}"
         );
+
+        // PyRadiomics 3.1.4 binImage gives [1, 11, 21] for these values and width.
         let (volume, roi) = line(&[-1e300, 0.0, 1e300]);
         let input =
             discretize(&volume, &roi, Discretization::FixedBinWidth(1e299), 1000).expect("valid");
-        assert!((20..=22).contains(&input.n_levels), "{}", input.n_levels);
+        let levels: Vec<u32> = input.levels.iter().copied().collect();
+        assert_eq!(levels, [1, 11, 21]);
+        assert_eq!(input.n_levels, 21);
     }
 
     #[test]
@@ -986,34 +1029,62 @@ mod tests {
         assert!(angle_offsets(&[u32::MAX], [3, 3, 3]).is_empty());
     }
 
-    /// Returns `input` with its levels in Fortran order, the layout of NIfTI volumes.
-    fn fortran_order_copy(input: &TextureInput) -> TextureInput {
-        let mut levels = Array3::zeros(input.levels.raw_dim().f());
-        levels.assign(&input.levels);
-        TextureInput { levels, ..input.clone() }
+    /// NIfTI volumes arrive in Fortran order; the levels must not depend on the layout.
+    #[test]
+    fn fortran_order_image_gives_same_levels() {
+        let (volume, roi) = volume_and_roi(Case::Synthetic);
+        let mut fortran_volume = volume.clone();
+        fortran_volume.data = Array3::zeros(volume.data.raw_dim().f());
+        fortran_volume.data.assign(&volume.data);
+        let mut fortran_mask = Array3::from_elem(roi.mask.raw_dim().f(), false);
+        fortran_mask.assign(&roi.mask);
+        let fortran_roi = Roi {
+            mask: fortran_mask,
+            voxel_count: roi.voxel_count,
+        };
+        for method in [
+            Discretization::FixedBinWidth(10.0),
+            Discretization::FixedBinCount(8),
+        ] {
+            let expected = discretize(&volume, &roi, method, 1000).expect("valid input");
+            let actual = discretize(&fortran_volume, &fortran_roi, method, 1000).expect("valid");
+            assert_eq!(actual, expected, "{method:?}");
+            assert!(
+                actual.levels.t().is_standard_layout(),
+                "levels keep Fortran order"
+            );
+        }
     }
 
     #[test]
     fn padded_levels_renumber_present_levels() {
-        let mut levels = Array3::zeros((2, 1, 1));
+        let mut levels = Array3::zeros((2, 3, 2));
         levels[[0, 0, 0]] = 3;
         levels[[1, 0, 0]] = 7;
+        levels[[1, 2, 1]] = 3;
         let input = TextureInput {
             levels,
             n_levels: 7,
             spacing: [1.0; 3],
         };
-        let padded = PaddedLevels::new(&input, 1);
-        assert_eq!(padded.shape, [4, 3, 3]);
-        assert_eq!(padded.present_levels, [3, 7]);
-        assert_eq!(padded.data.iter().filter(|&&level| level != 0).count(), 2);
-        // Voxel (0, 0, 0) sits at (1, 1, 1) in the padded 4 × 3 × 3 grid.
-        let first = (3 + 1) * 3 + 1;
-        assert_eq!(padded.data[first], 1);
-        assert_eq!(
-            padded.data[first.wrapping_add_signed(padded.linear_offset([1, 0, 0]))],
-            2
-        );
+        // Padded shape 4 × 5 × 4, in C and in Fortran order.
+        for (input, strides) in [
+            (input.clone(), [20, 4, 1]),
+            (fortran_order_copy(&input), [1, 4, 20]),
+        ] {
+            let padded = PaddedLevels::new(&input, 1);
+            assert_eq!(padded.shape, [4, 5, 4]);
+            assert_eq!(padded.strides, strides);
+            assert_eq!(padded.present_levels, [3, 7]);
+            assert_eq!(padded.data.iter().filter(|&&level| level != 0).count(), 3);
+            // Voxel (0, 0, 0) sits at (1, 1, 1) in the padded grid.
+            let first = padded.flat_index([1, 1, 1]);
+            assert_eq!(padded.position(first), [1, 1, 1]);
+            assert_eq!(padded.data[first], 1);
+            let next = first.wrapping_add_signed(padded.linear_offset([1, 0, 0]));
+            assert_eq!(padded.data[next], 2);
+            assert_eq!(padded.data[padded.flat_index([2, 3, 2])], 1);
+        }
     }
 
     #[test]

@@ -26,9 +26,11 @@ use crate::mask::Roi;
 /// convention changes a number, so that the definition hash changes too.
 pub const DEFINITIONS_VERSION: &str = "radstudy-features-2";
 
-/// Largest number of grey levels a texture class accepts; more means the
-/// bin width is far too small for the intensity range.
-pub const MAX_GREY_LEVELS: u32 = 10_000;
+/// Largest number of grey levels a texture class accepts. GLCM holds 13
+/// matrices of N_g² counts (about 100 MB at 1,000 levels) and its MCC
+/// feature costs O(N_g³); more levels than this means the bin width is far
+/// too small for the intensity range.
+pub const MAX_GREY_LEVELS: u32 = 1_000;
 
 /// A feature class, under its PyRadiomics name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

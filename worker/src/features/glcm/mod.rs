@@ -10,8 +10,8 @@
 //! Let:
 //!
 //! - **the angles** be PyRadiomics' neighbour offsets (di, dj, dk) at the requested Chebyshev
-//!   distances δ, one of each ± pair: 13 for δ = 1 (see
-//!   [`angle_offsets`](crate::features::discretize::angle_offsets) for their order);
+//!   distances δ, one of each ± pair: 13 for δ = 1, in PyRadiomics' order (descending
+//!   lexicographic order of (dk, dj, di), the first nonzero component positive);
 //! - **P(i, j)** be, for one angle (di, dj, dk), the number of ROI voxels with grey level i
 //!   whose voxel at (+di, +dj, +dk) is in the ROI with grey level j. A symmetric matrix
 //!   (the default) adds the transpose, P(i, j) + P(j, i), so each pair counts in both orders;
@@ -35,9 +35,9 @@
 //! - **HXY2** = −Σ p_x(i)·p_y(j)·log₂(p_x(i)·p_y(j) + ε).
 //!
 //! Sums without bounds run over all i and j. Every feature is computed per angle, and the
-//! output is the mean over the angles where the feature is not NaN (numpy's `nanmean`).
-//! PyRadiomics' only per-angle NaN in practice is Imc2 when rounding makes HXY > HXY2, and
-//! MCC when rounding makes the second eigenvalue negative.
+//! output is the mean over the angles where the feature is not NaN (numpy's `nanmean`, with
+//! its rounding). A feature is NaN for one angle in two cases, both as in PyRadiomics: Imc2
+//! when rounding makes HXY > HXY2, and MCC when rounding makes λ₂ negative.
 
 mod eigen;
 mod matrix;
@@ -83,7 +83,7 @@ const MCC_INDEX: usize = 19;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlcmSettings {
     /// Chebyshev distances δ between a voxel and its neighbour, in voxels (PyRadiomics
-    /// `distances`, default [1]). Each must be ≥ 1.
+    /// `distances`, default `[1]`). Each must be ≥ 1.
     pub distances: Vec<u32>,
     /// Whether to add the transpose to each matrix (PyRadiomics `symmetricalGLCM`, default
     /// true).
@@ -121,9 +121,9 @@ impl GlcmSettings {
 /// Computes PyRadiomics' 24 default GLCM features of one discretised ROI.
 ///
 /// Returns `(name, value)` pairs in the order of [`FEATURE_NAMES`]. Distances of 0 in
-/// `settings` are ignored (see [`GlcmSettings::validate`]); if no angle has a voxel pair in
-/// the ROI, for example when no two ROI voxels touch, every feature is NaN, as in PyRadiomics,
-/// except MCC for a single grey level.
+/// `settings` are ignored (see [`GlcmSettings::validate`]). If no angle has a voxel pair in
+/// the ROI, for example when no two ROI voxels touch, every feature is NaN, as in
+/// PyRadiomics. MCC is the exception: it is 1 for a single grey level.
 ///
 /// Each feature, in output order (IBSI names and codes from the IBSI reference manual; units
 /// in grey levels, "GL"):
@@ -171,7 +171,7 @@ impl GlcmSettings {
 /// 19. **JointEntropy** = HXY. IBSI "joint entropy" (TU9B), which has no ε. Unit: bits.
 /// 20. **MCC** = √λ₂, where λ₂ is the second largest eigenvalue of
 ///     Q(i, j) = Σ_k p(i, k)·p(j, k) / (p_x(i)·p_y(k) + ε). No IBSI equivalent.
-///     Dimensionless, in [0, 1]: the maximal correlation coefficient. A ROI with a single
+///     Dimensionless, in [0, 1]: the maximal correlation coefficient. An ROI with a single
 ///     grey level gives 1, as in PyRadiomics.
 /// 21. **MaximumProbability** = max p(i, j). IBSI "joint maximum" (GYBY). Dimensionless.
 /// 22. **SumAverage** = Σ_k k·p_x+y(k). IBSI "sum average" (ZGXS). Unit: GL. Equal to
@@ -194,6 +194,11 @@ impl GlcmSettings {
 ///   complex square root, so a negative λ₂ contributes 0 instead of NaN. This function
 ///   follows the same rule with its own eigenvalues, but whether rounding produces a complex
 ///   pair can differ between LAPACK and this solver when eigenvalues nearly coincide.
+///
+/// Cost: with G grey levels present and A angles (13 for distance 1), the counts take
+/// A·G²·8 bytes and MCC takes O(G³) time per angle, as in PyRadiomics. G = 50 needs 260 kB;
+/// G = 10 000 would need 10 GB. Callers bound G through the `max_levels` argument of
+/// [`discretize`](crate::features::discretize::discretize).
 ///
 /// References: Haralick RM, Shanmugam K, Dinstein I. Textural features for image
 /// classification. IEEE Trans Syst Man Cybern 1973;SMC-3(6):610–621. Zwanenburg A et al. The
@@ -446,7 +451,7 @@ fn q_eigenvalues(p: &[f64], p_x: &[f64], p_y: &[f64]) -> Option<Vec<eigen::Eigen
     let eps = f64::EPSILON;
 
     // A level with p_x(i) = 0 has a zero row and a zero column in Q, hence the eigenvalue 0
-    // exactly (LAPACK's balancing isolates it the same way); the solver sees the rest.
+    // exactly, which LAPACK's balancing isolates the same way. The solver gets the rest.
     let active: Vec<usize> = (0..g).filter(|&row| p_x[row] != 0.0).collect();
     let m = active.len();
 

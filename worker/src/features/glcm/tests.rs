@@ -3,7 +3,7 @@
 
 use super::matrix::{count_cooccurrences, reference};
 use super::*;
-use crate::features::discretize::test_volumes::{Case, texture_input};
+use crate::features::discretize::test_volumes::{Case, fortran_order_copy, texture_input};
 use crate::features::discretize::{Discretization, PaddedLevels, TextureInput, angle_offsets};
 
 /// Relative tolerance for PyRadiomics reference values. The formulas and their evaluation
@@ -76,6 +76,10 @@ fn fast_counts_match_reference() {
         random_input((1, 9, 4), 2),
         random_input((11, 3, 8), 3),
     ];
+    let inputs: Vec<TextureInput> = inputs
+        .iter()
+        .flat_map(|input| [input.clone(), fortran_order_copy(input)])
+        .collect();
     for (case, input) in inputs.iter().enumerate() {
         let shape: [usize; 3] = input.levels.dim().into();
         for distances in [vec![1], vec![1, 2], vec![3], vec![2, 5]] {
@@ -89,6 +93,16 @@ fn fast_counts_match_reference() {
             );
         }
     }
+}
+
+#[test]
+fn memory_order_does_not_change_features() {
+    let input = texture_input(Case::Synthetic, bin_width(10.0));
+    let settings = GlcmSettings::default();
+    assert_eq!(
+        compute(&fortran_order_copy(&input), &settings),
+        compute(&input, &settings)
+    );
 }
 
 /// Reference values for the tests below: PyRadiomics 3.1.4 (pyradiomics-bhklab, numpy

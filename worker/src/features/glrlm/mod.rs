@@ -10,10 +10,10 @@
 //! Let:
 //!
 //! - **the angles** be the 13 neighbour offsets (di, dj, dk) of PyRadiomics at Chebyshev
-//!   distance 1, one of each ± pair (see
-//!   [`angle_offsets`](crate::features::discretize::angle_offsets));
+//!   distance 1, one of each ± pair;
 //! - **a run** along an angle be a maximal sequence of ROI voxels with the same grey level,
-//!   each one step of the offset after the previous; its **length** j counts voxels;
+//!   each one step of the offset after the previous, and its **length** j the number of its
+//!   voxels;
 //! - **P(i, j)** be the number of runs of grey level i and length j along one angle;
 //! - **i** run over the grey levels present in the ROI, with their values from the
 //!   discretisation, and **j** over 1 … L, L being the largest extent of the ROI's bounding
@@ -27,8 +27,8 @@
 //!   inside the logarithm of RunEntropy.
 //!
 //! An angle with N_r = 0 is left out of the average. PyRadiomics 3.1.4 also empties an angle
-//! when no line of the bounding box along it holds more than one ROI voxel, as happens for
-//! the 9 angles that cross a ROI one voxel thick, and so does this module. Every feature is
+//! when no line of the bounding box along it contains more than one ROI voxel, as happens for
+//! the 9 angles that cross an ROI one voxel thick, and so does this module. Every feature is
 //! computed per angle, and the output is the mean over the remaining angles (numpy's
 //! `nanmean`, with its rounding).
 
@@ -63,7 +63,7 @@ pub const FEATURE_NAMES: [&str; 16] = [
 /// Computes PyRadiomics' 16 GLRLM features of one discretised ROI.
 ///
 /// Returns `(name, value)` pairs in the order of [`FEATURE_NAMES`]. If every angle is empty,
-/// which needs a ROI without two voxels on any line of the 13 directions, every feature is
+/// which needs an ROI without two voxels on any line of the 13 directions, every feature is
 /// NaN, as in PyRadiomics.
 ///
 /// Each feature, in output order (IBSI names and codes from the IBSI reference manual; units
@@ -112,6 +112,10 @@ pub const FEATURE_NAMES: [&str; 16] = [
 ///   angle across a one-voxel-thick ROI, with all runs of length 1.
 /// - From PyRadiomics 3.1.4: distance weighting (`weightingNorm`) is not implemented; the
 ///   output matches PyRadiomics' default, no weighting.
+///
+/// Cost: with G grey levels present and L the largest extent of the ROI's bounding box, the
+/// counts take 13·G·L·8 bytes (0.7 MB for G = 50 and L = 128). Callers bound G through the
+/// `max_levels` argument of [`discretize`](crate::features::discretize::discretize).
 ///
 /// References: Galloway MM. Texture analysis using gray level run lengths. Computer Graphics
 /// and Image Processing 1975;4(2):172–179. Zwanenburg A et al. The Image Biomarker

@@ -3,7 +3,7 @@
 
 use super::matrix::{count_runs, reference};
 use super::*;
-use crate::features::discretize::test_volumes::{Case, texture_input};
+use crate::features::discretize::test_volumes::{Case, fortran_order_copy, texture_input};
 use crate::features::discretize::{Discretization, PaddedLevels, TextureInput, angle_offsets};
 
 /// Relative tolerance for PyRadiomics reference values. The formulas and their evaluation
@@ -82,6 +82,10 @@ fn fast_runs_match_reference() {
             spacing: [1.0; 3],
         },
     ];
+    let inputs: Vec<TextureInput> = inputs
+        .iter()
+        .flat_map(|input| [input.clone(), fortran_order_copy(input)])
+        .collect();
     for (case, input) in inputs.iter().enumerate() {
         let shape: [usize; 3] = input.levels.dim().into();
         let offsets = angle_offsets(&[1], shape);
@@ -93,6 +97,12 @@ fn fast_runs_match_reference() {
             "input {case}"
         );
     }
+}
+
+#[test]
+fn memory_order_does_not_change_features() {
+    let input = texture_input(Case::Synthetic, bin_width(10.0));
+    assert_eq!(compute(&fortran_order_copy(&input)), compute(&input));
 }
 
 /// Reference values for the tests below: PyRadiomics 3.1.4 (pyradiomics-bhklab, numpy
@@ -203,9 +213,9 @@ fn flat_roi_matches_pyradiomics() {
 }
 
 /// Two layers of 2 × 2 voxels, level 1 at k = 0 and level 2 at k = 1. Per layer, angles along
-/// i or j give 2 runs of length 2, the two in-plane diagonals 1 run of length 2 and 2 of
-/// length 1; the 9 angles with dk ≠ 0 give only runs of length 1, 8 of them (4 lines of 2
-/// voxels for (0, 0, 1), fewer lines but the same voxels for the others).
+/// i or j give 2 runs of length 2, and the two in-plane diagonals give 1 run of length 2 and
+/// 2 of length 1. The 9 angles with dk ≠ 0 give 8 runs of length 1: every voxel is a run of
+/// its own, because the level changes at every step along them.
 #[test]
 fn two_layers_give_analytic_values() {
     let features = compute(&texture_input(Case::Layers, bin_width(25.0)));
