@@ -61,14 +61,14 @@ pub enum CenterError {
         /// The deadline.
         seconds: u64,
     },
-    /// The worker answered with something that breaks the contract.
+    /// The worker returned a reply that breaks the contract.
     #[error("{call} returned an invalid answer: {message}")]
     Protocol {
         /// The center.
         center: String,
         /// The RPC.
         call: &'static str,
-        /// What is wrong.
+        /// The problem.
         message: String,
     },
 }

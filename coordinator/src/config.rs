@@ -62,7 +62,7 @@ pub struct CenterConfig {
     pub role: CenterRole,
 }
 
-/// How development centers are split.
+/// Split of development centers.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SplitConfig {
@@ -134,7 +134,7 @@ pub enum Harmonization {
     CombatNonParametric,
 }
 
-/// Which λ of the LASSO cross-validation curve selects the features.
+/// Rule that picks λ from the LASSO cross-validation curve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LassoChoice {
@@ -335,7 +335,11 @@ impl StudyConfig {
         };
 
         let id_ok = |id: &str, extra: &str| {
-            !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
         };
         if !id_ok(&raw.study_id, "-_.:") {
             return Err(invalid(
@@ -349,11 +353,28 @@ impl StudyConfig {
         }
         for (index, sequence) in raw.sequences.iter().enumerate() {
             if raw.sequences[..index].contains(sequence) {
-                return Err(invalid("sequences", format!("{sequence:?} twice"), "each sequence once"));
+                return Err(invalid(
+                    "sequences",
+                    format!("{sequence:?} twice"),
+                    "each sequence once",
+                ));
             }
         }
-        const CLASSES: [&str; 7] = ["shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"];
-        if let Some(class) = raw.features.classes.iter().find(|c| !CLASSES.contains(&c.as_str())) {
+        const CLASSES: [&str; 7] = [
+            "shape",
+            "firstorder",
+            "glcm",
+            "glrlm",
+            "glszm",
+            "gldm",
+            "ngtdm",
+        ];
+        if let Some(class) = raw
+            .features
+            .classes
+            .iter()
+            .find(|c| !CLASSES.contains(&c.as_str()))
+        {
             return Err(invalid(
                 "features.classes",
                 format!("{class:?}"),
@@ -361,7 +382,11 @@ impl StudyConfig {
             ));
         }
         if !(raw.features.bin_width.is_finite() && raw.features.bin_width > 0.0) {
-            return Err(invalid("features.bin_width", raw.features.bin_width.to_string(), "a finite number > 0"));
+            return Err(invalid(
+                "features.bin_width",
+                raw.features.bin_width.to_string(),
+                "a finite number > 0",
+            ));
         }
         if raw.centers.is_empty() {
             return Err(invalid(
@@ -435,7 +460,11 @@ impl StudyConfig {
             return Err(invalid("model.fallback_features", "0".into(), "at least 1"));
         }
         if raw.model.lasso_folds < 2 {
-            return Err(invalid("model.lasso_folds", raw.model.lasso_folds.to_string(), "at least 2"));
+            return Err(invalid(
+                "model.lasso_folds",
+                raw.model.lasso_folds.to_string(),
+                "at least 2",
+            ));
         }
         if raw.model.lasso_repeats < 1 {
             return Err(invalid("model.lasso_repeats", "0".into(), "at least 1"));

@@ -17,7 +17,7 @@ use crate::split::Cohort;
 use crate::stats::{BatchSums, ComBatFit, ComBatOptions};
 use crate::table::StudyTable;
 
-/// What harmonisation did to one sequence block.
+/// Result of harmonising one sequence block.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HarmonizationReport {
     /// The sequence.
@@ -26,12 +26,16 @@ pub struct HarmonizationReport {
     pub adjusted_batches: Vec<(String, usize)>,
     /// Reference patients.
     pub reference_patients: usize,
-    /// Why the block was left unadjusted, if it was.
+    /// Reason the block was left unadjusted, if it was.
     pub skipped: Option<String>,
 }
 
 /// Harmonises `table` in place and reports what was done per sequence.
-pub fn harmonize(table: &mut StudyTable, centers: &[CenterConfig], method: Harmonization) -> Vec<HarmonizationReport> {
+pub fn harmonize(
+    table: &mut StudyTable,
+    centers: &[CenterConfig],
+    method: Harmonization,
+) -> Vec<HarmonizationReport> {
     let options = match method {
         Harmonization::None => return Vec::new(),
         Harmonization::Combat => ComBatOptions {
@@ -75,9 +79,18 @@ pub fn harmonize(table: &mut StudyTable, centers: &[CenterConfig], method: Harmo
 
 type BlockResult = Result<(usize, Vec<(String, usize)>), String>;
 
-fn harmonize_block(table: &mut StudyTable, centers: &[CenterConfig], columns: &[usize], options: ComBatOptions) -> BlockResult {
+fn harmonize_block(
+    table: &mut StudyTable,
+    centers: &[CenterConfig],
+    columns: &[usize],
+    options: ComBatOptions,
+) -> BlockResult {
     let complete: Vec<usize> = (0..table.patients.len())
-        .filter(|&p| columns.iter().all(|&c| table.columns[c].values[p].is_some()))
+        .filter(|&p| {
+            columns
+                .iter()
+                .all(|&c| table.columns[c].values[p].is_some())
+        })
         .collect();
     let matrix = Array2::from_shape_fn((complete.len(), columns.len()), |(row, column)| {
         table.columns[columns[column]].values[complete[row]].unwrap_or(f64::NAN)
@@ -94,8 +107,9 @@ fn harmonize_block(table: &mut StudyTable, centers: &[CenterConfig], columns: &[
     let reference_rows: Vec<usize> = (0..complete.len())
         .filter(|&row| table.patients[complete[row]].cohort == Cohort::Training)
         .collect();
-    let reference = BatchSums::from_rows("reference", matrix.select(Axis(0), &reference_rows).view())
-        .map_err(|e| format!("reference batch: {e}"))?;
+    let reference =
+        BatchSums::from_rows("reference", matrix.select(Axis(0), &reference_rows).view())
+            .map_err(|e| format!("reference batch: {e}"))?;
 
     // One batch per external center.
     let mut batches: Vec<(String, Vec<usize>)> = Vec::new();
@@ -165,7 +179,11 @@ mod tests {
             });
             for (f, column) in columns.iter_mut().enumerate() {
                 let base = ((i * 7 + f * 3) % 11) as f64 + f as f64;
-                let value = if center == "B" { 100.0 + 3.0 * base } else { base };
+                let value = if center == "B" {
+                    100.0 + 3.0 * base
+                } else {
+                    base
+                };
                 column.values.push(Some(value));
             }
         }
@@ -196,7 +214,10 @@ mod tests {
         assert_eq!(reports[0].skipped, None);
         assert_eq!(reports[0].adjusted_batches, vec![("B".to_string(), 10)]);
         for column in 0..original.columns.len() {
-            assert_eq!(harmonized.columns[column].values[..16], original.columns[column].values[..16]);
+            assert_eq!(
+                harmonized.columns[column].values[..16],
+                original.columns[column].values[..16]
+            );
         }
     }
 
@@ -204,7 +225,8 @@ mod tests {
     fn harmonize_moves_external_mean_to_reference() {
         let mut harmonized = table();
         harmonize(&mut harmonized, &centers(), Harmonization::Combat);
-        let mean = |values: &[Option<f64>]| values.iter().flatten().sum::<f64>() / values.len() as f64;
+        let mean =
+            |values: &[Option<f64>]| values.iter().flatten().sum::<f64>() / values.len() as f64;
         let column = &harmonized.columns[0].values;
         // Before: B's mean is about 100 + 3 x 5 = 115 against A's 5. After
         // ComBat, whose shrinkage keeps a small part of the batch effect,

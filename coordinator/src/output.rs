@@ -144,19 +144,34 @@ pub fn write_outputs(
     )?;
 
     let path = out_dir.join("calibration.csv");
-    write_csv(&mut calibration_frame(modelling).map_err(frame_error(&path))?, &path)?;
+    write_csv(
+        &mut calibration_frame(modelling).map_err(frame_error(&path))?,
+        &path,
+    )?;
 
     let path = out_dir.join("decision_curve.csv");
-    write_csv(&mut decision_curve_frame(modelling).map_err(frame_error(&path))?, &path)?;
+    write_csv(
+        &mut decision_curve_frame(modelling).map_err(frame_error(&path))?,
+        &path,
+    )?;
 
     let path = out_dir.join("comparisons.csv");
-    write_csv(&mut comparisons_frame(modelling).map_err(frame_error(&path))?, &path)?;
+    write_csv(
+        &mut comparisons_frame(modelling).map_err(frame_error(&path))?,
+        &path,
+    )?;
 
     let path = out_dir.join("shap_importance.csv");
-    write_csv(&mut shap_importance_frame(modelling).map_err(frame_error(&path))?, &path)?;
+    write_csv(
+        &mut shap_importance_frame(modelling).map_err(frame_error(&path))?,
+        &path,
+    )?;
 
     let path = out_dir.join("shap_values.csv");
-    write_csv(&mut shap_values_frame(modelling).map_err(frame_error(&path))?, &path)?;
+    write_csv(
+        &mut shap_values_frame(modelling).map_err(frame_error(&path))?,
+        &path,
+    )?;
 
     write_json(&out_dir.join("validation.json"), &modelling.validations)?;
     let selection: Vec<_> = modelling
@@ -173,10 +188,18 @@ pub fn write_outputs(
 }
 
 fn calibration_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
-    let (mut model, mut cohort, mut bin, mut count, mut predicted, mut observed) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut model, mut cohort, mut bin, mut count, mut predicted, mut observed) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for validation in &modelling.validations {
-        let Some(calibration) = &validation.calibration else { continue };
+        let Some(calibration) = &validation.calibration else {
+            continue;
+        };
         for (index, point) in calibration.curve.iter().enumerate() {
             model.push(validation.model.as_str());
             cohort.push(validation.cohort.as_str());
@@ -197,10 +220,18 @@ fn calibration_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
 }
 
 fn decision_curve_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
-    let (mut model, mut cohort, mut threshold, mut net, mut all, mut none) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut model, mut cohort, mut threshold, mut net, mut all, mut none) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for validation in &modelling.validations {
-        let Some(curve) = &validation.decision_curve else { continue };
+        let Some(curve) = &validation.decision_curve else {
+            continue;
+        };
         for point in &curve.points {
             model.push(validation.model.as_str());
             cohort.push(validation.cohort.as_str());
@@ -223,21 +254,49 @@ fn decision_curve_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame>
 fn comparisons_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.comparisons;
     DataFrame::new_infer_height(vec![
-        Column::new("cohort".into(), rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>()),
-        Column::new("model_a".into(), rows.iter().map(|r| r.model_a.as_str()).collect::<Vec<_>>()),
-        Column::new("model_b".into(), rows.iter().map(|r| r.model_b.as_str()).collect::<Vec<_>>()),
-        Column::new("n".into(), rows.iter().map(|r| r.n as u32).collect::<Vec<_>>()),
-        Column::new("auc_a".into(), rows.iter().map(|r| r.auc_a).collect::<Vec<_>>()),
-        Column::new("auc_b".into(), rows.iter().map(|r| r.auc_b).collect::<Vec<_>>()),
-        Column::new("delong_z".into(), rows.iter().map(|r| r.z).collect::<Vec<_>>()),
-        Column::new("delong_p".into(), rows.iter().map(|r| r.p_value).collect::<Vec<_>>()),
+        Column::new(
+            "cohort".into(),
+            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "model_a".into(),
+            rows.iter().map(|r| r.model_a.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "model_b".into(),
+            rows.iter().map(|r| r.model_b.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "n".into(),
+            rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "auc_a".into(),
+            rows.iter().map(|r| r.auc_a).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "auc_b".into(),
+            rows.iter().map(|r| r.auc_b).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "delong_z".into(),
+            rows.iter().map(|r| r.z).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "delong_p".into(),
+            rows.iter().map(|r| r.p_value).collect::<Vec<_>>(),
+        ),
         Column::new(
             "difference_ci_low".into(),
-            rows.iter().map(|r| r.difference_ci.map(|d| d.ci_low)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.difference_ci.map(|d| d.ci_low))
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "difference_ci_high".into(),
-            rows.iter().map(|r| r.difference_ci.map(|d| d.ci_high)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.difference_ci.map(|d| d.ci_high))
+                .collect::<Vec<_>>(),
         ),
     ])
 }
@@ -245,20 +304,44 @@ fn comparisons_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
 fn shap_importance_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.shap_importance;
     DataFrame::new_infer_height(vec![
-        Column::new("model".into(), rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>()),
-        Column::new("cohort".into(), rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>()),
-        Column::new("feature".into(), rows.iter().map(|r| r.feature.as_str()).collect::<Vec<_>>()),
-        Column::new("mean_abs_shap".into(), rows.iter().map(|r| r.mean_abs_shap).collect::<Vec<_>>()),
+        Column::new(
+            "model".into(),
+            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "cohort".into(),
+            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "feature".into(),
+            rows.iter().map(|r| r.feature.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "mean_abs_shap".into(),
+            rows.iter().map(|r| r.mean_abs_shap).collect::<Vec<_>>(),
+        ),
     ])
 }
 
 fn shap_values_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.shap_values;
     DataFrame::new_infer_height(vec![
-        Column::new("pseudonym".into(), rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>()),
-        Column::new("cohort".into(), rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>()),
-        Column::new("feature".into(), rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>()),
-        Column::new("shap_log_odds".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        Column::new(
+            "pseudonym".into(),
+            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "cohort".into(),
+            rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "feature".into(),
+            rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "shap_log_odds".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        ),
     ])
 }
 

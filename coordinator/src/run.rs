@@ -236,7 +236,12 @@ async fn run_rounds(
     );
 
     // Round 4: models and validation.
-    let modelling = run_models(&table, &model_specs(&config.sequences), &config.model, config.seed);
+    let modelling = run_models(
+        &table,
+        &model_specs(&config.sequences),
+        &config.model,
+        config.seed,
+    );
     write_outputs(out_dir, &modelling, &exclusions)?;
     let provenance = serde_json::json!({
         "study_id": config.study_id,
@@ -304,7 +309,11 @@ async fn handshake(
     }
     // This coordinator pools per-patient feature tables; a site that keeps
     // them is left out before any extraction work is done.
-    if !description.policy.as_ref().is_some_and(|p| p.share_feature_tables) {
+    if !description
+        .policy
+        .as_ref()
+        .is_some_and(|p| p.share_feature_tables)
+    {
         return Err(
             "the site policy keeps feature tables at the site (share_feature_tables = false), and this coordinator needs them; the site can set share_feature_tables = true in its worker.toml"
                 .to_string(),

@@ -76,7 +76,7 @@ impl ExclusionKind {
     }
 }
 
-/// Why one patient's sequence was excluded.
+/// Exclusion of one patient's sequence, with its reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exclusion {
     /// Category of the failure.

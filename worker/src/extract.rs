@@ -67,8 +67,13 @@ pub fn extract_sequence(
         )
     })?;
 
-    let features = features::compute(&image, &roi, &values, context.settings)
-        .map_err(|error| Exclusion::new(ExclusionKind::IntensityInvalid, &image_field, error.to_string()))?;
+    let features = features::compute(&image, &roi, &values, context.settings).map_err(|error| {
+        Exclusion::new(
+            ExclusionKind::IntensityInvalid,
+            &image_field,
+            error.to_string(),
+        )
+    })?;
     let names = context.settings.feature_names();
     if let Some(index) = features.iter().position(|value| !value.is_finite()) {
         let name = names.get(index).map(String::as_str).unwrap_or("?");

@@ -39,14 +39,14 @@ enum Command {
         #[arg(long)]
         data_root: Option<PathBuf>,
         /// Write the bound address to this file once the server accepts
-        /// calls; with `listen = "127.0.0.1:0"` this tells a caller the port.
+        /// calls; with `listen = "127.0.0.1:0"` this gives a caller the port.
         #[arg(long)]
         ready_file: Option<PathBuf>,
     },
     /// Create a new random pseudonym key file (hex, mode 0600); an existing
     /// file is never overwritten.
     Keygen {
-        /// Where to write the key.
+        /// Output path of the key.
         #[arg(long)]
         out: PathBuf,
     },

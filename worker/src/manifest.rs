@@ -34,7 +34,7 @@ pub enum ManifestError {
     Header {
         /// The manifest.
         path: PathBuf,
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         message: String,
     },
 }
@@ -82,7 +82,7 @@ pub struct RowProblem {
 pub struct RejectedRow {
     /// The patient id, or `None` when the id cell is empty.
     pub patient_id: Option<String>,
-    /// Why the row was rejected.
+    /// Reason the row was rejected.
     pub problem: RowProblem,
 }
 
@@ -118,10 +118,12 @@ impl Manifest {
         // line numbers, since the CSV reader's own line count skips blank
         // lines.
         let mut text = Vec::new();
-        reader.read_to_end(&mut text).map_err(|source| ManifestError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        reader
+            .read_to_end(&mut text)
+            .map_err(|source| ManifestError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let line_of = |byte: u64| {
             // A record's position can point at the blank lines before it.
             let mut start = (byte as usize).min(text.len());
@@ -153,7 +155,10 @@ impl Manifest {
         for (index, record) in csv.records().enumerate() {
             let fallback_line = index as u64 + 2;
             let line = match &record {
-                Ok(record) => record.position().map(|p| line_of(p.byte())).unwrap_or(fallback_line),
+                Ok(record) => record
+                    .position()
+                    .map(|p| line_of(p.byte()))
+                    .unwrap_or(fallback_line),
                 Err(_) => fallback_line,
             };
             match record {
@@ -188,7 +193,7 @@ impl Manifest {
     }
 }
 
-/// Where each column of the header is.
+/// Positions of the header's columns.
 struct HeaderLayout {
     patient_id: usize,
     label: usize,
@@ -376,7 +381,7 @@ pub fn resolve_under_root(data_root: &Path, relative: &str) -> Result<PathBuf, &
 }
 
 /// Moves every row whose patient id appears more than once to `rejected`,
-/// because the rows cannot be told apart safely.
+/// because the rows cannot be distinguished safely.
 fn reject_duplicate_ids(entries: &mut Vec<ManifestEntry>, rejected: &mut Vec<RejectedRow>) {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for entry in entries.iter() {
@@ -488,15 +493,27 @@ mod tests {
     #[test]
     fn manifest_line_numbers_count_blank_lines() {
         // Line 3 is blank, so the short row is on line 5 of the file.
-        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,a,b\n\nP2,1,a,b\nP3,0,a\n").expect("header is valid");
+        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,a,b\n\nP2,1,a,b\nP3,0,a\n")
+            .expect("header is valid");
         assert_eq!(manifest.entries[1].line, 4);
         assert_eq!(manifest.rejected[0].problem.line, 5);
     }
 
     #[test]
     fn manifest_empty_cell_is_not_invalid() {
-        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,,\nP2,0,../x,b\n").expect("header is valid");
-        assert!(manifest.entries[0].sequences["T1"].as_ref().unwrap_err().empty_cell);
-        assert!(!manifest.entries[1].sequences["T1"].as_ref().unwrap_err().empty_cell);
+        let manifest = parse("patient_id,label,T1_image,T1_mask\nP1,0,,\nP2,0,../x,b\n")
+            .expect("header is valid");
+        assert!(
+            manifest.entries[0].sequences["T1"]
+                .as_ref()
+                .unwrap_err()
+                .empty_cell
+        );
+        assert!(
+            !manifest.entries[1].sequences["T1"]
+                .as_ref()
+                .unwrap_err()
+                .empty_cell
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Regions of interest from integer label maps.
 //!
-//! A mask file is a label map: every voxel holds an integer label, 0 for
+//! A mask file is a label map: every voxel contains an integer label, 0 for
 //! background. The region of interest is the set of voxels equal to the
 //! requested label. A mask with a non-integer value is an error, never
 //! truncated, because a float mask usually means an interpolated or
@@ -16,7 +16,7 @@ use crate::image::Volume;
 /// voxel (PyRadiomics' `minimumROIDimensions` default, 2).
 pub const MIN_ROI_DIMENSIONS: usize = 2;
 
-/// Why a mask yields no usable region.
+/// Reason a mask yields no usable region.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MaskError {
     /// A voxel value is not an integer.

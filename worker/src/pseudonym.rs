@@ -20,7 +20,9 @@ pub const MIN_KEY_BYTES: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The key file could not be read or written.
-    #[error("cannot access pseudonym key file {path}; create one with `radstudy-worker keygen --out {path}` if the site has none")]
+    #[error(
+        "cannot access pseudonym key file {path}; create one with `radstudy-worker keygen --out {path}` if the site has none"
+    )]
     Io {
         /// The key file.
         path: PathBuf,
@@ -34,7 +36,7 @@ pub enum KeyError {
     Invalid {
         /// The key file.
         path: PathBuf,
-        /// What is wrong with its content.
+        /// The problem with its content.
         problem: String,
     },
 }
@@ -53,7 +55,7 @@ impl std::fmt::Debug for PseudonymKey {
 }
 
 impl PseudonymKey {
-    /// Reads a key file that holds the key as hex digits (whitespace ignored).
+    /// Reads a key file that contains the key as hex digits (whitespace ignored).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
             path: path.to_path_buf(),

@@ -45,7 +45,7 @@ pub enum RequestError {
     InvalidField {
         /// The field.
         field: &'static str,
-        /// What is wrong with it.
+        /// The problem with its value.
         reason: String,
     },
     /// The site policy does not allow this request.
@@ -53,7 +53,7 @@ pub enum RequestError {
     PolicyRefused {
         /// The center.
         center: String,
-        /// Which policy rule refused, and its value.
+        /// The policy rule that rejected the request, and its value.
         reason: String,
     },
     /// The round has not been run on this worker.
@@ -130,11 +130,14 @@ impl WorkerState {
     fn check_study(&self, study_id: &str) -> Result<(), RequestError> {
         let valid = !study_id.is_empty()
             && study_id.len() <= 128
-            && study_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+            && study_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
         if !valid {
             return Err(RequestError::InvalidField {
                 field: "study_id",
-                reason: "must be 1 to 128 characters from A-Z, a-z, 0-9, '-', '_', '.' and ':'".into(),
+                reason: "must be 1 to 128 characters from A-Z, a-z, 0-9, '-', '_', '.' and ':'"
+                    .into(),
             });
         }
         let allowed = &self.config.policy.allowed_studies;
@@ -217,8 +220,8 @@ impl Worker for WorkerService {
             .collect();
         let policy = &state.config.policy;
         let (n_negative, n_positive) = state.manifest.label_counts();
-        let counts_withheld =
-            n_negative + n_positive < policy.min_patients || n_negative.min(n_positive) < policy.min_per_class;
+        let counts_withheld = n_negative + n_positive < policy.min_patients
+            || n_negative.min(n_positive) < policy.min_per_class;
         let (cohort, n_patients) = if counts_withheld {
             (Vec::new(), 0)
         } else {
@@ -300,7 +303,7 @@ impl Worker for WorkerService {
                 center: state.config.center_id.clone(),
                 reason,
             };
-            warn!(%error, "refused feature table");
+            warn!(%error, "feature table request rejected by the site policy");
             status_for(&error)
         };
         let policy = &state.config.policy;
@@ -639,7 +642,16 @@ fn plan_jobs(state: &WorkerState, sequences: &[String]) -> Vec<Job> {
     for row in &state.manifest.rejected {
         let pseudonym = match &row.patient_id {
             Some(id) => state.key.pseudonym(center, id),
-            None => format!("{center}-row{}", state.manifest.rejected.iter().position(|r| std::ptr::eq(r, row)).unwrap_or(0) + 1),
+            None => format!(
+                "{center}-row{}",
+                state
+                    .manifest
+                    .rejected
+                    .iter()
+                    .position(|r| std::ptr::eq(r, row))
+                    .unwrap_or(0)
+                    + 1
+            ),
         };
         for sequence in sequences {
             jobs.push(Job {

@@ -10,7 +10,7 @@ use crate::split::Cohort;
 use crate::stats::{self, LambdaChoice, LassoParams, LogisticModel, StatsError};
 use crate::table::StudyTable;
 
-/// Which selection steps a chain runs.
+/// Selection steps that a chain runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainSteps {
     /// Mann-Whitney U filter.
@@ -54,7 +54,11 @@ pub fn fit_chain(
 
     // Patients with every candidate feature, and the training rows among them.
     let patients: Vec<usize> = (0..table.patients.len())
-        .filter(|&p| columns.iter().all(|&c| table.columns[c].values[p].is_some()))
+        .filter(|&p| {
+            columns
+                .iter()
+                .all(|&c| table.columns[c].values[p].is_some())
+        })
         .collect();
     let matrix = Array2::from_shape_fn((patients.len(), columns.len()), |(row, column)| {
         table.columns[columns[column]].values[patients[row]].unwrap_or(f64::NAN)
@@ -75,7 +79,8 @@ pub fn fit_chain(
 
     // Standardisation fitted on training; constant columns are dropped.
     let train_x = matrix.select(Axis(0), &training);
-    let standardizer = stats::Standardizer::fit(train_x.view()).map_err(|e| stats_error("standardisation", e))?;
+    let standardizer =
+        stats::Standardizer::fit(train_x.view()).map_err(|e| stats_error("standardisation", e))?;
     let all_z = standardizer
         .transform(matrix.view())
         .map_err(|e| stats_error("standardisation", e))?;
@@ -99,9 +104,20 @@ pub fn fit_chain(
     if steps.mwu {
         for &column in &non_constant {
             let values = train_z.column(column);
-            let positives: Vec<f64> = train_y.iter().zip(values).filter(|(y, _)| **y).map(|(_, v)| *v).collect();
-            let negatives: Vec<f64> = train_y.iter().zip(values).filter(|(y, _)| !**y).map(|(_, v)| *v).collect();
-            let test = stats::mann_whitney_u(&positives, &negatives).map_err(|e| stats_error("Mann-Whitney U", e))?;
+            let positives: Vec<f64> = train_y
+                .iter()
+                .zip(values)
+                .filter(|(y, _)| **y)
+                .map(|(_, v)| *v)
+                .collect();
+            let negatives: Vec<f64> = train_y
+                .iter()
+                .zip(values)
+                .filter(|(y, _)| !**y)
+                .map(|(_, v)| *v)
+                .collect();
+            let test = stats::mann_whitney_u(&positives, &negatives)
+                .map_err(|e| stats_error("Mann-Whitney U", e))?;
             p_values[column] = Some(test.p_value);
         }
         kept = non_constant
@@ -125,7 +141,10 @@ pub fn fit_chain(
     let mut lasso_summary = None;
     if steps.lasso && kept.len() > 1 {
         let candidates = train_z.select(Axis(1), &kept);
-        let folds = config.lasso_folds.min(n_training[0].min(n_training[1])).max(2);
+        let folds = config
+            .lasso_folds
+            .min(n_training[0].min(n_training[1]))
+            .max(2);
         match run_lasso(candidates.view(), &train_y, folds, config, seed) {
             Ok((selected, summary)) => {
                 if !selected.is_empty() {
@@ -148,13 +167,15 @@ pub fn fit_chain(
 
     // L2 logistic regression on the selected features.
     let train_selected = train_z.select(Axis(1), &kept);
-    let logistic = stats::fit_l2(train_selected.view(), &train_y, config.c).map_err(|e| stats_error("logistic regression", e))?;
+    let logistic = stats::fit_l2(train_selected.view(), &train_y, config.c)
+        .map_err(|e| stats_error("logistic regression", e))?;
     let design = all_z.select(Axis(1), &kept);
     let probabilities: Array1<f64> = logistic
         .probability(design.view())
         .map_err(|e| stats_error("prediction", e))?;
     let train_probabilities: Vec<f64> = training.iter().map(|&row| probabilities[row]).collect();
-    let threshold = stats::youden_threshold(&train_probabilities, &train_y).map_err(|e| stats_error("Youden cut-off", e))?;
+    let threshold = stats::youden_threshold(&train_probabilities, &train_y)
+        .map_err(|e| stats_error("Youden cut-off", e))?;
 
     let features = kept
         .iter()

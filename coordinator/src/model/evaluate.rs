@@ -14,7 +14,8 @@ use super::{FittedModel, MetricsRow, Prediction, chain::FittedChain};
 use crate::config::ModelConfig;
 use crate::split::Cohort;
 use crate::stats::{
-    self, AucEstimate, BootstrapOptions, CalibrationPoint, Confusion, DecisionCurve, PercentileInterval, ThresholdMetrics,
+    self, AucEstimate, BootstrapOptions, CalibrationPoint, Confusion, DecisionCurve,
+    PercentileInterval, ThresholdMetrics,
 };
 use crate::table::StudyTable;
 
@@ -103,8 +104,19 @@ pub fn evaluate(
             continue;
         }
         let scores: Vec<f64> = rows.iter().map(|&row| chain.probabilities[row]).collect();
-        let labels: Vec<bool> = rows.iter().map(|&row| table.patients[chain.patients[row]].label).collect();
-        validations.push(validate_cohort(&chain.name, cohort, &scores, &labels, chain.model.threshold, config, seed));
+        let labels: Vec<bool> = rows
+            .iter()
+            .map(|&row| table.patients[chain.patients[row]].label)
+            .collect();
+        validations.push(validate_cohort(
+            &chain.name,
+            cohort,
+            &scores,
+            &labels,
+            chain.model.threshold,
+            config,
+            seed,
+        ));
     }
 
     let predictions = chain
@@ -217,7 +229,10 @@ pub fn compare_models(predictions: &[Prediction], models: &[FittedModel]) -> Vec
     };
     let mut by_key: HashMap<(&str, &str), (&Prediction, f64)> = HashMap::new();
     for prediction in predictions {
-        by_key.insert((prediction.model.as_str(), prediction.pseudonym.as_str()), (prediction, prediction.probability));
+        by_key.insert(
+            (prediction.model.as_str(), prediction.pseudonym.as_str()),
+            (prediction, prediction.probability),
+        );
     }
 
     let mut comparisons = Vec::new();
@@ -230,7 +245,9 @@ pub fn compare_models(predictions: &[Prediction], models: &[FittedModel]) -> Vec
                 .iter()
                 .filter(|p| p.model == fusion.name && p.cohort == cohort.as_str())
             {
-                if let Some((_, score)) = by_key.get(&(other.name.as_str(), prediction.pseudonym.as_str())) {
+                if let Some((_, score)) =
+                    by_key.get(&(other.name.as_str(), prediction.pseudonym.as_str()))
+                {
                     a.push(prediction.probability);
                     b.push(*score);
                     labels.push(prediction.label == 1);
@@ -276,13 +293,19 @@ type PatientShap = Vec<(String, String, String, f64)>;
 
 /// Computes exact linear SHAP values of a chain in log-odds, with the
 /// training patients as background, and their mean |φ| per cohort.
-pub fn shap_importance(table: &StudyTable, chain: &FittedChain) -> Result<(Vec<ShapImportance>, PatientShap), String> {
+pub fn shap_importance(
+    table: &StudyTable,
+    chain: &FittedChain,
+) -> Result<(Vec<ShapImportance>, PatientShap), String> {
     let training: Vec<usize> = (0..chain.patients.len())
         .filter(|&row| table.patients[chain.patients[row]].cohort == Cohort::Training)
         .collect();
     let background = chain.design.select(Axis(0), &training);
-    let explainer = stats::LinearShap::new(&chain.logistic, background.view()).map_err(|e| e.to_string())?;
-    let values = explainer.explain(chain.design.view()).map_err(|e| e.to_string())?;
+    let explainer =
+        stats::LinearShap::new(&chain.logistic, background.view()).map_err(|e| e.to_string())?;
+    let values = explainer
+        .explain(chain.design.view())
+        .map_err(|e| e.to_string())?;
     let names: Vec<&str> = chain
         .selected_columns
         .iter()
@@ -311,7 +334,10 @@ pub fn shap_importance(table: &StudyTable, chain: &FittedChain) -> Result<(Vec<S
             continue;
         }
         for (feature, name) in names.iter().enumerate() {
-            let total: f64 = rows.iter().map(|&row| values.values[[row, feature]].abs()).sum();
+            let total: f64 = rows
+                .iter()
+                .map(|&row| values.values[[row, feature]].abs())
+                .sum();
             importance.push(ShapImportance {
                 model: chain.name.clone(),
                 cohort: cohort.as_str().to_string(),

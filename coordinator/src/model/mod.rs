@@ -20,7 +20,9 @@ use crate::config::ModelConfig;
 use crate::table::StudyTable;
 
 pub use chain::{ChainSteps, FittedChain, fit_chain};
-pub use evaluate::{CohortValidation, ModelComparison, ShapImportance, evaluate, compare_models, shap_importance};
+pub use evaluate::{
+    CohortValidation, ModelComparison, ShapImportance, compare_models, evaluate, shap_importance,
+};
 
 /// Minimum number of training patients per class for a model to be fitted.
 pub const MIN_TRAINING_PER_CLASS: usize = 3;
@@ -106,7 +108,7 @@ pub struct Funnel {
     pub after_lasso: usize,
 }
 
-/// What the LASSO chose.
+/// Outcome of a model's LASSO step.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LassoSummary {
     /// The chosen λ.
@@ -122,7 +124,7 @@ pub struct LassoSummary {
     pub fell_back_to_first_nonzero: bool,
     /// Smallest λ as a fraction of λ_max; `None` is glmnet's rule.
     pub lambda_min_ratio: Option<f64>,
-    /// Why the LASSO failed, in which case the model keeps the Mann-Whitney
+    /// Reason the LASSO failed; the model then keeps the Mann-Whitney
     /// selection.
     pub failure: Option<String>,
 }
@@ -203,7 +205,12 @@ pub struct ModellingOutcome {
 
 /// Fits and evaluates every model of `specs` on `table`; `seed` drives the
 /// LASSO folds and the bootstrap.
-pub fn run_models(table: &StudyTable, specs: &[ModelSpec], config: &ModelConfig, seed: u64) -> ModellingOutcome {
+pub fn run_models(
+    table: &StudyTable,
+    specs: &[ModelSpec],
+    config: &ModelConfig,
+    seed: u64,
+) -> ModellingOutcome {
     let mut outcome = ModellingOutcome::default();
     let mut single_chains: Vec<FittedChain> = Vec::new();
 
@@ -213,16 +220,27 @@ pub fn run_models(table: &StudyTable, specs: &[ModelSpec], config: &ModelConfig,
             mwu: true,
             lasso: config.lasso,
         };
-        record(&mut outcome, table, spec, fit_chain(table, &spec.name, &columns, steps, config, seed), config, seed)
-            .into_iter()
-            .for_each(|chain| single_chains.push(chain));
+        record(
+            &mut outcome,
+            table,
+            spec,
+            fit_chain(table, &spec.name, &columns, steps, config, seed),
+            config,
+            seed,
+        )
+        .into_iter()
+        .for_each(|chain| single_chains.push(chain));
     }
 
     for spec in specs.iter().filter(|s| s.sequences.len() > 1) {
         // Fusion: the union of the single models' selected features.
         let mut columns: Vec<usize> = single_chains
             .iter()
-            .filter(|chain| spec.sequences.iter().any(|s| chain.name == format!("{s}_whole")))
+            .filter(|chain| {
+                spec.sequences
+                    .iter()
+                    .any(|s| chain.name == format!("{s}_whole"))
+            })
             .flat_map(|chain| chain.selected_columns.iter().copied())
             .collect();
         columns.sort_unstable();
@@ -267,7 +285,9 @@ fn record(
         Ok(chain) => {
             tracing::info!(features = chain.model.features.len(), "model fitted");
             let (validations, predictions) = evaluate(table, &chain, config, seed);
-            outcome.metrics.extend(validations.iter().map(CohortValidation::metrics_row));
+            outcome
+                .metrics
+                .extend(validations.iter().map(CohortValidation::metrics_row));
             outcome.validations.extend(validations);
             outcome.predictions.extend(predictions);
             outcome.models.push(chain.model.clone());
@@ -296,8 +316,8 @@ fn columns_of(table: &StudyTable, sequences: &[String]) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use crate::split::Cohort;
     use super::*;
+    use crate::split::Cohort;
     use crate::table::{FeatureColumn, PatientRecord};
 
     /// A table whose first feature separates the classes and whose second
@@ -424,7 +444,13 @@ mod tests {
     fn two_sequence_table() -> StudyTable {
         let mut table = toy_table();
         let pet: Vec<Option<f64>> = (0..18)
-            .map(|i| Some(if i % 2 == 0 { 50.0 + (i % 5) as f64 } else { 40.0 + (i % 7) as f64 }))
+            .map(|i| {
+                Some(if i % 2 == 0 {
+                    50.0 + (i % 5) as f64
+                } else {
+                    40.0 + (i % 7) as f64
+                })
+            })
             .collect();
         table.columns.push(FeatureColumn {
             name: "PET_whole_signal".into(),
@@ -440,11 +466,19 @@ mod tests {
         let specs = model_specs(&["T1".into(), "PET".into()]);
         let outcome = run_models(&table, &specs, &ModelConfig::default(), 42);
         assert!(outcome.skipped.is_empty(), "{:?}", outcome.skipped);
-        let fusion = outcome.models.iter().find(|m| m.name == "fusion_whole").expect("fusion fitted");
+        let fusion = outcome
+            .models
+            .iter()
+            .find(|m| m.name == "fusion_whole")
+            .expect("fusion fitted");
         // The union has T1's signal and PET's signal; the relasso may keep
         // one or both, never the T1 noise column that MWU dropped.
         assert_eq!(fusion.funnel.candidates, 2);
-        assert!(fusion.features.iter().all(|f| f.name.ends_with("signal")), "{:?}", fusion.features);
+        assert!(
+            fusion.features.iter().all(|f| f.name.ends_with("signal")),
+            "{:?}",
+            fusion.features
+        );
         assert!(fusion.features.iter().all(|f| f.mwu_p_value.is_none()));
     }
 
@@ -456,11 +490,25 @@ mod tests {
         // Fusion against each of the two single models, on the training and
         // the external cohort: 4 comparisons.
         assert_eq!(outcome.comparisons.len(), 4, "{:?}", outcome.comparisons);
-        assert!(outcome.comparisons.iter().all(|c| c.model_a == "fusion_whole"));
+        assert!(
+            outcome
+                .comparisons
+                .iter()
+                .all(|c| c.model_a == "fusion_whole")
+        );
         // SHAP: one value per fusion feature and patient (all 18 have both sequences).
-        let fusion = outcome.models.iter().find(|m| m.name == "fusion_whole").expect("fusion fitted");
+        let fusion = outcome
+            .models
+            .iter()
+            .find(|m| m.name == "fusion_whole")
+            .expect("fusion fitted");
         assert_eq!(outcome.shap_values.len(), 18 * fusion.features.len());
-        assert!(outcome.shap_importance.iter().all(|s| s.mean_abs_shap >= 0.0));
+        assert!(
+            outcome
+                .shap_importance
+                .iter()
+                .all(|s| s.mean_abs_shap >= 0.0)
+        );
     }
 
     #[test]

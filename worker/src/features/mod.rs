@@ -26,7 +26,7 @@ use crate::mask::Roi;
 /// convention changes a number, so that the definition hash changes too.
 pub const DEFINITIONS_VERSION: &str = "radstudy-features-2";
 
-/// Largest number of grey levels a texture class accepts. GLCM holds 13
+/// Largest number of grey levels a texture class accepts. GLCM keeps 13
 /// matrices of N_g² counts (about 100 MB at 1,000 levels) and its MCC
 /// feature costs O(N_g³); more levels than this means the bin width is far
 /// too small for the intensity range.
@@ -231,7 +231,10 @@ pub fn compute(
 }
 
 /// Computes one texture class; an intensity class returns nothing here.
-fn texture_features(class: FeatureClass, input: &discretize::TextureInput) -> Vec<(&'static str, f64)> {
+fn texture_features(
+    class: FeatureClass,
+    input: &discretize::TextureInput,
+) -> Vec<(&'static str, f64)> {
     match class {
         FeatureClass::Glcm => glcm::compute(input, &glcm::GlcmSettings::default()),
         FeatureClass::Glrlm => glrlm::compute(input),

@@ -1,7 +1,7 @@
 //! NIfTI-1 reading (`.nii` and `.nii.gz`) through the `nifti` crate.
 //!
 //! Conventions: voxel values are returned after `scl_slope`/`scl_inter`
-//! scaling (a slope of 0 means no scaling, as the NIfTI-1 standard says).
+//! scaling (a slope of 0 means no scaling, as the NIfTI-1 standard specifies).
 //! The grid's placement comes from the sform when `sform_code > 0`, else
 //! from the qform when `qform_code > 0`, else from pixdim alone with the
 //! origin at 0 (NIfTI-1 "method 1"). Only 3-D volumes are accepted; a 4-D
@@ -30,7 +30,7 @@ pub enum NiftiError {
     Invalid {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// The problem.
         message: String,
     },
 }
@@ -55,21 +55,23 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
         message,
     };
 
-    // Open once ourselves so that a missing file is told apart from a bad one.
+    // Open once ourselves so that a missing file is distinguished from a bad one.
     std::fs::File::open(path).map_err(|source| NiftiError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    let object = ReaderOptions::new().read_file(path).map_err(|error| match error {
-        nifti::NiftiError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            invalid(format!("file is truncated ({io}); copy it again from its source"))
-        }
-        nifti::NiftiError::Io(io) => invalid(io.to_string()),
-        nifti::NiftiError::InvalidFormat => {
-            invalid("not a NIfTI-1 file (NIfTI-2 is not supported; convert it to NIfTI-1)".to_string())
-        }
-        other => invalid(other.to_string()),
-    })?;
+    let object = ReaderOptions::new()
+        .read_file(path)
+        .map_err(|error| match error {
+            nifti::NiftiError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => invalid(
+                format!("file is truncated ({io}); copy it again from its source"),
+            ),
+            nifti::NiftiError::Io(io) => invalid(io.to_string()),
+            nifti::NiftiError::InvalidFormat => invalid(
+                "not a NIfTI-1 file (NIfTI-2 is not supported; convert it to NIfTI-1)".to_string(),
+            ),
+            other => invalid(other.to_string()),
+        })?;
     let header = object.header().clone();
 
     let rank = header.dim[0] as usize;
