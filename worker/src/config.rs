@@ -57,6 +57,13 @@ pub struct Policy {
     /// site. Off unless the site turns it on.
     #[serde(default)]
     pub share_feature_tables: bool,
+    /// Whether the site serves `ScoreModel`: it scores its patients with a
+    /// frozen model and releases only ROC points, confusion counts and
+    /// calibration sums, never a per-patient score. On unless the site turns
+    /// it off, because only aggregates over at least `min_patients` patients
+    /// and `min_per_class` per outcome class leave the site.
+    #[serde(default = "default_scores_only_validation")]
+    pub scores_only_validation: bool,
     /// Study ids this worker serves; empty serves any study.
     #[serde(default)]
     pub allowed_studies: Vec<String>,
@@ -70,12 +77,17 @@ fn default_min_per_class() -> u32 {
     1
 }
 
+fn default_scores_only_validation() -> bool {
+    true
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             min_patients: default_min_patients(),
             min_per_class: default_min_per_class(),
             share_feature_tables: false,
+            scores_only_validation: default_scores_only_validation(),
             allowed_studies: Vec::new(),
         }
     }
@@ -266,6 +278,16 @@ pseudonym_key_file = "site.key"
         assert_eq!(config.listen.port(), 50051);
         assert_eq!(config.policy.min_patients, 5);
         assert!(!config.policy.share_feature_tables);
+        assert!(config.policy.scores_only_validation);
+        assert_eq!(config.policy, Policy::default());
+    }
+
+    #[test]
+    fn config_scores_only_validation_can_be_turned_off() {
+        let text = format!("{MINIMAL}\n[policy]\nscores_only_validation = false\n");
+        let config = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml"))
+            .expect("config with scores_only_validation is valid");
+        assert!(!config.policy.scores_only_validation);
     }
 
     #[test]

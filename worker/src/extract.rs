@@ -12,7 +12,7 @@ use crate::error::{Exclusion, ExclusionKind};
 use crate::features::{self, ExtractionSettings};
 use crate::image::{Volume, nifti};
 use crate::manifest::SequenceFiles;
-use crate::mask::{self, MaskError};
+use crate::mask::{self, MaskError, Roi};
 
 /// Settings shared by every extraction of a round.
 #[derive(Debug, Clone)]
@@ -25,6 +25,16 @@ pub struct ExtractContext<'a> {
     pub tolerance: &'a GeometryTolerance,
 }
 
+/// An image with its region of interest, checked and ready for feature
+/// computation.
+#[derive(Debug, Clone)]
+pub struct LoadedSequence {
+    /// The image.
+    pub image: Volume,
+    /// The ROI of the requested label, on the image grid.
+    pub roi: Roi,
+}
+
 /// Extracts the features of one sequence; `sequence` names the manifest
 /// columns in errors.
 pub fn extract_sequence(
@@ -32,6 +42,17 @@ pub fn extract_sequence(
     files: &SequenceFiles,
     context: &ExtractContext<'_>,
 ) -> Result<Vec<f64>, Exclusion> {
+    let loaded = load_sequence(sequence, files, context)?;
+    compute_features(sequence, &loaded.image, &loaded.roi, context.settings)
+}
+
+/// Opens the image and mask of one sequence, checks that they share one
+/// grid, and selects the ROI label.
+pub fn load_sequence(
+    sequence: &str,
+    files: &SequenceFiles,
+    context: &ExtractContext<'_>,
+) -> Result<LoadedSequence, Exclusion> {
     let image_field = format!("{sequence}_image");
     let mask_field = format!("{sequence}_mask");
 
@@ -55,8 +76,21 @@ pub fn extract_sequence(
         };
         Exclusion::new(kind, &mask_field, error.to_string())
     })?;
+    Ok(LoadedSequence { image, roi })
+}
 
-    let values = mask::roi_values(&image, &roi).map_err(|non_finite| {
+/// Checks the ROI's intensities and computes the features of one image and
+/// ROI, rejecting any feature that is not finite. Perturbed copies go
+/// through the same checks as the original.
+pub fn compute_features(
+    sequence: &str,
+    image: &Volume,
+    roi: &Roi,
+    settings: &ExtractionSettings,
+) -> Result<Vec<f64>, Exclusion> {
+    let image_field = format!("{sequence}_image");
+
+    let values = mask::roi_values(image, roi).map_err(|non_finite| {
         Exclusion::new(
             ExclusionKind::IntensityInvalid,
             &image_field,
@@ -67,14 +101,14 @@ pub fn extract_sequence(
         )
     })?;
 
-    let features = features::compute(&image, &roi, &values, context.settings).map_err(|error| {
+    let features = features::compute(image, roi, &values, settings).map_err(|error| {
         Exclusion::new(
             ExclusionKind::IntensityInvalid,
             &image_field,
             error.to_string(),
         )
     })?;
-    let names = context.settings.feature_names();
+    let names = settings.feature_names();
     if let Some(index) = features.iter().position(|value| !value.is_finite()) {
         let name = names.get(index).map(String::as_str).unwrap_or("?");
         return Err(Exclusion::new(

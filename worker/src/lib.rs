@@ -5,6 +5,7 @@
 //! answers the coordinator's gRPC rounds with only what the site policy
 //! allows: pseudonymised feature tables and aggregates, never voxel data.
 
+pub mod aggregate;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -13,6 +14,7 @@ pub mod image;
 pub mod manifest;
 pub mod mask;
 pub mod perturb;
+pub mod perturbed_features;
 pub mod pseudonym;
 pub mod server;
 pub mod service;

@@ -1,10 +1,21 @@
-//! The worker's gRPC service: `Describe`, `Extract` and `FetchFeatureTable`.
+//! The worker's gRPC service: `Describe`, `Extract`, `FetchFeatureTable`,
+//! and the aggregate calls of contract 1.1, `FetchReproducibilitySums`,
+//! `LogisticStep` and `ScoreModel`.
 //!
 //! Rounds are idempotent by (study id, round id). The first `Extract` of a
 //! round computes it in a background task that keeps running if the caller
-//! disconnects, and stores the result; any later `Extract` of the same round
-//! replays the stored events, and `FetchFeatureTable` serves its table.
-//! Errors map to gRPC codes in [`status_for`], in one place.
+//! disconnects, and stores the result. Any later `Extract` of the same round
+//! replays the stored events, and the other calls read its table and
+//! perturbed copies. Errors map to gRPC codes in [`status_for`], in one
+//! place.
+//!
+//! Submodules: `rounds` runs `Extract`, `aggregates` serves the
+//! aggregate calls.
+
+mod aggregates;
+mod rounds;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,21 +25,21 @@ use std::sync::{Arc, Mutex};
 use radstudy_proto::v1::worker_server::Worker;
 use radstudy_proto::v1::{
     DescribeRequest, DescribeResponse, ExtractEvent, ExtractRequest, FeatureRow, FeatureTableChunk,
-    FetchFeatureTableRequest, PatientError, PatientResult, PolicySummary, RoundSummary,
-    SequenceCount, extract_event,
+    FetchFeatureTableRequest, LogisticStepRequest, LogisticStepResponse, PatientResult,
+    PolicySummary, ReproducibilitySumsRequest, ReproducibilitySumsResponse, RoundSummary,
+    ScoreModelRequest, ScoreModelResponse, SequenceCount,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::WorkerConfig;
-use crate::error::{Exclusion, ExclusionKind};
-use crate::extract::{ExtractContext, extract_sequence};
-use crate::features::{self, ExtractionSettings};
+use crate::features;
 use crate::manifest::Manifest;
 use crate::pseudonym::PseudonymKey;
+use rounds::{ValidatedExtract, replay_round, run_round, validate_extract};
 
 /// Rows per feature-table chunk when the request leaves it to the worker.
 pub const DEFAULT_ROWS_PER_CHUNK: usize = 256;
@@ -68,11 +79,25 @@ pub enum RequestError {
     },
     /// The round id was used before with other settings.
     #[error(
-        "round {round_id} was already run with other sequences or settings; use a new round id"
+        "round {round_id} was already run with other sequences, settings, perturbation or pseudonyms; use a new round id"
     )]
     RoundConflict {
         /// The round.
         round_id: String,
+    },
+    /// The round has no perturbed copies.
+    #[error(
+        "round {round_id} ran without `perturbation`, so it has no perturbed copies; run Extract with `perturbation` set under a new round id"
+    )]
+    NoPerturbation {
+        /// The round.
+        round_id: String,
+    },
+    /// A computation broke an invariant that the worker should keep.
+    #[error("internal error: {reason}; please report it")]
+    Internal {
+        /// What failed.
+        reason: String,
     },
 }
 
@@ -83,19 +108,66 @@ pub fn status_for(error: &RequestError) -> Status {
         RequestError::InvalidField { .. } => Status::invalid_argument(message),
         RequestError::PolicyRefused { .. } => Status::permission_denied(message),
         RequestError::UnknownRound { .. } => Status::not_found(message),
-        RequestError::RoundConflict { .. } => Status::failed_precondition(message),
+        RequestError::RoundConflict { .. } | RequestError::NoPerturbation { .. } => {
+            Status::failed_precondition(message)
+        }
+        RequestError::Internal { .. } => Status::internal(message),
     }
+}
+
+/// Logs a rejected request and returns its gRPC status.
+fn reject(error: RequestError) -> Status {
+    match &error {
+        RequestError::Internal { .. } => tracing::error!(%error, "request failed"),
+        _ => warn!(%error, "request rejected"),
+    }
+    status_for(&error)
 }
 
 /// A finished round.
 #[derive(Debug)]
 struct RoundResult {
-    /// Sequences and settings the round ran with, to detect reuse of an id.
-    request: (Vec<String>, ExtractionSettings),
+    /// The request the round ran with, to detect reuse of an id.
+    request: ValidatedExtract,
     events: Vec<PatientResult>,
     summary: RoundSummary,
     feature_names: Vec<String>,
     rows: Vec<FeatureRow>,
+    /// Pseudonyms of every patient with a job in the round, extracted or
+    /// excluded, sorted.
+    patients: Vec<String>,
+    /// Perturbed copies, when the round ran with `perturbation`.
+    copies: Option<RoundCopies>,
+}
+
+/// The perturbed copies of a round. They stay in memory and are never sent;
+/// only their ICC sums leave the site.
+#[derive(Debug)]
+struct RoundCopies {
+    /// Copies per patient, k.
+    repeats: u32,
+    /// One entry per sequence of the request, in its order.
+    sequences: Vec<SequenceCopies>,
+    /// Patient-sequence pairs whose original extracted but whose copies
+    /// failed.
+    n_excluded: u32,
+}
+
+/// The copies of one sequence and region.
+#[derive(Debug)]
+struct SequenceCopies {
+    sequence: String,
+    region: String,
+    /// Patients with all k copies extracted, sorted by pseudonym.
+    patients: Vec<PatientCopies>,
+}
+
+/// One patient's copies: k rows in repeat order, each with one finite value
+/// per feature name of the round.
+#[derive(Debug)]
+struct PatientCopies {
+    pseudonym: String,
+    values: Vec<Vec<f64>>,
 }
 
 type RoundKey = (String, String);
@@ -240,6 +312,7 @@ impl Worker for WorkerService {
                 min_patients: policy.min_patients,
                 min_per_class: policy.min_per_class,
                 share_feature_tables: policy.share_feature_tables,
+                scores_only_validation: policy.scores_only_validation,
             }),
         }))
     }
@@ -252,7 +325,7 @@ impl Worker for WorkerService {
     ) -> Result<Response<Self::ExtractStream>, Status> {
         let request = request.into_inner();
         let state = self.state.clone();
-        let validated = validate_extract(&state, &request).map_err(|e| status_for(&e))?;
+        let validated = validate_extract(&state, &request).map_err(reject)?;
 
         let key = (request.study_id.clone(), request.round_id.clone());
         let slot = state.slot(key);
@@ -373,301 +446,75 @@ impl Worker for WorkerService {
         );
         Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
     }
-}
 
-/// A validated `Extract` request.
-#[derive(Debug, Clone, PartialEq)]
-struct ValidatedExtract {
-    sequences: Vec<String>,
-    settings: ExtractionSettings,
-}
-
-fn validate_extract(
-    state: &WorkerState,
-    request: &ExtractRequest,
-) -> Result<ValidatedExtract, RequestError> {
-    state.check_study(&request.study_id)?;
-    if uuid::Uuid::parse_str(&request.round_id).is_err() {
-        return Err(RequestError::InvalidField {
-            field: "round_id",
-            reason: format!("{:?} is not a UUID", request.round_id),
-        });
-    }
-    if request.sequences.is_empty() {
-        return Err(RequestError::InvalidField {
-            field: "sequences",
-            reason: "empty; list at least one sequence".into(),
-        });
-    }
-    for sequence in &request.sequences {
-        if !state.manifest.sequences.contains(sequence) {
-            return Err(RequestError::InvalidField {
-                field: "sequences",
-                reason: format!(
-                    "sequence {sequence:?} is not in this center's manifest, which has {:?}",
-                    state.manifest.sequences
-                ),
-            });
-        }
-    }
-    let settings = request
-        .settings
-        .as_ref()
-        .ok_or(RequestError::InvalidField {
-            field: "settings",
-            reason: "missing".into(),
-        })?;
-    let settings =
-        ExtractionSettings::from_proto(settings).map_err(|error| RequestError::InvalidField {
-            field: "settings",
-            reason: error.to_string(),
-        })?;
-    Ok(ValidatedExtract {
-        sequences: request.sequences.clone(),
-        settings,
-    })
-}
-
-async fn replay_round(
-    result: &RoundResult,
-    request: &ValidatedExtract,
-    sender: &mpsc::Sender<Result<ExtractEvent, Status>>,
-) {
-    if result.request != (request.sequences.clone(), request.settings.clone()) {
-        let error = RequestError::RoundConflict {
-            round_id: result.summary.round_id.clone(),
-        };
-        let _ = sender.send(Err(status_for(&error))).await;
-        return;
-    }
-    info!("replaying finished round");
-    for event in &result.events {
-        let message = ExtractEvent {
-            event: Some(extract_event::Event::Patient(event.clone())),
-        };
-        if sender.send(Ok(message)).await.is_err() {
-            return;
-        }
-    }
-    let summary = ExtractEvent {
-        event: Some(extract_event::Event::Summary(result.summary.clone())),
-    };
-    let _ = sender.send(Ok(summary)).await;
-}
-
-/// One unit of work: a patient and sequence, or a manifest row that failed.
-struct Job {
-    pseudonym: String,
-    label: bool,
-    line: u64,
-    sequence: String,
-    work: Result<crate::manifest::SequenceFiles, Exclusion>,
-}
-
-async fn run_round(
-    state: Arc<WorkerState>,
-    round_id: &str,
-    request: ValidatedExtract,
-    sender: &mpsc::Sender<Result<ExtractEvent, Status>>,
-) -> RoundResult {
-    let center = state.config.center_id.clone();
-    let jobs = plan_jobs(&state, &request.sequences);
-    let total = jobs.len() as u32;
-    info!(jobs = total, "round started");
-
-    let permits = Arc::new(Semaphore::new(state.config.extraction_threads));
-    let settings = Arc::new(request.settings.clone());
-    let mut tasks = tokio::task::JoinSet::new();
-    for job in jobs {
-        let permits = permits.clone();
-        let state = state.clone();
-        let settings = settings.clone();
-        let span = info_span!("patient", center = %center, patient = %job.pseudonym, sequence = %job.sequence);
-        tasks.spawn(
-            async move {
-                let Job {
-                    pseudonym,
-                    label,
-                    line,
-                    sequence,
-                    work,
-                } = job;
-                let outcome = match work {
-                    Err(exclusion) => Err(exclusion),
-                    Ok(files) => {
-                        let _permit = permits.acquire_owned().await;
-                        let worker_sequence = sequence.clone();
-                        let joined = tokio::task::spawn_blocking(move || {
-                            let context = ExtractContext {
-                                canonical_root: &state.canonical_root,
-                                settings: &settings,
-                                tolerance: &state.config.geometry_tolerance,
-                            };
-                            extract_sequence(&worker_sequence, &files, &context)
-                        })
-                        .await;
-                        match joined {
-                            Ok(outcome) => outcome,
-                            Err(join_error) => Err(Exclusion::new(
-                                ExclusionKind::FileInvalid,
-                                format!("{sequence}_image"),
-                                format!("internal error while extracting ({join_error}); please report it"),
-                            )),
-                        }
-                    }
-                };
-                match &outcome {
-                    Ok(_) => info!("extracted"),
-                    Err(exclusion) => warn!(
-                        manifest_line = line,
-                        field = %exclusion.field,
-                        kind = exclusion.kind.as_str(),
-                        reason = %exclusion.reason,
-                        "excluded"
-                    ),
-                }
-                (pseudonym, label, sequence, outcome)
-            }
-            .instrument(span),
+    /// Returns the ICC sums of a round's perturbed copies
+    /// (`aggregates::reproducibility_sums`).
+    ///
+    /// Release rule: a sequence is released only when at least
+    /// `min_patients` patients have every copy. A sequence below that is
+    /// left out of the response and logged, and the other sequences are
+    /// still released. The request is rejected only when every sequence is
+    /// below `min_patients`. `min_per_class` does not apply, because the
+    /// sums carry no outcome label.
+    async fn fetch_reproducibility_sums(
+        &self,
+        request: Request<ReproducibilitySumsRequest>,
+    ) -> Result<Response<ReproducibilitySumsResponse>, Status> {
+        let request = request.into_inner();
+        let state = &self.state;
+        let span = info_span!(
+            "fetch_reproducibility_sums",
+            center = %state.config.center_id,
+            study = %request.study_id,
+            round = %request.round_id,
         );
+        let _entered = span.enter();
+        aggregates::reproducibility_sums(state, &request)
+            .map(Response::new)
+            .map_err(reject)
     }
 
-    let mut events = Vec::with_capacity(total as usize);
-    let mut rows = Vec::new();
-    let mut index = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((pseudonym, label, sequence, outcome)) = joined else {
-            // A job task only panics if tracing itself does; count it as lost.
-            warn!("an extraction task ended abnormally");
-            continue;
-        };
-        index += 1;
-        let error = match outcome {
-            Ok(values) => {
-                rows.push(FeatureRow {
-                    pseudonym: pseudonym.clone(),
-                    label: label as u32,
-                    sequence: sequence.clone(),
-                    region: WHOLE_REGION.to_string(),
-                    values,
-                });
-                None
-            }
-            Err(exclusion) => Some(PatientError {
-                pseudonym: pseudonym.clone(),
-                sequence: sequence.clone(),
-                kind: exclusion.kind.to_proto() as i32,
-                field: exclusion.field,
-                reason: exclusion.reason,
-            }),
-        };
-        let event = PatientResult {
-            pseudonym,
-            sequence,
-            index,
-            total,
-            error,
-        };
-        events.push(event.clone());
-        let message = ExtractEvent {
-            event: Some(extract_event::Event::Patient(event)),
-        };
-        // A disconnected caller does not stop the round: its result is kept
-        // for a retry.
-        let _ = sender.send(Ok(message)).await;
+    /// Returns one Newton step's sums of a logistic model over the round's
+    /// patients (`aggregates::logistic_step`). Rejected below
+    /// `min_patients` included patients or `min_per_class` in either class.
+    async fn logistic_step(
+        &self,
+        request: Request<LogisticStepRequest>,
+    ) -> Result<Response<LogisticStepResponse>, Status> {
+        let request = request.into_inner();
+        let state = &self.state;
+        let span = info_span!(
+            "logistic_step",
+            center = %state.config.center_id,
+            study = %request.study_id,
+            round = %request.round_id,
+        );
+        let _entered = span.enter();
+        aggregates::logistic_step(state, &request)
+            .map(Response::new)
+            .map_err(reject)
     }
 
-    rows.sort_by(|a, b| (&a.pseudonym, &a.sequence).cmp(&(&b.pseudonym, &b.sequence)));
-    let feature_names = request.settings.feature_names();
-    let summary = RoundSummary {
-        round_id: round_id.to_string(),
-        n_extracted: rows.len() as u32,
-        n_excluded: events.iter().filter(|e| e.error.is_some()).count() as u32,
-        n_rows: rows.len() as u32,
-        n_features: feature_names.len() as u32,
-    };
-    info!(
-        extracted = summary.n_extracted,
-        excluded = summary.n_excluded,
-        "round finished"
-    );
-    let message = ExtractEvent {
-        event: Some(extract_event::Event::Summary(summary.clone())),
-    };
-    let _ = sender.send(Ok(message)).await;
-
-    RoundResult {
-        request: (request.sequences, request.settings),
-        events,
-        summary,
-        feature_names,
-        rows,
+    /// Returns scores-only validation aggregates of a frozen model
+    /// (`aggregates::score_model`). Rejected unless the policy sets
+    /// `scores_only_validation`, and below `min_patients` scored patients
+    /// or `min_per_class` in either class.
+    async fn score_model(
+        &self,
+        request: Request<ScoreModelRequest>,
+    ) -> Result<Response<ScoreModelResponse>, Status> {
+        let request = request.into_inner();
+        let state = &self.state;
+        let span = info_span!(
+            "score_model",
+            center = %state.config.center_id,
+            study = %request.study_id,
+            round = %request.round_id,
+            model = ?request.model_name,
+        );
+        let _entered = span.enter();
+        aggregates::score_model(state, &request)
+            .map(Response::new)
+            .map_err(reject)
     }
-}
-
-/// Lists the round's work: one job per patient and sequence, plus one
-/// failed job per sequence for each rejected manifest row.
-fn plan_jobs(state: &WorkerState, sequences: &[String]) -> Vec<Job> {
-    let center = &state.config.center_id;
-    let mut jobs = Vec::new();
-    for entry in &state.manifest.entries {
-        let pseudonym = state.key.pseudonym(center, &entry.patient_id);
-        for sequence in sequences {
-            let work = match entry.sequences.get(sequence) {
-                Some(Ok(files)) => Ok(files.clone()),
-                Some(Err(problem)) => Err(Exclusion::new(
-                    if problem.empty_cell {
-                        ExclusionKind::NotListed
-                    } else {
-                        ExclusionKind::ManifestInvalid
-                    },
-                    &problem.field,
-                    &problem.reason,
-                )),
-                None => Err(Exclusion::new(
-                    ExclusionKind::NotListed,
-                    format!("{sequence}_image"),
-                    "sequence not in manifest",
-                )),
-            };
-            jobs.push(Job {
-                pseudonym: pseudonym.clone(),
-                label: entry.label,
-                line: entry.line,
-                sequence: sequence.clone(),
-                work,
-            });
-        }
-    }
-    for row in &state.manifest.rejected {
-        let pseudonym = match &row.patient_id {
-            Some(id) => state.key.pseudonym(center, id),
-            None => format!(
-                "{center}-row{}",
-                state
-                    .manifest
-                    .rejected
-                    .iter()
-                    .position(|r| std::ptr::eq(r, row))
-                    .unwrap_or(0)
-                    + 1
-            ),
-        };
-        for sequence in sequences {
-            jobs.push(Job {
-                pseudonym: pseudonym.clone(),
-                label: false,
-                line: row.problem.line,
-                sequence: sequence.clone(),
-                // The line number stays in the worker's log: in a manifest
-                // sorted by local id it could identify the patient.
-                work: Err(Exclusion::new(
-                    ExclusionKind::ManifestInvalid,
-                    &row.problem.field,
-                    &row.problem.reason,
-                )),
-            });
-        }
-    }
-    jobs
 }
