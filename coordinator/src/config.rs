@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::federated::FederatedConfig;
+use crate::reproducibility::IccConfig;
+use crate::scores_only::ValidationConfig;
+
 /// Errors while loading `study.toml`.
 #[derive(Debug, thiserror::Error)]
 pub enum StudyConfigError {
@@ -145,6 +149,31 @@ pub enum LassoChoice {
     OneSe,
 }
 
+/// Rule that picks the best region r*, on which the fusion model is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BestRegionRule {
+    /// Highest mean repeated stratified k-fold CV AUC on training patients,
+    /// with the whole selection chain refitted in each fold.
+    CvAuc,
+    /// Highest mean AUC on the internal validation cohort, as the paper
+    /// reports. It is optimistic, because those patients then take part in
+    /// a modelling choice; selection.json flags it.
+    InternalValidation,
+}
+
+/// How the fusion model combines the sequences on the best region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionMethod {
+    /// Feature-level fusion: one chain on the union of the single models'
+    /// selected features.
+    Concat,
+    /// Score-level fusion: a logistic regression on the single models'
+    /// radscores, fitted on out-of-fold radscores of training patients.
+    Stacking,
+}
+
 /// Feature selection and model settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -177,6 +206,19 @@ pub struct ModelConfig {
     /// scikit-learn's `C`.
     #[serde(default = "default_c")]
     pub c: f64,
+    /// Rule that picks the best region for the fusion model.
+    #[serde(default = "default_best_region")]
+    pub best_region: BestRegionRule,
+    /// Folds of the best-region cross-validation and of the out-of-fold
+    /// radscores of stacking, stratified on the outcome.
+    #[serde(default = "default_cv_folds")]
+    pub cv_folds: usize,
+    /// Fold partitions of the best-region cross-validation.
+    #[serde(default = "default_cv_repeats")]
+    pub cv_repeats: usize,
+    /// How the fusion model combines the sequences.
+    #[serde(default = "default_fusion")]
+    pub fusion: FusionMethod,
     /// Stratified bootstrap replicates for the percentile CIs of AUC,
     /// sensitivity and specificity; 0 turns the bootstrap off.
     #[serde(default = "default_bootstrap_replicates")]
@@ -222,6 +264,22 @@ fn default_bootstrap_replicates() -> usize {
     2000
 }
 
+fn default_best_region() -> BestRegionRule {
+    BestRegionRule::CvAuc
+}
+
+fn default_cv_folds() -> usize {
+    10
+}
+
+fn default_cv_repeats() -> usize {
+    10
+}
+
+fn default_fusion() -> FusionMethod {
+    FusionMethod::Concat
+}
+
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
@@ -233,6 +291,10 @@ impl Default for ModelConfig {
             lasso_repeats: default_lasso_repeats(),
             fusion_relasso: true,
             c: default_c(),
+            best_region: default_best_region(),
+            cv_folds: default_cv_folds(),
+            cv_repeats: default_cv_repeats(),
+            fusion: default_fusion(),
             bootstrap_replicates: default_bootstrap_replicates(),
             harmonization: default_harmonization(),
         }
@@ -284,6 +346,12 @@ struct RawStudy {
     model: ModelConfig,
     #[serde(default)]
     timeouts: TimeoutConfig,
+    #[serde(default)]
+    icc: IccConfig,
+    #[serde(default)]
+    validation: ValidationConfig,
+    #[serde(default)]
+    federated: FederatedConfig,
 }
 
 fn default_seed() -> u64 {
@@ -309,6 +377,12 @@ pub struct StudyConfig {
     pub model: ModelConfig,
     /// Call deadlines.
     pub timeouts: TimeoutConfig,
+    /// Reproducibility (ICC) filter.
+    pub icc: IccConfig,
+    /// External validation.
+    pub validation: ValidationConfig,
+    /// Federated fitting.
+    pub federated: FederatedConfig,
 }
 
 impl StudyConfig {
@@ -469,12 +543,27 @@ impl StudyConfig {
         if raw.model.lasso_repeats < 1 {
             return Err(invalid("model.lasso_repeats", "0".into(), "at least 1"));
         }
+        if raw.model.cv_folds < 2 {
+            return Err(invalid(
+                "model.cv_folds",
+                raw.model.cv_folds.to_string(),
+                "at least 2",
+            ));
+        }
+        if raw.model.cv_repeats < 1 {
+            return Err(invalid("model.cv_repeats", "0".into(), "at least 1"));
+        }
         if raw.timeouts.call_s == 0 || raw.timeouts.round_s == 0 {
             return Err(invalid(
                 "timeouts",
                 "0".into(),
                 "deadlines of at least 1 second",
             ));
+        }
+        for check in [raw.icc.check(), raw.validation.check()] {
+            if let Err((field, value, expected)) = check {
+                return Err(invalid(field, value, expected));
+            }
         }
 
         Ok(StudyConfig {
@@ -486,6 +575,9 @@ impl StudyConfig {
             features: raw.features,
             model: raw.model,
             timeouts: raw.timeouts,
+            icc: raw.icc,
+            validation: raw.validation,
+            federated: raw.federated,
         })
     }
 
@@ -525,6 +617,43 @@ role = "external"
         assert_eq!(study.model.mwu_alpha, 0.05);
         assert_eq!(study.model.c, 1.0);
         assert_eq!(study.features.bin_width, 25.0);
+        assert_eq!(study.model.best_region, BestRegionRule::CvAuc);
+        assert_eq!(study.model.cv_folds, 10);
+        assert_eq!(study.model.cv_repeats, 10);
+        assert_eq!(study.model.fusion, FusionMethod::Concat);
+    }
+
+    #[test]
+    fn study_config_reads_region_and_fusion_keys() {
+        let text = format!(
+            "{STUDY}\n[model]\nbest_region = \"internal_validation\"\ncv_folds = 5\ncv_repeats = 3\nfusion = \"stacking\"\n"
+        );
+        let study = StudyConfig::parse(&text, Path::new("study.toml")).expect("valid study");
+        assert_eq!(study.model.best_region, BestRegionRule::InternalValidation);
+        assert_eq!(study.model.cv_folds, 5);
+        assert_eq!(study.model.cv_repeats, 3);
+        assert_eq!(study.model.fusion, FusionMethod::Stacking);
+    }
+
+    #[test]
+    fn study_config_rejects_one_cv_fold() {
+        let text = format!("{STUDY}\n[model]\ncv_folds = 1\n");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("model.cv_folds"), "{error}");
+    }
+
+    #[test]
+    fn study_config_rejects_zero_cv_repeats() {
+        let text = format!("{STUDY}\n[model]\ncv_repeats = 0\n");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("model.cv_repeats"), "{error}");
+    }
+
+    #[test]
+    fn study_config_rejects_unknown_fusion() {
+        let text = format!("{STUDY}\n[model]\nfusion = \"average\"\n");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("average"), "{error}");
     }
 
     #[test]

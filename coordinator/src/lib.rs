@@ -7,10 +7,13 @@
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod federated;
 pub mod harmonize;
 pub mod model;
 pub mod output;
+pub mod reproducibility;
 pub mod run;
+pub mod scores_only;
 pub mod split;
 pub mod stats;
 pub mod table;

@@ -3,7 +3,12 @@
 //! 1. Handshake: connect to every center and check its description.
 //! 2. Extraction round at every center, with per-patient progress.
 //! 3. Feature tables gathered into one table; cohorts assigned.
-//! 4. Modelling pass and validation; files written to the study directory.
+//! 4. Reproducibility filter: perturbation round on drawn training patients
+//!    and ICC from the centers' sums ([`crate::reproducibility`]).
+//! 5. Modelling pass and validation; external centers that keep their
+//!    tables validate by scores only ([`crate::scores_only`]); optionally
+//!    every model is refitted by federated Newton steps
+//!    ([`crate::federated`]). Files written to the study directory.
 //!
 //! A center that fails at any step is left out with its reason, and the
 //! study goes on with the others. The study stops only when no development
@@ -12,12 +17,16 @@
 use std::path::{Path, PathBuf};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use radstudy_proto::v1::{DescribeResponse, ExtractionSettings};
+use radstudy_proto::v1::{DescribeResponse, ExtractRequest, ExtractionSettings};
 use serde::Serialize;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::client::{CenterClient, CenterTable, ExclusionRecord};
-use crate::config::{CenterRole, StudyConfig};
+use crate::config::{CenterRole, Harmonization, StudyConfig};
+use crate::federated;
+use crate::harmonize;
+use crate::reproducibility;
+use crate::scores_only;
 use crate::model::{ModellingOutcome, model_specs, run_models};
 use crate::output::{format_metrics, write_json, write_outputs};
 use crate::split::{SplitInput, assign_cohorts};
@@ -138,6 +147,13 @@ async fn run_rounds(
         }
     }
     check_definitions(&mut connected, &mut failures);
+    let scores_only: std::collections::BTreeSet<String> = connected
+        .iter()
+        .filter(|(client, description)| {
+            validates_by_scores_only(config, client.center(), description).unwrap_or(false)
+        })
+        .map(|(client, _)| client.center().to_string())
+        .collect();
 
     // Round 2: extraction, all centers at once.
     let settings = ExtractionSettings {
@@ -166,15 +182,22 @@ async fn run_rounds(
                 round_id.to_string(),
                 settings.clone(),
                 bar,
+                !scores_only.contains(client.center()),
             )
             .instrument(span),
         ));
     }
     let mut tables: Vec<(String, CenterTable)> = Vec::new();
+    let mut remote_validation: Vec<CenterClient> = Vec::new();
     let mut exclusions = Vec::new();
     for ((client, _), task) in connected.iter().zip(rounds) {
         let center = client.center().to_string();
         match task.await {
+            Ok(Ok((_, center_exclusions))) if scores_only.contains(&center) => {
+                exclusions.extend(center_exclusions);
+                info!(center = %center, "center validates by scores only");
+                remote_validation.push(client.clone());
+            }
             Ok(Ok((table, center_exclusions))) => {
                 exclusions.extend(center_exclusions);
                 tables.push((center, table));
@@ -235,13 +258,63 @@ async fn run_rounds(
         "feature table written"
     );
 
-    // Round 4: models and validation.
-    let modelling = run_models(
+    // Round 4: the reproducibility filter.
+    let icc_span = info_span!("phase", phase = "icc");
+    let icc_report = reproducibility::run_round(config, &connected, &table, &settings)
+        .instrument(icc_span)
+        .await;
+    let icc_counts = reproducibility::apply(&mut table, &icc_report);
+    for (sequence, (before, after)) in &icc_counts {
+        info!(%sequence, before, after, "features after the ICC filter");
+    }
+    reproducibility::write_report(out_dir, &icc_report, &icc_counts)?;
+
+    // Optional ComBat, fitted with the training patients as reference.
+    let harmonization =
+        harmonize::harmonize(&mut table, &config.centers, config.model.harmonization);
+    if !harmonization.is_empty() {
+        write_json(&out_dir.join("harmonization.json"), &harmonization)?;
+    }
+
+    // Round 5: models and validation.
+    let mut modelling = run_models(
         &table,
         &model_specs(&config.sequences),
         &config.model,
         config.seed,
     );
+    if !remote_validation.is_empty() {
+        let span = info_span!("phase", phase = "scores_only_validation");
+        let skipped = scores_only::validate_remote(
+            &mut modelling,
+            &table,
+            &remote_validation,
+            &config.study_id,
+            round_id,
+            &config.validation,
+        )
+        .instrument(span)
+        .await;
+        write_json(&out_dir.join("scores_only.json"), &skipped)?;
+    }
+    if config.federated.logistic {
+        let clients: Vec<CenterClient> =
+            connected.iter().map(|(client, _)| client.clone()).collect();
+        let (fits, skips) = federated::refit_models(
+            &modelling.models,
+            &table,
+            &clients,
+            &config.study_id,
+            round_id,
+            config.model.c,
+        )
+        .instrument(info_span!("phase", phase = "federated_fit"))
+        .await;
+        write_json(
+            &out_dir.join("federated.json"),
+            &serde_json::json!({ "fits": fits, "skipped": skips }),
+        )?;
+    }
     write_outputs(out_dir, &modelling, &exclusions)?;
     let provenance = serde_json::json!({
         "study_id": config.study_id,
@@ -307,17 +380,19 @@ async fn handshake(
     if !description.counts_withheld && !missing.is_empty() {
         return Err(format!("the worker's manifest lacks sequences {missing:?}"));
     }
-    // This coordinator pools per-patient feature tables; a site that keeps
-    // them is left out before any extraction work is done.
-    if !description
-        .policy
-        .as_ref()
-        .is_some_and(|p| p.share_feature_tables)
-    {
-        return Err(
-            "the site policy keeps feature tables at the site (share_feature_tables = false), and this coordinator needs them; the site can set share_feature_tables = true in its worker.toml"
-                .to_string(),
-        );
+    let scores_only = validates_by_scores_only(&config, &center, &description)?;
+    let minor = radstudy_proto::parse_contract_version(&description.contract_version)
+        .map(|(_, minor)| minor)
+        .unwrap_or(0);
+    let role = center_role(&config, &center);
+    let needs_minor_1 = scores_only
+        || config.federated.logistic
+        || (config.icc.enabled && role == CenterRole::Development);
+    if minor < 1 && needs_minor_1 {
+        return Err(format!(
+            "the worker speaks contract {}, and this study's ICC filter, scores-only validation or federated fit needs 1.1; upgrade the worker",
+            description.contract_version
+        ));
     }
     info!(
         patients = description.n_patients,
@@ -326,6 +401,52 @@ async fn handshake(
         "handshake done"
     );
     Ok((client, description))
+}
+
+/// The role of `center` in the study; a center not in study.toml is
+/// treated as external.
+fn center_role(config: &StudyConfig, center: &str) -> CenterRole {
+    config
+        .centers
+        .iter()
+        .find(|c| c.id == center)
+        .map(|c| c.role)
+        .unwrap_or(CenterRole::External)
+}
+
+/// Whether a center validates by scores only, from its role and policy.
+/// A development center must share its feature table, since selection and
+/// fitting use per-patient rows; `Err` says why a center cannot take part.
+fn validates_by_scores_only(
+    config: &StudyConfig,
+    center: &str,
+    description: &DescribeResponse,
+) -> Result<bool, String> {
+    let shares = description
+        .policy
+        .as_ref()
+        .is_some_and(|p| p.share_feature_tables);
+    let allows_scores = description
+        .policy
+        .as_ref()
+        .is_some_and(|p| p.scores_only_validation);
+    match center_role(config, center) {
+        CenterRole::Development if shares => Ok(false),
+        CenterRole::Development => Err(
+            "the site policy keeps feature tables at the site (share_feature_tables = false), and a development center's table is needed for selection and fitting; the site can set share_feature_tables = true in its worker.toml, or the study can list the center as external"
+                .to_string(),
+        ),
+        CenterRole::External => {
+            let scores_only = config.validation.scores_only_for(shares, allows_scores)?;
+            if scores_only && config.model.harmonization != Harmonization::None {
+                return Err(
+                    "the site keeps its feature table, and ComBat needs the table of every center it adjusts; share the table or set model.harmonization = \"none\""
+                        .to_string(),
+                );
+            }
+            Ok(scores_only)
+        }
+    }
 }
 
 /// Leaves out every center whose feature definitions differ from the
@@ -371,14 +492,19 @@ async fn extract_and_fetch(
     round_id: String,
     settings: ExtractionSettings,
     bar: ProgressBar,
+    fetch_table: bool,
 ) -> CenterResult {
     let progress = bar.clone();
     let outcome = client
         .extract(
-            &config.study_id,
-            &round_id,
-            &config.sequences,
-            settings,
+            ExtractRequest {
+                study_id: config.study_id.clone(),
+                round_id: round_id.clone(),
+                sequences: config.sequences.clone(),
+                settings: Some(settings),
+                perturbation: None,
+                pseudonyms: Vec::new(),
+            },
             config.round_timeout(),
             move |index, total| {
                 progress.set_length(total as u64);
@@ -405,6 +531,13 @@ async fn extract_and_fetch(
             reason = %exclusion.reason,
             "patient excluded"
         );
+    }
+    if !fetch_table {
+        let kept = CenterTable {
+            feature_names: Vec::new(),
+            rows: Vec::new(),
+        };
+        return Ok((kept, outcome.exclusions));
     }
     match client
         .fetch_feature_table(&config.study_id, &round_id)

@@ -3,14 +3,19 @@
 //! Every call has a deadline: connecting and short calls use the study's
 //! call timeout, an extraction round its round timeout. A server-streamed
 //! round reports per-patient progress, which keeps the connection busy
-//! during long rounds.
+//! during long rounds. The aggregate calls of contract 1.1 (reproducibility
+//! sums, logistic steps, scores-only validation) are in [`aggregates`].
+
+mod aggregates;
+
+pub use aggregates::{FeatureIcc, ReproducibilityReply, ScoreReply};
 
 use std::time::Duration;
 
 use radstudy_proto::v1::worker_client::WorkerClient;
 use radstudy_proto::v1::{
-    DescribeRequest, DescribeResponse, ExtractRequest, ExtractionSettings, FeatureRow,
-    FetchFeatureTableRequest, RoundSummary, extract_event,
+    DescribeRequest, DescribeResponse, ExtractRequest, FeatureRow, FetchFeatureTableRequest,
+    RoundSummary, extract_event,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -185,23 +190,15 @@ impl CenterClient {
         }
     }
 
-    /// Runs an extraction round, calling `on_patient(index, total)` after
-    /// each patient and sequence.
+    /// Runs the extraction round `round`, calling `on_patient(index,
+    /// total)` after each patient and sequence.
     pub async fn extract(
         &mut self,
-        study_id: &str,
-        round_id: &str,
-        sequences: &[String],
-        settings: ExtractionSettings,
+        round: ExtractRequest,
         round_timeout: Duration,
         mut on_patient: impl FnMut(u32, u32),
     ) -> Result<RoundOutcome, CenterError> {
-        let mut request = tonic::Request::new(ExtractRequest {
-            study_id: study_id.to_string(),
-            round_id: round_id.to_string(),
-            sequences: sequences.to_vec(),
-            settings: Some(settings),
-        });
+        let mut request = tonic::Request::new(round);
         request.set_timeout(round_timeout);
 
         let center = self.center.clone();

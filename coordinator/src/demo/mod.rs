@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::federated::FederatedConfig;
+use crate::reproducibility::IccConfig;
+use crate::scores_only::ValidationConfig;
 use crate::config::{
     CenterConfig, CenterRole, FeatureConfig, ModelConfig, SplitConfig, StudyConfig, TimeoutConfig,
 };
@@ -218,6 +221,9 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
         features: FeatureConfig::default(),
         model: ModelConfig::default(),
         timeouts: TimeoutConfig::default(),
+        icc: IccConfig::default(),
+        validation: ValidationConfig::default(),
+        federated: FederatedConfig::default(),
     };
     let outcome = run_study(&study, &out_dir.join("study"), show_progress).await;
     for process in &mut processes {

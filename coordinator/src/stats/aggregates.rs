@@ -6,7 +6,8 @@
 //! edges broadcast by the coordinator. The coordinator merges the sites'
 //! aggregates and computes:
 //!
-//! - the ROC AUC, exactly, from the merged ROC points;
+//! - the ROC AUC, exactly, from the merged ROC points, and its DeLong
+//!   variance and interval ([`delong_from_roc_points`]);
 //! - sensitivity, specificity, PPV, NPV, accuracy and F1 with Wilson
 //!   intervals, from the merged confusion counts;
 //! - the decision curve at any threshold, from the ROC points;
@@ -19,9 +20,11 @@
 //!
 //! NOTE: the ROC points list every distinct score of the site with its
 //! cumulative class counts, which reveals the site's score distribution per
-//! class (but not which patient has which score). DeLong variances and
-//! bootstrap intervals need per-patient values and are not available from
-//! these aggregates. The logistic recalibration needs several rounds of
+//! class (but not which patient has which score). The DeLong placement of a
+//! patient depends only on its score and class, so the DeLong variance is
+//! exact from these points; paired DeLong tests between two models and
+//! bootstrap intervals need the pairing of scores and are not available. The
+//! logistic recalibration needs several rounds of
 //! `irls::LogisticSums::at_with_offset` instead of one set of aggregates.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,7 @@ use super::StatsError;
 use super::calibration::{CalibrationBins, CalibrationSums, check_predictions};
 use super::dca::DecisionCurve;
 use super::hosmer_lemeshow::{HosmerLemeshow, hosmer_lemeshow_from_bins};
+use super::roc::{AucEstimate, Z_975};
 use super::threshold::Confusion;
 use super::validate::compare_finite;
 use super::wilson::{ThresholdMetrics, add_confusion};
@@ -169,6 +173,80 @@ pub fn auc_from_roc_points(points: &[RocPoint]) -> Result<f64, StatsError> {
         previous_threshold = point.threshold;
     }
     Ok(doubled_area as f64 / (2 * positives as u128 * negatives as u128) as f64)
+}
+
+/// Returns the AUC with its DeLong (1988) variance and 95% interval from
+/// descending ROC points, equal to [`super::roc::delong_auc`] on the pooled
+/// scores up to summation order.
+///
+/// At a distinct score s with a positives and b negatives (the differences
+/// of consecutive cumulative counts), every positive has the placement
+/// V10 = (#negatives below s + b/2) / N and every negative
+/// V01 = (#positives above s + a/2) / M, where M and N are the class
+/// totals. The variance is S10 / M + S01 / N with the ddof-1 variances of
+/// the placements, each summed once per distinct score with its count.
+///
+/// # Errors
+///
+/// As [`auc_from_roc_points`], and [`StatsError::TooFewForVariance`] with
+/// fewer than 2 positives or 2 negatives.
+pub fn delong_from_roc_points(points: &[RocPoint]) -> Result<AucEstimate, StatsError> {
+    let auc = auc_from_roc_points(points)?;
+    let Some(last) = points.last() else {
+        return Err(StatsError::Empty {
+            input: "roc_points",
+        });
+    };
+    let (m, n) = (last.tp, last.fp);
+    if m < 2 || n < 2 {
+        return Err(StatsError::TooFewForVariance {
+            positives: m,
+            negatives: n,
+        });
+    }
+
+    // Placement values per distinct score, with their multiplicities.
+    let mut positive_placements: Vec<(f64, usize)> = Vec::new();
+    let mut negative_placements: Vec<(f64, usize)> = Vec::new();
+    let (mut previous_tp, mut previous_fp) = (0usize, 0usize);
+    for point in points {
+        let positives_here = point.tp - previous_tp;
+        let negatives_here = point.fp - previous_fp;
+        if positives_here > 0 {
+            let below = (n - point.fp) as f64 + 0.5 * negatives_here as f64;
+            positive_placements.push((below / n as f64, positives_here));
+        }
+        if negatives_here > 0 {
+            let above = previous_tp as f64 + 0.5 * positives_here as f64;
+            negative_placements.push((above / m as f64, negatives_here));
+        }
+        previous_tp = point.tp;
+        previous_fp = point.fp;
+    }
+
+    let variance = grouped_sample_variance(&positive_placements, m) / m as f64
+        + grouped_sample_variance(&negative_placements, n) / n as f64;
+    let half_width = Z_975 * variance.sqrt();
+    Ok(AucEstimate {
+        auc,
+        variance,
+        ci_low: (auc - half_width).max(0.0),
+        ci_high: (auc + half_width).min(1.0),
+    })
+}
+
+/// The ddof-1 variance of `total` values given as (value, count) pairs.
+fn grouped_sample_variance(groups: &[(f64, usize)], total: usize) -> f64 {
+    let mean = groups
+        .iter()
+        .map(|&(value, count)| value * count as f64)
+        .sum::<f64>()
+        / total as f64;
+    groups
+        .iter()
+        .map(|&(value, count)| count as f64 * (value - mean).powi(2))
+        .sum::<f64>()
+        / (total - 1) as f64
 }
 
 /// Returns (TP, FP) with score ≥ `threshold` from descending ROC points.
@@ -348,6 +426,38 @@ mod tests {
             "{found} vs {expected}"
         );
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn delong_from_merged_roc_points_equals_delong_on_pooled_scores() {
+        let (p, y, sites) = sites();
+        let total = merged(&sites);
+        let expected = super::super::roc::delong_auc(&p, &y).unwrap();
+        let found = delong_from_roc_points(&total.roc_points).unwrap();
+        assert_eq!(found.auc, expected.auc);
+        // The variance sums the same placements grouped by score instead of
+        // one by one: a difference of summation order, a few ulps of a
+        // variance near 1e-3.
+        assert!(
+            (found.variance - expected.variance).abs() <= 1e-15,
+            "{} vs {}",
+            found.variance,
+            expected.variance
+        );
+        assert!((found.ci_low - expected.ci_low).abs() <= 1e-12);
+        assert!((found.ci_high - expected.ci_high).abs() <= 1e-12);
+    }
+
+    #[test]
+    fn delong_from_roc_points_needs_two_per_class() {
+        let points = roc_points(&[0.9, 0.1, 0.2], &[true, false, false]);
+        assert!(matches!(
+            delong_from_roc_points(&points),
+            Err(StatsError::TooFewForVariance {
+                positives: 1,
+                negatives: 2
+            })
+        ));
     }
 
     #[test]

@@ -98,6 +98,13 @@ pub use wilson::{Proportion, ThresholdMetrics};
 /// traced back to a feature column or a patient row.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StatsError {
+    /// A center's sums for a federated computation could not be fetched.
+    #[error("a center's sums could not be fetched: {message}")]
+    Remote {
+        /// The transport or worker error.
+        message: String,
+    },
+
     /// An input that needs at least one element has none.
     #[error("{input} is empty: at least one value is required")]
     Empty {

@@ -23,7 +23,7 @@ use super::validate::{check_finite, check_same_length, count_classes};
 /// Φ⁻¹(0.975), the two-sided 95% normal quantile. pROC 1.18.0 computes the
 /// interval with R's `qnorm(0.975)`, which is this value and not 1.96. The
 /// two differ by 3.6e-5 standard errors.
-const Z_975: f64 = 1.959_963_984_540_054;
+pub(crate) const Z_975: f64 = 1.959_963_984_540_054;
 
 /// ROC AUC with its DeLong variance and 95% confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
