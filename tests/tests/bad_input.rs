@@ -129,7 +129,7 @@ async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Resu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn center_refusing_tables_is_left_out_with_reason() -> anyhow::Result<()> {
+async fn center_refusing_tables_is_left_out_when_study_needs_tables() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let root_a = dir.path().join("site_a");
     let root_b = dir.path().join("site_b");
@@ -155,7 +155,10 @@ async fn center_refusing_tables_is_left_out_with_reason() -> anyhow::Result<()> 
             },
         ],
     )?;
-    let study = sts_study(running.centers.clone())?;
+    let mut study = sts_study(running.centers.clone())?;
+    // With the default `auto`, B would validate by scores only
+    // (tests/tests/aggregate_rounds.rs); `tables` requires its table.
+    study.validation.external = radstudy::scores_only::ExternalMode::Tables;
     let outcome = run_study(&study, &dir.path().join("study"), false).await?;
 
     assert_eq!(outcome.failed_centers.len(), 1);

@@ -137,6 +137,8 @@ struct RawConfig {
     center_id: String,
     #[serde(default = "default_listen")]
     listen: String,
+    #[serde(default)]
+    metrics_listen: Option<String>,
     data_root: PathBuf,
     manifest: PathBuf,
     pseudonym_key_file: PathBuf,
@@ -159,6 +161,9 @@ pub struct WorkerConfig {
     pub center_id: String,
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Address of the Prometheus metrics endpoint (HTTP, `GET /metrics`);
+    /// `None`, the default, serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory that every manifest path is relative to.
     pub data_root: PathBuf,
     /// The cohort manifest CSV.
@@ -221,6 +226,26 @@ impl WorkerConfig {
                 "an address such as \"127.0.0.1:50051\"",
             )
         })?;
+        let metrics_listen = match &raw.metrics_listen {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "metrics_listen",
+                    format!("{text:?}"),
+                    "an address such as \"127.0.0.1:9464\"",
+                )
+            })?),
+        };
+        if let Some(metrics) = metrics_listen
+            && metrics.port() != 0
+            && metrics == listen
+        {
+            return Err(invalid(
+                "metrics_listen",
+                format!("{:?}", metrics.to_string()),
+                "an address other than `listen`",
+            ));
+        }
         if raw.policy.min_patients < 1 {
             return Err(invalid("policy.min_patients", "0".into(), "at least 1"));
         }
@@ -248,6 +273,7 @@ impl WorkerConfig {
         Ok(WorkerConfig {
             center_id: raw.center_id,
             listen,
+            metrics_listen,
             data_root: base.join(raw.data_root),
             manifest: base.join(raw.manifest),
             pseudonym_key_file: base.join(raw.pseudonym_key_file),
@@ -276,6 +302,7 @@ pseudonym_key_file = "site.key"
         assert_eq!(config.data_root, PathBuf::from("/etc/radstudy/data"));
         assert_eq!(config.manifest, PathBuf::from("/etc/radstudy/manifest.csv"));
         assert_eq!(config.listen.port(), 50051);
+        assert_eq!(config.metrics_listen, None);
         assert_eq!(config.policy.min_patients, 5);
         assert!(!config.policy.share_feature_tables);
         assert!(config.policy.scores_only_validation);
@@ -309,5 +336,32 @@ pseudonym_key_file = "site.key"
         let text = format!("{MINIMAL}\nlisten = \"localhost\"\n");
         let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
         assert!(error.to_string().contains("listen"), "{error}");
+    }
+
+    #[test]
+    fn config_metrics_listen_is_parsed() {
+        let text = format!("{MINIMAL}\nmetrics_listen = \"127.0.0.1:9464\"\n");
+        let config = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml"))
+            .expect("config with metrics_listen is valid");
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn config_bad_metrics_listen_is_rejected() {
+        let text = format!("{MINIMAL}\nmetrics_listen = \"9464\"\n");
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("metrics_listen"), "{error}");
+    }
+
+    #[test]
+    fn config_metrics_on_grpc_address_is_rejected() {
+        let text = format!(
+            "{MINIMAL}\nlisten = \"127.0.0.1:50051\"\nmetrics_listen = \"127.0.0.1:50051\"\n"
+        );
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("other than `listen`"), "{error}");
     }
 }

@@ -6,6 +6,7 @@
 //! allows: pseudonymised feature tables and aggregates, never voxel data.
 
 pub mod aggregate;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -13,6 +14,7 @@ pub mod features;
 pub mod image;
 pub mod manifest;
 pub mod mask;
+pub mod metrics;
 pub mod perturb;
 pub mod perturbed_features;
 pub mod pseudonym;

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use radstudy_worker::check::{CheckOptions, run_check};
 use radstudy_worker::pseudonym::PseudonymKey;
-use radstudy_worker::server::{ServeOptions, serve};
+use radstudy_worker::server::{ServeOptions, probe_health, serve};
 
 /// The radstudy hospital worker: serves a local cohort to a study
 /// coordinator and releases only what the site policy allows.
@@ -50,6 +51,42 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Check the config, pseudonym key, manifest and every image/mask pair
+    /// without contacting anyone, and print a table of the problems found.
+    ///
+    /// Opens each listed image and mask as an extraction round would. Both
+    /// files must be readable under the data root, and the mask grid must
+    /// equal the image grid within `geometry_tolerance`. The ROI label must
+    /// be present, the ROI at least two voxels wide along two axes, and its
+    /// intensities finite. Rows are named by manifest line and pseudonym. Exit status: 0 when no error is found
+    /// (notes, such as an empty sequence cell, are allowed), 1 otherwise.
+    Check {
+        /// The site's worker.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Replace the config's data_root (manifest paths are relative to it).
+        #[arg(long)]
+        data_root: Option<PathBuf>,
+        /// Mask label of the tumour, as the study's `features.label` sets it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        label: u32,
+    },
+    /// Ask a running worker's gRPC health service whether it is SERVING.
+    ///
+    /// Meant for container health checks, where images have no other gRPC
+    /// client. Exit status: 0 when SERVING, 1 otherwise or when the worker
+    /// cannot be reached within the timeout.
+    Health {
+        /// The worker's gRPC address, host:port.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        address: String,
+        /// Service whose status to check; "" checks the whole server.
+        #[arg(long, default_value = "radstudy.v1.Worker")]
+        service: String,
+        /// Deadline of the connection and of the call, in seconds.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout_s: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,18 +104,56 @@ fn main() -> ExitCode {
                 data_root,
                 ready_file,
             },
-        ),
+        )
+        .map(|()| ExitCode::SUCCESS),
         Command::Keygen { out } => PseudonymKey::generate(&out)
-            .map(|_| eprintln!("wrote a new pseudonym key to {}", out.display()))
+            .map(|_| {
+                eprintln!("wrote a new pseudonym key to {}", out.display());
+                ExitCode::SUCCESS
+            })
             .map_err(anyhow::Error::from),
+        Command::Check {
+            config,
+            data_root,
+            label,
+        } => {
+            let report = run_check(&config, &CheckOptions { data_root, label });
+            print!("{}", report.render());
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Health {
+            address,
+            service,
+            timeout_s,
+        } => run_health(&address, &service, timeout_s),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("radstudy-worker: error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_health(address: &str, service: &str, timeout_s: u64) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let timeout = std::time::Duration::from_secs(timeout_s);
+    let status = runtime.block_on(probe_health(address, service, timeout))?;
+    println!("{}", status.as_str_name());
+    Ok(
+        if status == tonic_health::pb::health_check_response::ServingStatus::Serving {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 fn run_serve(config: PathBuf, options: ServeOptions) -> anyhow::Result<()> {

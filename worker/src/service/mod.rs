@@ -38,6 +38,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::WorkerConfig;
 use crate::features;
 use crate::manifest::Manifest;
+use crate::metrics::{Decision, WorkerMetrics};
 use crate::pseudonym::PseudonymKey;
 use rounds::{ValidatedExtract, replay_round, run_round, validate_extract};
 
@@ -180,6 +181,7 @@ pub struct WorkerState {
     key: PseudonymKey,
     canonical_root: PathBuf,
     rounds: Mutex<HashMap<RoundKey, RoundSlot>>,
+    metrics: WorkerMetrics,
 }
 
 impl WorkerState {
@@ -196,7 +198,13 @@ impl WorkerState {
             key,
             canonical_root,
             rounds: Mutex::new(HashMap::new()),
+            metrics: WorkerMetrics::new(),
         })
+    }
+
+    /// Returns the worker's metrics, which the metrics endpoint serves.
+    pub fn metrics(&self) -> &WorkerMetrics {
+        &self.metrics
     }
 
     fn check_study(&self, study_id: &str) -> Result<(), RequestError> {
@@ -269,7 +277,10 @@ impl Worker for WorkerService {
         let study_id = request.into_inner().study_id;
         let span = info_span!("describe", center = %state.config.center_id, study = %study_id);
         let _entered = span.enter();
-        state.check_study(&study_id).map_err(|e| status_for(&e))?;
+        if let Err(error) = state.check_study(&study_id) {
+            state.metrics.record_request("Describe", Decision::Refused);
+            return Err(status_for(&error));
+        }
 
         let cohort = state
             .manifest
@@ -300,7 +311,7 @@ impl Worker for WorkerService {
             (cohort, state.manifest.entries.len() as u32)
         };
         info!(counts_withheld, "described cohort");
-        Ok(Response::new(DescribeResponse {
+        let response = DescribeResponse {
             center_id: state.config.center_id.clone(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             contract_version: radstudy_proto::contract_version(),
@@ -314,7 +325,12 @@ impl Worker for WorkerService {
                 share_feature_tables: policy.share_feature_tables,
                 scores_only_validation: policy.scores_only_validation,
             }),
-        }))
+        };
+        state.metrics.record_request("Describe", Decision::Answered);
+        state
+            .metrics
+            .add_released_bytes("Describe", prost::Message::encoded_len(&response));
+        Ok(Response::new(response))
     }
 
     type ExtractStream = EventStream;
@@ -325,7 +341,13 @@ impl Worker for WorkerService {
     ) -> Result<Response<Self::ExtractStream>, Status> {
         let request = request.into_inner();
         let state = self.state.clone();
-        let validated = validate_extract(&state, &request).map_err(reject)?;
+        let validated = match validate_extract(&state, &request) {
+            Ok(validated) => validated,
+            Err(error) => {
+                state.metrics.record_request("Extract", Decision::Refused);
+                return Err(reject(error));
+            }
+        };
 
         let key = (request.study_id.clone(), request.round_id.clone());
         let slot = state.slot(key);
@@ -339,17 +361,26 @@ impl Worker for WorkerService {
         tokio::spawn(
             async move {
                 let mut guard = slot.lock().await;
+                let metrics = state.metrics.clone();
                 if let Some(result) = guard.as_ref() {
-                    replay_round(result, &validated, &sender).await;
+                    let decision = replay_round(result, &validated, &sender).await;
+                    metrics.record_request("Extract", decision);
                     return;
                 }
+                let started = std::time::Instant::now();
                 let result =
                     Arc::new(run_round(state, &request.round_id, validated, &sender).await);
+                metrics.observe_round(started.elapsed());
+                metrics.record_request("Extract", Decision::Answered);
                 *guard = Some(result);
             }
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        let events = self
+            .state
+            .metrics
+            .count_stream("Extract", ReceiverStream::new(receiver));
+        Ok(Response::new(Box::pin(events)))
     }
 
     type FetchFeatureTableStream = ChunkStream;
@@ -367,11 +398,14 @@ impl Worker for WorkerService {
             round = %request.round_id,
         );
         let _entered = span.enter();
-        state
-            .check_study(&request.study_id)
-            .map_err(|e| status_for(&e))?;
+        let metrics = &state.metrics;
+        if let Err(error) = state.check_study(&request.study_id) {
+            metrics.record_request("FetchFeatureTable", Decision::Refused);
+            return Err(status_for(&error));
+        }
 
         let refuse = |reason: String| {
+            metrics.record_request("FetchFeatureTable", Decision::Refused);
             let error = RequestError::PolicyRefused {
                 center: state.config.center_id.clone(),
                 reason,
@@ -387,6 +421,7 @@ impl Worker for WorkerService {
         }
         let key = (request.study_id.clone(), request.round_id.clone());
         let result = state.finished_round(&key).ok_or_else(|| {
+            metrics.record_request("FetchFeatureTable", Decision::Refused);
             status_for(&RequestError::UnknownRound {
                 study_id: request.study_id.clone(),
                 round_id: request.round_id.clone(),
@@ -444,7 +479,9 @@ impl Worker for WorkerService {
             chunks = chunk_count,
             "released feature table"
         );
-        Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
+        metrics.record_request("FetchFeatureTable", Decision::Answered);
+        let stream = metrics.count_stream("FetchFeatureTable", tokio_stream::iter(messages));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     /// Returns the ICC sums of a round's perturbed copies
@@ -469,9 +506,13 @@ impl Worker for WorkerService {
             round = %request.round_id,
         );
         let _entered = span.enter();
-        aggregates::reproducibility_sums(state, &request)
+        let result = aggregates::reproducibility_sums(state, &request)
             .map(Response::new)
-            .map_err(reject)
+            .map_err(reject);
+        state
+            .metrics
+            .record_unary("FetchReproducibilitySums", &result);
+        result
     }
 
     /// Returns one Newton step's sums of a logistic model over the round's
@@ -490,9 +531,11 @@ impl Worker for WorkerService {
             round = %request.round_id,
         );
         let _entered = span.enter();
-        aggregates::logistic_step(state, &request)
+        let result = aggregates::logistic_step(state, &request)
             .map(Response::new)
-            .map_err(reject)
+            .map_err(reject);
+        state.metrics.record_unary("LogisticStep", &result);
+        result
     }
 
     /// Returns scores-only validation aggregates of a frozen model
@@ -513,8 +556,10 @@ impl Worker for WorkerService {
             model = ?request.model_name,
         );
         let _entered = span.enter();
-        aggregates::score_model(state, &request)
+        let result = aggregates::score_model(state, &request)
             .map(Response::new)
-            .map_err(reject)
+            .map_err(reject);
+        state.metrics.record_unary("ScoreModel", &result);
+        result
     }
 }

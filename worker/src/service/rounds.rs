@@ -20,6 +20,7 @@ use crate::error::{Exclusion, ExclusionKind};
 use crate::extract::{ExtractContext, compute_features, load_sequence};
 use crate::features::ExtractionSettings;
 use crate::manifest::SequenceFiles;
+use crate::metrics::Decision;
 use crate::perturbed_features::{CopyFailure, RoundPerturbation, copy_features};
 
 /// A validated `Extract` request. A later request of the same round must
@@ -131,17 +132,20 @@ fn validate_pseudonyms(
     Ok(pseudonyms)
 }
 
+/// Replays a finished round's events and returns `Answered`. A request that
+/// differs from the one the round ran with gets a conflict error instead,
+/// and the function returns `Refused`.
 pub(super) async fn replay_round(
     result: &RoundResult,
     request: &ValidatedExtract,
     sender: &mpsc::Sender<Result<ExtractEvent, Status>>,
-) {
+) -> Decision {
     if result.request != *request {
         let error = RequestError::RoundConflict {
             round_id: result.summary.round_id.clone(),
         };
         let _ = sender.send(Err(status_for(&error))).await;
-        return;
+        return Decision::Refused;
     }
     info!("replaying finished round");
     for event in &result.events {
@@ -149,13 +153,14 @@ pub(super) async fn replay_round(
             event: Some(extract_event::Event::Patient(event.clone())),
         };
         if sender.send(Ok(message)).await.is_err() {
-            return;
+            return Decision::Answered;
         }
     }
     let summary = ExtractEvent {
         event: Some(extract_event::Event::Summary(result.summary.clone())),
     };
     let _ = sender.send(Ok(summary)).await;
+    Decision::Answered
 }
 
 /// One unit of work: a patient and sequence, or a manifest row that failed.
@@ -312,6 +317,14 @@ pub(super) async fn run_round(
             continue;
         };
         index += 1;
+        state.metrics.record_patient(
+            &sequence,
+            outcome
+                .features
+                .as_ref()
+                .err()
+                .map(|exclusion| exclusion.kind),
+        );
         match outcome.copies {
             Some(Ok(values)) => copies
                 .entry(sequence.clone())

@@ -37,6 +37,7 @@ fn service(root: &Path, manifest: &str, policy: Policy) -> WorkerService {
     let config = WorkerConfig {
         center_id: CENTER.into(),
         listen: "127.0.0.1:0".parse().expect("valid address"),
+        metrics_listen: None,
         data_root: root.to_path_buf(),
         manifest: PathBuf::from("manifest.csv"),
         pseudonym_key_file: PathBuf::from("site.key"),
@@ -589,4 +590,130 @@ async fn score_model_policy_and_aggregates() {
     // σ(0) = 0.5 exactly falls in the lower bin (0, 0.5] with σ(−0.25).
     assert_eq!(response.bin_counts, vec![2, 3]);
     assert_eq!(response.bin_positives, vec![1, 1]);
+}
+
+/// Sends one HTTP GET of `/metrics` to `address` and returns the body.
+async fn scrape(address: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to the metrics endpoint");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("send the scrape");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read the scrape");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .expect("response has a body")
+}
+
+#[tokio::test]
+async fn metrics_scrape_counts_small_sts_round() {
+    use crate::metrics::serve_metrics;
+    use crate::metrics::tests::sample;
+
+    // Four STS patients with a PET image, and one row whose image is
+    // missing from the data set.
+    let mut manifest = sts_manifest(&["STS_001", "STS_002", "STS_003", "STS_004"]);
+    manifest.push_str("STS_X,1,sts/STS_X/PET_image.nii.gz,sts/STS_X/PET_mask.nii.gz\n");
+    let service = service(&data_root(), &manifest, policy(1, 1));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let address = listener.local_addr().expect("bound address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_metrics(
+        listener,
+        service.state.metrics().clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let events = extract(&service, extract_request(None, Vec::new()))
+        .await
+        .expect("round runs");
+    assert_eq!(summary(&events).n_extracted, 4);
+    // The same round again is a replay: one more answered request, but no
+    // patient or round is counted twice.
+    extract(&service, extract_request(None, Vec::new()))
+        .await
+        .expect("round replays");
+    // The default policy keeps the feature table at the site.
+    let refused = service
+        .fetch_feature_table(Request::new(FetchFeatureTableRequest {
+            study_id: STUDY.into(),
+            round_id: ROUND.into(),
+            max_rows_per_chunk: 0,
+        }))
+        .await;
+    assert_eq!(
+        refused.err().map(|s| s.code()),
+        Some(Code::PermissionDenied)
+    );
+    service
+        .describe(Request::new(DescribeRequest {
+            study_id: STUDY.into(),
+        }))
+        .await
+        .expect("describe answers");
+
+    let text = scrape(address).await;
+    let value = |series: &str| sample(&text, series);
+    assert_eq!(
+        value(r#"radstudy_worker_patients_processed_total{result="extracted",sequence="PET"}"#),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"radstudy_worker_patients_processed_total{result="excluded",sequence="PET"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"radstudy_worker_exclusions_total{reason="file_missing"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"radstudy_worker_requests_total{decision="answered",rpc="Extract"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(r#"radstudy_worker_requests_total{decision="refused",rpc="FetchFeatureTable"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(r#"radstudy_worker_requests_total{decision="answered",rpc="Describe"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("radstudy_worker_round_duration_seconds_count"),
+        Some(1.0)
+    );
+    let extract_bytes = value(r#"radstudy_worker_released_bytes_total{rpc="Extract"}"#)
+        .expect("Extract bytes series");
+    assert!(extract_bytes > 0.0, "{text}");
+    assert_eq!(
+        value(r#"radstudy_worker_released_bytes_total{rpc="FetchFeatureTable"}"#),
+        Some(0.0)
+    );
+    assert!(
+        !text.contains("STS_"),
+        "metrics must not name patients: {text}"
+    );
+    assert!(
+        !text.contains(&pseudonym(&service, "STS_001")),
+        "metrics must not name pseudonyms: {text}"
+    );
+
+    stop.send(()).expect("metrics endpoint running");
+    server.await.expect("metrics endpoint stops");
 }

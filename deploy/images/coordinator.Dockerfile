@@ -1,0 +1,9 @@
+# radstudy (coordinator) image, built by deploy/build-images.sh from a root
+# filesystem that holds the compiled binary and the shared libraries that
+# `ldd` lists for it. Nothing is pulled from a registry.
+FROM scratch
+COPY rootfs/ /
+# A numeric uid, so that the runtime needs no user database to drop root.
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/radstudy"]
+CMD ["--help"]
