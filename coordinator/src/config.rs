@@ -311,6 +311,14 @@ pub struct TimeoutConfig {
     /// Deadline for a whole extraction round at one center, in seconds.
     #[serde(default = "default_round_s")]
     pub round_s: u64,
+    /// HTTP/2 keep-alive interval and timeout, in seconds: a worker that
+    /// stops answering pings is noticed within about twice this.
+    #[serde(default = "default_keepalive_s")]
+    pub keepalive_s: u64,
+}
+
+fn default_keepalive_s() -> u64 {
+    crate::client::DEFAULT_KEEPALIVE.as_secs()
 }
 
 fn default_call_s() -> u64 {
@@ -326,6 +334,7 @@ impl Default for TimeoutConfig {
         TimeoutConfig {
             call_s: default_call_s(),
             round_s: default_round_s(),
+            keepalive_s: default_keepalive_s(),
         }
     }
 }
@@ -553,7 +562,7 @@ impl StudyConfig {
         if raw.model.cv_repeats < 1 {
             return Err(invalid("model.cv_repeats", "0".into(), "at least 1"));
         }
-        if raw.timeouts.call_s == 0 || raw.timeouts.round_s == 0 {
+        if raw.timeouts.call_s == 0 || raw.timeouts.round_s == 0 || raw.timeouts.keepalive_s == 0 {
             return Err(invalid(
                 "timeouts",
                 "0".into(),
@@ -589,6 +598,11 @@ impl StudyConfig {
     /// Deadline of an extraction round.
     pub fn round_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.round_s)
+    }
+
+    /// HTTP/2 keep-alive interval and timeout.
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.timeouts.keepalive_s)
     }
 }
 

@@ -349,7 +349,8 @@ async fn handshake(
     center: String,
     endpoint: String,
 ) -> Result<(CenterClient, DescribeResponse), String> {
-    let mut client = CenterClient::connect(&center, &endpoint, config.call_timeout())
+    let mut client =
+        CenterClient::connect_with_keepalive(&center, &endpoint, config.call_timeout(), config.keepalive())
         .await
         .map_err(|e| e.to_string())?;
     let description = client

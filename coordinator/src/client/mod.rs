@@ -56,6 +56,19 @@ pub enum CenterError {
         /// The worker's message.
         message: String,
     },
+    /// The connection broke while a call was open: the worker stopped, its
+    /// network was cut, or it missed the keep-alive pings.
+    #[error(
+        "{call} failed: the connection to the worker was lost ({message}); check that the worker is running and reachable"
+    )]
+    ConnectionLost {
+        /// The center.
+        center: String,
+        /// The RPC.
+        call: &'static str,
+        /// The transport's message.
+        message: String,
+    },
     /// A call did not finish within its deadline.
     #[error("{call} timed out after {seconds} s")]
     Timeout {
@@ -113,6 +126,9 @@ pub struct CenterTable {
     pub rows: Vec<FeatureRow>,
 }
 
+/// HTTP/2 keep-alive interval and timeout when the study sets none.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(20);
+
 /// A connected worker.
 #[derive(Debug, Clone)]
 pub struct CenterClient {
@@ -122,11 +138,25 @@ pub struct CenterClient {
 }
 
 impl CenterClient {
-    /// Connects to a worker within `call_timeout`.
+    /// Connects to a worker within `call_timeout`, with HTTP/2 pings every
+    /// [`DEFAULT_KEEPALIVE`].
     pub async fn connect(
         center: &str,
         endpoint: &str,
         call_timeout: Duration,
+    ) -> Result<Self, CenterError> {
+        Self::connect_with_keepalive(center, endpoint, call_timeout, DEFAULT_KEEPALIVE).await
+    }
+
+    /// Connects to a worker within `call_timeout`. While a call is open,
+    /// an HTTP/2 ping goes out every `keepalive`, and a ping unanswered
+    /// for `keepalive` ends the call, so a worker cut off mid-round is
+    /// noticed within about twice `keepalive`.
+    pub async fn connect_with_keepalive(
+        center: &str,
+        endpoint: &str,
+        call_timeout: Duration,
+        keepalive: Duration,
     ) -> Result<Self, CenterError> {
         let target = Endpoint::from_shared(endpoint.to_string())
             .map_err(|error| CenterError::Endpoint {
@@ -136,8 +166,9 @@ impl CenterClient {
             })?
             .connect_timeout(call_timeout)
             // Long rounds stream progress, but a stalled peer should still be
-            // noticed: HTTP/2 pings every 30 s while a call is open.
-            .http2_keep_alive_interval(Duration::from_secs(30))
+            // noticed.
+            .http2_keep_alive_interval(keepalive)
+            .keep_alive_timeout(keepalive)
             .keep_alive_while_idle(true);
         let channel = target
             .connect()
@@ -160,11 +191,19 @@ impl CenterClient {
     }
 
     fn call_error(&self, call: &'static str, status: tonic::Status) -> CenterError {
+        let message = status.message().to_string();
+        if connection_lost(&status) {
+            return CenterError::ConnectionLost {
+                center: self.center.clone(),
+                call,
+                message,
+            };
+        }
         CenterError::Call {
             center: self.center.clone(),
             call,
             code: status.code(),
-            message: status.message().to_string(),
+            message,
         }
     }
 
@@ -334,6 +373,21 @@ impl CenterClient {
     }
 }
 
+/// Whether a status comes from the transport breaking rather than from
+/// the worker's answer: tonic reports a broken HTTP/2 connection as
+/// `Unknown` or `Unavailable` with the transport's message.
+fn connection_lost(status: &tonic::Status) -> bool {
+    let transport_code = matches!(
+        status.code(),
+        tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled
+    );
+    let message = status.message().to_lowercase();
+    transport_code
+        && ["h2 protocol error", "connection", "transport error", "broken pipe", "keep-alive", "keepalive"]
+            .iter()
+            .any(|sign| message.contains(sign))
+}
+
 /// Joins an error and its sources into one line.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -344,4 +398,25 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_lost_recognises_transport_failures_only() {
+        // The message tonic gave when the compose test cut a site's network.
+        let cut = tonic::Status::unknown(
+            "h2 protocol error: error reading a body from connection",
+        );
+        assert!(connection_lost(&cut));
+        // A worker's own refusal is an answer, not a lost connection.
+        let refused = tonic::Status::failed_precondition(
+            "refused by the site policy of center B: min_patients = 5",
+        );
+        assert!(!connection_lost(&refused));
+        let unknown = tonic::Status::unknown("round not found");
+        assert!(!connection_lost(&unknown));
+    }
 }
