@@ -156,13 +156,14 @@ pub enum BestRegionRule {
     /// Highest mean repeated stratified k-fold CV AUC on training patients,
     /// with the whole selection chain refitted in each fold.
     CvAuc,
-    /// Highest mean AUC on the internal validation cohort, as the paper
-    /// reports. It is optimistic, because those patients then take part in
-    /// a modelling choice; selection.json flags it.
+    /// Highest mean AUC on the internal validation cohort. It is
+    /// optimistic, because those patients then take part in a modelling
+    /// choice, so selection.json flags it.
     InternalValidation,
 }
 
-/// How the fusion model combines the sequences on the best region.
+/// Method by which the fusion model combines the sequences on the best
+/// region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FusionMethod {
@@ -216,7 +217,7 @@ pub struct ModelConfig {
     /// Fold partitions of the best-region cross-validation.
     #[serde(default = "default_cv_repeats")]
     pub cv_repeats: usize,
-    /// How the fusion model combines the sequences.
+    /// Method by which the fusion model combines the sequences.
     #[serde(default = "default_fusion")]
     pub fusion: FusionMethod,
     /// Stratified bootstrap replicates for the percentile CIs of AUC,

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::client::CenterClient;
-use crate::model::FittedModel;
+use crate::model::{FittedModel, ModelBuild};
 use crate::scores_only::linear_model;
 use crate::split::Cohort;
 use crate::stats::{self, LogisticSums, NewtonOptions, Penalty, StatsError};
@@ -87,7 +87,11 @@ fn training_patients(
         .collect::<Result<_, _>>()?;
     let patients = (0..table.patients.len())
         .filter(|&p| table.patients[p].cohort == Cohort::Training)
-        .filter(|&p| columns.iter().all(|&c| table.columns[c].values[p].is_some()))
+        .filter(|&p| {
+            columns
+                .iter()
+                .all(|&c| table.columns[c].values[p].is_some())
+        })
         .collect();
     Ok((patients, columns))
 }
@@ -153,6 +157,12 @@ async fn refit_one(
     round_id: &str,
     c: f64,
 ) -> Result<FederatedFit, String> {
+    if matches!(model.build, ModelBuild::Stacking { .. }) {
+        return Err(
+            "a stacked fusion is two levels of logistic regression; its linear form is not a logistic fit of its own, so there is nothing to refit"
+                .into(),
+        );
+    }
     let template = linear_model(model, table)?;
     let (patients, columns) = training_patients(model, table)?;
 
@@ -169,7 +179,9 @@ async fn refit_one(
         let client = clients
             .iter()
             .find(|client| client.center() == center)
-            .ok_or_else(|| format!("center {center} holds training patients but is not connected"))?;
+            .ok_or_else(|| {
+                format!("center {center} holds training patients but is not connected")
+            })?;
         participants.push((client.clone(), pseudonyms.clone()));
     }
 

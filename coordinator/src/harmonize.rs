@@ -162,6 +162,8 @@ mod tests {
             .map(|f| FeatureColumn {
                 name: format!("T1_whole_f{f}"),
                 sequence: "T1".into(),
+                region: "whole".into(),
+                feature: format!("f{f}"),
                 values: Vec::new(),
             })
             .collect();

@@ -9,7 +9,7 @@
 //! | `decision_curve.csv` | net benefit of model, treat-all and treat-none |
 //! | `comparisons.csv` | DeLong tests of the fusion model against each single model |
 //! | `shap_importance.csv`, `shap_values.csv` | SHAP values of the fusion model |
-//! | `selection.json` | the selection funnel of each model |
+//! | `selection.json` | the best-region choice with each region's scores, and the selection funnel of each model |
 //! | `models.json` | the frozen models |
 //! | `predictions.csv`, `exclusions.csv` | per-patient scores and exclusions |
 
@@ -174,17 +174,34 @@ pub fn write_outputs(
     )?;
 
     write_json(&out_dir.join("validation.json"), &modelling.validations)?;
-    let selection: Vec<_> = modelling
-        .models
-        .iter()
-        .map(|m| serde_json::json!({"model": m.name, "funnel": m.funnel, "mwu_relaxed": m.mwu_relaxed, "lasso": m.lasso}))
-        .collect();
-    write_json(&out_dir.join("selection.json"), &selection)?;
+    write_json(&out_dir.join("selection.json"), &selection_json(modelling))?;
     let models = serde_json::json!({
         "models": modelling.models,
         "skipped": modelling.skipped,
     });
     write_json(&out_dir.join("models.json"), &models)
+}
+
+/// Returns the content of `selection.json`: the best-region choice with
+/// the per-region scores behind it, and each model's selection funnel.
+pub fn selection_json(modelling: &ModellingOutcome) -> serde_json::Value {
+    let models: Vec<_> = modelling
+        .models
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "model": m.name,
+                "build": m.build,
+                "funnel": m.funnel,
+                "mwu_relaxed": m.mwu_relaxed,
+                "lasso": m.lasso,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "best_region": modelling.region_selection,
+        "models": models,
+    })
 }
 
 fn calibration_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
@@ -450,6 +467,24 @@ mod tests {
             .map(|n| n.to_string())
             .collect();
         assert_eq!(names, METRICS_COLUMNS);
+    }
+
+    #[test]
+    fn selection_json_has_best_region_and_models() {
+        let mut modelling = ModellingOutcome::default();
+        modelling.region_selection = Some(crate::model::RegionSelection {
+            rule: crate::config::BestRegionRule::CvAuc,
+            chosen: Some("inner".into()),
+            optimistic: false,
+            skipped_reason: None,
+            cv_folds: Some(10),
+            cv_repeats: Some(10),
+            regions: Vec::new(),
+        });
+        let json = selection_json(&modelling);
+        assert_eq!(json["best_region"]["chosen"], "inner");
+        assert_eq!(json["best_region"]["rule"], "cv_auc");
+        assert_eq!(json["models"], serde_json::json!([]));
     }
 
     #[test]

@@ -25,10 +25,10 @@ use crate::client::{CenterClient, CenterTable, ExclusionRecord};
 use crate::config::{CenterRole, Harmonization, StudyConfig};
 use crate::federated;
 use crate::harmonize;
-use crate::reproducibility;
-use crate::scores_only;
 use crate::model::{ModellingOutcome, model_specs, run_models};
 use crate::output::{format_metrics, write_json, write_outputs};
+use crate::reproducibility;
+use crate::scores_only;
 use crate::split::{SplitInput, assign_cohorts};
 use crate::table::StudyTable;
 
@@ -349,10 +349,14 @@ async fn handshake(
     center: String,
     endpoint: String,
 ) -> Result<(CenterClient, DescribeResponse), String> {
-    let mut client =
-        CenterClient::connect_with_keepalive(&center, &endpoint, config.call_timeout(), config.keepalive())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut client = CenterClient::connect_with_keepalive(
+        &center,
+        &endpoint,
+        config.call_timeout(),
+        config.keepalive(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let description = client
         .describe(&config.study_id)
         .await

@@ -170,9 +170,7 @@ pub fn validation_from_aggregates(
         at_threshold: aggregates.threshold_metrics(),
         bootstrap: None,
         calibration,
-        decision_curve: aggregates
-            .decision_curve(&stats::default_thresholds())
-            .ok(),
+        decision_curve: aggregates.decision_curve(&stats::default_thresholds()).ok(),
     }
 }
 
@@ -233,16 +231,19 @@ pub async fn validate_remote(
             .filter(|p| p.model == model.name && p.cohort == EXTERNAL_COHORT)
             .map(|p| (p.probability, p.label == 1))
             .unzip();
-        let mut merged =
-            match ScoreAggregates::from_predictions(&probabilities, &labels, model.threshold, &edges)
-            {
-                Ok(local) => local,
-                Err(error) => {
-                    let reason = format!("shared external predictions: {error}");
-                    record.extend(centers.iter().map(|c| skip(c.center(), reason.clone())));
-                    continue;
-                }
-            };
+        let mut merged = match ScoreAggregates::from_predictions(
+            &probabilities,
+            &labels,
+            model.threshold,
+            &edges,
+        ) {
+            Ok(local) => local,
+            Err(error) => {
+                let reason = format!("shared external predictions: {error}");
+                record.extend(centers.iter().map(|c| skip(c.center(), reason.clone())));
+                continue;
+            }
+        };
 
         for center in centers {
             let mut client = center.clone();
@@ -293,7 +294,11 @@ pub async fn validate_remote(
             Some(existing) => *existing = validation,
             None => outcome.validations.push(validation),
         }
-        match outcome.metrics.iter_mut().find(|r| same(&r.model, &r.cohort)) {
+        match outcome
+            .metrics
+            .iter_mut()
+            .find(|r| same(&r.model, &r.cohort))
+        {
             Some(existing) => *existing = row,
             None => outcome.metrics.push(row),
         }
@@ -333,9 +338,8 @@ mod tests {
         let scores = [0.9, 0.6, 0.6, 0.4, 0.3, 0.8, 0.2, 0.1];
         let labels = [true, true, false, true, false, true, false, false];
         let config = ValidationConfig::default();
-        let aggregates =
-            ScoreAggregates::from_predictions(&scores, &labels, 0.5, &config.edges())
-                .expect("valid scores");
+        let aggregates = ScoreAggregates::from_predictions(&scores, &labels, 0.5, &config.edges())
+            .expect("valid scores");
         let from_aggregates = validation_from_aggregates("m", EXTERNAL_COHORT, &aggregates);
 
         let expected = stats::delong_auc(&scores, &labels).expect("two per class");

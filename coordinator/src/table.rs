@@ -27,12 +27,17 @@ pub struct PatientRecord {
 }
 
 /// A feature column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeatureColumn {
-    /// Full column name.
+    /// Full column name, `{sequence}_{region}_{feature}`.
     pub name: String,
     /// The sequence the column belongs to.
     pub sequence: String,
+    /// The region the feature was extracted from, as the workers name it
+    /// ("whole", or a habitat such as "inner").
+    pub region: String,
+    /// PyRadiomics feature name, for example `original_firstorder_Mean`.
+    pub feature: String,
     /// One value per patient; `None` where the sequence is missing.
     pub values: Vec<Option<f64>>,
 }
@@ -42,7 +47,8 @@ pub struct FeatureColumn {
 pub struct StudyTable {
     /// Patients, sorted by center and pseudonym.
     pub patients: Vec<PatientRecord>,
-    /// Feature columns, by sequence in study order, then feature order.
+    /// Feature columns, by sequence in study order, then region name, then
+    /// feature order.
     pub columns: Vec<FeatureColumn>,
 }
 
@@ -152,6 +158,8 @@ impl StudyTable {
                     columns.push(FeatureColumn {
                         name: format!("{sequence}_{region}_{feature}"),
                         sequence: sequence.clone(),
+                        region: region.to_string(),
+                        feature: feature.clone(),
                         values,
                     });
                 }
@@ -249,11 +257,21 @@ mod tests {
     use radstudy_proto::v1::FeatureRow;
 
     fn row(pseudonym: &str, label: u32, sequence: &str, values: &[f64]) -> FeatureRow {
+        region_row(pseudonym, label, sequence, "whole", values)
+    }
+
+    fn region_row(
+        pseudonym: &str,
+        label: u32,
+        sequence: &str,
+        region: &str,
+        values: &[f64],
+    ) -> FeatureRow {
         FeatureRow {
             pseudonym: pseudonym.into(),
             label,
             sequence: sequence.into(),
-            region: "whole".into(),
+            region: region.into(),
             values: values.to_vec(),
         }
     }
@@ -294,6 +312,55 @@ mod tests {
 
         let frame = study.to_dataframe().expect("frame");
         assert_eq!(frame.shape(), (3, 8));
+    }
+
+    #[test]
+    fn table_columns_carry_region_and_feature() {
+        let tables = vec![(
+            "A".to_string(),
+            table(vec![
+                region_row("A-1", 1, "T1", "whole", &[1.0, 2.0]),
+                region_row("A-1", 1, "T1", "inner", &[3.0, 4.0]),
+                region_row("A-2", 0, "T1", "whole", &[5.0, 6.0]),
+            ]),
+        )];
+        let study = StudyTable::assemble(&tables, &["T1".into()]).expect("consistent tables");
+
+        // Regions are sorted by name, so "inner" comes before "whole".
+        let described: Vec<(&str, &str, &str)> = study
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.region.as_str(), c.feature.as_str()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                (
+                    "T1_inner_original_firstorder_Mean",
+                    "inner",
+                    "original_firstorder_Mean"
+                ),
+                (
+                    "T1_inner_original_firstorder_Median",
+                    "inner",
+                    "original_firstorder_Median"
+                ),
+                (
+                    "T1_whole_original_firstorder_Mean",
+                    "whole",
+                    "original_firstorder_Mean"
+                ),
+                (
+                    "T1_whole_original_firstorder_Median",
+                    "whole",
+                    "original_firstorder_Median"
+                ),
+            ]
+        );
+        assert!(study.columns.iter().all(|c| c.sequence == "T1"));
+        // A-2 sent no "inner" row, so its inner values are missing.
+        assert_eq!(study.columns[0].values, vec![Some(3.0), None]);
+        assert_eq!(study.columns[2].values, vec![Some(1.0), Some(5.0)]);
     }
 
     #[test]

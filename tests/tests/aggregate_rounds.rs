@@ -57,7 +57,11 @@ async fn icc_sums(
     pseudonyms: &[String],
 ) -> anyhow::Result<BTreeMap<String, IccSums>> {
     client
-        .extract(perturbed_round(round_id, pseudonyms), CALL_TIMEOUT, |_, _| {})
+        .extract(
+            perturbed_round(round_id, pseudonyms),
+            CALL_TIMEOUT,
+            |_, _| {},
+        )
         .await?;
     let reply = client
         .fetch_reproducibility_sums("e2e-icc", round_id)
@@ -136,7 +140,10 @@ async fn icc_sums_of_two_patient_sets_merge_to_the_sums_of_their_union() -> anyh
     // for every feature. Whole-tumour shape and first-order features vary
     // far more between patients than under these small perturbations, so
     // most are close to 1, but not all.
-    assert!(lowest < 0.99, "lowest ICC(1,1) {lowest}: the copies look identical");
+    assert!(
+        lowest < 0.99,
+        "lowest ICC(1,1) {lowest}: the copies look identical"
+    );
 
     // Five patients is the example policy's minimum: four are refused.
     let few = &pseudonyms[..4];
@@ -163,7 +170,10 @@ fn split_manifest(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::
         std::fs::write(&path, format!("{header}\n{}\n", part.join("\n")))?;
         Ok(path)
     };
-    Ok((write("manifest_a1.csv", first)?, write("manifest_a2.csv", second)?))
+    Ok((
+        write("manifest_a1.csv", first)?,
+        write("manifest_a2.csv", second)?,
+    ))
 }
 
 fn external_rows(metrics: &[MetricsRow]) -> BTreeMap<String, MetricsRow> {
@@ -219,7 +229,11 @@ async fn scores_only_validation_and_federated_fit_equal_pooled_results() -> anyh
     centers.extend(b_shares.centers.clone());
     let reference_out = dir.path().join("reference");
     let reference = run_study(&study(centers)?, &reference_out, false).await?;
-    assert!(reference.failed_centers.is_empty(), "{:?}", reference.failed_centers);
+    assert!(
+        reference.failed_centers.is_empty(),
+        "{:?}",
+        reference.failed_centers
+    );
 
     // B keeps its table: scores only; and every model is also refitted by
     // federated Newton steps over A1 and A2.
@@ -229,7 +243,11 @@ async fn scores_only_validation_and_federated_fit_equal_pooled_results() -> anyh
     config.federated.logistic = true;
     let federated_out = dir.path().join("federated");
     let outcome = run_study(&config, &federated_out, false).await?;
-    assert!(outcome.failed_centers.is_empty(), "{:?}", outcome.failed_centers);
+    assert!(
+        outcome.failed_centers.is_empty(),
+        "{:?}",
+        outcome.failed_centers
+    );
 
     // The models are fitted on A1 and A2 alone, so they are the same in
     // both runs, and the external validation must be too.
@@ -242,7 +260,11 @@ async fn scores_only_validation_and_federated_fit_equal_pooled_results() -> anyh
     );
     for (model, want) in &expected {
         let got = &found[model];
-        assert_eq!((got.n, got.n_positive), (want.n, want.n_positive), "{model}");
+        assert_eq!(
+            (got.n, got.n_positive),
+            (want.n, want.n_positive),
+            "{model}"
+        );
         // The AUC is the same fraction of integer counts both ways.
         assert_eq!(got.auc, want.auc, "{model}");
         // Sensitivity and specificity are the same counts at the same
@@ -262,13 +284,17 @@ async fn scores_only_validation_and_federated_fit_equal_pooled_results() -> anyh
 
     // No per-patient score of B reached the study directory.
     let predictions = std::fs::read_to_string(federated_out.join("predictions.csv"))?;
-    assert!(!predictions.contains(",B,"), "B's patients must not be listed");
+    assert!(
+        !predictions.contains(",B,"),
+        "B's patients must not be listed"
+    );
     let reference_predictions = std::fs::read_to_string(reference_out.join("predictions.csv"))?;
     assert!(reference_predictions.contains(",B,"));
 
     // Federated Newton steps over A1 and A2 give the pooled Newton fit.
-    let federated: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(federated_out.join("federated.json"))?)?;
+    let federated: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        federated_out.join("federated.json"),
+    )?)?;
     let fits = federated["fits"].as_array().cloned().unwrap_or_default();
     assert_eq!(
         fits.len(),
@@ -278,15 +304,25 @@ async fn scores_only_validation_and_federated_fit_equal_pooled_results() -> anyh
     );
     for fit in &fits {
         assert_eq!(fit["converged"], true, "{fit}");
-        let centers = fit["patients_per_center"].as_object().cloned().unwrap_or_default();
-        assert!(centers.contains_key("A1") && centers.contains_key("A2"), "{fit}");
+        let centers = fit["patients_per_center"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            centers.contains_key("A1") && centers.contains_key("A2"),
+            "{fit}"
+        );
         // The same Newton iterates from sums added per center instead of per
         // patient: coefficients of order 1 agree to summation order.
-        let pooled = fit["max_difference_from_pooled_newton"].as_f64().unwrap_or(f64::NAN);
+        let pooled = fit["max_difference_from_pooled_newton"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
         assert!(pooled <= 1e-10, "{fit}");
         // The deployed model was fitted by L-BFGS (linfa-logistic) to its
         // own gradient tolerance; on STS it agrees to about 3e-9.
-        let deployed = fit["max_difference_from_deployed"].as_f64().unwrap_or(f64::NAN);
+        let deployed = fit["max_difference_from_deployed"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
         assert!(deployed <= 1e-6, "{fit}");
     }
     Ok(())

@@ -105,7 +105,10 @@ impl CenterClient {
             if entry.copy_sums.len() != k {
                 return Err(self.protocol(
                     CALL,
-                    format!("{name} has {} copy sums for {k} copies", entry.copy_sums.len()),
+                    format!(
+                        "{name} has {} copy sums for {k} copies",
+                        entry.copy_sums.len()
+                    ),
                 ));
             }
             let scalars = [
@@ -114,7 +117,11 @@ impl CenterClient {
                 entry.sum_squares,
                 entry.sum_squared_subject_totals,
             ];
-            if scalars.iter().chain(&entry.copy_sums).any(|v| !v.is_finite()) {
+            if scalars
+                .iter()
+                .chain(&entry.copy_sums)
+                .any(|v| !v.is_finite())
+            {
                 return Err(self.protocol(CALL, format!("{name} has a sum that is not finite")));
             }
             features.push(FeatureIcc {
@@ -255,7 +262,10 @@ impl CenterClient {
         {
             return Err(self.protocol(
                 CALL,
-                format!("the last ROC point counts {} patients of {n}", last.tp + last.fp),
+                format!(
+                    "the last ROC point counts {} patients of {n}",
+                    last.tp + last.fp
+                ),
             ));
         }
         Ok(ScoreReply {

@@ -383,9 +383,16 @@ fn connection_lost(status: &tonic::Status) -> bool {
     );
     let message = status.message().to_lowercase();
     transport_code
-        && ["h2 protocol error", "connection", "transport error", "broken pipe", "keep-alive", "keepalive"]
-            .iter()
-            .any(|sign| message.contains(sign))
+        && [
+            "h2 protocol error",
+            "connection",
+            "transport error",
+            "broken pipe",
+            "keep-alive",
+            "keepalive",
+        ]
+        .iter()
+        .any(|sign| message.contains(sign))
 }
 
 /// Joins an error and its sources into one line.
@@ -407,9 +414,7 @@ mod tests {
     #[test]
     fn connection_lost_recognises_transport_failures_only() {
         // The message tonic gave when the compose test cut a site's network.
-        let cut = tonic::Status::unknown(
-            "h2 protocol error: error reading a body from connection",
-        );
+        let cut = tonic::Status::unknown("h2 protocol error: error reading a body from connection");
         assert!(connection_lost(&cut));
         // A worker's own refusal is an answer, not a lost connection.
         let refused = tonic::Status::failed_precondition(

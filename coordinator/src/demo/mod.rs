@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::federated::FederatedConfig;
-use crate::reproducibility::IccConfig;
-use crate::scores_only::ValidationConfig;
 use crate::config::{
     CenterConfig, CenterRole, FeatureConfig, ModelConfig, SplitConfig, StudyConfig, TimeoutConfig,
 };
+use crate::federated::FederatedConfig;
+use crate::reproducibility::IccConfig;
 use crate::run::{StudyOutcome, run_study};
+use crate::scores_only::ValidationConfig;
 
 /// Environment variable naming the worker binary, for layouts where it is
 /// not next to `radstudy`.

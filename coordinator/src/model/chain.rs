@@ -1,10 +1,16 @@
 //! One model's selection chain: standardise, Mann-Whitney U, LASSO, L2
 //! logistic regression and the Youden cut-off, all fitted on training
 //! patients only.
+//!
+//! Patients enter the chain ordered by (center, pseudonym), not by table
+//! row, so the LASSO folds and every sum are the same whatever order the
+//! table rows are in.
 
 use ndarray::{Array1, Array2, Axis};
 
-use super::{FittedModel, Funnel, LassoSummary, MIN_TRAINING_PER_CLASS, SelectedFeature};
+use super::{
+    FittedModel, Funnel, LassoSummary, MIN_TRAINING_PER_CLASS, ModelBuild, SelectedFeature,
+};
 use crate::config::{LassoChoice, ModelConfig};
 use crate::split::Cohort;
 use crate::stats::{self, LambdaChoice, LassoParams, LogisticModel, StatsError};
@@ -19,53 +25,117 @@ pub struct ChainSteps {
     pub lasso: bool,
 }
 
-/// A fitted chain with what evaluation and explanation need.
+/// Input of one chain fit: the model's name and construction, its
+/// candidate columns and the selection steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainSpec {
+    /// Model name.
+    pub name: String,
+    /// Construction of the model, as written to `models.json`.
+    pub build: ModelBuild,
+    /// Candidate table columns.
+    pub columns: Vec<usize>,
+    /// Selection steps to run.
+    pub steps: ChainSteps,
+}
+
+/// A fitted model with what evaluation and explanation need.
 #[derive(Debug, Clone)]
 pub struct FittedChain {
     /// Model name.
     pub name: String,
     /// The frozen model, as written to `models.json`.
     pub model: FittedModel,
-    /// Table rows of the patients that have every candidate feature.
+    /// Table rows of the patients the model scores, ordered by center and
+    /// pseudonym.
     pub patients: Vec<usize>,
-    /// Table columns of the selected features.
+    /// Table columns of the features in `model.features`.
     pub selected_columns: Vec<usize>,
-    /// The logistic model on the standardised selected features.
+    /// The logistic model on the columns of `design`.
     pub logistic: LogisticModel,
-    /// Standardised selected features of `patients`, shape (patients, selected).
+    /// Inputs of `logistic` for each of `patients`, shape (patients,
+    /// inputs): the standardised selected features, or the standardised
+    /// radscores of a stacked model.
     pub design: Array2<f64>,
+    /// Names of the columns of `design`.
+    pub input_names: Vec<String>,
+    /// Log-odds (radscore) of each of `patients`.
+    pub log_odds: Vec<f64>,
     /// Predicted probability of each of `patients`.
     pub probabilities: Vec<f64>,
 }
 
-/// Fits one chain on the candidate `columns` of `table`.
+/// Fits one chain on the training cohort of `table`.
 pub fn fit_chain(
     table: &StudyTable,
-    name: &str,
-    columns: &[usize],
-    steps: ChainSteps,
+    spec: &ChainSpec,
     config: &ModelConfig,
     seed: u64,
 ) -> Result<FittedChain, String> {
-    let stats_error = |step: &str, error: StatsError| format!("{step} failed: {error}");
-    if columns.is_empty() {
-        return Err("no candidate feature columns".into());
-    }
+    let training: Vec<bool> = table
+        .patients
+        .iter()
+        .map(|p| p.cohort == Cohort::Training)
+        .collect();
+    fit_chain_on(table, spec, config, seed, &training)
+}
 
-    // Patients with every candidate feature, and the training rows among them.
-    let patients: Vec<usize> = (0..table.patients.len())
+/// Table rows of the patients that have every one of `columns`, ordered by
+/// (center, pseudonym) so that the order does not depend on the table's row
+/// order.
+pub(super) fn patients_with(table: &StudyTable, columns: &[usize]) -> Vec<usize> {
+    let mut patients: Vec<usize> = (0..table.patients.len())
         .filter(|&p| {
             columns
                 .iter()
                 .all(|&c| table.columns[c].values[p].is_some())
         })
         .collect();
+    sort_by_patient_key(table, &mut patients);
+    patients
+}
+
+/// Sorts table rows by (center, pseudonym), then by row for equal keys.
+pub(super) fn sort_by_patient_key(table: &StudyTable, rows: &mut [usize]) {
+    rows.sort_by(|&a, &b| {
+        let (pa, pb) = (&table.patients[a], &table.patients[b]);
+        (pa.center.as_str(), pa.pseudonym.as_str())
+            .cmp(&(pb.center.as_str(), pb.pseudonym.as_str()))
+            .then(a.cmp(&b))
+    });
+}
+
+/// Fits one chain with `training[p]` choosing the table patients it is
+/// fitted on. Cross-validation passes the training cohort minus one fold,
+/// and every other caller passes the training cohort.
+pub fn fit_chain_on(
+    table: &StudyTable,
+    spec: &ChainSpec,
+    config: &ModelConfig,
+    seed: u64,
+    training: &[bool],
+) -> Result<FittedChain, String> {
+    let stats_error = |step: &str, error: StatsError| format!("{step} failed: {error}");
+    let columns = spec.columns.as_slice();
+    if columns.is_empty() {
+        return Err("no candidate feature columns".into());
+    }
+    if training.len() != table.patients.len() {
+        return Err(format!(
+            "the training mask has {} entries for {} patients",
+            training.len(),
+            table.patients.len()
+        ));
+    }
+
+    // Patients with every candidate feature, and the training rows among them.
+    let patients = patients_with(table, columns);
     let matrix = Array2::from_shape_fn((patients.len(), columns.len()), |(row, column)| {
         table.columns[columns[column]].values[patients[row]].unwrap_or(f64::NAN)
     });
     let labels: Vec<bool> = patients.iter().map(|&p| table.patients[p].label).collect();
     let training: Vec<usize> = (0..patients.len())
-        .filter(|&row| table.patients[patients[row]].cohort == Cohort::Training)
+        .filter(|&row| training[patients[row]])
         .collect();
     let train_y: Vec<bool> = training.iter().map(|&row| labels[row]).collect();
     let n_positive = train_y.iter().filter(|&&y| y).count();
@@ -101,7 +171,7 @@ pub fn fit_chain(
     let mut p_values: Vec<Option<f64>> = vec![None; columns.len()];
     let mut mwu_relaxed = false;
     let mut kept = non_constant.clone();
-    if steps.mwu {
+    if spec.steps.mwu {
         for &column in &non_constant {
             let values = train_z.column(column);
             let positives: Vec<f64> = train_y
@@ -139,7 +209,7 @@ pub fn fit_chain(
 
     // Cross-validated binomial LASSO on the standardised training features.
     let mut lasso_summary = None;
-    if steps.lasso && kept.len() > 1 {
+    if spec.steps.lasso && kept.len() > 1 {
         let candidates = train_z.select(Axis(1), &kept);
         let folds = config
             .lasso_folds
@@ -154,8 +224,8 @@ pub fn fit_chain(
             }
             Err(reason) => {
                 // The model goes on with the Mann-Whitney selection, and the
-                // reason is kept in models.json.
-                tracing::warn!(%reason, "LASSO failed; keeping the Mann-Whitney selection");
+                // reason is kept in models.json. The caller logs it, once
+                // per model rather than once per cross-validation fold.
                 lasso_summary = Some(LassoSummary {
                     failure: Some(reason),
                     ..LassoSummary::default()
@@ -167,9 +237,11 @@ pub fn fit_chain(
 
     // L2 logistic regression on the selected features.
     let train_selected = train_z.select(Axis(1), &kept);
-    let logistic = stats::fit_l2(train_selected.view(), &train_y, config.c)
-        .map_err(|e| stats_error("logistic regression", e))?;
+    let logistic = fit_logistic_l2(train_selected.view(), &train_y, config.c)?;
     let design = all_z.select(Axis(1), &kept);
+    let log_odds: Array1<f64> = logistic
+        .log_odds(design.view())
+        .map_err(|e| stats_error("prediction", e))?;
     let probabilities: Array1<f64> = logistic
         .probability(design.view())
         .map_err(|e| stats_error("prediction", e))?;
@@ -177,7 +249,7 @@ pub fn fit_chain(
     let threshold = stats::youden_threshold(&train_probabilities, &train_y)
         .map_err(|e| stats_error("Youden cut-off", e))?;
 
-    let features = kept
+    let features: Vec<SelectedFeature> = kept
         .iter()
         .zip(logistic.coefficients.iter())
         .map(|(&column, &coefficient)| SelectedFeature {
@@ -188,8 +260,10 @@ pub fn fit_chain(
             coefficient,
         })
         .collect();
+    let input_names: Vec<String> = features.iter().map(|f| f.name.clone()).collect();
     let model = FittedModel {
-        name: name.to_string(),
+        name: spec.name.clone(),
+        build: spec.build.clone(),
         n_training,
         funnel,
         mwu_relaxed,
@@ -199,13 +273,47 @@ pub fn fit_chain(
         threshold,
     };
     Ok(FittedChain {
-        name: name.to_string(),
+        name: spec.name.clone(),
         model,
         patients,
         selected_columns: kept.iter().map(|&c| columns[c]).collect(),
         logistic,
         design,
+        input_names,
+        log_odds: log_odds.to_vec(),
         probabilities: probabilities.to_vec(),
+    })
+}
+
+/// Fits the L2 logistic regression of scikit-learn's
+/// `LogisticRegression(C=c)` objective by Newton's method (at most 25
+/// steps, R's `glm.control` stopping rule).
+///
+/// NOTE: `stats::fit_l2` minimises the same objective with the L-BFGS of
+/// linfa-logistic 0.8.1, whose argmin 0.11 line search has no iteration
+/// limit. On one 33 × 1 training fold of the best-region cross-validation
+/// it did not return within minutes, while Newton's method took 66 µs.
+pub(super) fn fit_logistic_l2(
+    x: ndarray::ArrayView2<f64>,
+    y: &[bool],
+    c: f64,
+) -> Result<LogisticModel, String> {
+    let fit = stats::fit_newton(
+        x,
+        y,
+        stats::Penalty::L2 { c },
+        &stats::NewtonOptions::default(),
+    )
+    .map_err(|e| format!("logistic regression failed: {e}"))?;
+    if !fit.converged {
+        return Err(format!(
+            "logistic regression did not converge in {} Newton steps",
+            fit.iterations
+        ));
+    }
+    Ok(LogisticModel {
+        intercept: fit.intercept,
+        coefficients: fit.coefficients,
     })
 }
 

@@ -291,8 +291,10 @@ pub struct ShapImportance {
 /// Per-patient SHAP values as (pseudonym, cohort, feature, φ).
 type PatientShap = Vec<(String, String, String, f64)>;
 
-/// Computes exact linear SHAP values of a chain in log-odds, with the
-/// training patients as background, and their mean |φ| per cohort.
+/// Computes exact linear SHAP values of a chain in log-odds over the
+/// logistic model's inputs (standardised features, or a stacked model's
+/// standardised radscores), with the training patients' inputs as
+/// background, and their mean |φ| per cohort.
 pub fn shap_importance(
     table: &StudyTable,
     chain: &FittedChain,
@@ -306,11 +308,7 @@ pub fn shap_importance(
     let values = explainer
         .explain(chain.design.view())
         .map_err(|e| e.to_string())?;
-    let names: Vec<&str> = chain
-        .selected_columns
-        .iter()
-        .map(|&c| table.columns[c].name.as_str())
-        .collect();
+    let names: Vec<&str> = chain.input_names.iter().map(String::as_str).collect();
 
     let mut per_patient = Vec::new();
     for (row, &patient) in chain.patients.iter().enumerate() {

@@ -1,66 +1,170 @@
 //! Feature selection, models and validation.
 //!
-//! Per single model (one per sequence over its whole-tumour features,
-//! `<sequence>_whole`): standardisation fitted on training, a two-sided
-//! Mann-Whitney U filter, a cross-validated binomial LASSO, and an L2
-//! logistic regression on the LASSO's features, with the Youden cut-off
-//! fixed on training. With two or more sequences, a fusion model
-//! (`fusion_whole`) takes the union of the single models' selected
-//! features, runs one more LASSO on it (`fusion_relasso`), and fits its own
-//! logistic regression. Each model uses the patients that have every one of
-//! its features; everything fitted is fitted on training patients only and
-//! then frozen, and validation labels are used for metrics only.
+//! Single models: one per sequence and region present in the table,
+//! named `{sequence}_{region}`. Each is a chain of standardisation fitted
+//! on training, a two-sided Mann-Whitney U filter, a cross-validated
+//! binomial LASSO, and an L2 logistic regression on the LASSO's features,
+//! with the Youden cut-off fixed on training.
+//!
+//! With two or more sequences, the best region r* is chosen (by default
+//! from cross-validated AUCs on training patients, see [`region`]), and a
+//! fusion model `fusion_{r*}` combines the sequences' single models on r*:
+//! either one more chain on the union of their selected features, with
+//! another LASSO when `fusion_relasso` is set (`fusion = "concat"`), or a
+//! logistic regression on their out-of-fold radscores (`fusion =
+//! "stacking"`, see [`stacking`]).
+//!
+//! Each model uses the patients that have every one of its features.
+//! Everything fitted, including the region choice under the default rule,
+//! is fitted on training patients only and then frozen, and validation
+//! labels are used for metrics only.
 
 mod chain;
+mod cv;
 mod evaluate;
+pub mod region;
+pub mod stacking;
+#[cfg(test)]
+mod test_tables;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 
-use crate::config::ModelConfig;
+use crate::config::{FusionMethod, ModelConfig};
 use crate::table::StudyTable;
 
-pub use chain::{ChainSteps, FittedChain, fit_chain};
+pub use chain::{ChainSpec, ChainSteps, FittedChain, fit_chain, fit_chain_on};
 pub use evaluate::{
-    CohortValidation, ModelComparison, ShapImportance, compare_models, evaluate, shap_importance,
+    Calibration, CohortValidation, ModelComparison, ShapImportance, compare_models, evaluate,
+    shap_importance,
 };
+pub use region::{RegionScore, RegionSelection, SequenceScore};
+pub use stacking::{StackedFusion, StackingInput, StackingSummary};
 
 /// Minimum number of training patients per class for a model to be fitted.
 pub const MIN_TRAINING_PER_CLASS: usize = 3;
 
-/// A model's name and the sequences of its features.
+/// A model family of the study. Regions are not named here: they are
+/// whatever regions the table's columns have when the models run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ModelSpec {
-    /// Model name, for example `MR_T1_whole`.
-    pub name: String,
-    /// Sequences whose columns the model may use.
-    pub sequences: Vec<String>,
+pub enum ModelSpec {
+    /// One single model per region of this sequence's columns, named
+    /// `{sequence}_{region}`.
+    Single {
+        /// The sequence.
+        sequence: String,
+    },
+    /// A fusion of these sequences' single models on the best region r*,
+    /// named `fusion_{r*}`.
+    Fusion {
+        /// The fused sequences.
+        sequences: Vec<String>,
+    },
 }
 
-/// Returns the models of a study with these sequences.
+/// Returns the model families of a study with these sequences: a single
+/// model family per sequence, and a fusion when there are two or more.
 pub fn model_specs(sequences: &[String]) -> Vec<ModelSpec> {
     let mut specs: Vec<ModelSpec> = sequences
         .iter()
-        .map(|sequence| ModelSpec {
-            name: format!("{sequence}_whole"),
-            sequences: vec![sequence.clone()],
+        .map(|sequence| ModelSpec::Single {
+            sequence: sequence.clone(),
         })
         .collect();
     if sequences.len() > 1 {
-        specs.push(ModelSpec {
-            name: "fusion_whole".to_string(),
+        specs.push(ModelSpec::Fusion {
             sequences: sequences.to_vec(),
         });
     }
     specs
 }
 
+/// Returns the chain of every single model of `specs`: one per sequence
+/// and region of the table's columns, regions in name order. A sequence
+/// without columns is added to `skipped`.
+pub fn single_model_specs(
+    table: &StudyTable,
+    specs: &[ModelSpec],
+    config: &ModelConfig,
+    skipped: &mut Vec<SkippedModel>,
+) -> Vec<ChainSpec> {
+    let mut chains = Vec::new();
+    for spec in specs {
+        let ModelSpec::Single { sequence } = spec else {
+            continue;
+        };
+        let mut regions: Vec<&str> = table
+            .columns
+            .iter()
+            .filter(|c| &c.sequence == sequence)
+            .map(|c| c.region.as_str())
+            .collect();
+        regions.sort_unstable();
+        regions.dedup();
+        if regions.is_empty() {
+            tracing::warn!(%sequence, "no feature columns; single models skipped");
+            skipped.push(SkippedModel {
+                model: sequence.clone(),
+                reason: format!("the feature table has no columns of sequence {sequence}"),
+            });
+        }
+        for region in regions {
+            chains.push(ChainSpec {
+                name: format!("{sequence}_{region}"),
+                build: ModelBuild::Single {
+                    sequence: sequence.clone(),
+                    region: region.to_string(),
+                },
+                columns: (0..table.columns.len())
+                    .filter(|&c| {
+                        &table.columns[c].sequence == sequence && table.columns[c].region == region
+                    })
+                    .collect(),
+                steps: ChainSteps {
+                    mwu: true,
+                    lasso: config.lasso,
+                },
+            });
+        }
+    }
+    chains
+}
+
+/// Construction of a model, written to `models.json` under `build`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelBuild {
+    /// The selection chain on the columns of one sequence and region.
+    Single {
+        /// The sequence.
+        sequence: String,
+        /// The region.
+        region: String,
+    },
+    /// Feature-level fusion: a chain on the union of the single models'
+    /// selected features, without the Mann-Whitney U step.
+    Concat {
+        /// The best region r*.
+        region: String,
+        /// The fused single models.
+        single_models: Vec<String>,
+        /// Whether one more LASSO ran on the union.
+        relasso: bool,
+    },
+    /// Score-level fusion: a logistic regression on the single models'
+    /// out-of-fold radscores. `features` and `intercept` of the model are
+    /// the same function written on the single models' features.
+    Stacking(StackingSummary),
+}
+
 /// A selected feature with its test and coefficient.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SelectedFeature {
     /// Column name.
     pub name: String,
     /// Two-sided Mann-Whitney U p-value on training patients; `None` in a
-    /// fusion model, which does not rerun the test.
+    /// concat fusion model, which does not rerun the test.
     pub mwu_p_value: Option<f64>,
     /// Training mean used to standardise.
     pub mean: f64,
@@ -71,10 +175,13 @@ pub struct SelectedFeature {
 }
 
 /// A fitted, frozen model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FittedModel {
     /// Model name.
     pub name: String,
+    /// Construction of the model: a single chain, or a concat or stacking
+    /// fusion.
+    pub build: ModelBuild,
     /// Training patients, negative and positive.
     pub n_training: [usize; 2],
     /// Selection funnel: candidate features, then after the constant-feature
@@ -191,6 +298,8 @@ pub struct ModellingOutcome {
     pub validations: Vec<CohortValidation>,
     /// DeLong comparisons of the fusion model with each single model.
     pub comparisons: Vec<ModelComparison>,
+    /// The best-region choice and the per-region scores behind it.
+    pub region_selection: Option<RegionSelection>,
     /// Mean |SHAP| per feature of the fusion model, per cohort.
     pub shap_importance: Vec<ShapImportance>,
     /// Per-patient SHAP values of the fusion model (log-odds), as
@@ -204,7 +313,7 @@ pub struct ModellingOutcome {
 }
 
 /// Fits and evaluates every model of `specs` on `table`; `seed` drives the
-/// LASSO folds and the bootstrap.
+/// LASSO folds, the best-region and stacking folds, and the bootstrap.
 pub fn run_models(
     table: &StudyTable,
     specs: &[ModelSpec],
@@ -212,50 +321,48 @@ pub fn run_models(
     seed: u64,
 ) -> ModellingOutcome {
     let mut outcome = ModellingOutcome::default();
-    let mut single_chains: Vec<FittedChain> = Vec::new();
 
-    for spec in specs.iter().filter(|s| s.sequences.len() == 1) {
-        let columns = columns_of(table, &spec.sequences);
-        let steps = ChainSteps {
-            mwu: true,
-            lasso: config.lasso,
-        };
-        record(
-            &mut outcome,
-            table,
-            spec,
-            fit_chain(table, &spec.name, &columns, steps, config, seed),
-            config,
-            seed,
-        )
-        .into_iter()
-        .for_each(|chain| single_chains.push(chain));
+    let single_specs = single_model_specs(table, specs, config, &mut outcome.skipped);
+    let mut singles: Vec<(ChainSpec, FittedChain)> = Vec::new();
+    for spec in single_specs {
+        let result = fit_chain(table, &spec, config, seed);
+        if let Some(chain) = record(&mut outcome, table, &spec.name, result, config, seed) {
+            singles.push((spec, chain));
+        }
     }
 
-    for spec in specs.iter().filter(|s| s.sequences.len() > 1) {
-        // Fusion: the union of the single models' selected features.
-        let mut columns: Vec<usize> = single_chains
-            .iter()
-            .filter(|chain| {
-                spec.sequences
-                    .iter()
-                    .any(|s| chain.name == format!("{s}_whole"))
-            })
-            .flat_map(|chain| chain.selected_columns.iter().copied())
-            .collect();
-        columns.sort_unstable();
-        columns.dedup();
-        let result = if columns.is_empty() {
-            Err("no single-sequence model was fitted, so there is nothing to fuse".to_string())
-        } else {
-            let steps = ChainSteps {
-                mwu: false,
-                lasso: config.lasso && config.fusion_relasso,
-            };
-            fit_chain(table, &spec.name, &columns, steps, config, seed)
+    let selection = region::select_best_region(table, &singles, config, seed);
+    tracing::info!(
+        region = selection.chosen.as_deref().unwrap_or("none"),
+        rule = ?selection.rule,
+        "best region chosen"
+    );
+    for spec in specs {
+        let ModelSpec::Fusion { sequences } = spec else {
+            continue;
         };
-        let _ = record(&mut outcome, table, spec, result, config, seed);
+        let (name, result) = match &selection.chosen {
+            Some(region) => {
+                let name = format!("fusion_{region}");
+                let result = fit_fusion(table, &name, region, sequences, &singles, config, seed);
+                (name, result)
+            }
+            None => {
+                let reason = selection
+                    .skipped_reason
+                    .as_deref()
+                    .unwrap_or("no region was ranked");
+                (
+                    "fusion".to_string(),
+                    Err(format!("no best region was chosen: {reason}")),
+                )
+            }
+        };
+        if let Some(chain) = record(&mut outcome, table, &name, result, config, seed) {
+            outcome.fusion_chain = Some(chain);
+        }
     }
+    outcome.region_selection = Some(selection);
 
     outcome.comparisons = compare_models(&outcome.predictions, &outcome.models);
     if let Some(fusion) = outcome.fusion_chain.take() {
@@ -270,20 +377,80 @@ pub fn run_models(
     outcome
 }
 
+/// Fits the fusion of `sequences` on `region` from their fitted single
+/// models, by the configured method.
+fn fit_fusion(
+    table: &StudyTable,
+    name: &str,
+    region: &str,
+    sequences: &[String],
+    singles: &[(ChainSpec, FittedChain)],
+    config: &ModelConfig,
+    seed: u64,
+) -> Result<FittedChain, String> {
+    let level1: Vec<(&ChainSpec, &FittedChain)> = singles
+        .iter()
+        .filter(|(spec, _)| match &spec.build {
+            ModelBuild::Single {
+                sequence,
+                region: single_region,
+            } => single_region == region && sequences.contains(sequence),
+            _ => false,
+        })
+        .map(|(spec, chain)| (spec, chain))
+        .collect();
+    if level1.is_empty() {
+        return Err(format!(
+            "no single model was fitted on region {region}, so there is nothing to fuse"
+        ));
+    }
+    match config.fusion {
+        FusionMethod::Concat => {
+            let mut columns: Vec<usize> = level1
+                .iter()
+                .flat_map(|(_, chain)| chain.selected_columns.iter().copied())
+                .collect();
+            columns.sort_unstable();
+            columns.dedup();
+            let relasso = config.lasso && config.fusion_relasso;
+            let spec = ChainSpec {
+                name: name.to_string(),
+                build: ModelBuild::Concat {
+                    region: region.to_string(),
+                    single_models: level1.iter().map(|(s, _)| s.name.clone()).collect(),
+                    relasso,
+                },
+                columns,
+                steps: ChainSteps {
+                    mwu: false,
+                    lasso: relasso,
+                },
+            };
+            fit_chain(table, &spec, config, seed)
+        }
+        FusionMethod::Stacking => {
+            stacking::fit_stacking(table, name, region, &level1, config, seed).map(|s| s.chain)
+        }
+    }
+}
+
 /// Adds one model's result to the outcome; returns the chain when fitted.
 fn record(
     outcome: &mut ModellingOutcome,
     table: &StudyTable,
-    spec: &ModelSpec,
+    name: &str,
     result: Result<FittedChain, String>,
     config: &ModelConfig,
     seed: u64,
 ) -> Option<FittedChain> {
-    let span = tracing::info_span!("model", model = %spec.name);
+    let span = tracing::info_span!("model", model = %name);
     let _entered = span.enter();
     match result {
         Ok(chain) => {
             tracing::info!(features = chain.model.features.len(), "model fitted");
+            if let Some(reason) = chain.model.lasso.as_ref().and_then(|l| l.failure.as_ref()) {
+                tracing::warn!(%reason, "LASSO failed; the model keeps the Mann-Whitney selection");
+            }
             let (validations, predictions) = evaluate(table, &chain, config, seed);
             outcome
                 .metrics
@@ -291,233 +458,15 @@ fn record(
             outcome.validations.extend(validations);
             outcome.predictions.extend(predictions);
             outcome.models.push(chain.model.clone());
-            if spec.sequences.len() > 1 {
-                outcome.fusion_chain = Some(chain.clone());
-            }
             Some(chain)
         }
         Err(reason) => {
             tracing::warn!(%reason, "model skipped");
             outcome.skipped.push(SkippedModel {
-                model: spec.name.clone(),
+                model: name.to_string(),
                 reason,
             });
             None
         }
-    }
-}
-
-/// Indices of the table columns of these sequences.
-fn columns_of(table: &StudyTable, sequences: &[String]) -> Vec<usize> {
-    (0..table.columns.len())
-        .filter(|&c| sequences.contains(&table.columns[c].sequence))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::split::Cohort;
-    use crate::table::{FeatureColumn, PatientRecord};
-
-    /// A table whose first feature separates the classes and whose second
-    /// is noise-like, with 12 training and 6 validation patients.
-    fn toy_table() -> StudyTable {
-        let mut patients = Vec::new();
-        let mut signal = Vec::new();
-        let mut noise = Vec::new();
-        for i in 0..18 {
-            let label = i % 2 == 0;
-            let cohort = if i < 12 {
-                Cohort::Training
-            } else {
-                Cohort::ExternalValidation
-            };
-            patients.push(PatientRecord {
-                center: "A".into(),
-                pseudonym: format!("A-{i:02}"),
-                label,
-                cohort,
-            });
-            signal.push(Some(if label { 100.0 + i as f64 } else { i as f64 }));
-            noise.push(Some(((i * 7) % 5) as f64));
-        }
-        StudyTable {
-            patients,
-            columns: vec![
-                FeatureColumn {
-                    name: "T1_whole_signal".into(),
-                    sequence: "T1".into(),
-                    values: signal,
-                },
-                FeatureColumn {
-                    name: "T1_whole_noise".into(),
-                    sequence: "T1".into(),
-                    values: noise,
-                },
-            ],
-        }
-    }
-
-    #[test]
-    fn model_specs_add_fusion_for_two_sequences() {
-        let specs = model_specs(&["MR_T1".into(), "PET".into()]);
-        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["MR_T1_whole", "PET_whole", "fusion_whole"]);
-        assert_eq!(model_specs(&["T1".into()]).len(), 1);
-    }
-
-    #[test]
-    fn model_selects_separating_feature_only() {
-        let outcome = run_models(
-            &toy_table(),
-            &model_specs(&["T1".into()]),
-            &ModelConfig::default(),
-            42,
-        );
-        assert!(outcome.skipped.is_empty(), "{:?}", outcome.skipped);
-        let model = &outcome.models[0];
-        let names: Vec<_> = model.features.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["T1_whole_signal"]);
-        assert!(!model.mwu_relaxed);
-        assert!(model.features[0].coefficient > 0.0);
-    }
-
-    #[test]
-    fn model_separable_data_give_auc_one_on_every_cohort() {
-        // Positives score 100 + i and negatives i < 18, so the
-        // ranking is perfect in both cohorts: AUC is exactly 1.
-        let outcome = run_models(
-            &toy_table(),
-            &model_specs(&["T1".into()]),
-            &ModelConfig::default(),
-            42,
-        );
-        assert_eq!(outcome.metrics.len(), 2);
-        for row in &outcome.metrics {
-            assert_eq!(row.auc, Some(1.0), "{row:?}");
-            assert_eq!(row.n, if row.cohort == "training" { 12 } else { 6 });
-        }
-    }
-
-    #[test]
-    fn model_validation_values_do_not_change_fit() {
-        let table = toy_table();
-        let mut changed = table.clone();
-        for row in 12..18 {
-            changed.columns[0].values[row] = Some(1000.0 * row as f64);
-            changed.patients[row].label = !changed.patients[row].label;
-        }
-        let specs = model_specs(&["T1".into()]);
-        let first = run_models(&table, &specs, &ModelConfig::default(), 42);
-        let second = run_models(&changed, &specs, &ModelConfig::default(), 42);
-        assert_eq!(first.models[0].intercept, second.models[0].intercept);
-        assert_eq!(first.models[0].threshold, second.models[0].threshold);
-        assert_eq!(
-            first.models[0].features[0].coefficient,
-            second.models[0].features[0].coefficient
-        );
-    }
-
-    #[test]
-    fn model_with_too_few_positives_is_skipped_with_reason() {
-        let mut table = toy_table();
-        for patient in table.patients.iter_mut().take(12) {
-            patient.label = false;
-        }
-        table.patients[0].label = true;
-        let outcome = run_models(
-            &table,
-            &model_specs(&["T1".into()]),
-            &ModelConfig::default(),
-            42,
-        );
-        assert_eq!(outcome.skipped.len(), 1);
-        assert!(
-            outcome.skipped[0].reason.contains("1 positive"),
-            "{}",
-            outcome.skipped[0].reason
-        );
-    }
-
-    /// Adds a second sequence whose one column carries the same signal.
-    fn two_sequence_table() -> StudyTable {
-        let mut table = toy_table();
-        let pet: Vec<Option<f64>> = (0..18)
-            .map(|i| {
-                Some(if i % 2 == 0 {
-                    50.0 + (i % 5) as f64
-                } else {
-                    40.0 + (i % 7) as f64
-                })
-            })
-            .collect();
-        table.columns.push(FeatureColumn {
-            name: "PET_whole_signal".into(),
-            sequence: "PET".into(),
-            values: pet,
-        });
-        table
-    }
-
-    #[test]
-    fn fusion_uses_union_of_selected_features() {
-        let table = two_sequence_table();
-        let specs = model_specs(&["T1".into(), "PET".into()]);
-        let outcome = run_models(&table, &specs, &ModelConfig::default(), 42);
-        assert!(outcome.skipped.is_empty(), "{:?}", outcome.skipped);
-        let fusion = outcome
-            .models
-            .iter()
-            .find(|m| m.name == "fusion_whole")
-            .expect("fusion fitted");
-        // The union has T1's signal and PET's signal; the relasso may keep
-        // one or both, never the T1 noise column that MWU dropped.
-        assert_eq!(fusion.funnel.candidates, 2);
-        assert!(
-            fusion.features.iter().all(|f| f.name.ends_with("signal")),
-            "{:?}",
-            fusion.features
-        );
-        assert!(fusion.features.iter().all(|f| f.mwu_p_value.is_none()));
-    }
-
-    #[test]
-    fn fusion_comparisons_and_shap_are_reported() {
-        let table = two_sequence_table();
-        let specs = model_specs(&["T1".into(), "PET".into()]);
-        let outcome = run_models(&table, &specs, &ModelConfig::default(), 42);
-        // Fusion against each of the two single models, on the training and
-        // the external cohort: 4 comparisons.
-        assert_eq!(outcome.comparisons.len(), 4, "{:?}", outcome.comparisons);
-        assert!(
-            outcome
-                .comparisons
-                .iter()
-                .all(|c| c.model_a == "fusion_whole")
-        );
-        // SHAP: one value per fusion feature and patient (all 18 have both sequences).
-        let fusion = outcome
-            .models
-            .iter()
-            .find(|m| m.name == "fusion_whole")
-            .expect("fusion fitted");
-        assert_eq!(outcome.shap_values.len(), 18 * fusion.features.len());
-        assert!(
-            outcome
-                .shap_importance
-                .iter()
-                .all(|s| s.mean_abs_shap >= 0.0)
-        );
-    }
-
-    #[test]
-    fn validation_bootstrap_is_seeded() {
-        let specs = model_specs(&["T1".into()]);
-        let first = run_models(&toy_table(), &specs, &ModelConfig::default(), 7);
-        let second = run_models(&toy_table(), &specs, &ModelConfig::default(), 7);
-        assert_eq!(first.validations, second.validations);
-        let training = &first.validations[0];
-        assert_eq!(training.bootstrap.map(|b| b.replicates), Some(2000));
     }
 }

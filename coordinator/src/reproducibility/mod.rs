@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::client::FeatureIcc;
+use crate::output::write_json;
 use crate::split::Cohort;
 use crate::stats::icc::{ConfidenceInterval, IccSums};
-use crate::output::write_json;
 use crate::table::{StudyTable, TableError, write_csv};
 
 /// Settings of the reproducibility filter, `[icc]` in study.toml.
@@ -130,6 +130,15 @@ impl IccConfig {
     }
 }
 
+/// The patients drawn for the perturbation round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatientDraw {
+    /// Pseudonyms per center, sorted.
+    pub shares: BTreeMap<String, Vec<String>>,
+    /// Centers left out, with the reason.
+    pub left_out: Vec<(String, String)>,
+}
+
 /// Draws the perturbation-round patients: training patients ordered by
 /// SHA-256(seed ‖ "icc" ‖ pseudonym), the first `config.patients` of them,
 /// then per center a top-up to `min_patients(center)` from that center's
@@ -142,7 +151,7 @@ pub fn select_patients(
     config: &IccConfig,
     seed: u64,
     min_patients: impl Fn(&str) -> usize,
-) -> (BTreeMap<String, Vec<String>>, Vec<(String, String)>) {
+) -> PatientDraw {
     let mut ranked: Vec<([u8; 32], &str, &str)> = table
         .patients
         .iter()
@@ -152,7 +161,11 @@ pub fn select_patients(
             hasher.update(seed.to_le_bytes());
             hasher.update(b"icc");
             hasher.update(p.pseudonym.as_bytes());
-            (hasher.finalize().into(), p.center.as_str(), p.pseudonym.as_str())
+            (
+                hasher.finalize().into(),
+                p.center.as_str(),
+                p.pseudonym.as_str(),
+            )
         })
         .collect();
     ranked.sort_unstable();
@@ -201,7 +214,10 @@ pub fn select_patients(
             share.sort_unstable();
         }
     }
-    (chosen, left_out)
+    PatientDraw {
+        shares: chosen,
+        left_out,
+    }
 }
 
 /// The ICC of one feature, pooled over centers.
@@ -392,13 +408,20 @@ pub fn write_report(
         Column::new("icc3_1".into(), number(|r| r.icc3_1)),
         Column::new(
             "ci_low".into(),
-            rows.iter().map(|r| r.ci.map(|ci| ci.lower)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.ci.map(|ci| ci.lower))
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "ci_high".into(),
-            rows.iter().map(|r| r.ci.map(|ci| ci.upper)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.ci.map(|ci| ci.upper))
+                .collect::<Vec<_>>(),
         ),
-        Column::new("kept".into(), rows.iter().map(|r| r.kept).collect::<Vec<_>>()),
+        Column::new(
+            "kept".into(),
+            rows.iter().map(|r| r.kept).collect::<Vec<_>>(),
+        ),
     ])
     .map_err(|error| TableError::Write {
         path: path.display().to_string(),
@@ -409,7 +432,10 @@ pub fn write_report(
     let columns: BTreeMap<&String, serde_json::Value> = counts
         .iter()
         .map(|(sequence, (before, after))| {
-            (sequence, serde_json::json!({ "before": before, "after": after }))
+            (
+                sequence,
+                serde_json::json!({ "before": before, "after": after }),
+            )
         })
         .collect();
     write_json(
@@ -463,7 +489,10 @@ mod tests {
             patients: 4,
             ..IccConfig::default()
         };
-        let (chosen, left_out) = select_patients(&table_of(patients), &config, 7, |_| 5);
+        let PatientDraw {
+            shares: chosen,
+            left_out,
+        } = select_patients(&table_of(patients), &config, 7, |_| 5);
 
         // A has 20 training patients, so its share reaches 5 whatever the
         // draw gave it; B has 3 < 5 and is left out if it was drawn at all.
@@ -482,9 +511,9 @@ mod tests {
             patients: 6,
             ..IccConfig::default()
         };
-        let (first, _) = select_patients(&table_of(patients.clone()), &config, 42, |_| 5);
+        let first = select_patients(&table_of(patients.clone()), &config, 42, |_| 5);
         patients.reverse();
-        let (second, _) = select_patients(&table_of(patients), &config, 42, |_| 5);
+        let second = select_patients(&table_of(patients), &config, 42, |_| 5);
         assert_eq!(first, second);
     }
 
@@ -538,7 +567,12 @@ mod tests {
         assert!((stable.icc2_1 - expected.icc2_1).abs() < 1e-12);
         assert_eq!(stable.n, 5);
         assert!(stable.kept);
-        assert!(!report.rows.iter().any(|row| row.feature == "noisy" && row.kept));
+        assert!(
+            !report
+                .rows
+                .iter()
+                .any(|row| row.feature == "noisy" && row.kept)
+        );
 
         assert!(report.keep("T1", "T1_whole_stable"));
         assert!(!report.keep("T1", "T1_whole_noisy"));

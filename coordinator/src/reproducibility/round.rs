@@ -1,7 +1,9 @@
 //! The perturbation round over gRPC: one more extraction round per center
 //! with `perturbation` set, then the center's ICC sums.
 
-use radstudy_proto::v1::{DescribeResponse, ExtractRequest, ExtractionSettings, PerturbationSettings};
+use radstudy_proto::v1::{
+    DescribeResponse, ExtractRequest, ExtractionSettings, PerturbationSettings,
+};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{IccReport, merge_sums, select_patients};
@@ -23,7 +25,10 @@ pub async fn run_round(
 ) -> IccReport {
     let icc = &config.icc;
     if !icc.enabled {
-        return IccReport::not_run(&config.sequences, "disabled by [icc] enabled = false".into());
+        return IccReport::not_run(
+            &config.sequences,
+            "disabled by [icc] enabled = false".into(),
+        );
     }
 
     let min_patients = |center: &str| {
@@ -34,7 +39,8 @@ pub async fn run_round(
             .map(|policy| policy.min_patients as usize)
             .unwrap_or(usize::MAX)
     };
-    let (shares, mut left_out) = select_patients(table, icc, config.seed, min_patients);
+    let draw = select_patients(table, icc, config.seed, min_patients);
+    let (shares, mut left_out) = (draw.shares, draw.left_out);
     let round_id = uuid::Uuid::new_v4().to_string();
     info!(
         round = %round_id,
