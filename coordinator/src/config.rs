@@ -175,6 +175,36 @@ pub enum FusionMethod {
     Stacking,
 }
 
+/// Multiple-testing correction of the Mann-Whitney p-values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MwuCorrection {
+    /// Raw p-values are compared with `mwu_alpha`.
+    None,
+    /// Benjamini-Hochberg q-values (false discovery rate) are compared with
+    /// `mwu_alpha`.
+    BenjaminiHochberg,
+}
+
+/// Penalty of the models' logistic regression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PenaltyChoice {
+    /// L2 with inverse strength `c`, as scikit-learn's default.
+    L2,
+    /// None: maximum likelihood, R's `glm` stopping rule; under separation
+    /// the model is refitted with C = 1 and the refit is recorded.
+    None,
+}
+
+fn default_mwu_correction() -> MwuCorrection {
+    MwuCorrection::None
+}
+
+fn default_penalty() -> PenaltyChoice {
+    PenaltyChoice::L2
+}
+
 /// Feature selection and model settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -186,6 +216,14 @@ pub struct ModelConfig {
     /// kept, this many.
     #[serde(default = "default_fallback_features")]
     pub fallback_features: usize,
+    /// Multiple-testing correction of the Mann-Whitney p-values before the
+    /// threshold: none (default) or Benjamini-Hochberg.
+    #[serde(default = "default_mwu_correction")]
+    pub mwu_correction: MwuCorrection,
+    /// Penalty of the logistic regression: L2 with `c` (default), or none
+    /// (maximum likelihood, refitted with C = 1 when it separates).
+    #[serde(default = "default_penalty")]
+    pub penalty: PenaltyChoice,
     /// Whether a cross-validated binomial LASSO selects among the features
     /// that pass Mann-Whitney U.
     #[serde(default = "default_true")]
@@ -286,6 +324,8 @@ impl Default for ModelConfig {
         ModelConfig {
             mwu_alpha: default_mwu_alpha(),
             fallback_features: default_fallback_features(),
+            mwu_correction: default_mwu_correction(),
+            penalty: default_penalty(),
             lasso: true,
             lasso_choice: default_lasso_choice(),
             lasso_folds: default_lasso_folds(),

@@ -96,6 +96,10 @@ fn predictions_frame(rows: &[Prediction]) -> PolarsResult<DataFrame> {
             "score".into(),
             rows.iter().map(|r| r.probability).collect::<Vec<_>>(),
         ),
+        Column::new(
+            "radscore".into(),
+            rows.iter().map(|r| r.radscore).collect::<Vec<_>>(),
+        ),
     ])
 }
 

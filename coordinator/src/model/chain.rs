@@ -11,7 +11,7 @@ use ndarray::{Array1, Array2, Axis};
 use super::{
     FittedModel, Funnel, LassoSummary, MIN_TRAINING_PER_CLASS, ModelBuild, SelectedFeature,
 };
-use crate::config::{LassoChoice, ModelConfig};
+use crate::config::{LassoChoice, ModelConfig, MwuCorrection, PenaltyChoice};
 use crate::split::Cohort;
 use crate::stats::{self, LambdaChoice, LassoParams, LogisticModel, StatsError};
 use crate::table::StudyTable;
@@ -169,6 +169,8 @@ pub fn fit_chain_on(
 
     // Mann-Whitney U on training patients.
     let mut p_values: Vec<Option<f64>> = vec![None; columns.len()];
+    // The values compared with the threshold: p, or BH q-values.
+    let mut q_values: Vec<Option<f64>> = vec![None; columns.len()];
     let mut mwu_relaxed = false;
     let mut kept = non_constant.clone();
     if spec.steps.mwu {
@@ -190,10 +192,22 @@ pub fn fit_chain_on(
                 .map_err(|e| stats_error("Mann-Whitney U", e))?;
             p_values[column] = Some(test.p_value);
         }
+        let tested: Vec<f64> = non_constant
+            .iter()
+            .map(|&c| p_values[c].unwrap_or(1.0))
+            .collect();
+        let compared = match config.mwu_correction {
+            MwuCorrection::None => tested,
+            MwuCorrection::BenjaminiHochberg => stats::benjamini_hochberg(&tested)
+                .map_err(|e| stats_error("Benjamini-Hochberg", e))?,
+        };
+        for (&column, &q) in non_constant.iter().zip(&compared) {
+            q_values[column] = Some(q);
+        }
         kept = non_constant
             .iter()
             .copied()
-            .filter(|&c| p_values[c].is_some_and(|p| p < config.mwu_alpha))
+            .filter(|&c| q_values[c].is_some_and(|q| q < config.mwu_alpha))
             .collect();
         if kept.is_empty() {
             mwu_relaxed = true;
@@ -237,7 +251,7 @@ pub fn fit_chain_on(
 
     // L2 logistic regression on the selected features.
     let train_selected = train_z.select(Axis(1), &kept);
-    let logistic = fit_logistic_l2(train_selected.view(), &train_y, config.c)?;
+    let (logistic, separation_refit) = fit_logistic(train_selected.view(), &train_y, config)?;
     let design = all_z.select(Axis(1), &kept);
     let log_odds: Array1<f64> = logistic
         .log_odds(design.view())
@@ -255,6 +269,10 @@ pub fn fit_chain_on(
         .map(|(&column, &coefficient)| SelectedFeature {
             name: table.columns[columns[column]].name.clone(),
             mwu_p_value: p_values[column],
+            mwu_q_value: match config.mwu_correction {
+                MwuCorrection::None => None,
+                MwuCorrection::BenjaminiHochberg => q_values[column],
+            },
             mean: standardizer.mean[column],
             scale: standardizer.scale[column],
             coefficient,
@@ -271,6 +289,7 @@ pub fn fit_chain_on(
         features,
         intercept: logistic.intercept,
         threshold,
+        separation_refit,
     };
     Ok(FittedChain {
         name: spec.name.clone(),
@@ -283,6 +302,37 @@ pub fn fit_chain_on(
         log_odds: log_odds.to_vec(),
         probabilities: probabilities.to_vec(),
     })
+}
+
+/// Fits the models' logistic regression as `config.penalty` says; the
+/// flag is set when an unpenalised fit separated and was refitted with
+/// C = 1 ([`stats::fit_with_fallback`], R's `glm` convergence rule).
+pub(super) fn fit_logistic(
+    x: ndarray::ArrayView2<f64>,
+    y: &[bool],
+    config: &ModelConfig,
+) -> Result<(LogisticModel, bool), String> {
+    match config.penalty {
+        PenaltyChoice::L2 => Ok((fit_logistic_l2(x, y, config.c)?, false)),
+        PenaltyChoice::None => {
+            let fit = stats::fit_with_fallback(x, y, &stats::NewtonOptions::default())
+                .map_err(|e| format!("logistic regression failed: {e}"))?;
+            if !fit.converged {
+                return Err(format!(
+                    "logistic regression did not converge in {} Newton steps",
+                    fit.iterations
+                ));
+            }
+            if fit.separation_flag {
+                tracing::warn!("unpenalised logistic regression separated; refitted with C = 1");
+            }
+            let model = LogisticModel {
+                intercept: fit.intercept,
+                coefficients: fit.coefficients,
+            };
+            Ok((model, fit.separation_flag))
+        }
+    }
 }
 
 /// Fits the L2 logistic regression of scikit-learn's

@@ -122,8 +122,8 @@ pub fn evaluate(
     let predictions = chain
         .patients
         .iter()
-        .zip(&chain.probabilities)
-        .map(|(&patient, &probability)| {
+        .zip(chain.probabilities.iter().zip(&chain.log_odds))
+        .map(|(&patient, (&probability, &radscore))| {
             let record = &table.patients[patient];
             Prediction {
                 pseudonym: record.pseudonym.clone(),
@@ -131,6 +131,7 @@ pub fn evaluate(
                 cohort: record.cohort.as_str().to_string(),
                 model: chain.name.clone(),
                 label: record.label as u8,
+                radscore,
                 probability,
             }
         })

@@ -166,6 +166,9 @@ pub struct SelectedFeature {
     /// Two-sided Mann-Whitney U p-value on training patients; `None` in a
     /// concat fusion model, which does not rerun the test.
     pub mwu_p_value: Option<f64>,
+    /// Its Benjamini-Hochberg q-value, when the study corrects for
+    /// multiple testing.
+    pub mwu_q_value: Option<f64>,
     /// Training mean used to standardise.
     pub mean: f64,
     /// Training population SD used to standardise.
@@ -199,6 +202,9 @@ pub struct FittedModel {
     /// Youden cut-off on the predicted probability, fixed on training:
     /// a patient is called positive when its probability is >= this.
     pub threshold: f64,
+    /// Set when `penalty = "none"` separated and the model was refitted
+    /// with C = 1.
+    pub separation_refit: bool,
 }
 
 /// Number of features left after each selection step.
@@ -274,6 +280,8 @@ pub struct Prediction {
     pub model: String,
     /// Outcome, 0 or 1.
     pub label: u8,
+    /// Radscore: the model's log-odds.
+    pub radscore: f64,
     /// Predicted probability of the positive class.
     pub probability: f64,
 }

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use ndarray::Array2;
 use serde::Serialize;
 
-use super::chain::{ChainSpec, FittedChain, fit_logistic_l2, sort_by_patient_key};
+use super::chain::{ChainSpec, FittedChain, fit_logistic, sort_by_patient_key};
 use super::cv::{Partition, derive_seed, out_of_fold_log_odds, stratified_partition};
 use super::{FittedModel, Funnel, MIN_TRAINING_PER_CLASS, ModelBuild, SelectedFeature};
 use crate::config::ModelConfig;
@@ -178,7 +178,7 @@ pub fn fit_stacking(
     let z_training = standardizer
         .transform(out_of_fold.view())
         .map_err(|e| format!("standardising the out-of-fold radscores failed: {e}"))?;
-    let level2 = fit_logistic_l2(z_training.view(), &labels, config.c)
+    let (level2, separation_refit) = fit_logistic(z_training.view(), &labels, config)
         .map_err(|reason| format!("level 2: {reason}"))?;
 
     // Deployed scores: level 2 on the deployed level-1 radscores.
@@ -236,6 +236,7 @@ pub fn fit_stacking(
         features,
         intercept,
         threshold,
+        separation_refit,
     };
     let input_names = level1
         .iter()

@@ -464,3 +464,95 @@ fn internal_validation_rule_is_flagged_optimistic() {
         }
     }
 }
+
+#[test]
+fn mwu_benjamini_hochberg_keeps_a_subset_with_q_at_least_p() {
+    let table = synthetic_table(&["whole"], "whole", 5);
+    let specs = model_specs(&["T1".into()]);
+    // Without the LASSO the model keeps exactly the features that pass the
+    // Mann-Whitney step, so the two selections can be compared.
+    let raw_config = ModelConfig {
+        lasso: false,
+        bootstrap_replicates: 0,
+        ..ModelConfig::default()
+    };
+    let bh_config = ModelConfig {
+        mwu_correction: crate::config::MwuCorrection::BenjaminiHochberg,
+        ..raw_config.clone()
+    };
+    let raw = run_models(&table, &specs, &raw_config, 42);
+    let corrected = run_models(&table, &specs, &bh_config, 42);
+    let (raw, corrected) = (&raw.models[0], &corrected.models[0]);
+    assert!(!corrected.mwu_relaxed, "the shifted features pass BH");
+
+    let raw_names: Vec<&str> = raw.features.iter().map(|f| f.name.as_str()).collect();
+    for feature in &corrected.features {
+        assert!(
+            raw_names.contains(&feature.name.as_str()),
+            "{}",
+            feature.name
+        );
+        let (p, q) = (
+            feature.mwu_p_value.expect("tested"),
+            feature.mwu_q_value.expect("corrected"),
+        );
+        // A BH q-value is min over k ≥ rank of p_(k)·m/k, never below p.
+        assert!(
+            q >= p && q < bh_config.mwu_alpha,
+            "{}: p {p}, q {q}",
+            feature.name
+        );
+    }
+    assert!(raw.features.iter().all(|f| f.mwu_q_value.is_none()));
+    assert!(corrected.features.len() <= raw.features.len());
+}
+
+#[test]
+fn penalty_none_on_separable_data_is_refitted_with_c_one() {
+    let specs = model_specs(&["T1".into()]);
+    let unpenalised = ModelConfig {
+        penalty: crate::config::PenaltyChoice::None,
+        bootstrap_replicates: 0,
+        ..ModelConfig::default()
+    };
+    let l2 = ModelConfig {
+        bootstrap_replicates: 0,
+        ..ModelConfig::default()
+    };
+    let refitted = run_models(&toy_table(), &specs, &unpenalised, 42);
+    let reference = run_models(&toy_table(), &specs, &l2, 42);
+    let (refitted, reference) = (&refitted.models[0], &reference.models[0]);
+
+    // The signal feature separates the classes perfectly, so maximum
+    // likelihood runs off to infinity and the C = 1 refit replaces it. The
+    // default is C = 1 as well, and both go through the same Newton solver:
+    // the coefficients are bit-identical.
+    assert!(refitted.separation_refit);
+    assert!(!reference.separation_refit);
+    assert_eq!(refitted.intercept, reference.intercept);
+    assert_eq!(
+        refitted.features[0].coefficient,
+        reference.features[0].coefficient
+    );
+}
+
+#[test]
+fn predictions_radscore_is_the_log_odds_of_the_score() {
+    let outcome = run_models(
+        &toy_table(),
+        &model_specs(&["T1".into()]),
+        &ModelConfig::default(),
+        42,
+    );
+    assert!(!outcome.predictions.is_empty());
+    for prediction in &outcome.predictions {
+        let p = prediction.probability;
+        let expected = (p / (1.0 - p)).ln();
+        // logit(σ(η)) recovers η to a few ulps while p is not within about
+        // 1e-12 of 0 or 1, which holds for these scores.
+        assert!(
+            (prediction.radscore - expected).abs() <= 1e-9 * (1.0 + expected.abs()),
+            "{prediction:?}"
+        );
+    }
+}
