@@ -68,8 +68,8 @@ pub struct FederatedSkip {
     pub reason: String,
 }
 
-/// The training patients of `model` per center: those in training with
-/// every feature of the model, as the pooled fit used.
+/// Returns the training patients of `model` (those with every feature of
+/// the model, as the pooled fit used) and the model's table columns.
 fn training_patients(
     model: &FittedModel,
     table: &StudyTable,
@@ -239,7 +239,7 @@ async fn refit_one(
     })
 }
 
-/// One Newton round: every participant's sums at `model`, added.
+/// Returns the sum of every participant's Newton-step sums at `model`.
 async fn sums_at(
     participants: &mut [(CenterClient, Vec<String>)],
     study_id: &str,

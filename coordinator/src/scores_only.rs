@@ -6,10 +6,10 @@
 //! the external validation from the merged aggregates alone
 //! ([`crate::stats::aggregates`]).
 //!
-//! What the aggregates give: the AUC exactly, with its DeLong interval;
+//! The aggregates give the AUC exactly, with its DeLong interval. They give
 //! sensitivity, specificity and the other threshold metrics with Wilson
-//! intervals; the Brier score; the Hosmer-Lemeshow test and calibration
-//! curve on the fixed edges; the decision curve. What they cannot give:
+//! intervals, the Brier score, the Hosmer-Lemeshow test and calibration
+//! curve on the fixed edges, and the decision curve. What they cannot give:
 //! bootstrap intervals, the logistic recalibration slope and intercept,
 //! paired DeLong tests against other models, SHAP values and
 //! `predictions.csv` rows. Those stay empty for the external cohort.
@@ -30,8 +30,8 @@ pub const EXTERNAL_COHORT: &str = "external_validation";
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ValidationConfig {
-    /// How external centers validate: "auto" (default), "tables" or
-    /// "scores_only".
+    /// Validation mode of external centers: "auto" (default), "tables"
+    /// or "scores_only".
     pub external: ExternalMode,
     /// Number of equal-width calibration bins sent to scores-only centers.
     /// Default 10.
@@ -47,7 +47,7 @@ impl Default for ValidationConfig {
     }
 }
 
-/// How an external center takes part in validation.
+/// The way an external center takes part in validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExternalMode {
@@ -81,7 +81,7 @@ impl ValidationConfig {
     }
 
     /// Decides whether an external center validates by scores only, from
-    /// its policy; `Err` says why it cannot take part at all.
+    /// its policy; `Err` gives the reason it cannot take part at all.
     pub fn scores_only_for(
         &self,
         shares_tables: bool,
@@ -174,21 +174,21 @@ pub fn validation_from_aggregates(
     }
 }
 
-/// What one center contributed to one model's scores-only validation.
+/// One center's contribution to one model's scores-only validation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RemoteScore {
     /// Model name.
     pub model: String,
     /// Center.
     pub center: String,
-    /// Patients scored, and positive among them; `None` when the center
-    /// did not answer.
+    /// Patients scored, and positive among them; `None` when the call
+    /// failed.
     pub n: Option<usize>,
     /// Positive patients scored.
     pub n_positive: Option<usize>,
     /// Patients the worker skipped for a missing feature.
     pub n_skipped: Option<usize>,
-    /// Why the center or model is missing from the validation.
+    /// The reason the center or model is missing from the validation.
     pub reason: Option<String>,
 }
 
@@ -333,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn validation_from_aggregates_equals_per_patient_auc_and_counts() {
+    fn validation_from_aggregates_matches_patients() {
         // Hand-made scores with a tie across classes at 0.6.
         let scores = [0.9, 0.6, 0.6, 0.4, 0.3, 0.8, 0.2, 0.1];
         let labels = [true, true, false, true, false, true, false, false];

@@ -76,7 +76,7 @@ async fn icc_sums(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn icc_sums_of_two_patient_sets_merge_to_the_sums_of_their_union() -> anyhow::Result<()> {
+async fn icc_sums_merge_to_union_sums() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let running = start_workers(
         dir.path(),
@@ -193,7 +193,7 @@ fn study(centers: Vec<radstudy::config::CenterConfig>) -> anyhow::Result<StudyCo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scores_only_validation_and_federated_fit_equal_pooled_results() -> anyhow::Result<()> {
+async fn scores_only_and_federated_match_pooled() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (manifest_a1, manifest_a2) = split_manifest(dir.path())?;
     let center = |id: &str, role, manifest: &Path, share| TestCenter {

@@ -10,7 +10,7 @@
 //!    n, T, Q, Σ R_i² and C_j per feature (contract
 //!    `FetchReproducibilitySums`). No per-patient value leaves the worker.
 //! 3. [`merge_sums`] adds the centers' sums per feature and computes every
-//!    ICC form exactly; [`IccReport::keep`] says which table columns pass
+//!    ICC form exactly; [`IccReport::keep`] tells which table columns pass
 //!    the threshold (strictly greater, as in the method).
 //!
 //! The k measurements of a patient are its k perturbed copies, each a new
@@ -262,12 +262,13 @@ pub struct IccReport {
     pub left_out: Vec<(String, String)>,
     /// Sequences with no sums at all; their columns are kept unfiltered.
     pub unfiltered_sequences: Vec<String>,
-    /// Why the filter did not run, when it did not.
+    /// The reason the filter did not run, when it did not.
     pub not_run: Option<String>,
 }
 
 impl IccReport {
-    /// A report for a filter that did not run: every sequence unfiltered.
+    /// Returns the report of a filter that did not run: every sequence
+    /// unfiltered.
     pub fn not_run(sequences: &[String], reason: String) -> Self {
         IccReport {
             unfiltered_sequences: sequences.to_vec(),
@@ -476,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn select_patients_tops_up_to_min_patients_and_skips_small_centers() {
+    fn select_patients_tops_up_small_shares() {
         let mut patients = Vec::new();
         for i in 0..20 {
             patients.push(patient("A", &format!("a{i:02}"), Cohort::Training));
@@ -524,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_sums_of_two_centers_equals_pooled_icc_and_filters_by_threshold() {
+    fn merge_sums_equals_pooled_icc() {
         // Stable feature: patients differ a lot, copies a little.
         let stable_a = [[1.0, 1.1, 0.9], [5.0, 5.2, 4.9], [9.0, 9.1, 8.8]];
         let stable_b = [[3.0, 3.1, 2.9], [7.0, 6.8, 7.1]];
