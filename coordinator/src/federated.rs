@@ -2,7 +2,7 @@
 //! [I] protocol of section 13).
 //!
 //! Each Newton step sends the current coefficients to every center that
-//! holds training patients of the model (contract `LogisticStep`); each
+//! has training patients of the model (contract `LogisticStep`); each
 //! center returns X'(y − p), X'WX and the deviance over its own patients,
 //! and the coordinator adds them, adds the L2 penalty and solves
 //! ([`crate::stats::irls::fit_newton_rounds`], the same driver as the
@@ -180,7 +180,7 @@ async fn refit_one(
             .iter()
             .find(|client| client.center() == center)
             .ok_or_else(|| {
-                format!("center {center} holds training patients but is not connected")
+                format!("center {center} has training patients but is not connected")
             })?;
         participants.push((client.clone(), pseudonyms.clone()));
     }

@@ -11,7 +11,7 @@ use crate::client::{CenterClient, FeatureIcc};
 use crate::config::StudyConfig;
 use crate::table::StudyTable;
 
-/// Runs the reproducibility filter's round at every center that holds
+/// Runs the reproducibility filter's round at every center that has
 /// drawn training patients and pools their sums.
 ///
 /// A center that fails or refuses is left out with its reason, and the
