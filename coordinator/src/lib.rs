@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod federated;
+pub mod handshake;
 pub mod harmonize;
 pub mod model;
 pub mod output;

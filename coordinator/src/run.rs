@@ -22,8 +22,9 @@ use serde::Serialize;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::client::{CenterClient, CenterTable, ExclusionRecord};
-use crate::config::{CenterRole, Harmonization, StudyConfig};
+use crate::config::{CenterRole, StudyConfig};
 use crate::federated;
+use crate::handshake::{check_definitions, handshake, validates_by_scores_only};
 use crate::harmonize;
 use crate::model::{ModellingOutcome, model_specs, run_models};
 use crate::output::{format_metrics, write_json, write_outputs};
@@ -341,152 +342,6 @@ async fn run_rounds(
         modelling,
         metrics_table,
     })
-}
-
-/// Connects and checks the worker's identity and contract version.
-async fn handshake(
-    config: StudyConfig,
-    center: String,
-    endpoint: String,
-) -> Result<(CenterClient, DescribeResponse), String> {
-    let mut client = CenterClient::connect_with_keepalive(
-        &center,
-        &endpoint,
-        config.call_timeout(),
-        config.keepalive(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let description = client
-        .describe(&config.study_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    if description.center_id != center {
-        return Err(format!(
-            "the worker at {endpoint} reports center id {:?}, but study.toml expects {center:?}",
-            description.center_id
-        ));
-    }
-    match radstudy_proto::parse_contract_version(&description.contract_version) {
-        Some((major, _)) if major == radstudy_proto::CONTRACT_MAJOR => {}
-        _ => {
-            return Err(format!(
-                "the worker speaks contract {:?}, this coordinator {}; upgrade one of them",
-                description.contract_version,
-                radstudy_proto::contract_version()
-            ));
-        }
-    }
-    let missing: Vec<&String> = config
-        .sequences
-        .iter()
-        .filter(|s| !description.cohort.iter().any(|c| &c.sequence == *s))
-        .collect();
-    if !description.counts_withheld && !missing.is_empty() {
-        return Err(format!("the worker's manifest lacks sequences {missing:?}"));
-    }
-    let scores_only = validates_by_scores_only(&config, &center, &description)?;
-    let minor = radstudy_proto::parse_contract_version(&description.contract_version)
-        .map(|(_, minor)| minor)
-        .unwrap_or(0);
-    let role = center_role(&config, &center);
-    let needs_minor_1 = scores_only
-        || config.federated.logistic
-        || (config.icc.enabled && role == CenterRole::Development);
-    if minor < 1 && needs_minor_1 {
-        return Err(format!(
-            "the worker speaks contract {}, and this study's ICC filter, scores-only validation or federated fit needs 1.1; upgrade the worker",
-            description.contract_version
-        ));
-    }
-    info!(
-        patients = description.n_patients,
-        software = %description.software_version,
-        contract = %description.contract_version,
-        "handshake done"
-    );
-    Ok((client, description))
-}
-
-/// The role of `center` in the study; a center not in study.toml is
-/// treated as external.
-fn center_role(config: &StudyConfig, center: &str) -> CenterRole {
-    config
-        .centers
-        .iter()
-        .find(|c| c.id == center)
-        .map(|c| c.role)
-        .unwrap_or(CenterRole::External)
-}
-
-/// Whether a center validates by scores only, from its role and policy.
-/// A development center must share its feature table, since selection and
-/// fitting use per-patient rows; `Err` says why a center cannot take part.
-fn validates_by_scores_only(
-    config: &StudyConfig,
-    center: &str,
-    description: &DescribeResponse,
-) -> Result<bool, String> {
-    let shares = description
-        .policy
-        .as_ref()
-        .is_some_and(|p| p.share_feature_tables);
-    let allows_scores = description
-        .policy
-        .as_ref()
-        .is_some_and(|p| p.scores_only_validation);
-    match center_role(config, center) {
-        CenterRole::Development if shares => Ok(false),
-        CenterRole::Development => Err(
-            "the site policy keeps feature tables at the site (share_feature_tables = false), and a development center's table is needed for selection and fitting; the site can set share_feature_tables = true in its worker.toml, or the study can list the center as external"
-                .to_string(),
-        ),
-        CenterRole::External => {
-            let scores_only = config.validation.scores_only_for(shares, allows_scores)?;
-            if scores_only && config.model.harmonization != Harmonization::None {
-                return Err(
-                    "the site keeps its feature table, and ComBat needs the table of every center it adjusts; share the table or set model.harmonization = \"none\""
-                        .to_string(),
-                );
-            }
-            Ok(scores_only)
-        }
-    }
-}
-
-/// Leaves out every center whose feature definitions differ from the
-/// majority's, since their numbers would not be comparable.
-fn check_definitions(
-    connected: &mut Vec<(CenterClient, DescribeResponse)>,
-    failures: &mut Vec<CenterFailure>,
-) {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for (_, description) in connected.iter() {
-        *counts
-            .entry(description.feature_definition_hash.as_str())
-            .or_default() += 1;
-    }
-    let Some(majority) = counts
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(hash, _)| hash.to_string())
-    else {
-        return;
-    };
-    connected.retain(|(_, description)| {
-        let same = description.feature_definition_hash == majority;
-        if !same {
-            warn!(center = %description.center_id, "feature definitions differ from the other centers");
-            failures.push(CenterFailure {
-                center: description.center_id.clone(),
-                reason: format!(
-                    "feature definitions {} differ from the other centers' {majority}; run the same radstudy-worker version everywhere",
-                    description.feature_definition_hash
-                ),
-            });
-        }
-        same
-    });
 }
 
 type CenterResult = Result<(CenterTable, Vec<ExclusionRecord>), (String, Vec<ExclusionRecord>)>;
