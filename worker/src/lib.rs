@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod features;
+pub mod habitat;
 pub mod image;
 pub mod manifest;
 pub mod mask;

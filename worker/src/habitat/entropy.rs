@@ -1,0 +1,1440 @@
+//! Local entropy maps of a lesion: for each ROI voxel, the Shannon entropy
+//! of the quantised intensities in a cubic window around it.
+//!
+//! Steps, for an image and its ROI M:
+//!
+//! 1. Box. B is the bounding box of M. The padded box P is B grown by the
+//!    window half-width h on each side and clipped to the image.
+//! 2. Intensity map. Ĩ(x) = (x − a) / (b − a), clipped to [0, 1], with
+//!    (a, b) from [`IntensityRange`]: min and max over P (default), over M,
+//!    or the 0.5th and 99.5th percentiles over M. If b = a, every Ĩ is 0.
+//! 3. Quantisation. L(x) = round(Ĩ(x) · (N_b − 1)) ∈ {0, …, N_b − 1},
+//!    rounding half away from zero as MATLAB's `round` and `im2uint8` do.
+//!    (numpy's `round` rounds half to even; the two differ only on exact
+//!    ties.)
+//! 4. Window. W(v) is the cube of edge 2h + 1 voxels centred at v, or the
+//!    square of that edge in the slice through v for the 2-D slice-wise
+//!    option.
+//! 5. Entropy. With n_l the number of window positions at level l and N the
+//!    divisor of [`Boundary`], E(v) = −Σ_{l: n_l > 0} (n_l / N) log(n_l / N),
+//!    in bits (log₂, default) or nats.
+//! 6. Rescaling inside the lesion. Ê(v) = (E(v) − min_M E) / (max_M E −
+//!    min_M E), and Ê ≡ 0 when max = min.
+//!
+//! Cost. The window histogram slides along one axis, the last axis with a
+//! window extent above 1 (k in 3-D), so each step adds one plane of the
+//! window and removes another: O(|W| / edge) updates per step instead of
+//! O(|W|). Each line of the lesion box that contains ROI voxels starts with
+//! one full window at its first ROI voxel and slides to its last, across
+//! any gaps. The entropy is then read from the N_b histogram cells in cell
+//! order, so E(v) depends only on the histogram and never on the path the
+//! window took. In 3-D the total is O(S · edge² + |M| · N_b + lines ·
+//! edge³), with S ≥ |M| the positions slid over.
+//!
+//! Sources:
+//!
+//! - MATLAB `entropyfilt` documentation (MathWorks): 9-by-9 default
+//!   neighbourhood, symmetric padding at the border. Octave `entropyfilt`
+//!   help: 256 histogram cells for non-logical input, zero cells ignored.
+//! - The reference recipe, `Demo_subregion_partition.m` in the repository
+//!   WenbingLv/Subregional-Radiomics: bounding box, min–max normalisation,
+//!   `entropyfilt` with a 9 × 9 × 9 neighbourhood, entropy re-normalised
+//!   inside the tumour.
+//! - HABIT's `LocalEntropyExtractor` (repository lichao312214129/HABIT):
+//!   zero padding with the full window volume as divisor.
+
+use ndarray::Array3;
+use serde::{Deserialize, Serialize};
+
+use super::depth::bounding_box;
+use crate::image::Volume;
+use crate::mask::Roi;
+
+/// Default window edge in voxels (the reference recipe's 9 × 9 × 9).
+pub const DEFAULT_WINDOW_EDGE: usize = 9;
+/// Smallest window edge accepted.
+pub const MIN_WINDOW_EDGE: usize = 3;
+/// Largest window edge accepted.
+pub const MAX_WINDOW_EDGE: usize = 15;
+/// Default number of histogram cells N_b (MATLAB's 8-bit conversion).
+pub const DEFAULT_BINS: usize = 256;
+/// Smallest N_b accepted.
+pub const MIN_BINS: usize = 8;
+/// Largest N_b accepted.
+pub const MAX_BINS: usize = 256;
+
+/// Rule for the window positions that count and for the divisor N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Boundary {
+    /// Only positions in M count, and N = |W(v) ∩ M|, as PyRadiomics'
+    /// voxel-based extraction with its default masked kernel. Entropy
+    /// describes lesion tissue only.
+    #[default]
+    Masked,
+    /// Every position counts and N = |W|. Positions outside P (which, for
+    /// windows of ROI voxels, lie beyond the image border) take the value
+    /// of their mirror image in P, the edge voxel repeated, as MATLAB
+    /// `padarray(..., 'symmetric')` and `entropyfilt` do.
+    BoxSymmetric,
+    /// Positions beyond the image border count in no cell, but N = |W|, as
+    /// a convolution with zero padding does (HABIT).
+    BoxZero,
+}
+
+/// The range (a, b) that maps intensities to [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntensityRange {
+    /// Min and max over the padded box P.
+    #[default]
+    Box,
+    /// Min and max over the ROI.
+    Roi,
+    /// The `percentile_low` and `percentile_high` percentiles over the ROI,
+    /// by linear interpolation between order statistics (numpy's default).
+    /// Values outside the range are clipped.
+    RoiPercentile,
+}
+
+/// Window shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Dimensionality {
+    /// A cube of edge `window_edge`.
+    #[default]
+    #[serde(rename = "3d")]
+    Volume,
+    /// A square of edge `window_edge` within each slice normal to
+    /// `slice_axis`, so no window crosses into another slice.
+    #[serde(rename = "2d")]
+    Slices,
+}
+
+/// Logarithm base of the entropy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LogBase {
+    /// Bits.
+    #[default]
+    #[serde(rename = "2")]
+    Two,
+    /// Nats.
+    #[serde(rename = "e")]
+    E,
+}
+
+/// Settings of the local entropy map, as written in a configuration. Turn
+/// them into [`ValidEntropySettings`] with [`EntropySettings::validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EntropySettings {
+    /// 3-D cubes (default) or 2-D squares per slice.
+    pub dimensionality: Dimensionality,
+    /// Voxel axis normal to the slices of the 2-D option: 0 (i), 1 (j) or
+    /// 2 (k, default). Unused in 3-D.
+    pub slice_axis: usize,
+    /// Window edge in voxels, 3 to 15; an even value is raised by one.
+    /// Default 9.
+    pub window_edge: usize,
+    /// Histogram cells N_b, 8 to 256. Default 256.
+    pub bins: usize,
+    /// Logarithm base. Default 2 (bits).
+    pub log_base: LogBase,
+    /// Boundary handling. Default `masked`.
+    pub boundary: Boundary,
+    /// Normalisation range. Default `box`.
+    pub range: IntensityRange,
+    /// Lower percentile (0 to 100) for `roi_percentile`. Default 0.5.
+    pub percentile_low: f64,
+    /// Upper percentile (0 to 100) for `roi_percentile`. Default 99.5.
+    pub percentile_high: f64,
+}
+
+impl Default for EntropySettings {
+    fn default() -> Self {
+        EntropySettings {
+            dimensionality: Dimensionality::Volume,
+            slice_axis: 2,
+            window_edge: DEFAULT_WINDOW_EDGE,
+            bins: DEFAULT_BINS,
+            log_base: LogBase::Two,
+            boundary: Boundary::Masked,
+            range: IntensityRange::Box,
+            percentile_low: 0.5,
+            percentile_high: 99.5,
+        }
+    }
+}
+
+/// A setting of [`EntropySettings`] out of range, one variant per setting.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EntropySettingsError {
+    /// The window edge is outside 3..=15 after raising an even value.
+    #[error(
+        "window_edge = {value} is invalid; expected {MIN_WINDOW_EDGE} to {MAX_WINDOW_EDGE} voxels (an even value is raised by one)"
+    )]
+    InvalidWindowEdge {
+        /// The configured value.
+        value: usize,
+    },
+    /// N_b is outside 8..=256.
+    #[error("bins = {value} is invalid; expected {MIN_BINS} to {MAX_BINS} histogram cells")]
+    InvalidBins {
+        /// The configured value.
+        value: usize,
+    },
+    /// The slice axis is not 0, 1 or 2.
+    #[error("slice_axis = {value} is invalid; expected 0 (i), 1 (j) or 2 (k)")]
+    InvalidSliceAxis {
+        /// The configured value.
+        value: usize,
+    },
+    /// The percentiles are not 0 ≤ low < high ≤ 100.
+    #[error(
+        "percentile_low = {low} and percentile_high = {high} are invalid; expected 0 ≤ percentile_low < percentile_high ≤ 100"
+    )]
+    InvalidPercentiles {
+        /// The configured lower percentile.
+        low: f64,
+        /// The configured upper percentile.
+        high: f64,
+    },
+}
+
+impl EntropySettings {
+    /// Checks every setting and returns the settings that
+    /// [`local_entropy`] accepts.
+    pub fn validate(&self) -> Result<ValidEntropySettings, EntropySettingsError> {
+        let edge = self.window_edge + (1 - self.window_edge % 2);
+        if !(MIN_WINDOW_EDGE..=MAX_WINDOW_EDGE).contains(&edge) {
+            return Err(EntropySettingsError::InvalidWindowEdge {
+                value: self.window_edge,
+            });
+        }
+        if !(MIN_BINS..=MAX_BINS).contains(&self.bins) {
+            return Err(EntropySettingsError::InvalidBins { value: self.bins });
+        }
+        if self.slice_axis > 2 {
+            return Err(EntropySettingsError::InvalidSliceAxis {
+                value: self.slice_axis,
+            });
+        }
+        let (low, high) = (self.percentile_low, self.percentile_high);
+        if !(low.is_finite() && high.is_finite() && 0.0 <= low && low < high && high <= 100.0) {
+            return Err(EntropySettingsError::InvalidPercentiles { low, high });
+        }
+        Ok(ValidEntropySettings {
+            settings: self.clone(),
+            edge,
+        })
+    }
+}
+
+/// [`EntropySettings`] whose values have been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEntropySettings {
+    settings: EntropySettings,
+    edge: usize,
+}
+
+impl ValidEntropySettings {
+    /// Returns the window edge in voxels: odd, 3 to 15.
+    pub fn window_edge(&self) -> usize {
+        self.edge
+    }
+
+    /// Returns the settings as configured.
+    pub fn settings(&self) -> &EntropySettings {
+        &self.settings
+    }
+
+    /// Returns the window half-width along each axis: (edge − 1) / 2, and 0
+    /// along the slice axis of the 2-D option.
+    fn half_widths(&self) -> [usize; 3] {
+        let half = (self.edge - 1) / 2;
+        let mut widths = [half; 3];
+        if self.settings.dimensionality == Dimensionality::Slices {
+            widths[self.settings.slice_axis] = 0;
+        }
+        widths
+    }
+}
+
+/// An error from [`local_entropy`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EntropyError {
+    /// The image and the mask have different sizes.
+    #[error("image size {image:?} differs from mask size {mask:?}")]
+    ShapeMismatch {
+        /// Image size (i, j, k).
+        image: [usize; 3],
+        /// Mask size (i, j, k).
+        mask: [usize; 3],
+    },
+    /// The ROI has no voxel.
+    #[error("the ROI is empty; a local entropy map needs at least one voxel")]
+    EmptyRoi,
+    /// Intensities that the map reads are NaN or infinite.
+    #[error("{count} intensities in the lesion box are NaN or infinite")]
+    NonFiniteIntensity {
+        /// Number of non-finite values read.
+        count: usize,
+    },
+}
+
+/// The local entropy features of each ROI voxel.
+///
+/// Every vector is in ROI voxel order: `[i, j, k]` lexicographic (k
+/// fastest), the order of `Array3::indexed_iter` over the mask and of
+/// [`super::depth::RoiDepth`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntropyMap {
+    /// Index (i, j, k) of each ROI voxel.
+    pub voxels: Vec<[usize; 3]>,
+    /// Normalised intensity Ĩ(v) ∈ [0, 1].
+    pub intensity: Vec<f64>,
+    /// Local entropy E(v), in bits or nats as the settings' `log_base`.
+    pub entropy: Vec<f64>,
+    /// Entropy rescaled within the lesion, Ê(v) ∈ [0, 1].
+    pub entropy_rescaled: Vec<f64>,
+    /// The normalisation range (a, b) in image intensity units.
+    pub range: (f64, f64),
+    /// Positions in a full window, |W| = edge³ (3-D) or edge² (2-D).
+    pub window_positions: usize,
+}
+
+/// Computes Ĩ, E and Ê for every ROI voxel. The module documentation
+/// defines the steps.
+pub fn local_entropy(
+    image: &Volume,
+    roi: &Roi,
+    settings: &ValidEntropySettings,
+) -> Result<EntropyMap, EntropyError> {
+    let image_dims = dims_of(&image.data);
+    let mask_dims = dims_of(&roi.mask);
+    if image_dims != mask_dims {
+        return Err(EntropyError::ShapeMismatch {
+            image: image_dims,
+            mask: mask_dims,
+        });
+    }
+    let (low, high) = bounding_box(&roi.mask).ok_or(EntropyError::EmptyRoi)?;
+    let half = settings.half_widths();
+    let padded = PaddedBox::new(low, high, half, image_dims);
+    let config = &settings.settings;
+
+    check_finite(image, roi, &padded, config)?;
+    let range = normalisation_range(image, roi, &padded, config);
+    let quantiser = Quantiser::new(range, config.bins);
+
+    let grid = LevelGrid::new(image, roi, &padded, &quantiser, config.boundary);
+    let roi_voxels = RoiVoxels::new(roi, low, high);
+    let intensity = roi_voxels
+        .voxels
+        .iter()
+        .map(|&voxel| quantiser.normalise(image.data[voxel]))
+        .collect();
+
+    let mut entropy = sliding_entropy(&grid, &roi_voxels);
+    if config.log_base == LogBase::E {
+        for value in &mut entropy {
+            *value *= std::f64::consts::LN_2;
+        }
+    }
+    let entropy_rescaled = rescale(&entropy);
+
+    Ok(EntropyMap {
+        voxels: roi_voxels.voxels,
+        intensity,
+        entropy,
+        entropy_rescaled,
+        range,
+        window_positions: grid.window_positions,
+    })
+}
+
+fn dims_of<T>(array: &Array3<T>) -> [usize; 3] {
+    let (a, b, c) = array.dim();
+    [a, b, c]
+}
+
+/// The lesion box B and the padded box P, inclusive bounds per axis.
+struct PaddedBox {
+    roi_low: [usize; 3],
+    roi_high: [usize; 3],
+    /// Window half-width h along each axis.
+    half: [usize; 3],
+    padded_low: [usize; 3],
+    padded_high: [usize; 3],
+}
+
+impl PaddedBox {
+    fn new(low: [usize; 3], high: [usize; 3], half: [usize; 3], dims: [usize; 3]) -> Self {
+        PaddedBox {
+            roi_low: low,
+            roi_high: high,
+            half,
+            padded_low: std::array::from_fn(|a| low[a].saturating_sub(half[a])),
+            padded_high: std::array::from_fn(|a| (high[a] + half[a]).min(dims[a] - 1)),
+        }
+    }
+
+    fn padded_voxels(&self) -> impl Iterator<Item = [usize; 3]> + '_ {
+        let (l, h) = (self.padded_low, self.padded_high);
+        (l[0]..=h[0]).flat_map(move |i| {
+            (l[1]..=h[1]).flat_map(move |j| (l[2]..=h[2]).map(move |k| [i, j, k]))
+        })
+    }
+}
+
+/// Rejects NaN or infinite intensities among those the map reads: the ROI
+/// always, and the padded box when the range or the boundary reads it.
+fn check_finite(
+    image: &Volume,
+    roi: &Roi,
+    padded: &PaddedBox,
+    config: &EntropySettings,
+) -> Result<(), EntropyError> {
+    let reads_box = config.range == IntensityRange::Box || config.boundary != Boundary::Masked;
+    let count = padded
+        .padded_voxels()
+        .filter(|&voxel| (reads_box || roi.mask[voxel]) && !image.data[voxel].is_finite())
+        .count();
+    if count > 0 {
+        Err(EntropyError::NonFiniteIntensity { count })
+    } else {
+        Ok(())
+    }
+}
+
+fn normalisation_range(
+    image: &Volume,
+    roi: &Roi,
+    padded: &PaddedBox,
+    config: &EntropySettings,
+) -> (f64, f64) {
+    let min_max = |values: &mut dyn Iterator<Item = f64>| {
+        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
+            (low.min(v), high.max(v))
+        })
+    };
+    let mut roi_values = padded
+        .padded_voxels()
+        .filter(|&voxel| roi.mask[voxel])
+        .map(|voxel| image.data[voxel]);
+    match config.range {
+        IntensityRange::Box => min_max(&mut padded.padded_voxels().map(|voxel| image.data[voxel])),
+        IntensityRange::Roi => min_max(&mut roi_values),
+        IntensityRange::RoiPercentile => {
+            let mut sorted: Vec<f64> = roi_values.collect();
+            sorted.sort_by(f64::total_cmp);
+            (
+                percentile(&sorted, config.percentile_low),
+                percentile(&sorted, config.percentile_high),
+            )
+        }
+    }
+}
+
+/// Returns the p-th percentile (0 ≤ p ≤ 100) of sorted values by linear
+/// interpolation between the order statistics at ranks ⌊r⌋ and ⌈r⌉, with
+/// r = p/100 · (n − 1) (Hyndman and Fan's type 7, numpy's default).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = p / 100.0 * (sorted.len() - 1) as f64;
+    let below = rank.floor() as usize;
+    let above = (below + 1).min(sorted.len() - 1);
+    let fraction = rank - below as f64;
+    sorted[below] + fraction * (sorted[above] - sorted[below])
+}
+
+/// Maps intensities to [0, 1] and to levels 0..N_b.
+struct Quantiser {
+    low: f64,
+    width: f64,
+    top_level: f64,
+}
+
+impl Quantiser {
+    fn new(range: (f64, f64), bins: usize) -> Self {
+        Quantiser {
+            low: range.0,
+            width: range.1 - range.0,
+            top_level: (bins - 1) as f64,
+        }
+    }
+
+    fn normalise(&self, value: f64) -> f64 {
+        if self.width > 0.0 {
+            ((value - self.low) / self.width).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    fn level(&self, value: f64) -> u16 {
+        (self.normalise(value) * self.top_level).round() as u16
+    }
+}
+
+/// Quantised levels on the lesion box B grown by h on every side, without
+/// clipping, so that every window of a ROI voxel lies inside it. Positions
+/// that count in no cell contain the sentinel level N_b.
+struct LevelGrid {
+    levels: Vec<u16>,
+    strides: [usize; 3],
+    half: [usize; 3],
+    bins: usize,
+    boundary: Boundary,
+    window_positions: usize,
+}
+
+impl LevelGrid {
+    fn new(
+        image: &Volume,
+        roi: &Roi,
+        padded: &PaddedBox,
+        quantiser: &Quantiser,
+        boundary: Boundary,
+    ) -> Self {
+        let half = padded.half;
+        let dims: [usize; 3] =
+            std::array::from_fn(|a| padded.roi_high[a] - padded.roi_low[a] + 1 + 2 * half[a]);
+        let strides = [dims[1] * dims[2], dims[2], 1];
+        let bins = (quantiser.top_level as usize) + 1;
+        let sentinel = bins as u16;
+        let image_dims = dims_of(&image.data);
+
+        let mut levels = Vec::with_capacity(dims[0] * dims[1] * dims[2]);
+        for gi in 0..dims[0] {
+            for gj in 0..dims[1] {
+                for gk in 0..dims[2] {
+                    // Image coordinates of this grid position: B starts at
+                    // grid offset h.
+                    let position = [gi, gj, gk];
+                    let coordinates: [i64; 3] = std::array::from_fn(|a| {
+                        padded.roi_low[a] as i64 - half[a] as i64 + position[a] as i64
+                    });
+                    let inside_image = (0..3)
+                        .all(|a| coordinates[a] >= 0 && coordinates[a] < image_dims[a] as i64);
+                    let level = if inside_image {
+                        let voxel = coordinates.map(|c| c as usize);
+                        if boundary == Boundary::Masked && !roi.mask[voxel] {
+                            sentinel
+                        } else {
+                            quantiser.level(image.data[voxel])
+                        }
+                    } else {
+                        match boundary {
+                            Boundary::BoxSymmetric => {
+                                let voxel: [usize; 3] = std::array::from_fn(|a| {
+                                    mirror(
+                                        coordinates[a],
+                                        padded.padded_low[a],
+                                        padded.padded_high[a],
+                                    )
+                                });
+                                quantiser.level(image.data[voxel])
+                            }
+                            Boundary::Masked | Boundary::BoxZero => sentinel,
+                        }
+                    };
+                    levels.push(level);
+                }
+            }
+        }
+        let window_positions = (0..3).map(|a| 2 * half[a] + 1).product();
+        LevelGrid {
+            levels,
+            strides,
+            half,
+            bins,
+            boundary,
+            window_positions,
+        }
+    }
+
+    fn index(&self, position: [usize; 3]) -> usize {
+        (0..3).map(|a| position[a] * self.strides[a]).sum()
+    }
+}
+
+/// Reflects coordinate `x` into [low, high] with the edge voxel repeated
+/// (…, low+1, low, low, low+1, …), periodically for any distance.
+fn mirror(x: i64, low: usize, high: usize) -> usize {
+    let length = (high - low + 1) as i64;
+    let mut offset = (x - low as i64).rem_euclid(2 * length);
+    if offset >= length {
+        offset = 2 * length - 1 - offset;
+    }
+    low + offset as usize
+}
+
+/// ROI voxels in lexicographic order, with each one's output position.
+struct RoiVoxels {
+    voxels: Vec<[usize; 3]>,
+    /// Output position of each voxel of B (row-major over B), or
+    /// `u32::MAX` outside the ROI.
+    ordinal: Vec<u32>,
+    /// Size of B along i, j, k.
+    extent: [usize; 3],
+}
+
+impl RoiVoxels {
+    fn new(roi: &Roi, low: [usize; 3], high: [usize; 3]) -> Self {
+        let extent: [usize; 3] = std::array::from_fn(|a| high[a] - low[a] + 1);
+        let mut voxels = Vec::with_capacity(roi.voxel_count);
+        let mut ordinal = Vec::with_capacity(extent.iter().product());
+        for i in low[0]..=high[0] {
+            for j in low[1]..=high[1] {
+                for k in low[2]..=high[2] {
+                    if roi.mask[[i, j, k]] {
+                        ordinal.push(voxels.len() as u32);
+                        voxels.push([i, j, k]);
+                    } else {
+                        ordinal.push(u32::MAX);
+                    }
+                }
+            }
+        }
+        RoiVoxels {
+            voxels,
+            ordinal,
+            extent,
+        }
+    }
+
+    /// Output position of the voxel at offset `position` within B.
+    fn ordinal(&self, position: [usize; 3]) -> Option<usize> {
+        let index = (position[0] * self.extent[1] + position[1]) * self.extent[2] + position[2];
+        let ordinal = self.ordinal[index];
+        (ordinal != u32::MAX).then_some(ordinal as usize)
+    }
+}
+
+/// A window histogram with the sentinel cell last.
+struct Histogram {
+    counts: Vec<u32>,
+    /// log₂(c) for c = 0..=|W|; entry 0 is unused.
+    log2: Vec<f64>,
+}
+
+impl Histogram {
+    fn new(bins: usize, window_positions: usize) -> Self {
+        Histogram {
+            counts: vec![0; bins + 1],
+            log2: (0..=window_positions).map(|c| (c as f64).log2()).collect(),
+        }
+    }
+
+    /// Adds (`delta` = 1) or removes (`delta` = −1) the window plane whose
+    /// first position is `base`, given the plane's offsets.
+    fn update_plane(&mut self, levels: &[u16], base: usize, offsets: &[usize], delta: i32) {
+        for &offset in offsets {
+            let cell = &mut self.counts[levels[base + offset] as usize];
+            *cell = cell.wrapping_add_signed(delta);
+        }
+    }
+
+    /// Returns the entropy in bits: E = Σ_l n_l (log₂ N − log₂ n_l) / N over
+    /// the non-sentinel cells in cell order. A window with one occupied cell
+    /// and N = n gives exactly 0.
+    fn entropy_bits(&self, window_positions: usize, boundary: Boundary) -> f64 {
+        let bins = self.counts.len() - 1;
+        let counted = window_positions - self.counts[bins] as usize;
+        let divisor = match boundary {
+            Boundary::Masked => counted,
+            Boundary::BoxSymmetric | Boundary::BoxZero => window_positions,
+        };
+        let log_divisor = self.log2[divisor];
+        let mut sum = 0.0;
+        for &count in &self.counts[..bins] {
+            if count > 0 {
+                sum += count as f64 * (log_divisor - self.log2[count as usize]);
+            }
+        }
+        sum / divisor as f64
+    }
+}
+
+/// Computes E in bits for every ROI voxel by sliding the window histogram
+/// along the last axis with a window extent above 1.
+fn sliding_entropy(grid: &LevelGrid, roi: &RoiVoxels) -> Vec<f64> {
+    let half = grid.half;
+    let slide = if half[2] > 0 { 2 } else { 1 };
+    let (first_other, second_other) = match slide {
+        2 => (0, 1),
+        _ => (0, 2),
+    };
+
+    // Offsets of the window plane normal to the slide axis, relative to the
+    // plane's lowest corner.
+    let mut plane_offsets = Vec::new();
+    for a in 0..=2 * half[first_other] {
+        for b in 0..=2 * half[second_other] {
+            let mut position = [0usize; 3];
+            position[first_other] = a;
+            position[second_other] = b;
+            plane_offsets.push(grid.index(position));
+        }
+    }
+    let plane_stride = grid.strides[slide];
+
+    let mut entropy = vec![0.0; roi.voxels.len()];
+    let mut histogram = Histogram::new(grid.bins, grid.window_positions);
+    for a in 0..roi.extent[first_other] {
+        for b in 0..roi.extent[second_other] {
+            let line_position = |t: usize| {
+                let mut position = [0usize; 3];
+                position[first_other] = a;
+                position[second_other] = b;
+                position[slide] = t;
+                position
+            };
+            let in_roi: Vec<usize> = (0..roi.extent[slide])
+                .filter(|&t| roi.ordinal(line_position(t)).is_some())
+                .collect();
+            let (Some(&first), Some(&last)) = (in_roi.first(), in_roi.last()) else {
+                continue;
+            };
+
+            // Box offset t along the slide axis is grid offset t + h there,
+            // so the window of t spans grid planes t..=t + 2h, and the
+            // window's lowest corner in the other axes is the box offset.
+            let corner = grid.index(line_position(0));
+            histogram.counts.fill(0);
+            for plane in first..=first + 2 * half[slide] {
+                histogram.update_plane(
+                    &grid.levels,
+                    corner + plane * plane_stride,
+                    &plane_offsets,
+                    1,
+                );
+            }
+            for t in first..=last {
+                if t > first {
+                    histogram.update_plane(
+                        &grid.levels,
+                        corner + (t - 1) * plane_stride,
+                        &plane_offsets,
+                        -1,
+                    );
+                    histogram.update_plane(
+                        &grid.levels,
+                        corner + (t + 2 * half[slide]) * plane_stride,
+                        &plane_offsets,
+                        1,
+                    );
+                }
+                if let Some(ordinal) = roi.ordinal(line_position(t)) {
+                    entropy[ordinal] = histogram.entropy_bits(grid.window_positions, grid.boundary);
+                }
+            }
+        }
+    }
+    entropy
+}
+
+/// Rescales values to [0, 1] by their min and max; all zeros when they are
+/// equal.
+fn rescale(values: &[f64]) -> Vec<f64> {
+    let (low, high) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &v| {
+            (low.min(v), high.max(v))
+        });
+    if high > low {
+        values.iter().map(|&v| (v - low) / (high - low)).collect()
+    } else {
+        vec![0.0; values.len()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Geometry;
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// Difference allowed between the sliding-histogram entropy and the
+    /// textbook −Σ p log₂ p of a directly counted window, in bits. The two
+    /// sum the same terms in other forms, so they differ only by rounding
+    /// (a few ulp of values below log₂ 3375 ≈ 11.7).
+    const REFERENCE_TOLERANCE_BITS: f64 = 1e-12;
+
+    /// Entropy of a two-level window with one third at one level:
+    /// −(1/3) log₂(1/3) − (2/3) log₂(2/3) = log₂ 3 − 2/3.
+    fn one_third_split_bits() -> f64 {
+        3f64.log2() - 2.0 / 3.0
+    }
+
+    fn volume(data: Array3<f64>) -> Volume {
+        let (a, b, c) = data.dim();
+        Volume {
+            data,
+            geometry: Geometry {
+                dims: [a, b, c],
+                spacing: [1.0; 3],
+                origin: [0.0; 3],
+                direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            },
+            stored_as_integer: false,
+        }
+    }
+
+    fn roi(mask: Array3<bool>) -> Roi {
+        let voxel_count = mask.iter().filter(|&&inside| inside).count();
+        Roi { mask, voxel_count }
+    }
+
+    fn settings(edge: usize, bins: usize, boundary: Boundary) -> ValidEntropySettings {
+        EntropySettings {
+            window_edge: edge,
+            bins,
+            boundary,
+            ..EntropySettings::default()
+        }
+        .validate()
+        .expect("valid settings")
+    }
+
+    fn entropy_at(map: &EntropyMap, voxel: [usize; 3]) -> f64 {
+        let position = map
+            .voxels
+            .iter()
+            .position(|&v| v == voxel)
+            .expect("voxel is in the ROI");
+        map.entropy[position]
+    }
+
+    fn assert_bits(actual: f64, expected: f64, case: &str) {
+        assert!(
+            (actual - expected).abs() <= REFERENCE_TOLERANCE_BITS,
+            "{case}: entropy {actual} bits, expected {expected}"
+        );
+    }
+
+    /// Builds a 4 × 3 × 3 image whose value depends on i only: 1 on the
+    /// planes i = 0 and i = 3, 0 on i = 1 and i = 2. The ROI is i ≤ 2, so
+    /// the padded box (ROI box grown by 1, clipped) is the whole image, the
+    /// range is (0, 1) and the two values fall in cells 0 and 7 of 8.
+    fn slab_phantom() -> (Volume, Roi) {
+        let data = Array3::from_shape_fn(
+            (4, 3, 3),
+            |(i, _, _)| if i == 0 || i == 3 { 1.0 } else { 0.0 },
+        );
+        let mask = Array3::from_shape_fn((4, 3, 3), |(i, _, _)| i <= 2);
+        (volume(data), roi(mask))
+    }
+
+    #[test]
+    fn entropy_masked_slab_hand_values() {
+        let (image, roi) = slab_phantom();
+        let map =
+            local_entropy(&image, &roi, &settings(3, 8, Boundary::Masked)).expect("valid input");
+        // (0,1,1): window ∩ M is the planes i = 0, 1 (9 voxels each): 9
+        // ones and 9 zeros, so 1 bit.
+        assert_bits(entropy_at(&map, [0, 1, 1]), 1.0, "(0,1,1)");
+        // (1,1,1): planes 0, 1, 2 are all in M: 9 ones, 18 zeros.
+        assert_bits(
+            entropy_at(&map, [1, 1, 1]),
+            one_third_split_bits(),
+            "(1,1,1)",
+        );
+        // (2,1,1): plane 3 is outside M, so only the zeros of planes 1, 2.
+        assert_bits(entropy_at(&map, [2, 1, 1]), 0.0, "(2,1,1)");
+        // (0,0,0): the corner's window ∩ image is 2 × 2 × 2: 4 ones, 4 zeros.
+        assert_bits(entropy_at(&map, [0, 0, 0]), 1.0, "(0,0,0)");
+        // E spans [0, 1] over the ROI, so Ê equals E.
+        for (rescaled, raw) in map.entropy_rescaled.iter().zip(&map.entropy) {
+            assert_bits(*rescaled, *raw, "rescaled");
+        }
+        assert_eq!(map.range, (0.0, 1.0));
+    }
+
+    #[test]
+    fn entropy_box_zero_slab_hand_values() {
+        let (image, roi) = slab_phantom();
+        let map =
+            local_entropy(&image, &roi, &settings(3, 8, Boundary::BoxZero)).expect("valid input");
+        // Every window is divided by |W| = 27.
+        // (0,1,1): plane i = −1 is beyond the border: 9 ones, 9 zeros, 9
+        // nothing: 2 · (9/27) log₂(27/9) = (2/3) log₂ 3.
+        assert_bits(
+            entropy_at(&map, [0, 1, 1]),
+            2.0 / 3.0 * 3f64.log2(),
+            "(0,1,1)",
+        );
+        // (1,1,1): 9 ones, 18 zeros.
+        assert_bits(
+            entropy_at(&map, [1, 1, 1]),
+            one_third_split_bits(),
+            "(1,1,1)",
+        );
+        // (2,1,1): plane 3 is in the image and counts: 9 ones, 18 zeros.
+        assert_bits(
+            entropy_at(&map, [2, 1, 1]),
+            one_third_split_bits(),
+            "(2,1,1)",
+        );
+        // (0,0,0): 2 × 2 × 2 positions in the image, 4 ones and 4 zeros:
+        // 2 · (4/27) log₂(27/4).
+        let corner = 2.0 * 4.0 / 27.0 * (27.0f64 / 4.0).log2();
+        assert_bits(entropy_at(&map, [0, 0, 0]), corner, "(0,0,0)");
+        // (2,0,0): planes 1..3 × 2 × 2 in the image: 4 ones (plane 3), 8
+        // zeros: (4/27) log₂(27/4) + (8/27) log₂(27/8).
+        let edge = 4.0 / 27.0 * (27.0f64 / 4.0).log2() + 8.0 / 27.0 * (27.0f64 / 8.0).log2();
+        assert_bits(entropy_at(&map, [2, 0, 0]), edge, "(2,0,0)");
+    }
+
+    #[test]
+    fn entropy_box_symmetric_slab_hand_values() {
+        let (image, roi) = slab_phantom();
+        let map = local_entropy(&image, &roi, &settings(3, 8, Boundary::BoxSymmetric))
+            .expect("valid input");
+        // (0,1,1): plane −1 mirrors plane 0, so 18 ones and 9 zeros.
+        // (1,1,1) and (2,1,1): one plane of ones among three. The corner
+        // (0,0,0) mirrors i = −1 to 0 as well, and j, k do not change the
+        // value. Every ROI voxel has the one-third split.
+        for voxel in [[0, 1, 1], [1, 1, 1], [2, 1, 1], [0, 0, 0], [2, 0, 0]] {
+            assert_bits(
+                entropy_at(&map, voxel),
+                one_third_split_bits(),
+                &format!("{voxel:?}"),
+            );
+        }
+        // A constant E over the ROI rescales to 0.
+        assert!(map.entropy_rescaled.iter().all(|&e| e == 0.0));
+    }
+
+    /// Builds a 6 × 1 × 1 line with values 3, 0, 1, 1, 1, 1 (range (0, 3),
+    /// cells 7, 0 and 2 of 8), all in the ROI. A window of edge 5 (h = 2)
+    /// reaches two voxels beyond the line's start and beyond its unit
+    /// extent along j and k.
+    fn line_phantom() -> (Volume, Roi) {
+        let values = [3.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        let data = Array3::from_shape_fn((6, 1, 1), |(i, _, _)| values[i]);
+        (volume(data), roi(Array3::from_elem((6, 1, 1), true)))
+    }
+
+    #[test]
+    fn entropy_box_symmetric_mirrors_with_edge_repeated() {
+        let (image, roi) = line_phantom();
+        let map = local_entropy(&image, &roi, &settings(5, 8, Boundary::BoxSymmetric))
+            .expect("valid input");
+        // Along j and k every position mirrors to index 0, so each window
+        // contains 25 copies of its five i values.
+        // i = 0: i = −2, −1 mirror to 1, 0 (the edge voxel repeats): values
+        // 0, 3, 3, 0, 1, cells (2, 2, 1) of 5: 2·(2/5) log₂(5/2) + (1/5)
+        // log₂ 5 = log₂ 5 − 4/5. Replicate padding would give 3, 3, 3, 0, 1
+        // and log₂ 5 − (3/5) log₂ 3 instead.
+        assert_bits(entropy_at(&map, [0, 0, 0]), 5f64.log2() - 0.8, "i = 0");
+        // i = 2: values 3, 0, 1, 1, 1: cells (1, 1, 3): log₂ 5 − (3/5) log₂ 3.
+        assert_bits(
+            entropy_at(&map, [2, 0, 0]),
+            5f64.log2() - 0.6 * 3f64.log2(),
+            "i = 2",
+        );
+        // i = 5: i = 6, 7 mirror to 5, 4: all ones.
+        assert_bits(entropy_at(&map, [5, 0, 0]), 0.0, "i = 5");
+    }
+
+    #[test]
+    fn entropy_box_zero_divides_by_full_window() {
+        let (image, roi) = line_phantom();
+        let map =
+            local_entropy(&image, &roi, &settings(5, 8, Boundary::BoxZero)).expect("valid input");
+        // i = 0: only (0..=2, 0, 0) is in the image: 3 positions of 125,
+        // one per value: 3 · (1/125) log₂ 125 = (9/125) log₂ 5.
+        assert_bits(
+            entropy_at(&map, [0, 0, 0]),
+            9.0 / 125.0 * 5f64.log2(),
+            "i = 0",
+        );
+    }
+
+    #[test]
+    fn entropy_masked_line_counts_roi_only() {
+        let (image, roi) = line_phantom();
+        let map =
+            local_entropy(&image, &roi, &settings(5, 8, Boundary::Masked)).expect("valid input");
+        // i = 0: window ∩ M = i 0..=2 with values 3, 0, 1: log₂ 3.
+        assert_bits(entropy_at(&map, [0, 0, 0]), 3f64.log2(), "i = 0");
+        // i = 3: i 1..=5 with values 0, 1, 1, 1, 1: H(1/5) =
+        // log₂ 5 − (4/5) log₂ 4.
+        assert_bits(
+            entropy_at(&map, [3, 0, 0]),
+            5f64.log2() - 0.8 * 2.0,
+            "i = 3",
+        );
+    }
+
+    #[test]
+    fn entropy_slices_do_not_see_neighbours() {
+        // Slice k = 0 is constant 0; slice k = 1 has ones on the row i = 0.
+        let data = Array3::from_shape_fn(
+            (3, 3, 2),
+            |(i, _, k)| if k == 1 && i == 0 { 1.0 } else { 0.0 },
+        );
+        let image = volume(data);
+        let roi = roi(Array3::from_elem((3, 3, 2), true));
+        let two_d = EntropySettings {
+            dimensionality: Dimensionality::Slices,
+            window_edge: 3,
+            bins: 8,
+            ..EntropySettings::default()
+        }
+        .validate()
+        .expect("valid settings");
+        let map = local_entropy(&image, &roi, &two_d).expect("valid input");
+        assert_eq!(map.window_positions, 9);
+        // The window of (1,1,0) covers only slice 0, which is constant.
+        assert_bits(entropy_at(&map, [1, 1, 0]), 0.0, "(1,1,0)");
+        // (1,1,1): 3 × 3 square of slice 1: 3 ones, 6 zeros.
+        assert_bits(
+            entropy_at(&map, [1, 1, 1]),
+            one_third_split_bits(),
+            "(1,1,1)",
+        );
+        // In 3-D, the window of (1,1,0) also covers slice 1: 3 ones of 18.
+        let map_3d =
+            local_entropy(&image, &roi, &settings(3, 8, Boundary::Masked)).expect("valid input");
+        let one_sixth = -(1.0 / 6.0) * (1.0f64 / 6.0).log2() - (5.0 / 6.0) * (5.0f64 / 6.0).log2();
+        assert_bits(entropy_at(&map_3d, [1, 1, 0]), one_sixth, "3-D (1,1,0)");
+    }
+
+    /// Mirrors x into [low, high] by repeated reflection about the faces,
+    /// the edge voxel repeated; a formulation independent of `mirror`.
+    fn reflect(mut x: i64, low: i64, high: i64) -> i64 {
+        while x < low || x > high {
+            x = if x < low {
+                2 * low - 1 - x
+            } else {
+                2 * high + 1 - x
+            };
+        }
+        x
+    }
+
+    /// Computes E(v) in bits by counting the window of v directly and
+    /// summing −p log₂ p.
+    fn brute_force_entropy(
+        image: &Volume,
+        roi: &Roi,
+        settings: &ValidEntropySettings,
+        range: (f64, f64),
+        voxel: [usize; 3],
+    ) -> f64 {
+        let config = settings.settings();
+        let dims = dims_of(&image.data);
+        let half = settings.half_widths();
+        let (low, high) = bounding_box(&roi.mask).expect("non-empty ROI");
+        let padded_low: [i64; 3] =
+            std::array::from_fn(|a| low[a] as i64 - half[a] as i64).map(|x| x.max(0));
+        let padded_high: [i64; 3] =
+            std::array::from_fn(|a| (high[a] + half[a]).min(dims[a] - 1) as i64);
+        let level = |value: f64| {
+            let t = if range.1 > range.0 {
+                ((value - range.0) / (range.1 - range.0)).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            (t * (config.bins - 1) as f64).round() as usize
+        };
+
+        let mut counts = vec![0usize; config.bins];
+        let mut window = 0usize;
+        let h = half.map(|x| x as i64);
+        for di in -h[0]..=h[0] {
+            for dj in -h[1]..=h[1] {
+                for dk in -h[2]..=h[2] {
+                    window += 1;
+                    let x = [
+                        voxel[0] as i64 + di,
+                        voxel[1] as i64 + dj,
+                        voxel[2] as i64 + dk,
+                    ];
+                    let inside = (0..3).all(|a| x[a] >= 0 && x[a] < dims[a] as i64);
+                    let position = if inside {
+                        Some(x.map(|c| c as usize))
+                    } else if config.boundary == Boundary::BoxSymmetric {
+                        Some(std::array::from_fn(|a| {
+                            reflect(x[a], padded_low[a], padded_high[a]) as usize
+                        }))
+                    } else {
+                        None
+                    };
+                    if let Some(p) = position {
+                        if config.boundary == Boundary::Masked && !roi.mask[p] {
+                            continue;
+                        }
+                        counts[level(image.data[p])] += 1;
+                    }
+                }
+            }
+        }
+        let divisor = match config.boundary {
+            Boundary::Masked => counts.iter().sum::<usize>(),
+            _ => window,
+        } as f64;
+        counts
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = c as f64 / divisor;
+                -p * p.log2()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn entropy_sliding_matches_brute_force_on_random_volumes() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+        let boundaries = [Boundary::Masked, Boundary::BoxSymmetric, Boundary::BoxZero];
+        let ranges = [
+            IntensityRange::Box,
+            IntensityRange::Roi,
+            IntensityRange::RoiPercentile,
+        ];
+        let shapes = [
+            (Dimensionality::Volume, 2),
+            (Dimensionality::Slices, 0),
+            (Dimensionality::Slices, 1),
+            (Dimensionality::Slices, 2),
+        ];
+        let mut cases = 0;
+        for boundary in boundaries {
+            for (index, &(dimensionality, slice_axis)) in shapes.iter().enumerate() {
+                let range = ranges[(cases + index) % ranges.len()];
+                let edge = [3, 5][cases % 2];
+                let bins = [8, 16, 256][cases % 3];
+                cases += 1;
+                let dims = (7, 6, 8);
+                let data = Array3::from_shape_fn(dims, |_| rng.gen_range(0..20) as f64);
+                // A ROI that touches the i = 0 face, so that windows leave
+                // the image there, with random holes.
+                let mask = Array3::from_shape_fn(dims, |(i, j, k)| {
+                    i <= 3 && (1..=4).contains(&j) && (2..=6).contains(&k) && rng.gen_bool(0.8)
+                });
+                let (image, roi) = (volume(data), roi(mask));
+                let valid = EntropySettings {
+                    dimensionality,
+                    slice_axis,
+                    window_edge: edge,
+                    bins,
+                    boundary,
+                    range,
+                    ..EntropySettings::default()
+                }
+                .validate()
+                .expect("valid settings");
+                let map = local_entropy(&image, &roi, &valid).expect("valid input");
+                let case = format!(
+                    "{boundary:?}, {dimensionality:?} axis {slice_axis}, {range:?}, edge {edge}, {bins} bins"
+                );
+                assert_eq!(map.voxels.len(), roi.voxel_count, "{case}");
+                for (voxel, &actual) in map.voxels.iter().zip(&map.entropy) {
+                    let expected = brute_force_entropy(&image, &roi, &valid, map.range, *voxel);
+                    assert_bits(actual, expected, &format!("{case}, voxel {voxel:?}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn entropy_affine_intensity_change_keeps_features() {
+        // x → 4x − 300 is exact in binary for these integer intensities,
+        // so (x − a)/(b − a) is bitwise unchanged and so are the levels.
+        // The percentile range is left out: its interpolation rounds
+        // differently after the shift, which can move a level at a tie.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let dims = (9, 8, 7);
+        let data = Array3::from_shape_fn(dims, |_| rng.gen_range(0..100) as f64);
+        let mask = Array3::from_shape_fn(dims, |(i, j, k)| {
+            (i as f64 - 4.0).powi(2) + (j as f64 - 4.0).powi(2) + (k as f64 - 3.0).powi(2) < 9.0
+        });
+        let roi = roi(mask);
+        let original = volume(data.clone());
+        let changed = volume(data.mapv(|x| 4.0 * x - 300.0));
+        for boundary in [Boundary::Masked, Boundary::BoxSymmetric, Boundary::BoxZero] {
+            for range in [IntensityRange::Box, IntensityRange::Roi] {
+                let valid = EntropySettings {
+                    boundary,
+                    range,
+                    window_edge: 5,
+                    ..EntropySettings::default()
+                }
+                .validate()
+                .expect("valid settings");
+                let before = local_entropy(&original, &roi, &valid).expect("valid input");
+                let after = local_entropy(&changed, &roi, &valid).expect("valid input");
+                let case = format!("{boundary:?}, {range:?}");
+                assert_eq!(before.intensity, after.intensity, "{case}: Ĩ");
+                assert_eq!(before.entropy, after.entropy, "{case}: E");
+                assert_eq!(before.entropy_rescaled, after.entropy_rescaled, "{case}: Ê");
+                assert!(
+                    before.entropy_rescaled.contains(&1.0),
+                    "{case}: Ê reaches 1"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn entropy_percentile_range_clips() {
+        // 200 ROI voxels with values 0..=199. Type-7 percentiles: rank
+        // 0.005 · 199 = 0.995 gives a = 0.995, rank 198.005 gives
+        // b = 198.005.
+        let data = Array3::from_shape_fn((10, 20, 1), |(i, j, _)| (i * 20 + j) as f64);
+        let image = volume(data);
+        let roi = roi(Array3::from_elem((10, 20, 1), true));
+        let valid = EntropySettings {
+            range: IntensityRange::RoiPercentile,
+            ..EntropySettings::default()
+        }
+        .validate()
+        .expect("valid settings");
+        let map = local_entropy(&image, &roi, &valid).expect("valid input");
+        let (a, b) = map.range;
+        assert!((a - 0.995).abs() < 1e-12, "a = {a}");
+        assert!((b - 198.005).abs() < 1e-12, "b = {b}");
+        // Voxel order is lexicographic, so value v sits at position v.
+        assert_eq!(map.intensity[0], 0.0, "value 0 clips to 0");
+        assert_eq!(map.intensity[199], 1.0, "value 199 clips to 1");
+        let middle = (100.0 - a) / (b - a);
+        assert_eq!(map.intensity[100], middle);
+    }
+
+    #[test]
+    fn entropy_constant_lesion_is_zero() {
+        // The ROI stays one voxel away from the faces, so no window of edge
+        // 3 leaves the image and box_zero has no empty positions either.
+        let image = volume(Array3::from_elem((7, 7, 7), 42.0));
+        let mask = Array3::from_shape_fn((7, 7, 7), |(i, j, k)| {
+            i.abs_diff(3) + j.abs_diff(3) + k.abs_diff(3) <= 2
+        });
+        let roi = roi(mask);
+        for boundary in [Boundary::Masked, Boundary::BoxSymmetric, Boundary::BoxZero] {
+            let map =
+                local_entropy(&image, &roi, &settings(3, 256, boundary)).expect("valid input");
+            assert_eq!(map.range, (42.0, 42.0));
+            assert!(map.intensity.iter().all(|&x| x == 0.0), "{boundary:?}: Ĩ");
+            assert!(map.entropy.iter().all(|&e| e == 0.0), "{boundary:?}: E");
+            assert!(
+                map.entropy_rescaled.iter().all(|&e| e == 0.0),
+                "{boundary:?}: Ê"
+            );
+        }
+    }
+
+    #[test]
+    fn entropy_lesion_smaller_than_window_is_finite() {
+        let mut data = Array3::zeros((12, 12, 12));
+        data[[6, 6, 6]] = 10.0;
+        let mut mask = Array3::from_elem((12, 12, 12), false);
+        mask[[6, 6, 6]] = true;
+        mask[[6, 6, 7]] = true;
+        let map = local_entropy(
+            &volume(data),
+            &roi(mask),
+            &settings(9, 256, Boundary::Masked),
+        )
+        .expect("valid input");
+        // Each window ∩ M is the two ROI voxels, one at each level: 1 bit.
+        assert_eq!(map.entropy, vec![1.0, 1.0]);
+        assert_eq!(map.entropy_rescaled, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn entropy_nats_scale_bits() {
+        let (image, roi) = slab_phantom();
+        let bits =
+            local_entropy(&image, &roi, &settings(3, 8, Boundary::Masked)).expect("valid input");
+        let nats_settings = EntropySettings {
+            window_edge: 3,
+            bins: 8,
+            log_base: LogBase::E,
+            ..EntropySettings::default()
+        }
+        .validate()
+        .expect("valid settings");
+        let nats = local_entropy(&image, &roi, &nats_settings).expect("valid input");
+        for (n, b) in nats.entropy.iter().zip(&bits.entropy) {
+            assert_eq!(*n, b * std::f64::consts::LN_2);
+        }
+        // Ê is a ratio of entropies, so the base cancels up to rounding.
+        for (n, b) in nats.entropy_rescaled.iter().zip(&bits.entropy_rescaled) {
+            assert!((n - b).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn entropy_voxel_order_is_lexicographic() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+        let dims = (5, 6, 7);
+        let mask = Array3::from_shape_fn(dims, |_| rng.gen_bool(0.4));
+        let expected: Vec<[usize; 3]> = mask
+            .indexed_iter()
+            .filter(|(_, inside)| **inside)
+            .map(|((i, j, k), _)| [i, j, k])
+            .collect();
+        let image = volume(Array3::from_shape_fn(dims, |_| rng.gen_range(0.0..5.0)));
+        let roi = roi(mask);
+        for slice_axis in [0, 2] {
+            let valid = EntropySettings {
+                dimensionality: Dimensionality::Slices,
+                slice_axis,
+                ..EntropySettings::default()
+            }
+            .validate()
+            .expect("valid settings");
+            let map = local_entropy(&image, &roi, &valid).expect("valid input");
+            assert_eq!(map.voxels, expected, "slice axis {slice_axis}");
+        }
+    }
+
+    #[test]
+    fn entropy_invalid_input_is_rejected() {
+        let valid = EntropySettings::default()
+            .validate()
+            .expect("defaults are valid");
+        let image = volume(Array3::zeros((3, 3, 3)));
+        let small = roi(Array3::from_elem((3, 3, 2), true));
+        assert_eq!(
+            local_entropy(&image, &small, &valid),
+            Err(EntropyError::ShapeMismatch {
+                image: [3, 3, 3],
+                mask: [3, 3, 2]
+            })
+        );
+        let empty = roi(Array3::from_elem((3, 3, 3), false));
+        assert_eq!(
+            local_entropy(&image, &empty, &valid),
+            Err(EntropyError::EmptyRoi)
+        );
+
+        // A NaN next to the ROI is read by the box range, not by the
+        // masked boundary with the ROI range.
+        let mut data = Array3::zeros((3, 3, 3));
+        data[[0, 0, 0]] = f64::NAN;
+        let image = volume(data);
+        let mut mask = Array3::from_elem((3, 3, 3), false);
+        mask[[1, 1, 1]] = true;
+        let roi = roi(mask);
+        assert_eq!(
+            local_entropy(&image, &roi, &valid),
+            Err(EntropyError::NonFiniteIntensity { count: 1 })
+        );
+        let roi_range = EntropySettings {
+            range: IntensityRange::Roi,
+            ..EntropySettings::default()
+        }
+        .validate()
+        .expect("valid settings");
+        assert!(local_entropy(&image, &roi, &roi_range).is_ok());
+    }
+
+    #[test]
+    fn entropy_settings_defaults_match_method() {
+        let settings = EntropySettings::default();
+        assert_eq!(settings.dimensionality, Dimensionality::Volume);
+        assert_eq!(settings.window_edge, 9);
+        assert_eq!(settings.bins, 256);
+        assert_eq!(settings.log_base, LogBase::Two);
+        assert_eq!(settings.boundary, Boundary::Masked);
+        assert_eq!(settings.range, IntensityRange::Box);
+        assert_eq!(
+            (settings.percentile_low, settings.percentile_high),
+            (0.5, 99.5)
+        );
+        assert_eq!(settings.validate().expect("valid").window_edge(), 9);
+    }
+
+    #[test]
+    fn entropy_settings_even_edge_is_raised() {
+        for (configured, used) in [(2, 3), (4, 5), (9, 9), (14, 15), (15, 15)] {
+            let valid = EntropySettings {
+                window_edge: configured,
+                ..EntropySettings::default()
+            }
+            .validate()
+            .expect("valid edge");
+            assert_eq!(valid.window_edge(), used, "edge {configured}");
+        }
+    }
+
+    #[test]
+    fn entropy_settings_invalid_values_name_field() {
+        let cases = [
+            (
+                EntropySettings {
+                    window_edge: 1,
+                    ..EntropySettings::default()
+                },
+                "window_edge",
+            ),
+            (
+                EntropySettings {
+                    window_edge: 16,
+                    ..EntropySettings::default()
+                },
+                "window_edge",
+            ),
+            (
+                EntropySettings {
+                    bins: 7,
+                    ..EntropySettings::default()
+                },
+                "bins",
+            ),
+            (
+                EntropySettings {
+                    bins: 257,
+                    ..EntropySettings::default()
+                },
+                "bins",
+            ),
+            (
+                EntropySettings {
+                    slice_axis: 3,
+                    ..EntropySettings::default()
+                },
+                "slice_axis",
+            ),
+            (
+                EntropySettings {
+                    percentile_low: 99.5,
+                    percentile_high: 0.5,
+                    ..EntropySettings::default()
+                },
+                "percentile_low",
+            ),
+            (
+                EntropySettings {
+                    percentile_high: f64::NAN,
+                    ..EntropySettings::default()
+                },
+                "percentile_high",
+            ),
+        ];
+        for (settings, field) in cases {
+            let error = settings.validate().unwrap_err();
+            assert!(error.to_string().contains(field), "{field}: {error}");
+        }
+    }
+
+    #[test]
+    fn entropy_settings_parse_from_toml() {
+        let settings: EntropySettings = toml::from_str(
+            "dimensionality = \"2d\"\nboundary = \"box_symmetric\"\nrange = \"roi_percentile\"\nlog_base = \"e\"\nwindow_edge = 5",
+        )
+        .expect("valid TOML");
+        assert_eq!(settings.dimensionality, Dimensionality::Slices);
+        assert_eq!(settings.boundary, Boundary::BoxSymmetric);
+        assert_eq!(settings.range, IntensityRange::RoiPercentile);
+        assert_eq!(settings.log_base, LogBase::E);
+        assert_eq!(settings.window_edge, 5);
+        assert_eq!(settings.bins, 256, "unset fields take defaults");
+        let error = toml::from_str::<EntropySettings>("edge = 5").unwrap_err();
+        assert!(error.to_string().contains("edge"), "{error}");
+    }
+}

@@ -1,0 +1,609 @@
+//! Patient-level clustering: the voxels of one lesion and sequence grouped
+//! into supervoxels by k-means on their [Ĩ, Ê] vectors.
+//!
+//! The supervoxels are a data reduction, not a segmentation: the k-means
+//! has no spatial term, so a supervoxel may be spatially disconnected. Each
+//! patient then contributes about K1 rows to the population clustering,
+//! whatever the lesion size.
+//!
+//! Number of supervoxels:
+//! K1_eff = min(K1, ⌊|M| / m_min⌋, number of distinct [Ĩ, Ê] vectors), with
+//! K1 = 40 and m_min = 5 voxels by default. When K1_eff < 2 the whole lesion
+//! is one supervoxel.
+//!
+//! Seed: [`patient_seed`] hashes the study seed, the sequence and the
+//! patient key. The patient key is the keyed-hash part of the pseudonym,
+//! without the `<center>-` prefix ([`patient_key`]), so the same patient
+//! gets the same supervoxels whichever center id serves it.
+//!
+//! What may leave the worker: the descriptors, voxel counts and the sums of
+//! δ and Ê per supervoxel. The voxel labels stay local.
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::depth::RoiDepth;
+use super::entropy::EntropyMap;
+use super::kmeans::{KMeansError, KMeansParams, kmeans, validate_params};
+
+/// Default number of supervoxels K1 (the reference recipe's
+/// `K_cluster_1 = 40`).
+pub const DEFAULT_SUPERVOXELS: usize = 40;
+/// Accepted range of K1.
+pub const SUPERVOXEL_RANGE: (usize, usize) = (10, 200);
+/// Default minimum mean supervoxel size m_min, in voxels.
+pub const DEFAULT_MIN_VOXELS_PER_SUPERVOXEL: usize = 5;
+/// Names of the descriptor columns, in order.
+pub const DESCRIPTOR_COLUMNS: [&str; 2] = ["intensity", "entropy"];
+
+/// Domain prefix of the seed hash, so that these seeds differ from other
+/// per-patient seeds of the same study.
+const SEED_DOMAIN: &[u8] = b"radstudy-supervoxel-seed-v1\0";
+/// Hex digits in the keyed-hash part of a pseudonym.
+const PATIENT_KEY_DIGITS: usize = 16;
+
+/// Settings of the patient-level clustering, as written in a
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervoxelSettings {
+    /// Supervoxels requested, K1, 10 to 200. Default 40.
+    pub supervoxels: usize,
+    /// Smallest mean supervoxel size m_min in voxels, at least 1. Default 5.
+    pub min_voxels_per_supervoxel: usize,
+    /// k-means runs, at least 1. Default 10.
+    pub n_init: usize,
+    /// Maximum assignment steps per run, 1 to 100,000. Default 300.
+    pub max_iter: usize,
+    /// Shift tolerance relative to the mean feature variance (see
+    /// [`super::kmeans`]), finite and ≥ 0. Default 1e-4.
+    pub tol: f64,
+}
+
+impl Default for SupervoxelSettings {
+    fn default() -> Self {
+        let kmeans = KMeansParams::new(DEFAULT_SUPERVOXELS);
+        SupervoxelSettings {
+            supervoxels: DEFAULT_SUPERVOXELS,
+            min_voxels_per_supervoxel: DEFAULT_MIN_VOXELS_PER_SUPERVOXEL,
+            n_init: kmeans.n_init,
+            max_iter: kmeans.max_iter,
+            tol: kmeans.tol,
+        }
+    }
+}
+
+/// A setting of [`SupervoxelSettings`] out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SupervoxelSettingsError {
+    /// K1 is outside 10..=200.
+    #[error("supervoxels = {value} is invalid; expected 10 to 200")]
+    InvalidSupervoxels {
+        /// The configured value.
+        value: usize,
+    },
+    /// m_min is 0.
+    #[error("min_voxels_per_supervoxel = 0 is invalid; expected at least 1 voxel")]
+    InvalidMinVoxels,
+    /// A k-means parameter is invalid.
+    #[error("invalid k-means setting: {0}")]
+    KMeans(KMeansError),
+}
+
+impl SupervoxelSettings {
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<ValidSupervoxelSettings, SupervoxelSettingsError> {
+        let (low, high) = SUPERVOXEL_RANGE;
+        if !(low..=high).contains(&self.supervoxels) {
+            return Err(SupervoxelSettingsError::InvalidSupervoxels {
+                value: self.supervoxels,
+            });
+        }
+        if self.min_voxels_per_supervoxel == 0 {
+            return Err(SupervoxelSettingsError::InvalidMinVoxels);
+        }
+        validate_params(&self.kmeans_params(self.supervoxels))
+            .map_err(SupervoxelSettingsError::KMeans)?;
+        Ok(ValidSupervoxelSettings {
+            settings: self.clone(),
+        })
+    }
+
+    fn kmeans_params(&self, n_clusters: usize) -> KMeansParams {
+        KMeansParams {
+            n_clusters,
+            n_init: self.n_init,
+            max_iter: self.max_iter,
+            tol: self.tol,
+        }
+    }
+}
+
+/// [`SupervoxelSettings`] whose values have been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidSupervoxelSettings {
+    settings: SupervoxelSettings,
+}
+
+impl ValidSupervoxelSettings {
+    /// Returns the settings as configured.
+    pub fn settings(&self) -> &SupervoxelSettings {
+        &self.settings
+    }
+}
+
+/// The smallest term of K1_eff = min(K1, ⌊|M| / m_min⌋, distinct vectors),
+/// the first in this order on ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervoxelLimit {
+    /// The requested K1.
+    Requested,
+    /// The voxel count: ⌊|M| / m_min⌋.
+    VoxelCount,
+    /// The number of distinct voxel vectors.
+    DistinctVectors,
+}
+
+/// An error from [`build_supervoxels`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SupervoxelError {
+    /// The patient key is not 16 lowercase hex digits.
+    #[error(
+        "patient key {key:?} is invalid; pass the 16 hex digits after the `<center>-` prefix of the pseudonym"
+    )]
+    InvalidPatientKey {
+        /// The key passed.
+        key: String,
+    },
+    /// The entropy map and the depth map list different voxels.
+    #[error(
+        "the entropy map ({entropy_voxels} voxels) and the depth map ({depth_voxels} voxels) list different voxels; compute both from the same ROI"
+    )]
+    VoxelMismatch {
+        /// Voxels in the entropy map.
+        entropy_voxels: usize,
+        /// Voxels in the depth map.
+        depth_voxels: usize,
+    },
+    /// The lesion has no voxel.
+    #[error("the ROI is empty; supervoxels need at least one voxel")]
+    EmptyRoi,
+    /// The k-means rejected its input.
+    #[error("k-means failed: {0}")]
+    KMeans(#[from] KMeansError),
+}
+
+/// The supervoxels of one patient and sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Supervoxels {
+    /// Supervoxels requested, K1.
+    pub k_requested: usize,
+    /// K1_eff = min(K1, ⌊|M| / m_min⌋, distinct vectors), before the rule
+    /// that turns K1_eff < 2 into one supervoxel.
+    pub k_effective: usize,
+    /// The term that set K1_eff.
+    pub limit: SupervoxelLimit,
+    /// Mean [Ĩ, Ê] of the member voxels, one row per supervoxel
+    /// (columns [`DESCRIPTOR_COLUMNS`]).
+    pub descriptors: Array2<f64>,
+    /// Voxels per supervoxel, n_sv ≥ 1.
+    pub voxel_counts: Vec<usize>,
+    /// Σ δ (normalised depth) over each supervoxel's voxels.
+    pub depth_sums: Vec<f64>,
+    /// Σ Ê over each supervoxel's voxels.
+    pub entropy_sums: Vec<f64>,
+    /// Supervoxel of each ROI voxel, in ROI voxel order. Stays at the
+    /// worker.
+    pub labels: Vec<u32>,
+    /// Within-supervoxel sum of squares of the [Ĩ, Ê] vectors.
+    pub inertia: f64,
+    /// The k-means seed, from [`patient_seed`].
+    pub seed: u64,
+}
+
+impl Supervoxels {
+    /// Returns the number of supervoxels formed (≥ 1).
+    pub fn count(&self) -> usize {
+        self.voxel_counts.len()
+    }
+}
+
+/// Returns the keyed-hash part of a pseudonym `<center>-<16 hex digits>`:
+/// the text after the last `-`, or `None` if it is not 16 lowercase hex
+/// digits.
+pub fn patient_key(pseudonym: &str) -> Option<&str> {
+    let (_, key) = pseudonym.rsplit_once('-')?;
+    is_patient_key(key).then_some(key)
+}
+
+fn is_patient_key(key: &str) -> bool {
+    key.len() == PATIENT_KEY_DIGITS
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Derives the k-means seed of one patient and sequence.
+///
+/// The seed is the first 8 bytes, read as a little-endian u64, of
+///
+/// ```text
+/// SHA-256( "radstudy-supervoxel-seed-v1\0"
+///          ‖ study_seed as 8 bytes little-endian
+///          ‖ byte length of sequence as 8 bytes little-endian ‖ sequence (UTF-8)
+///          ‖ byte length of patient_key as 8 bytes little-endian ‖ patient_key (UTF-8) )
+/// ```
+///
+/// `patient_key` is the pseudonym's keyed-hash part without the
+/// `<center>-` prefix, as [`patient_key`] returns it, so that the seed does
+/// not depend on the center id.
+pub fn patient_seed(study_seed: u64, sequence: &str, patient_key: &str) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(SEED_DOMAIN);
+    hasher.update(study_seed.to_le_bytes());
+    hasher.update((sequence.len() as u64).to_le_bytes());
+    hasher.update(sequence.as_bytes());
+    hasher.update((patient_key.len() as u64).to_le_bytes());
+    hasher.update(patient_key.as_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// Groups the lesion's voxels into supervoxels (module documentation).
+///
+/// `map` and `depth` must come from the same ROI. `patient_key` is the
+/// pseudonym's 16 hex digits without the `<center>-` prefix; a full
+/// pseudonym is rejected.
+pub fn build_supervoxels(
+    map: &EntropyMap,
+    depth: &RoiDepth,
+    settings: &ValidSupervoxelSettings,
+    study_seed: u64,
+    sequence: &str,
+    patient_key: &str,
+) -> Result<Supervoxels, SupervoxelError> {
+    if !is_patient_key(patient_key) {
+        return Err(SupervoxelError::InvalidPatientKey {
+            key: patient_key.to_string(),
+        });
+    }
+    if map.voxels != depth.voxels {
+        return Err(SupervoxelError::VoxelMismatch {
+            entropy_voxels: map.voxels.len(),
+            depth_voxels: depth.voxels.len(),
+        });
+    }
+    let voxels = map.voxels.len();
+    if voxels == 0 {
+        return Err(SupervoxelError::EmptyRoi);
+    }
+    let config = &settings.settings;
+    let seed = patient_seed(study_seed, sequence, patient_key);
+
+    let features = Array2::from_shape_fn((voxels, 2), |(row, column)| match column {
+        0 => map.intensity[row],
+        _ => map.entropy_rescaled[row],
+    });
+    let by_size = voxels / config.min_voxels_per_supervoxel;
+    let distinct = count_distinct_pairs(&map.intensity, &map.entropy_rescaled);
+    let (effective, limit) = [
+        (config.supervoxels, SupervoxelLimit::Requested),
+        (by_size, SupervoxelLimit::VoxelCount),
+        (distinct, SupervoxelLimit::DistinctVectors),
+    ]
+    .into_iter()
+    .min_by_key(|&(value, _)| value)
+    .expect("three candidates");
+
+    let (labels, count) = if effective < 2 {
+        (vec![0usize; voxels], 1)
+    } else {
+        let fit = kmeans(
+            features.view(),
+            None,
+            &config.kmeans_params(effective),
+            seed,
+        )?;
+        let count = fit.n_clusters();
+        (fit.labels, count)
+    };
+
+    let mut voxel_counts = vec![0usize; count];
+    let mut sums = Array2::<f64>::zeros((count, 2));
+    let mut depth_sums = vec![0.0; count];
+    let mut entropy_sums = vec![0.0; count];
+    for (row, &label) in labels.iter().enumerate() {
+        voxel_counts[label] += 1;
+        sums[[label, 0]] += map.intensity[row];
+        sums[[label, 1]] += map.entropy_rescaled[row];
+        depth_sums[label] += depth.normalised[row];
+        entropy_sums[label] += map.entropy_rescaled[row];
+    }
+    let mut descriptors = sums;
+    for (mut row, &n) in descriptors.rows_mut().into_iter().zip(&voxel_counts) {
+        row.mapv_inplace(|sum| sum / n as f64);
+    }
+    let inertia = labels
+        .iter()
+        .zip(features.rows())
+        .map(|(&label, row)| {
+            let intensity = row[0] - descriptors[[label, 0]];
+            let entropy = row[1] - descriptors[[label, 1]];
+            intensity * intensity + entropy * entropy
+        })
+        .sum();
+
+    Ok(Supervoxels {
+        k_requested: config.supervoxels,
+        k_effective: effective,
+        limit,
+        descriptors,
+        voxel_counts,
+        depth_sums,
+        entropy_sums,
+        labels: labels.into_iter().map(|label| label as u32).collect(),
+        inertia,
+        seed,
+    })
+}
+
+/// Counts the distinct (a, b) pairs, with −0.0 equal to 0.0.
+fn count_distinct_pairs(first: &[f64], second: &[f64]) -> usize {
+    let mut pairs: Vec<(u64, u64)> = first
+        .iter()
+        .zip(second)
+        .map(|(&a, &b)| ((a + 0.0).to_bits(), (b + 0.0).to_bits()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef";
+
+    /// Builds an entropy map and a depth map over voxels along one line,
+    /// with the given features and a depth δ that rises linearly to 1.
+    fn maps(intensity: Vec<f64>, entropy: Vec<f64>) -> (EntropyMap, RoiDepth) {
+        let n = intensity.len();
+        let voxels: Vec<[usize; 3]> = (0..n).map(|i| [i, 0, 0]).collect();
+        let depth_mm: Vec<f64> = (0..n).map(|i| (i + 1) as f64).collect();
+        let map = EntropyMap {
+            voxels: voxels.clone(),
+            intensity,
+            entropy: entropy.clone(),
+            entropy_rescaled: entropy,
+            range: (0.0, 1.0),
+            window_positions: 729,
+        };
+        let depth = RoiDepth {
+            voxels,
+            normalised: depth_mm.iter().map(|&d| d / n as f64).collect(),
+            max_depth_mm: n as f64,
+            depth_mm,
+        };
+        (map, depth)
+    }
+
+    /// n voxels with pairwise distinct vectors on a 2-D grid in [0, 1]².
+    fn distinct_maps(n: usize) -> (EntropyMap, RoiDepth) {
+        let side = (n as f64).sqrt().ceil() as usize;
+        let intensity = (0..n).map(|i| (i % side) as f64 / side as f64).collect();
+        let entropy = (0..n).map(|i| (i / side) as f64 / side as f64).collect();
+        maps(intensity, entropy)
+    }
+
+    fn defaults() -> ValidSupervoxelSettings {
+        SupervoxelSettings::default()
+            .validate()
+            .expect("defaults are valid")
+    }
+
+    #[test]
+    fn supervoxels_large_lesion_uses_requested_k() {
+        let (map, depth) = distinct_maps(1000);
+        let result =
+            build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY).expect("valid input");
+        assert_eq!(result.limit, SupervoxelLimit::Requested);
+        assert_eq!(result.k_effective, 40);
+        assert_eq!(result.count(), 40);
+        assert_eq!(result.descriptors.dim(), (40, 2));
+        assert!(result.voxel_counts.iter().all(|&n| n >= 1));
+    }
+
+    #[test]
+    fn supervoxels_small_lesion_limited_by_voxel_count() {
+        // 60 voxels / 5 = 12 < 40 and < 60 distinct vectors.
+        let (map, depth) = distinct_maps(60);
+        let result =
+            build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY).expect("valid input");
+        assert_eq!(result.limit, SupervoxelLimit::VoxelCount);
+        assert_eq!(result.count(), 12);
+    }
+
+    #[test]
+    fn supervoxels_limited_by_distinct_vectors() {
+        // 300 voxels but only three distinct [Ĩ, Ê] vectors.
+        let intensity = (0..300).map(|i| [0.0, 0.5, 1.0][i % 3]).collect();
+        let entropy = (0..300).map(|i| [0.2, 0.2, 0.9][i % 3]).collect();
+        let (map, depth) = maps(intensity, entropy);
+        let result =
+            build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY).expect("valid input");
+        assert_eq!(result.limit, SupervoxelLimit::DistinctVectors);
+        assert_eq!(result.count(), 3);
+        assert_eq!(result.voxel_counts, vec![100, 100, 100]);
+        // Each mean of 100 equal values is within a few ulp of the value,
+        // so the 300 squared deviations sum to far below 1e-25.
+        assert!(result.inertia < 1e-25, "inertia {}", result.inertia);
+    }
+
+    #[test]
+    fn supervoxels_below_two_gives_one_supervoxel() {
+        // 9 voxels: ⌊9 / 5⌋ = 1, so the lesion is one supervoxel.
+        let (map, depth) = distinct_maps(9);
+        let result =
+            build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY).expect("valid input");
+        assert_eq!(result.limit, SupervoxelLimit::VoxelCount);
+        assert_eq!(result.k_effective, 1);
+        assert_eq!(result.count(), 1);
+        assert_eq!(result.labels, vec![0; 9]);
+        assert_eq!(result.voxel_counts, vec![9]);
+        let mean_intensity = map.intensity.iter().sum::<f64>() / 9.0;
+        assert_eq!(result.descriptors[[0, 0]], mean_intensity);
+
+        // A constant lesion has one distinct vector.
+        let (map, depth) = maps(vec![0.0; 50], vec![0.0; 50]);
+        let result =
+            build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY).expect("valid input");
+        assert_eq!(result.limit, SupervoxelLimit::DistinctVectors);
+        assert_eq!(result.count(), 1);
+        assert_eq!(result.inertia, 0.0);
+    }
+
+    #[test]
+    fn supervoxels_sums_add_up_to_lesion() {
+        let (map, depth) = distinct_maps(500);
+        let result =
+            build_supervoxels(&map, &depth, &defaults(), 7, "T2FS", KEY).expect("valid input");
+        assert_eq!(result.voxel_counts.iter().sum::<usize>(), 500);
+        // Sums of 500 values in [0, 1] in another order: rounding below
+        // 500 · 2⁻⁵² · 500 ≈ 6e-11.
+        let depth_total: f64 = depth.normalised.iter().sum();
+        let entropy_total: f64 = map.entropy_rescaled.iter().sum();
+        assert!((result.depth_sums.iter().sum::<f64>() - depth_total).abs() < 1e-10);
+        assert!((result.entropy_sums.iter().sum::<f64>() - entropy_total).abs() < 1e-10);
+        // Each descriptor is its members' mean.
+        for supervoxel in 0..result.count() {
+            let members: Vec<usize> = (0..500)
+                .filter(|&v| result.labels[v] as usize == supervoxel)
+                .collect();
+            assert_eq!(members.len(), result.voxel_counts[supervoxel]);
+            let mean = members
+                .iter()
+                .map(|&v| map.entropy_rescaled[v])
+                .sum::<f64>()
+                / members.len() as f64;
+            assert!((result.descriptors[[supervoxel, 1]] - mean).abs() < 1e-15);
+            let entropy_sum: f64 = members.iter().map(|&v| map.entropy_rescaled[v]).sum();
+            assert_eq!(result.entropy_sums[supervoxel], entropy_sum);
+        }
+    }
+
+    #[test]
+    fn supervoxels_same_inputs_are_identical() {
+        let (map, depth) = distinct_maps(400);
+        let first =
+            build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY).expect("valid input");
+        let second =
+            build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY).expect("valid input");
+        assert_eq!(first, second);
+        let other =
+            build_supervoxels(&map, &depth, &defaults(), 42, "PET", KEY).expect("valid input");
+        assert_ne!(first.seed, other.seed);
+    }
+
+    #[test]
+    fn patient_seed_matches_python_hashlib() {
+        // Expected values from Python 3.11's hashlib and struct:
+        //   m = b"radstudy-supervoxel-seed-v1\0" + pack("<Q", seed)
+        //       + pack("<Q", len(seq)) + seq + pack("<Q", len(key)) + key
+        //   unpack("<Q", sha256(m).digest()[:8])[0]
+        assert_eq!(patient_seed(42, "MR_T1", KEY), 10702603508151785702);
+        assert_eq!(
+            patient_seed(0, "T2FS", "ffffffffffffffff"),
+            9618498292061954986
+        );
+    }
+
+    #[test]
+    fn patient_key_drops_center_prefix() {
+        assert_eq!(patient_key("A-0123456789abcdef"), Some(KEY));
+        assert_eq!(patient_key("site-b-0123456789abcdef"), Some(KEY));
+        assert_eq!(patient_key("0123456789abcdef"), None);
+        assert_eq!(patient_key("A-0123456789ABCDEF"), None);
+        assert_eq!(patient_key("A-0123"), None);
+    }
+
+    #[test]
+    fn supervoxels_full_pseudonym_is_rejected() {
+        let (map, depth) = distinct_maps(20);
+        let error = build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", "A-0123456789abcdef")
+            .unwrap_err();
+        assert!(
+            matches!(error, SupervoxelError::InvalidPatientKey { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn supervoxels_mismatched_maps_are_rejected() {
+        let (map, _) = distinct_maps(20);
+        let (_, depth) = distinct_maps(21);
+        assert_eq!(
+            build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY),
+            Err(SupervoxelError::VoxelMismatch {
+                entropy_voxels: 20,
+                depth_voxels: 21
+            })
+        );
+    }
+
+    #[test]
+    fn supervoxel_settings_invalid_values_name_field() {
+        let cases = [
+            (
+                SupervoxelSettings {
+                    supervoxels: 9,
+                    ..SupervoxelSettings::default()
+                },
+                "supervoxels",
+            ),
+            (
+                SupervoxelSettings {
+                    supervoxels: 201,
+                    ..SupervoxelSettings::default()
+                },
+                "supervoxels",
+            ),
+            (
+                SupervoxelSettings {
+                    min_voxels_per_supervoxel: 0,
+                    ..SupervoxelSettings::default()
+                },
+                "min_voxels_per_supervoxel",
+            ),
+            (
+                SupervoxelSettings {
+                    n_init: 0,
+                    ..SupervoxelSettings::default()
+                },
+                "n_init",
+            ),
+            (
+                SupervoxelSettings {
+                    max_iter: 0,
+                    ..SupervoxelSettings::default()
+                },
+                "max_iter",
+            ),
+            (
+                SupervoxelSettings {
+                    tol: -1.0,
+                    ..SupervoxelSettings::default()
+                },
+                "tol",
+            ),
+        ];
+        for (settings, field) in cases {
+            let error = settings.validate().unwrap_err();
+            assert!(error.to_string().contains(field), "{field}: {error}");
+        }
+    }
+}
