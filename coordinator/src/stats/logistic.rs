@@ -52,6 +52,11 @@ pub struct LogisticModel {
 /// coefficients are standardised-scale only if `x` was standardised first,
 /// which also keeps L-BFGS well conditioned.
 ///
+/// NOTE: on one 33 × 1 training fold this call did not return within
+/// minutes (argmin 0.11's line search has no iteration limit), so the
+/// models fit with [`super::irls::fit_newton`] and this function serves as
+/// a cross-check of it.
+///
 /// # Errors
 ///
 /// - [`StatsError::InvalidParameter`] if `c` is not finite and positive.
