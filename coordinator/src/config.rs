@@ -603,12 +603,14 @@ impl StudyConfig {
         if raw.model.cv_repeats < 1 {
             return Err(invalid("model.cv_repeats", "0".into(), "at least 1"));
         }
-        if raw.timeouts.call_s == 0 || raw.timeouts.round_s == 0 || raw.timeouts.keepalive_s == 0 {
-            return Err(invalid(
-                "timeouts",
-                "0".into(),
-                "deadlines of at least 1 second",
-            ));
+        for (field, value) in [
+            ("timeouts.call_s", raw.timeouts.call_s),
+            ("timeouts.round_s", raw.timeouts.round_s),
+            ("timeouts.keepalive_s", raw.timeouts.keepalive_s),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "0".into(), "at least 1 second"));
+            }
         }
         for check in [raw.icc.check(), raw.validation.check()] {
             if let Err((field, value, expected)) = check {

@@ -73,7 +73,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
         Command::Run { study, out } => {
             let config = StudyConfig::load(&study)?;
-            run_study(&config, &out, show_progress).await?
+            tokio::select! {
+                outcome = run_study(&config, &out, show_progress) => outcome?,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!(
+                        "radstudy: interrupted; the study in {} is incomplete. A worker finishes the round it is running and keeps it in memory, so a new run repeats the work.",
+                        out.display()
+                    );
+                    return Ok(ExitCode::from(130));
+                }
+            }
         }
         Command::Demo { out } => {
             let out = std::path::absolute(&out)
@@ -102,6 +111,9 @@ fn print_summary(outcome: &StudyOutcome) {
     );
     for skipped in &outcome.modelling.skipped {
         println!("model {} skipped: {}", skipped.model, skipped.reason);
+    }
+    for note in &outcome.notes {
+        println!("note: {note}");
     }
     for failure in &outcome.failed_centers {
         println!("center {} left out: {}", failure.center, failure.reason);

@@ -79,6 +79,9 @@ pub struct StudyOutcome {
     pub failed_centers: Vec<CenterFailure>,
     /// Models, metrics and predictions.
     pub modelling: ModellingOutcome,
+    /// Steps of the method that did not run as configured, with the reason
+    /// (for example an ICC filter that no center could compute).
+    pub notes: Vec<String>,
     /// The metrics table as printed.
     pub metrics_table: String,
 }
@@ -264,6 +267,23 @@ async fn run_rounds(
     let icc_report = reproducibility::run_round(config, &connected, &table, &settings)
         .instrument(icc_span)
         .await;
+    let mut notes = Vec::new();
+    for (center, reason) in &icc_report.failed {
+        failures.push(CenterFailure {
+            center: center.clone(),
+            reason: format!("left out of the ICC filter: {reason}"),
+        });
+    }
+    for (center, reason) in &icc_report.left_out {
+        warn!(%center, %reason, "center not drawn for the ICC filter");
+        notes.push(format!("center {center} not in the ICC filter: {reason}"));
+    }
+    if let Some(reason) = &icc_report.not_run
+        && config.icc.enabled
+    {
+        warn!(%reason, "ICC filter not applied");
+        notes.push(format!("ICC filter not applied: {reason}"));
+    }
     let icc_counts = reproducibility::apply(&mut table, &icc_report);
     for (sequence, (before, after)) in &icc_counts {
         info!(%sequence, before, after, "features after the ICC filter");
@@ -297,6 +317,9 @@ async fn run_rounds(
         .instrument(span)
         .await;
         write_json(&out_dir.join("scores_only.json"), &skipped)?;
+        for (center, reason) in scores_only::failed_centers(&skipped, modelling.models.len()) {
+            failures.push(CenterFailure { center, reason });
+        }
     }
     if config.federated.logistic {
         let clients: Vec<CenterClient> =
@@ -341,6 +364,7 @@ async fn run_rounds(
         failed_centers: failures,
         modelling,
         metrics_table,
+        notes,
     })
 }
 

@@ -306,9 +306,59 @@ pub async fn validate_remote(
     record
 }
 
+/// Returns each center that failed to score at least one of `n_models`
+/// models, with a reason naming how many failed and the first failure.
+pub fn failed_centers(records: &[RemoteScore], n_models: usize) -> Vec<(String, String)> {
+    let mut centers: Vec<&str> = records.iter().map(|r| r.center.as_str()).collect();
+    centers.sort_unstable();
+    centers.dedup();
+    let mut failed = Vec::new();
+    for center in centers {
+        let misses: Vec<&RemoteScore> = records
+            .iter()
+            .filter(|r| r.center == center && r.n.is_none())
+            .collect();
+        if let Some(first) = misses.first() {
+            let reason = first.reason.as_deref().unwrap_or("no reason given");
+            failed.push((
+                center.to_string(),
+                format!(
+                    "scores-only validation failed for {} of {n_models} models: {reason}",
+                    misses.len()
+                ),
+            ));
+        }
+    }
+    failed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_centers_names_center_and_first_reason() {
+        let record = |center: &str, n: Option<usize>, reason: Option<&str>| RemoteScore {
+            model: "m".into(),
+            center: center.into(),
+            n,
+            n_positive: n,
+            n_skipped: n.map(|_| 0),
+            reason: reason.map(str::to_string),
+        };
+        let records = [
+            record("B", Some(16), None),
+            record("C", None, Some("fewer than min_patients = 20")),
+            record("C", None, Some("fewer than min_patients = 20")),
+        ];
+        let failed = failed_centers(&records, 2);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, "C");
+        assert_eq!(
+            failed[0].1,
+            "scores-only validation failed for 2 of 2 models: fewer than min_patients = 20"
+        );
+    }
 
     #[test]
     fn scores_only_for_follows_mode_and_policy() {

@@ -37,6 +37,14 @@ use crate::split::Cohort;
 use crate::stats::icc::{ConfidenceInterval, IccSums};
 use crate::table::{StudyTable, TableError, write_csv};
 
+/// Most copies per patient that a worker makes; the worker refuses more.
+pub const MAX_REPEATS: u32 = 100;
+
+/// Largest grow/shrink range accepted, in mm. The perturbation models
+/// segmentation uncertainty of a few voxels; a larger range erodes most
+/// lesions away, and every copy then fails at the worker.
+pub const MAX_VOLUME_CHANGE_MM: f64 = 10.0;
+
 /// Settings of the reproducibility filter, `[icc]` in study.toml.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -105,11 +113,11 @@ impl IccConfig {
                 "at least 2 patients",
             ));
         }
-        if self.repeats < 2 {
+        if !(2..=MAX_REPEATS).contains(&self.repeats) {
             return Err((
                 "icc.repeats",
                 self.repeats.to_string(),
-                "at least 2 copies per patient",
+                "from 2 to 100 copies per patient",
             ));
         }
         if !(self.max_angle_deg.is_finite() && (0.0..=180.0).contains(&self.max_angle_deg)) {
@@ -119,11 +127,11 @@ impl IccConfig {
                 "an angle from 0 to 180 degrees",
             ));
         }
-        if !(self.max_volume_change_mm.is_finite() && self.max_volume_change_mm >= 0.0) {
+        if !(0.0..=MAX_VOLUME_CHANGE_MM).contains(&self.max_volume_change_mm) {
             return Err((
                 "icc.max_volume_change_mm",
                 self.max_volume_change_mm.to_string(),
-                "a finite distance >= 0 mm",
+                "a distance from 0 to 10 mm",
             ));
         }
         Ok(())
@@ -258,8 +266,11 @@ pub struct IccReport {
     pub rows: Vec<IccRow>,
     /// Centers whose sums were used.
     pub centers: Vec<String>,
-    /// Centers left out of the perturbation round, with the reason.
+    /// Centers the draw left out (too few training patients for their
+    /// policy), with the reason.
     pub left_out: Vec<(String, String)>,
+    /// Centers whose perturbation round or sums failed, with the reason.
+    pub failed: Vec<(String, String)>,
     /// Sequences with no sums at all; their columns are kept unfiltered.
     pub unfiltered_sequences: Vec<String>,
     /// The reason the filter did not run, when it did not.
@@ -268,9 +279,11 @@ pub struct IccReport {
 
 impl IccReport {
     /// Returns the report of a filter that did not run: every sequence
-    /// unfiltered.
-    pub fn not_run(sequences: &[String], reason: String) -> Self {
+    /// unfiltered, with the configured form and threshold for the record.
+    pub fn not_run(config: &IccConfig, sequences: &[String], reason: String) -> Self {
         IccReport {
+            form: Some(config.form),
+            threshold: config.threshold,
             unfiltered_sequences: sequences.to_vec(),
             not_run: Some(reason),
             ..IccReport::default()
@@ -360,6 +373,7 @@ pub fn merge_sums(
         rows,
         centers: replies.iter().map(|(center, _)| center.clone()).collect(),
         left_out: Vec::new(),
+        failed: Vec::new(),
         unfiltered_sequences,
         not_run: None,
     })
@@ -446,6 +460,7 @@ pub fn write_report(
             "threshold": report.threshold,
             "centers": report.centers,
             "left_out": report.left_out,
+            "failed": report.failed,
             "unfiltered_sequences": report.unfiltered_sequences,
             "not_run": report.not_run,
             "columns": columns,
@@ -501,6 +516,24 @@ mod tests {
         assert!(!chosen.contains_key("B"));
         assert!(left_out.iter().all(|(center, _)| center == "B"));
         assert!(chosen["A"].iter().all(|p| p.starts_with('a')));
+    }
+
+    #[test]
+    fn icc_config_rejects_values_every_worker_refuses() {
+        let repeats = IccConfig {
+            repeats: MAX_REPEATS + 1,
+            ..IccConfig::default()
+        };
+        assert_eq!(repeats.check().map_err(|e| e.0), Err("icc.repeats"));
+        let change = IccConfig {
+            max_volume_change_mm: 1e9,
+            ..IccConfig::default()
+        };
+        assert_eq!(
+            change.check().map_err(|e| e.0),
+            Err("icc.max_volume_change_mm")
+        );
+        assert_eq!(IccConfig::default().check(), Ok(()));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub async fn run_round(
     let icc = &config.icc;
     if !icc.enabled {
         return IccReport::not_run(
+            icc,
             &config.sequences,
             "disabled by [icc] enabled = false".into(),
         );
@@ -40,7 +41,8 @@ pub async fn run_round(
             .unwrap_or(usize::MAX)
     };
     let draw = select_patients(table, icc, config.seed, min_patients);
-    let (shares, mut left_out) = (draw.shares, draw.left_out);
+    let (shares, left_out) = (draw.shares, draw.left_out);
+    let mut failed = Vec::new();
     let round_id = uuid::Uuid::new_v4().to_string();
     info!(
         round = %round_id,
@@ -53,7 +55,7 @@ pub async fn run_round(
     let mut tasks = Vec::new();
     for (center, pseudonyms) in &shares {
         let Some((client, _)) = connected.iter().find(|(c, _)| c.center() == center) else {
-            left_out.push((center.clone(), "not connected".into()));
+            failed.push((center.clone(), "not connected".into()));
             continue;
         };
         let request = ExtractRequest {
@@ -101,29 +103,32 @@ pub async fn run_round(
             }
             Ok(Err(error)) => {
                 warn!(center = %center, %error, "center left out of the ICC filter");
-                left_out.push((center, error.to_string()));
+                failed.push((center, error.to_string()));
             }
-            Err(join_error) => left_out.push((center, format!("internal error: {join_error}"))),
+            Err(join_error) => failed.push((center, format!("internal error: {join_error}"))),
         }
     }
 
     if replies.is_empty() {
         let mut report = IccReport::not_run(
+            icc,
             &config.sequences,
             "no center returned reproducibility sums; every feature passes unfiltered".into(),
         );
         report.left_out = left_out;
+        report.failed = failed;
         return report;
     }
     match merge_sums(&replies, icc, &config.sequences) {
         Ok(mut report) => {
             report.left_out = left_out;
+            report.failed = failed;
             report
         }
         Err(reason) => {
-            warn!(%reason, "ICC filter not applied");
-            let mut report = IccReport::not_run(&config.sequences, reason);
+            let mut report = IccReport::not_run(icc, &config.sequences, reason);
             report.left_out = left_out;
+            report.failed = failed;
             report
         }
     }

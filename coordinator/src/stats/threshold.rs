@@ -82,7 +82,8 @@ pub struct Confusion {
     /// Negatives with `score < threshold`.
     pub tn: usize,
     /// Positives with `score < threshold`. The trailing underscore avoids the
-    /// `fn` keyword.
+    /// `fn` keyword; serialised as `fn`.
+    #[serde(rename = "fn")]
     pub fn_: usize,
 }
 
