@@ -179,9 +179,7 @@ async fn refit_one(
         let client = clients
             .iter()
             .find(|client| client.center() == center)
-            .ok_or_else(|| {
-                format!("center {center} has training patients but is not connected")
-            })?;
+            .ok_or_else(|| format!("center {center} has training patients but is not connected"))?;
         participants.push((client.clone(), pseudonyms.clone()));
     }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::config::WorkerConfig;
+use crate::config::{Policy, WorkerConfig};
 use crate::error::{Exclusion, ExclusionKind};
 use crate::extract::{ExtractContext, load_sequence};
 use crate::features::ExtractionSettings;
@@ -77,7 +77,7 @@ pub struct Finding {
     /// Whether the finding fails the check.
     pub severity: Severity,
     /// Category: an [`ExclusionKind`] name, or `config`, `pseudonym_key`,
-    /// `data_root` or `manifest` for site-level problems.
+    /// `data_root`, `manifest` or `policy` for site-level problems.
     pub kind: &'static str,
     /// Config key or manifest column concerned, for example `MR_T1_mask`.
     pub field: String,
@@ -171,17 +171,24 @@ impl CheckReport {
             }
             output.push('\n');
         }
-        let notes = self.findings.len() - self.error_count();
+        let errors = self.error_count();
+        let notes = self.findings.len() - errors;
         let _ = writeln!(
             output,
-            "{} patients, {} image/mask pairs checked: {} errors, {} notes",
-            self.patients,
-            self.pairs_checked,
-            self.error_count(),
-            notes
+            "{}, {} checked: {}, {}",
+            count_of(self.patients, "patient", "patients"),
+            count_of(self.pairs_checked, "image/mask pair", "image/mask pairs"),
+            count_of(errors, "error", "errors"),
+            count_of(notes, "note", "notes"),
         );
         output
     }
+}
+
+/// Formats `count` with the singular noun for 1 and the plural otherwise.
+fn count_of(count: usize, singular: &str, plural: &str) -> String {
+    let noun = if count == 1 { singular } else { plural };
+    format!("{count} {noun}")
 }
 
 /// Runs the preflight on the site files named by `config_path`.
@@ -251,6 +258,9 @@ pub fn run_check(config_path: &Path, options: &CheckOptions) -> CheckReport {
         }
     };
     report.patients = manifest.entries.len();
+    for (field, reason) in cohort_policy_problems(&manifest, &config.policy) {
+        report.findings.push(site_problem("policy", field, reason));
+    }
 
     let center = config.center_id.as_str();
     let pseudonym_of = |patient_id: &str| key.as_ref().map(|key| key.pseudonym(center, patient_id));
@@ -321,6 +331,41 @@ pub fn run_check(config_path: &Path, options: &CheckOptions) -> CheckReport {
         ))
     });
     report
+}
+
+/// Lists each policy threshold that the manifest's accepted rows fall
+/// below, as (config key, reason). The worker releases nothing below
+/// `policy.min_patients`, and no feature table or labelled aggregate below
+/// `policy.min_per_class` in a class, so such a cohort cannot take part in a
+/// study. `serve` logs these as warnings and `check` reports them as errors.
+pub fn cohort_policy_problems(manifest: &Manifest, policy: &Policy) -> Vec<(&'static str, String)> {
+    let (n_negative, n_positive) = manifest.label_counts();
+    let n_patients = n_negative + n_positive;
+    let mut problems = Vec::new();
+    if n_patients < policy.min_patients {
+        problems.push((
+            "policy.min_patients",
+            format!(
+                "the manifest has {n_patients} patients, fewer than policy.min_patients = {}, \
+                 so the worker would reject every feature table and aggregate; \
+                 add patients to the manifest or lower policy.min_patients in worker.toml",
+                policy.min_patients
+            ),
+        ));
+    }
+    if n_negative.min(n_positive) < policy.min_per_class {
+        problems.push((
+            "policy.min_per_class",
+            format!(
+                "the manifest has {n_negative} patients with label 0 and {n_positive} with label 1, \
+                 fewer than policy.min_per_class = {} in one class, \
+                 so the worker would reject every feature table and labelled aggregate; \
+                 add patients of that class or lower policy.min_per_class in worker.toml",
+                policy.min_per_class
+            ),
+        ));
+    }
+    problems
 }
 
 /// Joins an error's message with those of its sources, as `a: b: c`.
@@ -404,8 +449,14 @@ mod tests {
     }
 
     /// Writes a config, key and manifest into `dir` and returns the config
-    /// path.
+    /// path. Its policy accepts any cohort of at least one patient, so
+    /// only file problems are reported.
     fn site(dir: &Path, manifest: &str) -> PathBuf {
+        site_with_policy(dir, manifest, "min_patients = 1\nmin_per_class = 0\n")
+    }
+
+    /// Like [`site`], with `policy` as the body of the `[policy]` table.
+    fn site_with_policy(dir: &Path, manifest: &str, policy: &str) -> PathBuf {
         std::fs::write(dir.join("site.key"), "07".repeat(32)).expect("write key");
         std::fs::write(dir.join("manifest.csv"), manifest).expect("write manifest");
         let config = dir.join("worker.toml");
@@ -413,7 +464,8 @@ mod tests {
             &config,
             format!(
                 "center_id = \"T\"\ndata_root = {:?}\nmanifest = \"manifest.csv\"\n\
-                 pseudonym_key_file = \"site.key\"\nextraction_threads = 2\n",
+                 pseudonym_key_file = \"site.key\"\nextraction_threads = 2\n\
+                 [policy]\n{policy}",
                 data_root()
             ),
         )
@@ -570,6 +622,90 @@ mod tests {
     }
 
     #[test]
+    fn check_small_cohort_is_policy_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = format!(
+            "{HEADER}STS_001,0,sts/STS_001/PET_image.nii.gz,sts/STS_001/PET_mask.nii.gz\n\
+             STS_002,1,sts/STS_002/PET_image.nii.gz,sts/STS_002/PET_mask.nii.gz\n"
+        );
+        let config = site_with_policy(dir.path(), &manifest, "min_patients = 3\n");
+        let report = run_check(&config, &CheckOptions::default());
+        assert_eq!(report.error_count(), 1, "{}", report.render());
+        let finding = &report.findings[0];
+        assert_eq!(finding.line, None);
+        assert_eq!(finding.kind, "policy");
+        assert_eq!(finding.field, "policy.min_patients");
+        assert!(finding.reason.contains("2 patients"), "{}", finding.reason);
+        assert!(
+            finding.reason.contains("policy.min_patients = 3"),
+            "{}",
+            finding.reason
+        );
+        assert_eq!(report.pairs_checked, 2, "the files are still checked");
+    }
+
+    #[test]
+    fn check_small_class_is_policy_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = format!(
+            "{HEADER}STS_001,0,sts/STS_001/PET_image.nii.gz,sts/STS_001/PET_mask.nii.gz\n\
+             STS_002,1,sts/STS_002/PET_image.nii.gz,sts/STS_002/PET_mask.nii.gz\n\
+             STS_003,0,sts/STS_003/PET_image.nii.gz,sts/STS_003/PET_mask.nii.gz\n"
+        );
+        let config = site_with_policy(
+            dir.path(),
+            &manifest,
+            "min_patients = 3\nmin_per_class = 2\n",
+        );
+        let report = run_check(&config, &CheckOptions::default());
+        assert_eq!(report.error_count(), 1, "{}", report.render());
+        let finding = &report.findings[0];
+        assert_eq!(finding.kind, "policy");
+        assert_eq!(finding.field, "policy.min_per_class");
+        assert!(
+            finding
+                .reason
+                .contains("2 patients with label 0 and 1 with label 1"),
+            "{}",
+            finding.reason
+        );
+        assert!(
+            finding.reason.contains("policy.min_per_class = 2"),
+            "{}",
+            finding.reason
+        );
+    }
+
+    #[test]
+    fn cohort_policy_problems_for_serve_warning() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let manifest = Manifest::parse(
+            format!("{HEADER}X1,1,x1.nii.gz,x1_mask.nii.gz\n").as_bytes(),
+            Path::new("manifest.csv"),
+            root.path(),
+        )
+        .expect("manifest");
+        let fields = |policy: &Policy| -> Vec<&'static str> {
+            cohort_policy_problems(&manifest, policy)
+                .into_iter()
+                .map(|(field, _)| field)
+                .collect()
+        };
+
+        // The default policy wants 5 patients and 1 per class.
+        assert_eq!(
+            fields(&Policy::default()),
+            vec!["policy.min_patients", "policy.min_per_class"]
+        );
+        let small = Policy {
+            min_patients: 1,
+            min_per_class: 0,
+            ..Policy::default()
+        };
+        assert!(fields(&small).is_empty());
+    }
+
+    #[test]
     fn check_render_aligns_columns() {
         let report = CheckReport {
             patients: 2,
@@ -604,7 +740,17 @@ mod tests {
         assert_eq!(lines[2].find("no image listed"), Some(reason_column));
         assert_eq!(
             lines[4],
-            "2 patients, 2 image/mask pairs checked: 1 errors, 1 notes"
+            "2 patients, 2 image/mask pairs checked: 1 error, 1 note"
+        );
+
+        let one = CheckReport {
+            patients: 1,
+            pairs_checked: 1,
+            findings: Vec::new(),
+        };
+        assert_eq!(
+            one.render(),
+            "1 patient, 1 image/mask pair checked: 0 errors, 0 notes\n"
         );
     }
 }

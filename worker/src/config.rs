@@ -148,6 +148,12 @@ struct RawConfig {
     geometry_tolerance: GeometryTolerance,
     #[serde(default)]
     extraction_threads: Option<usize>,
+    #[serde(default = "default_max_rounds_kept")]
+    max_rounds_kept: usize,
+}
+
+fn default_max_rounds_kept() -> usize {
+    64
 }
 
 fn default_listen() -> String {
@@ -176,6 +182,10 @@ pub struct WorkerConfig {
     pub geometry_tolerance: GeometryTolerance,
     /// Patients extracted at once; defaults to the number of cores.
     pub extraction_threads: usize,
+    /// Maximum number of finished rounds kept in memory. When a round
+    /// finishes beyond it, the oldest finished round is dropped, and calls
+    /// for that round return "call Extract first".
+    pub max_rounds_kept: usize,
 }
 
 impl WorkerConfig {
@@ -269,6 +279,9 @@ impl WorkerConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
         };
+        if raw.max_rounds_kept < 1 {
+            return Err(invalid("max_rounds_kept", "0".into(), "at least 1"));
+        }
 
         Ok(WorkerConfig {
             center_id: raw.center_id,
@@ -280,6 +293,7 @@ impl WorkerConfig {
             policy: raw.policy,
             geometry_tolerance: raw.geometry_tolerance,
             extraction_threads,
+            max_rounds_kept: raw.max_rounds_kept,
         })
     }
 }
@@ -307,6 +321,23 @@ pseudonym_key_file = "site.key"
         assert!(!config.policy.share_feature_tables);
         assert!(config.policy.scores_only_validation);
         assert_eq!(config.policy, Policy::default());
+        assert_eq!(config.max_rounds_kept, 64);
+    }
+
+    #[test]
+    fn config_max_rounds_kept_zero_is_rejected() {
+        let text = format!("{MINIMAL}\nmax_rounds_kept = 0\n");
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("max_rounds_kept"), "{error}");
+        assert!(error.to_string().contains("at least 1"), "{error}");
+    }
+
+    #[test]
+    fn config_max_rounds_kept_is_parsed() {
+        let text = format!("{MINIMAL}\nmax_rounds_kept = 3\n");
+        let config = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml"))
+            .expect("config with max_rounds_kept is valid");
+        assert_eq!(config.max_rounds_kept, 3);
     }
 
     #[test]

@@ -77,7 +77,8 @@ enum Command {
     /// client. Exit status: 0 when SERVING, 1 otherwise or when the worker
     /// cannot be reached within the timeout.
     Health {
-        /// The worker's gRPC address, host:port.
+        /// The worker's gRPC address, host:port, optionally with an http://
+        /// prefix (the worker serves no TLS).
         #[arg(long, default_value = "127.0.0.1:50051")]
         address: String,
         /// Service whose status to check; "" checks the whole server.

@@ -193,13 +193,23 @@ impl WorkerMetrics {
             .inc_by(bytes as u64);
     }
 
-    /// Counts one finished patient-sequence job of a computed round; an
-    /// excluded job also counts under its exclusion kind.
-    pub fn record_patient(&self, sequence: &str, exclusion: Option<ExclusionKind>) {
+    /// Counts one finished patient-sequence job of a computed round. An
+    /// excluded job also counts under its exclusion kind, unless the round
+    /// ran with perturbation: a study's perturbation (ICC) rounds extract
+    /// patients that its other rounds extract too, so their exclusions
+    /// would count the same problem again.
+    pub fn record_patient(
+        &self,
+        sequence: &str,
+        exclusion: Option<ExclusionKind>,
+        perturbed_round: bool,
+    ) {
         let result = match exclusion {
             None => "extracted",
             Some(kind) => {
-                self.exclusions.with_label_values(&[kind.as_str()]).inc();
+                if !perturbed_round {
+                    self.exclusions.with_label_values(&[kind.as_str()]).inc();
+                }
                 "excluded"
             }
         };
@@ -398,9 +408,11 @@ pub(crate) mod tests {
     #[test]
     fn metrics_record_patients_and_exclusions() {
         let metrics = WorkerMetrics::new();
-        metrics.record_patient("PET", None);
-        metrics.record_patient("PET", Some(ExclusionKind::FileMissing));
-        metrics.record_patient("PET", Some(ExclusionKind::FileMissing));
+        metrics.record_patient("PET", None, false);
+        metrics.record_patient("PET", Some(ExclusionKind::FileMissing), false);
+        metrics.record_patient("PET", Some(ExclusionKind::FileMissing), false);
+        // A perturbation round counts the job, but not its exclusion kind.
+        metrics.record_patient("PET", Some(ExclusionKind::FileMissing), true);
         let text = metrics.encode();
         assert_eq!(
             sample(
@@ -414,7 +426,7 @@ pub(crate) mod tests {
                 &text,
                 r#"radstudy_worker_patients_processed_total{result="excluded",sequence="PET"}"#
             ),
-            Some(2.0)
+            Some(3.0)
         );
         assert_eq!(
             sample(

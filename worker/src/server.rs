@@ -20,6 +20,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
+use crate::check::cohort_policy_problems;
 use crate::config::WorkerConfig;
 use crate::manifest::Manifest;
 use crate::metrics::serve_metrics;
@@ -58,6 +59,14 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
         sequences = ?manifest.sequences,
         "manifest loaded"
     );
+    for (field, reason) in cohort_policy_problems(&manifest, &config.policy) {
+        warn!(
+            center = %config.center_id,
+            field,
+            %reason,
+            "cohort is below the site policy"
+        );
+    }
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -74,10 +83,14 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
         None => None,
     };
     let center = config.center_id.clone();
-    let state = Arc::new(
-        WorkerState::new(config, manifest, key)
-            .with_context(|| "data_root does not exist or cannot be read".to_string())?,
-    );
+    let data_root = std::path::absolute(&config.data_root).unwrap_or(config.data_root.clone());
+    let state = Arc::new(WorkerState::new(config, manifest, key).with_context(|| {
+        format!(
+            "data root {} does not exist or cannot be read; set data_root in {} or pass --data-root DIR",
+            data_root.display(),
+            config_path.display()
+        )
+    })?);
     let service = WorkerService::new(state.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -164,8 +177,10 @@ async fn shutdown_signal() {
     }
 }
 
-/// Asks the gRPC health service at `address` (`host:port`) for the status
-/// of `service` ("" for the whole server) within `timeout`.
+/// Asks the gRPC health service at `address` for the status of `service`
+/// ("" for the whole server) within `timeout`. The address is `host:port`,
+/// optionally with an `http://` prefix. `https://` is rejected, because the
+/// worker serves gRPC without TLS.
 pub async fn probe_health(
     address: &str,
     service: &str,
@@ -174,19 +189,126 @@ pub async fn probe_health(
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
 
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    let host_port = health_host_port(address)?;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{host_port}"))
         .with_context(|| format!("invalid address {address:?}; expected host:port"))?
         .connect_timeout(timeout)
         .timeout(timeout);
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {address}"))?;
+    let channel = endpoint.connect().await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot connect to {host_port}: {}",
+            distinct_error_chain(&error)
+        )
+    })?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: service.to_string(),
         })
         .await
-        .with_context(|| format!("health check of service {service:?} at {address} failed"))?;
+        .with_context(|| format!("health check of service {service:?} at {host_port} failed"))?;
     Ok(response.into_inner().status())
+}
+
+/// Strips an optional `http://` prefix and trailing `/` from a health probe
+/// address, and rejects other schemes.
+fn health_host_port(address: &str) -> anyhow::Result<&str> {
+    if address.starts_with("https://") {
+        anyhow::bail!(
+            "invalid address {address:?}: the worker serves gRPC without TLS; \
+             expected host:port or http://host:port"
+        );
+    }
+    let host_port = address.strip_prefix("http://").unwrap_or(address);
+    let host_port = host_port.strip_suffix('/').unwrap_or(host_port);
+    if host_port.contains("://") || host_port.contains('/') {
+        anyhow::bail!("invalid address {address:?}; expected host:port or http://host:port");
+    }
+    Ok(host_port)
+}
+
+/// Joins an error's message with those of its sources, as `a: b: c`,
+/// leaving out a message that its source repeats. hyper's connect error
+/// and its source both print "tcp connect error", for example.
+fn distinct_error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        messages.push(cause.to_string());
+        source = cause.source();
+    }
+    let mut kept: Vec<&str> = Vec::with_capacity(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        let repeated_by_source = messages
+            .get(index + 1)
+            .is_some_and(|next| next == message || next.starts_with(&format!("{message}: ")));
+        if !repeated_by_source {
+            kept.push(message);
+        }
+    }
+    kept.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_address_accepts_http_prefix() {
+        assert_eq!(
+            health_host_port("127.0.0.1:50051").unwrap(),
+            "127.0.0.1:50051"
+        );
+        assert_eq!(
+            health_host_port("http://127.0.0.1:50051").unwrap(),
+            "127.0.0.1:50051"
+        );
+        assert_eq!(
+            health_host_port("http://worker:50051/").unwrap(),
+            "worker:50051"
+        );
+    }
+
+    #[test]
+    fn health_address_rejects_https_and_paths() {
+        let https = health_host_port("https://127.0.0.1:50051").unwrap_err();
+        assert!(https.to_string().contains("without TLS"), "{https}");
+        let path = health_host_port("http://127.0.0.1:50051/health").unwrap_err();
+        assert!(path.to_string().contains("expected host:port"), "{path}");
+        let scheme = health_host_port("grpc://127.0.0.1:50051").unwrap_err();
+        assert!(
+            scheme.to_string().contains("expected host:port"),
+            "{scheme}"
+        );
+    }
+
+    #[test]
+    fn error_chain_drops_repeated_messages() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|layer| layer as _)
+            }
+        }
+
+        let error = Layer(
+            "transport error",
+            Some(Box::new(Layer(
+                "tcp connect error",
+                Some(Box::new(Layer(
+                    "tcp connect error",
+                    Some(Box::new(Layer("Connection refused", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            distinct_error_chain(&error),
+            "transport error: tcp connect error: Connection refused"
+        );
+    }
 }

@@ -166,6 +166,13 @@ fn worker_health_reports_serving() {
         assert!(output.status.success(), "{output:?}");
         assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "SERVING");
     }
+    let prefixed = format!("http://{address}");
+    let output = Command::new(WORKER)
+        .args(["health", "--address", &prefixed])
+        .output()
+        .expect("health runs");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "SERVING");
     drop(worker);
 
     let output = Command::new(WORKER)
@@ -175,4 +182,36 @@ fn worker_health_reports_serving() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert!(
+        !stderr.contains("tcp connect error: tcp connect error"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn worker_serve_missing_data_root_names_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("worker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "center_id = \"B\"\nlisten = \"127.0.0.1:0\"\ndata_root = \"no-such-folder\"\n\
+             manifest = {:?}\npseudonym_key_file = {:?}\n",
+            example("manifest_b.csv"),
+            example("center_b.key"),
+        ),
+    )
+    .expect("write config");
+    let output = Command::new(WORKER)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("worker runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The relative data_root is resolved against the config's directory.
+    let resolved = dir.path().join("no-such-folder");
+    assert!(stderr.contains(&resolved.display().to_string()), "{stderr}");
+    assert!(stderr.contains("--data-root DIR"), "{stderr}");
 }

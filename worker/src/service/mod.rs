@@ -6,8 +6,10 @@
 //! round computes it in a background task that keeps running if the caller
 //! disconnects, and stores the result. Any later `Extract` of the same round
 //! replays the stored events, and the other calls read its table and
-//! perturbed copies. Errors map to gRPC codes in [`status_for`], in one
-//! place.
+//! perturbed copies. The worker keeps at most `max_rounds_kept` finished
+//! rounds and drops the oldest finished one beyond that, so a later call
+//! for a dropped round returns "call Extract first", and `Extract` runs it
+//! again. Errors map to gRPC codes in [`status_for`], in one place.
 //!
 //! Submodules: `rounds` runs `Extract`, `aggregates` serves the
 //! aggregate calls.
@@ -17,7 +19,7 @@ mod rounds;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -174,13 +176,24 @@ struct PatientCopies {
 type RoundKey = (String, String);
 type RoundSlot = Arc<tokio::sync::Mutex<Option<Arc<RoundResult>>>>;
 
+/// The rounds of this process, running and finished.
+#[derive(Default)]
+struct RoundStore {
+    /// One slot per (study id, round id). A slot is empty while its round
+    /// runs and contains the result once it finishes.
+    slots: HashMap<RoundKey, RoundSlot>,
+    /// Keys of finished rounds, oldest first. Running rounds are not in it,
+    /// so they are never evicted.
+    finished: VecDeque<RoundKey>,
+}
+
 /// Shared state of one worker process.
 pub struct WorkerState {
     config: WorkerConfig,
     manifest: Manifest,
     key: PseudonymKey,
     canonical_root: PathBuf,
-    rounds: Mutex<HashMap<RoundKey, RoundSlot>>,
+    rounds: Mutex<RoundStore>,
     metrics: WorkerMetrics,
 }
 
@@ -197,7 +210,7 @@ impl WorkerState {
             manifest,
             key,
             canonical_root,
-            rounds: Mutex::new(HashMap::new()),
+            rounds: Mutex::new(RoundStore::default()),
             metrics: WorkerMetrics::new(),
         })
     }
@@ -230,24 +243,46 @@ impl WorkerState {
         Ok(())
     }
 
-    fn slot(&self, key: RoundKey) -> RoundSlot {
-        let mut rounds = match self.rounds.lock() {
+    fn lock_rounds(&self) -> std::sync::MutexGuard<'_, RoundStore> {
+        match self.rounds.lock() {
             Ok(rounds) => rounds,
-            // A panic while holding this lock cannot leave the map half-updated.
+            // Every update under this lock is a single insert, push or
+            // remove, so a panic while holding it leaves the store consistent.
             Err(poisoned) => poisoned.into_inner(),
-        };
-        rounds.entry(key).or_default().clone()
+        }
+    }
+
+    fn slot(&self, key: RoundKey) -> RoundSlot {
+        self.lock_rounds().slots.entry(key).or_default().clone()
     }
 
     fn finished_round(&self, key: &RoundKey) -> Option<Arc<RoundResult>> {
-        let slot = {
-            let rounds = match self.rounds.lock() {
-                Ok(rounds) => rounds,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            rounds.get(key).cloned()
-        }?;
+        let slot = self.lock_rounds().slots.get(key).cloned()?;
         slot.try_lock().ok().and_then(|guard| guard.clone())
+    }
+
+    /// Marks the round `key` as finished and evicts the oldest finished
+    /// rounds beyond `max_rounds_kept`. A call that already has an evicted
+    /// round's slot finishes with it, and later calls for that round get
+    /// [`RequestError::UnknownRound`].
+    fn keep_finished_round(&self, key: RoundKey) {
+        let max_kept = self.config.max_rounds_kept;
+        let mut rounds = self.lock_rounds();
+        rounds.finished.retain(|kept| *kept != key);
+        rounds.finished.push_back(key);
+        while rounds.finished.len() > max_kept {
+            let Some(oldest) = rounds.finished.pop_front() else {
+                break;
+            };
+            rounds.slots.remove(&oldest);
+            let (study_id, round_id) = oldest;
+            info!(
+                study = %study_id,
+                round = %round_id,
+                max_rounds_kept = max_kept,
+                "evicted the oldest finished round from memory"
+            );
+        }
     }
 }
 
@@ -350,7 +385,7 @@ impl Worker for WorkerService {
         };
 
         let key = (request.study_id.clone(), request.round_id.clone());
-        let slot = state.slot(key);
+        let slot = state.slot(key.clone());
         let (sender, receiver) = mpsc::channel(64);
         let span = info_span!(
             "round",
@@ -369,10 +404,12 @@ impl Worker for WorkerService {
                 }
                 let started = std::time::Instant::now();
                 let result =
-                    Arc::new(run_round(state, &request.round_id, validated, &sender).await);
+                    Arc::new(run_round(state.clone(), &request.round_id, validated, &sender).await);
                 metrics.observe_round(started.elapsed());
                 metrics.record_request("Extract", Decision::Answered);
                 *guard = Some(result);
+                drop(guard);
+                state.keep_finished_round(key);
             }
             .instrument(span),
         );

@@ -222,7 +222,9 @@ pub(super) async fn run_round(
     let jobs = plan_jobs(&state, &request);
     let total = jobs.len() as u32;
     let repeats = request.perturbation.as_ref().map(|p| p.plan.repeats());
-    info!(jobs = total, perturbed_repeats = ?repeats, "round started");
+    // `perturbed_repeats` is left out of the log line when the round has no
+    // perturbation.
+    info!(jobs = total, perturbed_repeats = repeats, "round started");
 
     let permits = Arc::new(Semaphore::new(state.config.extraction_threads));
     let settings = Arc::new(request.settings.clone());
@@ -324,6 +326,7 @@ pub(super) async fn run_round(
                 .as_ref()
                 .err()
                 .map(|exclusion| exclusion.kind),
+            repeats.is_some(),
         );
         match outcome.copies {
             Some(Ok(values)) => copies

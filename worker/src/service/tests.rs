@@ -34,6 +34,17 @@ fn policy(min_patients: u32, min_per_class: u32) -> Policy {
 
 /// Builds a service over `manifest` (CSV text) with paths under `root`.
 fn service(root: &Path, manifest: &str, policy: Policy) -> WorkerService {
+    service_keeping(root, manifest, policy, 64)
+}
+
+/// Builds a service like [`service`] that keeps at most `max_rounds_kept`
+/// finished rounds.
+fn service_keeping(
+    root: &Path,
+    manifest: &str,
+    policy: Policy,
+    max_rounds_kept: usize,
+) -> WorkerService {
     let config = WorkerConfig {
         center_id: CENTER.into(),
         listen: "127.0.0.1:0".parse().expect("valid address"),
@@ -44,6 +55,7 @@ fn service(root: &Path, manifest: &str, policy: Policy) -> WorkerService {
         policy,
         geometry_tolerance: GeometryTolerance::default(),
         extraction_threads: 2,
+        max_rounds_kept,
     };
     let manifest =
         Manifest::parse(manifest.as_bytes(), Path::new("manifest.csv"), root).expect("manifest");
@@ -590,6 +602,82 @@ async fn score_model_policy_and_aggregates() {
     // σ(0) = 0.5 exactly falls in the lower bin (0, 0.5] with σ(−0.25).
     assert_eq!(response.bin_counts, vec![2, 3]);
     assert_eq!(response.bin_positives, vec![1, 1]);
+}
+
+#[tokio::test]
+async fn finished_rounds_beyond_max_are_evicted() {
+    use crate::metrics::tests::sample;
+
+    let manifest = sts_manifest(&["STS_001", "STS_002"]);
+    let sharing = Policy {
+        share_feature_tables: true,
+        ..policy(1, 1)
+    };
+    let service = service_keeping(&data_root(), &manifest, sharing, 2);
+    let [first, second, third] = [
+        "00000000-0000-4000-8000-000000000001",
+        "00000000-0000-4000-8000-000000000002",
+        "00000000-0000-4000-8000-000000000003",
+    ];
+    let request_for = |round_id: &str| ExtractRequest {
+        round_id: round_id.into(),
+        ..extract_request(None, Vec::new())
+    };
+    let key = |round_id: &str| (STUDY.to_string(), round_id.to_string());
+    let rounds_run = |service: &WorkerService| {
+        sample(
+            &service.state.metrics().encode(),
+            "radstudy_worker_round_duration_seconds_count",
+        )
+    };
+
+    let mut first_events = Vec::new();
+    for round_id in [first, second, third] {
+        let events = extract(&service, request_for(round_id))
+            .await
+            .expect("round runs");
+        assert_eq!(summary(&events).n_extracted, 2, "{round_id}");
+        first_events.push(events);
+    }
+    assert_eq!(rounds_run(&service), Some(3.0));
+    assert!(service.state.finished_round(&key(first)).is_none());
+    assert!(service.state.finished_round(&key(second)).is_some());
+    assert!(service.state.finished_round(&key(third)).is_some());
+
+    let evicted = service
+        .fetch_feature_table(Request::new(FetchFeatureTableRequest {
+            study_id: STUDY.into(),
+            round_id: first.into(),
+            max_rows_per_chunk: 0,
+        }))
+        .await
+        .err()
+        .expect("the evicted round is unknown");
+    assert_eq!(evicted.code(), Code::NotFound);
+    assert!(
+        evicted.message().contains("call Extract first"),
+        "{}",
+        evicted.message()
+    );
+
+    // The two kept rounds replay their stored events without running again.
+    for (index, round_id) in [(1, second), (2, third)] {
+        let replayed = extract(&service, request_for(round_id))
+            .await
+            .expect("kept round replays");
+        assert_eq!(replayed, first_events[index], "{round_id}");
+    }
+    assert_eq!(rounds_run(&service), Some(3.0));
+
+    // Running the first round again evicts the second, now the oldest
+    // finished round.
+    extract(&service, request_for(first))
+        .await
+        .expect("evicted round runs again");
+    assert_eq!(rounds_run(&service), Some(4.0));
+    assert!(service.state.finished_round(&key(first)).is_some());
+    assert!(service.state.finished_round(&key(second)).is_none());
+    assert!(service.state.finished_round(&key(third)).is_some());
 }
 
 /// Sends one HTTP GET of `/metrics` to `address` and returns the body.
