@@ -109,6 +109,12 @@ fn print_summary(outcome: &StudyOutcome) {
         outcome.n_patients,
         outcome.exclusions.len()
     );
+    if outcome.n_scored_remotely > 0 {
+        println!(
+            "{} more patients scored at scores-only centers (see scores_only.json)",
+            outcome.n_scored_remotely
+        );
+    }
     for skipped in &outcome.modelling.skipped {
         println!("model {} skipped: {}", skipped.model, skipped.reason);
     }

@@ -73,6 +73,9 @@ pub struct StudyOutcome {
     pub out_dir: PathBuf,
     /// Patients in the feature table.
     pub n_patients: usize,
+    /// Patients scored at scores-only centers, which are not in the table
+    /// (per center, the most any model scored).
+    pub n_scored_remotely: usize,
     /// Patients excluded per sequence, with reasons.
     pub exclusions: Vec<ExclusionRecord>,
     /// Centers left out.
@@ -304,6 +307,7 @@ async fn run_rounds(
         &config.model,
         config.seed,
     );
+    let mut n_scored_remotely = 0;
     if !remote_validation.is_empty() {
         let span = info_span!("phase", phase = "scores_only_validation");
         let skipped = scores_only::validate_remote(
@@ -317,6 +321,7 @@ async fn run_rounds(
         .instrument(span)
         .await;
         write_json(&out_dir.join("scores_only.json"), &skipped)?;
+        n_scored_remotely = scores_only::patients_scored(&skipped);
         for (center, reason) in scores_only::failed_centers(&skipped, modelling.models.len()) {
             failures.push(CenterFailure { center, reason });
         }
@@ -360,6 +365,7 @@ async fn run_rounds(
     Ok(StudyOutcome {
         out_dir: out_dir.to_path_buf(),
         n_patients: table.patients.len(),
+        n_scored_remotely,
         exclusions,
         failed_centers: failures,
         modelling,

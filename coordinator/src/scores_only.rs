@@ -306,6 +306,17 @@ pub async fn validate_remote(
     record
 }
 
+/// Returns the patients scored over all centers, counting each center's
+/// largest count over the models.
+pub fn patients_scored(records: &[RemoteScore]) -> usize {
+    let mut per_center: std::collections::BTreeMap<&str, usize> = Default::default();
+    for record in records {
+        let most = per_center.entry(record.center.as_str()).or_default();
+        *most = (*most).max(record.n.unwrap_or(0));
+    }
+    per_center.values().sum()
+}
+
 /// Returns each center that failed to score at least one of `n_models`
 /// models, with a reason naming how many failed and the first failure.
 pub fn failed_centers(records: &[RemoteScore], n_models: usize) -> Vec<(String, String)> {
@@ -351,6 +362,8 @@ mod tests {
             record("C", None, Some("fewer than min_patients = 20")),
             record("C", None, Some("fewer than min_patients = 20")),
         ];
+        // B scored 16 patients; C scored none.
+        assert_eq!(patients_scored(&records), 16);
         let failed = failed_centers(&records, 2);
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].0, "C");
