@@ -388,6 +388,7 @@ fn connection_lost(status: &tonic::Status) -> bool {
             "connection",
             "transport error",
             "broken pipe",
+            "connect error",
             "keep-alive",
             "keepalive",
         ]
@@ -416,6 +417,10 @@ mod tests {
         // The message tonic gave when the compose test cut a site's network.
         let cut = tonic::Status::unknown("h2 protocol error: error reading a body from connection");
         assert!(connection_lost(&cut));
+        // A worker that stopped between two calls: the channel reconnects
+        // and fails.
+        let stopped = tonic::Status::unavailable("tcp connect error");
+        assert!(connection_lost(&stopped));
         // A worker's own refusal is an answer, not a lost connection.
         let refused = tonic::Status::failed_precondition(
             "refused by the site policy of center B: min_patients = 5",
