@@ -150,6 +150,12 @@ struct RawConfig {
     extraction_threads: Option<usize>,
     #[serde(default = "default_max_rounds_kept")]
     max_rounds_kept: usize,
+    #[serde(default = "default_audit_log")]
+    audit_log: PathBuf,
+}
+
+fn default_audit_log() -> PathBuf {
+    PathBuf::from("audit.jsonl")
 }
 
 fn default_max_rounds_kept() -> usize {
@@ -186,6 +192,9 @@ pub struct WorkerConfig {
     /// finishes beyond it, the oldest finished round is dropped, and calls
     /// for that round return "call Extract first".
     pub max_rounds_kept: usize,
+    /// Append-only audit log, one JSON line per answered or refused request;
+    /// `audit.jsonl` next to the config file unless set.
+    pub audit_log: PathBuf,
 }
 
 impl WorkerConfig {
@@ -294,6 +303,7 @@ impl WorkerConfig {
             geometry_tolerance: raw.geometry_tolerance,
             extraction_threads,
             max_rounds_kept: raw.max_rounds_kept,
+            audit_log: base.join(raw.audit_log),
         })
     }
 }
@@ -322,6 +332,18 @@ pseudonym_key_file = "site.key"
         assert!(config.policy.scores_only_validation);
         assert_eq!(config.policy, Policy::default());
         assert_eq!(config.max_rounds_kept, 64);
+        assert_eq!(config.audit_log, PathBuf::from("/etc/radstudy/audit.jsonl"));
+    }
+
+    #[test]
+    fn config_audit_log_is_resolved() {
+        let text = format!("{MINIMAL}\naudit_log = \"logs/audit.jsonl\"\n");
+        let config = WorkerConfig::parse(&text, Path::new("/etc/radstudy"), Path::new("w.toml"))
+            .expect("config with audit_log is valid");
+        assert_eq!(
+            config.audit_log,
+            PathBuf::from("/etc/radstudy/logs/audit.jsonl")
+        );
     }
 
     #[test]

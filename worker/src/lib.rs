@@ -6,6 +6,7 @@
 //! allows: pseudonymised feature tables and aggregates, never voxel data.
 
 pub mod aggregate;
+pub mod audit;
 pub mod check;
 pub mod config;
 pub mod error;

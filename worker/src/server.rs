@@ -20,6 +20,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
+use crate::audit::AuditLog;
 use crate::check::cohort_policy_problems;
 use crate::config::WorkerConfig;
 use crate::manifest::Manifest;
@@ -82,9 +83,12 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
         ),
         None => None,
     };
+    let audit = AuditLog::open(&config.audit_log)
+        .with_context(|| format!("cannot start the worker of {}", config_path.display()))?;
+    info!(path = %audit.path().display(), "audit log opened");
     let center = config.center_id.clone();
     let data_root = std::path::absolute(&config.data_root).unwrap_or(config.data_root.clone());
-    let state = Arc::new(WorkerState::new(config, manifest, key).with_context(|| {
+    let state = Arc::new(WorkerState::new(config, manifest, key, audit).with_context(|| {
         format!(
             "data root {} does not exist or cannot be read; set data_root in {} or pass --data-root DIR",
             data_root.display(),

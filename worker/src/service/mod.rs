@@ -12,9 +12,10 @@
 //! again. Errors map to gRPC codes in [`status_for`], in one place.
 //!
 //! Submodules: `rounds` runs `Extract`, `aggregates` serves the
-//! aggregate calls.
+//! aggregate calls, `audited` writes each call's audit-log record.
 
 mod aggregates;
+mod audited;
 mod rounds;
 #[cfg(test)]
 mod tests;
@@ -37,11 +38,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::audit::{AuditLog, AuditRecord, Released, payload_sha256};
 use crate::config::WorkerConfig;
 use crate::features;
 use crate::manifest::Manifest;
 use crate::metrics::{Decision, WorkerMetrics};
 use crate::pseudonym::PseudonymKey;
+use audited::{forward_audited_events, requester};
 use rounds::{ValidatedExtract, replay_round, run_round, validate_extract};
 
 /// Rows per feature-table chunk when the request leaves it to the worker.
@@ -195,14 +198,17 @@ pub struct WorkerState {
     canonical_root: PathBuf,
     rounds: Mutex<RoundStore>,
     metrics: WorkerMetrics,
+    audit: AuditLog,
 }
 
 impl WorkerState {
-    /// Creates the state from a loaded configuration, manifest and key.
+    /// Creates the state from a loaded configuration, manifest, key and
+    /// opened audit log.
     pub fn new(
         config: WorkerConfig,
         manifest: Manifest,
         key: PseudonymKey,
+        audit: AuditLog,
     ) -> std::io::Result<Self> {
         let canonical_root = std::fs::canonicalize(&config.data_root)?;
         Ok(WorkerState {
@@ -212,6 +218,7 @@ impl WorkerState {
             canonical_root,
             rounds: Mutex::new(RoundStore::default()),
             metrics: WorkerMetrics::new(),
+            audit,
         })
     }
 
@@ -309,12 +316,18 @@ impl Worker for WorkerService {
         request: Request<DescribeRequest>,
     ) -> Result<Response<DescribeResponse>, Status> {
         let state = &self.state;
+        let requester = requester(&request);
         let study_id = request.into_inner().study_id;
         let span = info_span!("describe", center = %state.config.center_id, study = %study_id);
         let _entered = span.enter();
         if let Err(error) = state.check_study(&study_id) {
             state.metrics.record_request("Describe", Decision::Refused);
-            return Err(status_for(&error));
+            let status = status_for(&error);
+            let reason = status.message().to_string();
+            let _ = state.audit(AuditRecord::refused(
+                "Describe", &study_id, None, requester, reason,
+            ));
+            return Err(status);
         }
 
         let cohort = state
@@ -361,11 +374,15 @@ impl Worker for WorkerService {
                 scores_only_validation: policy.scores_only_validation,
             }),
         };
-        state.metrics.record_request("Describe", Decision::Answered);
-        state
-            .metrics
-            .add_released_bytes("Describe", prost::Message::encoded_len(&response));
-        Ok(Response::new(response))
+        let result = state.audit_unary(
+            "Describe",
+            (&study_id, None),
+            requester,
+            Ok(Response::new(response)),
+            |_| Released::Description,
+        );
+        state.metrics.record_unary("Describe", &result);
+        result
     }
 
     type ExtractStream = EventStream;
@@ -374,19 +391,35 @@ impl Worker for WorkerService {
         &self,
         request: Request<ExtractRequest>,
     ) -> Result<Response<Self::ExtractStream>, Status> {
+        let requester = requester(&request);
         let request = request.into_inner();
         let state = self.state.clone();
         let validated = match validate_extract(&state, &request) {
             Ok(validated) => validated,
             Err(error) => {
                 state.metrics.record_request("Extract", Decision::Refused);
-                return Err(reject(error));
+                let status = reject(error);
+                let _ = state.audit(AuditRecord::refused(
+                    "Extract",
+                    &request.study_id,
+                    Some(&request.round_id),
+                    requester,
+                    status.message().to_string(),
+                ));
+                return Err(status);
             }
         };
 
         let key = (request.study_id.clone(), request.round_id.clone());
         let slot = state.slot(key.clone());
-        let (sender, receiver) = mpsc::channel(64);
+        let (sender, round_receiver) = mpsc::channel(64);
+        let (audited_sender, receiver) = mpsc::channel(64);
+        tokio::spawn(forward_audited_events(
+            state.clone(),
+            (key.0.clone(), key.1.clone(), requester),
+            round_receiver,
+            audited_sender,
+        ));
         let span = info_span!(
             "round",
             center = %state.config.center_id,
@@ -426,6 +459,7 @@ impl Worker for WorkerService {
         &self,
         request: Request<FetchFeatureTableRequest>,
     ) -> Result<Response<Self::FetchFeatureTableStream>, Status> {
+        let requester = requester(&request);
         let request = request.into_inner();
         let state = &self.state;
         let span = info_span!(
@@ -436,9 +470,20 @@ impl Worker for WorkerService {
         );
         let _entered = span.enter();
         let metrics = &state.metrics;
+        let audit_refusal = |status: &Status| {
+            let _ = state.audit(AuditRecord::refused(
+                "FetchFeatureTable",
+                &request.study_id,
+                Some(&request.round_id),
+                requester.clone(),
+                status.message().to_string(),
+            ));
+        };
         if let Err(error) = state.check_study(&request.study_id) {
             metrics.record_request("FetchFeatureTable", Decision::Refused);
-            return Err(status_for(&error));
+            let status = status_for(&error);
+            audit_refusal(&status);
+            return Err(status);
         }
 
         let refuse = |reason: String| {
@@ -448,7 +493,9 @@ impl Worker for WorkerService {
                 reason,
             };
             warn!(%error, "feature table request rejected by the site policy");
-            status_for(&error)
+            let status = status_for(&error);
+            audit_refusal(&status);
+            status
         };
         let policy = &state.config.policy;
         if !policy.share_feature_tables {
@@ -459,10 +506,12 @@ impl Worker for WorkerService {
         let key = (request.study_id.clone(), request.round_id.clone());
         let result = state.finished_round(&key).ok_or_else(|| {
             metrics.record_request("FetchFeatureTable", Decision::Refused);
-            status_for(&RequestError::UnknownRound {
+            let status = status_for(&RequestError::UnknownRound {
                 study_id: request.study_id.clone(),
                 round_id: request.round_id.clone(),
-            })
+            });
+            audit_refusal(&status);
+            status
         })?;
 
         let mut patients: Vec<(&str, u32)> = result
@@ -511,6 +560,21 @@ impl Worker for WorkerService {
                 chunk_count,
             }));
         }
+        let record = AuditRecord::answered(
+            "FetchFeatureTable",
+            &request.study_id,
+            Some(&request.round_id),
+            requester.clone(),
+            Released::FeatureTable {
+                rows: result.rows.len() as u32,
+                columns: result.feature_names.len() as u32,
+            },
+            payload_sha256(messages.iter().flatten()),
+        );
+        if let Err(status) = state.audit(record) {
+            metrics.record_request("FetchFeatureTable", Decision::Refused);
+            return Err(status);
+        }
         info!(
             rows = result.rows.len(),
             chunks = chunk_count,
@@ -534,6 +598,7 @@ impl Worker for WorkerService {
         &self,
         request: Request<ReproducibilitySumsRequest>,
     ) -> Result<Response<ReproducibilitySumsResponse>, Status> {
+        let requester = requester(&request);
         let request = request.into_inner();
         let state = &self.state;
         let span = info_span!(
@@ -546,6 +611,21 @@ impl Worker for WorkerService {
         let result = aggregates::reproducibility_sums(state, &request)
             .map(Response::new)
             .map_err(reject);
+        let result = state.audit_unary(
+            "FetchReproducibilitySums",
+            (&request.study_id, Some(&request.round_id)),
+            requester,
+            result,
+            |response| Released::IccSums {
+                features: response.sums.len() as u32,
+                patients: response
+                    .sums
+                    .iter()
+                    .map(|s| s.n_subjects)
+                    .max()
+                    .unwrap_or(0),
+            },
+        );
         state
             .metrics
             .record_unary("FetchReproducibilitySums", &result);
@@ -559,6 +639,7 @@ impl Worker for WorkerService {
         &self,
         request: Request<LogisticStepRequest>,
     ) -> Result<Response<LogisticStepResponse>, Status> {
+        let requester = requester(&request);
         let request = request.into_inner();
         let state = &self.state;
         let span = info_span!(
@@ -571,6 +652,15 @@ impl Worker for WorkerService {
         let result = aggregates::logistic_step(state, &request)
             .map(Response::new)
             .map_err(reject);
+        let result = state.audit_unary(
+            "LogisticStep",
+            (&request.study_id, Some(&request.round_id)),
+            requester,
+            result,
+            |response| Released::LogisticStep {
+                patients: response.n,
+            },
+        );
         state.metrics.record_unary("LogisticStep", &result);
         result
     }
@@ -583,6 +673,7 @@ impl Worker for WorkerService {
         &self,
         request: Request<ScoreModelRequest>,
     ) -> Result<Response<ScoreModelResponse>, Status> {
+        let requester = requester(&request);
         let request = request.into_inner();
         let state = &self.state;
         let span = info_span!(
@@ -596,6 +687,15 @@ impl Worker for WorkerService {
         let result = aggregates::score_model(state, &request)
             .map(Response::new)
             .map_err(reject);
+        let result = state.audit_unary(
+            "ScoreModel",
+            (&request.study_id, Some(&request.round_id)),
+            requester,
+            result,
+            |response| Released::ScoreAggregates {
+                patients: response.n,
+            },
+        );
         state.metrics.record_unary("ScoreModel", &result);
         result
     }

@@ -45,6 +45,27 @@ fn service_keeping(
     policy: Policy,
     max_rounds_kept: usize,
 ) -> WorkerService {
+    // The log file is removed with its folder at the end of this function,
+    // and the open handle keeps accepting writes on Unix.
+    let folder = tempfile::tempdir().expect("temporary folder");
+    service_auditing(
+        root,
+        manifest,
+        policy,
+        max_rounds_kept,
+        &folder.path().join("audit.jsonl"),
+    )
+}
+
+/// Builds a service like [`service_keeping`] that writes its audit log to
+/// `audit_log`.
+fn service_auditing(
+    root: &Path,
+    manifest: &str,
+    policy: Policy,
+    max_rounds_kept: usize,
+    audit_log: &Path,
+) -> WorkerService {
     let config = WorkerConfig {
         center_id: CENTER.into(),
         listen: "127.0.0.1:0".parse().expect("valid address"),
@@ -56,11 +77,13 @@ fn service_keeping(
         geometry_tolerance: GeometryTolerance::default(),
         extraction_threads: 2,
         max_rounds_kept,
+        audit_log: audit_log.to_path_buf(),
     };
     let manifest =
         Manifest::parse(manifest.as_bytes(), Path::new("manifest.csv"), root).expect("manifest");
     let key = PseudonymKey::from_bytes(vec![7; 32]).expect("32-byte key");
-    let state = WorkerState::new(config, manifest, key).expect("data root exists");
+    let audit = AuditLog::open(audit_log).expect("audit log opens");
+    let state = WorkerState::new(config, manifest, key, audit).expect("data root exists");
     WorkerService::new(Arc::new(state))
 }
 
@@ -804,4 +827,112 @@ async fn metrics_scrape_counts_small_sts_round() {
 
     stop.send(()).expect("metrics endpoint running");
     server.await.expect("metrics endpoint stops");
+}
+
+fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("audit log is readable")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each audit line is JSON"))
+        .collect()
+}
+
+#[tokio::test]
+async fn audit_log_records_round_and_refusal() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let audit_path = folder.path().join("audit.jsonl");
+    let patients = ["STS_001", "STS_002", "STS_003", "STS_004"];
+    let service = service_auditing(
+        &data_root(),
+        &sts_manifest(&patients),
+        policy(1, 1),
+        64,
+        &audit_path,
+    );
+
+    let events = extract(&service, extract_request(None, Vec::new()))
+        .await
+        .expect("round runs");
+    // The default policy keeps the feature table at the site.
+    let refused = service
+        .fetch_feature_table(Request::new(FetchFeatureTableRequest {
+            study_id: STUDY.into(),
+            round_id: ROUND.into(),
+            max_rows_per_chunk: 0,
+        }))
+        .await;
+    assert_eq!(
+        refused.err().map(|s| s.code()),
+        Some(Code::PermissionDenied)
+    );
+    let described = service
+        .describe(Request::new(DescribeRequest {
+            study_id: STUDY.into(),
+        }))
+        .await
+        .expect("describe answers")
+        .into_inner();
+
+    let lines = audit_lines(&audit_path);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+
+    let round = &lines[0];
+    assert_eq!(round["call"], "Extract");
+    assert_eq!(round["decision"], "answered");
+    assert_eq!(round["study_id"], STUDY);
+    assert_eq!(round["round_id"], ROUND);
+    assert_eq!(round["released"]["kind"], "round_events");
+    assert_eq!(round["released"]["patients"], events.len() - 1);
+    assert_eq!(round["payload_sha256"], payload_sha256(&events));
+
+    let table = &lines[1];
+    assert_eq!(table["call"], "FetchFeatureTable");
+    assert_eq!(table["decision"], "refused");
+    let reason = table["reason"].as_str().expect("a refusal has a reason");
+    assert!(reason.contains("share_feature_tables = false"), "{reason}");
+    assert!(table.get("released").is_none());
+    assert!(table.get("payload_sha256").is_none());
+
+    let describe = &lines[2];
+    assert_eq!(describe["call"], "Describe");
+    assert_eq!(describe["decision"], "answered");
+    assert_eq!(describe["released"]["kind"], "description");
+    let expected = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        prost::Message::encode_to_vec(&described),
+    ));
+    assert_eq!(describe["payload_sha256"], expected);
+
+    let text = std::fs::read_to_string(&audit_path).expect("audit log is readable");
+    for patient in patients {
+        assert!(!text.contains(patient), "patient id {patient} in {text}");
+        let pseudonym = pseudonym(&service, patient);
+        assert!(
+            !text.contains(&pseudonym),
+            "pseudonym of {patient} in {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn audit_write_failure_refuses_request() {
+    // Every write to /dev/full fails with "no space left on device".
+    let service = service_auditing(
+        &data_root(),
+        &sts_manifest(&["STS_001", "STS_002"]),
+        policy(1, 1),
+        64,
+        Path::new("/dev/full"),
+    );
+    let status = service
+        .describe(Request::new(DescribeRequest {
+            study_id: STUDY.into(),
+        }))
+        .await
+        .expect_err("describe is refused");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("audit log"),
+        "{}",
+        status.message()
+    );
 }
