@@ -333,22 +333,9 @@ fn sample_sd(values: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_tables::{interleaved_order, reorder_rows, synthetic_table};
-    use crate::model::{fit_chain, model_specs, single_model_specs};
-
-    /// Fits every single model of T1 and T2 on `table`.
-    fn fitted_singles(table: &StudyTable, config: &ModelConfig) -> Vec<(ChainSpec, FittedChain)> {
-        let specs = model_specs(&["T1".into(), "T2".into()]);
-        let mut skipped = Vec::new();
-        single_model_specs(table, &specs, config, &mut skipped)
-            .into_iter()
-            .map(|spec| {
-                let chain = fit_chain(table, &spec, config, 42)
-                    .unwrap_or_else(|reason| panic!("{}: {reason}", spec.name));
-                (spec, chain)
-            })
-            .collect()
-    }
+    use crate::model::test_tables::{
+        fit_single_models, interleaved_order, reorder_rows, synthetic_table,
+    };
 
     fn quick_config() -> ModelConfig {
         ModelConfig {
@@ -361,7 +348,7 @@ mod tests {
     fn best_region_prefers_region_with_signal() {
         let table = synthetic_table(&["inner", "whole"], "inner", 5);
         let config = quick_config();
-        let singles = fitted_singles(&table, &config);
+        let singles = fit_single_models(&table, &config);
         let selection = select_best_region(&table, &singles, &config, 42);
 
         assert_eq!(selection.chosen.as_deref(), Some("inner"));
@@ -405,9 +392,13 @@ mod tests {
         let shuffled = reorder_rows(&table, &interleaved_order(table.patients.len()));
         let config = quick_config();
 
-        let first = select_best_region(&table, &fitted_singles(&table, &config), &config, 42);
-        let second =
-            select_best_region(&shuffled, &fitted_singles(&shuffled, &config), &config, 42);
+        let first = select_best_region(&table, &fit_single_models(&table, &config), &config, 42);
+        let second = select_best_region(
+            &shuffled,
+            &fit_single_models(&shuffled, &config),
+            &config,
+            42,
+        );
         // Serialised to compare every AUC bit for bit (JSON writes the
         // shortest representation that reads back to the same f64).
         let json = |s: &RegionSelection| serde_json::to_string(s).expect("serialisable");
@@ -418,7 +409,8 @@ mod tests {
     fn best_region_with_one_region_skips_cv() {
         let table = synthetic_table(&["whole"], "whole", 5);
         let config = quick_config();
-        let selection = select_best_region(&table, &fitted_singles(&table, &config), &config, 42);
+        let selection =
+            select_best_region(&table, &fit_single_models(&table, &config), &config, 42);
         assert_eq!(selection.chosen.as_deref(), Some("whole"));
         assert_eq!(selection.cv_folds, None);
         assert!(selection.regions.is_empty());

@@ -293,26 +293,11 @@ fn flatten(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_tables::synthetic_table;
-    use crate::model::{fit_chain, fit_chain_on, model_specs, single_model_specs};
-
-    /// Fits the single models of T1 and T2 on `table`, whose one region is
-    /// "inner".
-    fn level1_fits(table: &StudyTable, config: &ModelConfig) -> Vec<(ChainSpec, FittedChain)> {
-        let specs = model_specs(&["T1".into(), "T2".into()]);
-        let mut skipped = Vec::new();
-        single_model_specs(table, &specs, config, &mut skipped)
-            .into_iter()
-            .map(|spec| {
-                let chain = fit_chain(table, &spec, config, 42)
-                    .unwrap_or_else(|reason| panic!("{}: {reason}", spec.name));
-                (spec, chain)
-            })
-            .collect()
-    }
+    use crate::model::fit_chain_on;
+    use crate::model::test_tables::{fit_single_models, synthetic_table};
 
     fn stack(table: &StudyTable, config: &ModelConfig) -> StackedFusion {
-        let fits = level1_fits(table, config);
+        let fits = fit_single_models(table, config);
         let level1: Vec<(&ChainSpec, &FittedChain)> = fits.iter().map(|(s, c)| (s, c)).collect();
         fit_stacking(table, "fusion_inner", "inner", &level1, config, 42)
             .unwrap_or_else(|reason| panic!("stacking failed: {reason}"))
@@ -323,7 +308,7 @@ mod tests {
         let table = synthetic_table(&["inner"], "inner", 7);
         let config = ModelConfig::default();
         let stacked = stack(&table, &config);
-        let fits = level1_fits(&table, &config);
+        let fits = fit_single_models(&table, &config);
         // All 36 training patients have both sequences; 18 per class, so
         // the 10 folds are not capped.
         assert_eq!(stacked.level2_patients.len(), 36);
@@ -440,7 +425,7 @@ mod tests {
     fn stacking_needs_two_sequences() {
         let table = synthetic_table(&["inner"], "inner", 7);
         let config = ModelConfig::default();
-        let fits = level1_fits(&table, &config);
+        let fits = fit_single_models(&table, &config);
         let t1_only = [(&fits[0].0, &fits[0].1)];
         let error =
             fit_stacking(&table, "fusion_inner", "inner", &t1_only, &config, 42).unwrap_err();

@@ -4,6 +4,9 @@ use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 
+use super::chain::{ChainSpec, FittedChain};
+use super::{fit_chain, model_specs, single_model_specs};
+use crate::config::ModelConfig;
 use crate::split::Cohort;
 use crate::table::{FeatureColumn, PatientRecord, StudyTable};
 
@@ -100,4 +103,21 @@ pub fn interleaved_order(n: usize) -> Vec<usize> {
         }
     }
     order
+}
+
+/// Fits every single model of sequences T1 and T2 on `table`, with seed 42.
+pub fn fit_single_models(
+    table: &StudyTable,
+    config: &ModelConfig,
+) -> Vec<(ChainSpec, FittedChain)> {
+    let specs = model_specs(&["T1".into(), "T2".into()]);
+    let mut skipped = Vec::new();
+    single_model_specs(table, &specs, config, &mut skipped)
+        .into_iter()
+        .map(|spec| {
+            let chain = fit_chain(table, &spec, config, 42)
+                .unwrap_or_else(|reason| panic!("{}: {reason}", spec.name));
+            (spec, chain)
+        })
+        .collect()
 }

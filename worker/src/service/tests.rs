@@ -147,6 +147,19 @@ async fn extract(
     Ok(events)
 }
 
+/// Runs `FetchFeatureTable` on `round_id` and returns the error status,
+/// or `None` when the table was served.
+async fn fetch_table_error(service: &WorkerService, round_id: &str) -> Option<Status> {
+    service
+        .fetch_feature_table(Request::new(FetchFeatureTableRequest {
+            study_id: STUDY.into(),
+            round_id: round_id.into(),
+            max_rows_per_chunk: 0,
+        }))
+        .await
+        .err()
+}
+
 fn summary(events: &[ExtractEvent]) -> RoundSummary {
     match events.last().and_then(|e| e.event.as_ref()) {
         Some(extract_event::Event::Summary(summary)) => summary.clone(),
@@ -667,14 +680,8 @@ async fn finished_rounds_beyond_max_are_evicted() {
     assert!(service.state.finished_round(&key(second)).is_some());
     assert!(service.state.finished_round(&key(third)).is_some());
 
-    let evicted = service
-        .fetch_feature_table(Request::new(FetchFeatureTableRequest {
-            study_id: STUDY.into(),
-            round_id: first.into(),
-            max_rows_per_chunk: 0,
-        }))
+    let evicted = fetch_table_error(&service, first)
         .await
-        .err()
         .expect("the evicted round is unknown");
     assert_eq!(evicted.code(), Code::NotFound);
     assert!(
@@ -760,17 +767,8 @@ async fn metrics_scrape_counts_small_sts_round() {
         .await
         .expect("round replays");
     // The default policy keeps the feature table at the site.
-    let refused = service
-        .fetch_feature_table(Request::new(FetchFeatureTableRequest {
-            study_id: STUDY.into(),
-            round_id: ROUND.into(),
-            max_rows_per_chunk: 0,
-        }))
-        .await;
-    assert_eq!(
-        refused.err().map(|s| s.code()),
-        Some(Code::PermissionDenied)
-    );
+    let refused = fetch_table_error(&service, ROUND).await;
+    assert_eq!(refused.map(|s| s.code()), Some(Code::PermissionDenied));
     service
         .describe(Request::new(DescribeRequest {
             study_id: STUDY.into(),
@@ -854,17 +852,8 @@ async fn audit_log_records_round_and_refusal() {
         .await
         .expect("round runs");
     // The default policy keeps the feature table at the site.
-    let refused = service
-        .fetch_feature_table(Request::new(FetchFeatureTableRequest {
-            study_id: STUDY.into(),
-            round_id: ROUND.into(),
-            max_rows_per_chunk: 0,
-        }))
-        .await;
-    assert_eq!(
-        refused.err().map(|s| s.code()),
-        Some(Code::PermissionDenied)
-    );
+    let refused = fetch_table_error(&service, ROUND).await;
+    assert_eq!(refused.map(|s| s.code()), Some(Code::PermissionDenied));
     let described = service
         .describe(Request::new(DescribeRequest {
             study_id: STUDY.into(),
