@@ -34,7 +34,7 @@ trap 'rm -rf "$context"' EXIT
 
 # Copies every shared library and the dynamic loader that `ldd` lists for
 # the binary $1 into the root filesystem $2, at the paths that ldd prints.
-# Symbolic links are resolved, so each path holds a real file.
+# Symbolic links are resolved, so each path is a real file.
 copy_shared_libraries() {
   local binary="$1" rootfs="$2" line path
   local ldd_output

@@ -353,7 +353,7 @@ pub struct TimeoutConfig {
     #[serde(default = "default_round_s")]
     pub round_s: u64,
     /// HTTP/2 keep-alive interval and timeout, in seconds: a worker that
-    /// stops answering pings is noticed within about twice this.
+    /// stops replying to pings is noticed within about twice this.
     #[serde(default = "default_keepalive_s")]
     pub keepalive_s: u64,
 }

@@ -1,10 +1,9 @@
-//! Exact federated logistic regression over gRPC (method.md section 9, the
-//! [I] protocol of section 13).
+//! Exact federated logistic regression over gRPC.
 //!
 //! Each Newton step sends the current coefficients to every center that
-//! has training patients of the model (contract `LogisticStep`); each
-//! center returns X'(y − p), X'WX and the deviance over its own patients,
-//! and the coordinator adds them, adds the L2 penalty and solves
+//! has training patients of the model (contract `LogisticStep`). Each
+//! center returns X'(y − p), X'WX and the deviance over its own patients.
+//! The coordinator adds them, adds the L2 penalty and solves
 //! ([`crate::stats::irls::fit_newton_rounds`], the same driver as the
 //! pooled fit). The result equals the pooled Newton fit up to summation
 //! order.

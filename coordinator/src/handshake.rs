@@ -1,9 +1,9 @@
 //! Round 1 of a study: the handshake with each worker.
 //!
-//! A worker is left out, with a reason the user can act on, when it reports
-//! another center id, a contract it cannot speak, sequences its manifest
-//! lacks, a policy that keeps what the study needs, or feature definitions
-//! that differ from the majority's.
+//! A worker is left out, with a reason the user can act on, in five cases.
+//! It reports another center id or a contract it cannot speak. Its manifest
+//! lacks a sequence, or its policy keeps what the study needs. Or its
+//! feature definitions differ from the majority's.
 //!
 //! Versions: the contract is `MAJOR.MINOR`. Another major version cannot
 //! talk to this coordinator at all. Minor versions only add calls and
@@ -107,8 +107,8 @@ pub(crate) async fn handshake(
     Ok((client, description))
 }
 
-/// The role of `center` in the study; a center not in study.toml is
-/// treated as external.
+/// Returns the role of `center` in the study. A center not in study.toml
+/// is treated as external.
 pub(crate) fn center_role(config: &StudyConfig, center: &str) -> CenterRole {
     config
         .centers
@@ -118,9 +118,10 @@ pub(crate) fn center_role(config: &StudyConfig, center: &str) -> CenterRole {
         .unwrap_or(CenterRole::External)
 }
 
-/// Whether a center validates by scores only, from its role and policy.
-/// A development center must share its feature table, since selection and
-/// fitting use per-patient rows; `Err` gives the reason a center cannot take part.
+/// Returns whether a center validates by scores only, from its role and
+/// policy. A development center must share its feature table, because
+/// selection and fitting use per-patient rows. `Err` gives the reason a
+/// center cannot take part.
 pub(crate) fn validates_by_scores_only(
     config: &StudyConfig,
     center: &str,
@@ -229,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn contract_1_0_is_left_out_when_study_needs_1_1() {
+    fn contract_1_0_lacks_new_calls() {
         let icc = check_contract(&study(true, false), "A", "1.0", false).expect_err("ICC");
         assert!(icc.contains("the ICC filter need 1.1"), "{icc}");
         let scores = check_contract(&study(false, false), "B", "1.0", true).expect_err("scores");

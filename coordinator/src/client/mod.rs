@@ -373,8 +373,8 @@ impl CenterClient {
     }
 }
 
-/// Whether a status comes from the transport breaking rather than from
-/// the worker's answer: tonic reports a broken HTTP/2 connection as
+/// Returns whether a status comes from a broken transport rather than
+/// from the worker's reply. tonic reports a broken HTTP/2 connection as
 /// `Unknown` or `Unavailable` with the transport's message.
 fn connection_lost(status: &tonic::Status) -> bool {
     let transport_code = matches!(
@@ -421,7 +421,7 @@ mod tests {
         // and fails.
         let stopped = tonic::Status::unavailable("tcp connect error");
         assert!(connection_lost(&stopped));
-        // A worker's own refusal is an answer, not a lost connection.
+        // A worker's own rejection is a reply, not a lost connection.
         let refused = tonic::Status::failed_precondition(
             "refused by the site policy of center B: min_patients = 5",
         );

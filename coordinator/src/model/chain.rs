@@ -304,9 +304,10 @@ pub fn fit_chain_on(
     })
 }
 
-/// Fits the models' logistic regression as `config.penalty` says; the
-/// flag is set when an unpenalised fit separated and was refitted with
-/// C = 1 ([`stats::fit_with_fallback`], R's `glm` convergence rule).
+/// Fits the models' logistic regression with the penalty of
+/// `config.penalty`. The returned flag is set when an unpenalised fit
+/// separated and was refitted with C = 1 ([`stats::fit_with_fallback`],
+/// R's `glm` convergence rule).
 pub(super) fn fit_logistic(
     x: ndarray::ArrayView2<f64>,
     y: &[bool],

@@ -7,7 +7,7 @@ use crate::config::{BestRegionRule, FusionMethod};
 use crate::split::Cohort;
 use crate::table::{FeatureColumn, PatientRecord};
 
-/// A table whose first feature separates the classes and whose second
+/// Returns a table whose first feature separates the classes and whose second
 /// is noise-like, with 12 training and 6 validation patients.
 fn toy_table() -> StudyTable {
     let mut patients = Vec::new();
@@ -466,7 +466,7 @@ fn internal_validation_rule_is_flagged_optimistic() {
 }
 
 #[test]
-fn mwu_benjamini_hochberg_keeps_a_subset_with_q_at_least_p() {
+fn mwu_bh_keeps_subset_of_raw() {
     let table = synthetic_table(&["whole"], "whole", 5);
     let specs = model_specs(&["T1".into()]);
     // Without the LASSO the model keeps exactly the features that pass the
@@ -508,7 +508,7 @@ fn mwu_benjamini_hochberg_keeps_a_subset_with_q_at_least_p() {
 }
 
 #[test]
-fn penalty_none_on_separable_data_is_refitted_with_c_one() {
+fn penalty_none_separated_refits_with_l2() {
     let specs = model_specs(&["T1".into()]);
     let unpenalised = ModelConfig {
         penalty: crate::config::PenaltyChoice::None,
@@ -537,7 +537,7 @@ fn penalty_none_on_separable_data_is_refitted_with_c_one() {
 }
 
 #[test]
-fn predictions_radscore_is_the_log_odds_of_the_score() {
+fn predictions_radscore_is_log_odds() {
     let outcome = run_models(
         &toy_table(),
         &model_specs(&["T1".into()]),

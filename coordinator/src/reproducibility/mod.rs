@@ -1,5 +1,5 @@
 //! The reproducibility filter: ICC over perturbed copies, computed from the
-//! workers' sums (method.md section 6, perturbation design).
+//! workers' sums (perturbation design, Zwanenburg et al., Sci Rep 2019).
 //!
 //! Steps:
 //! 1. [`select_patients`] draws up to `patients` training patients with the
@@ -10,8 +10,8 @@
 //!    n, T, Q, Σ R_i² and C_j per feature (contract
 //!    `FetchReproducibilitySums`). No per-patient value leaves the worker.
 //! 3. [`merge_sums`] adds the centers' sums per feature and computes every
-//!    ICC form exactly; [`IccReport::keep`] tells which table columns pass
-//!    the threshold (strictly greater, as in the method).
+//!    ICC form exactly. [`IccReport::keep`] returns whether a table column
+//!    passes the threshold (strictly greater, as in the method).
 //!
 //! The k measurements of a patient are its k perturbed copies, each a new
 //! random draw, so copy j of one patient has nothing in common with copy j
@@ -37,7 +37,8 @@ use crate::split::Cohort;
 use crate::stats::icc::{ConfidenceInterval, IccSums};
 use crate::table::{StudyTable, TableError, write_csv};
 
-/// Most copies per patient that a worker makes; the worker refuses more.
+/// Maximum number of copies per patient that a worker makes. A worker
+/// rejects larger requests.
 pub const MAX_REPEATS: u32 = 100;
 
 /// Largest grow/shrink range accepted, in mm. The perturbation models
@@ -290,9 +291,9 @@ impl IccReport {
         }
     }
 
-    /// Returns whether table column `name` of `sequence` passes: columns
-    /// of a feature with ICC at or below the threshold are dropped;
-    /// columns of an unfiltered sequence pass.
+    /// Returns whether table column `name` of `sequence` passes. A column
+    /// whose feature has an ICC at or below the threshold is dropped, and
+    /// every column of an unfiltered sequence passes.
     pub fn keep(&self, sequence: &str, name: &str) -> bool {
         if self.unfiltered_sequences.iter().any(|s| s == sequence) {
             return true;

@@ -14,9 +14,9 @@ use crate::table::StudyTable;
 /// Runs the reproducibility filter's round at every center that has
 /// drawn training patients and pools their sums.
 ///
-/// A center that fails or refuses is left out with its reason, and the
-/// ICC is computed over the others. When no center answers, every column
-/// passes unfiltered and the report says why.
+/// A center that fails or rejects the request is left out with its
+/// reason, and the ICC is computed over the others. When no center returns
+/// sums, every column passes unfiltered and the report gives the reason.
 pub async fn run_round(
     config: &StudyConfig,
     connected: &[(CenterClient, DescribeResponse)],

@@ -22,8 +22,8 @@
 //! cumulative class counts, which reveals the site's score distribution per
 //! class (but not which patient has which score). The DeLong placement of a
 //! patient depends only on its score and class, so the DeLong variance is
-//! exact from these points; paired DeLong tests between two models and
-//! bootstrap intervals need the pairing of scores and are not available. The
+//! exact from these points. Paired DeLong tests between two models and
+//! bootstrap intervals need the pairing of scores, so they are not available. The
 //! logistic recalibration needs several rounds of
 //! `irls::LogisticSums::at_with_offset` instead of one set of aggregates.
 
@@ -235,7 +235,8 @@ pub fn delong_from_roc_points(points: &[RocPoint]) -> Result<AucEstimate, StatsE
     })
 }
 
-/// The ddof-1 variance of `total` values given as (value, count) pairs.
+/// Returns the ddof-1 variance of `total` values given as (value, count)
+/// pairs.
 fn grouped_sample_variance(groups: &[(f64, usize)], total: usize) -> f64 {
     let mean = groups
         .iter()
@@ -429,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn delong_from_merged_roc_points_equals_delong_on_pooled_scores() {
+    fn delong_from_roc_points_matches_pooled() {
         let (p, y, sites) = sites();
         let total = merged(&sites);
         let expected = super::super::roc::delong_auc(&p, &y).unwrap();
