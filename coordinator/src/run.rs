@@ -394,6 +394,8 @@ async fn extract_and_fetch(
                 settings: Some(settings),
                 perturbation: None,
                 pseudonyms: Vec::new(),
+                habitat_round_id: String::new(),
+                regions: Vec::new(),
             },
             config.round_timeout(),
             move |index, total| {

@@ -47,6 +47,7 @@ fn perturbed_round(round_id: &str, pseudonyms: &[String]) -> ExtractRequest {
             seed: 42,
         }),
         pseudonyms: pseudonyms.to_vec(),
+        ..Default::default()
     }
 }
 
@@ -101,6 +102,7 @@ async fn icc_sums_merge_to_union_sums() -> anyhow::Result<()> {
                 settings: Some(settings()),
                 perturbation: None,
                 pseudonyms: Vec::new(),
+                ..Default::default()
             },
             CALL_TIMEOUT,
             |_, _| {},

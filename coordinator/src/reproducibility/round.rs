@@ -71,6 +71,8 @@ pub async fn run_round(
                 seed: config.seed,
             }),
             pseudonyms: pseudonyms.clone(),
+            habitat_round_id: String::new(),
+            regions: Vec::new(),
         };
         let mut client = client.clone();
         let study_id = config.study_id.clone();

@@ -60,5 +60,5 @@
 pub mod depth;
 pub mod entropy;
 pub mod geometric;
-pub mod kmeans;
+pub use radstudy_cluster::kmeans;
 pub mod supervoxel;

@@ -699,4 +699,20 @@ impl Worker for WorkerService {
         state.metrics.record_unary("ScoreModel", &result);
         result
     }
+
+    async fn compute_supervoxels(
+        &self,
+        _request: Request<radstudy_proto::v1::SupervoxelRequest>,
+    ) -> Result<Response<radstudy_proto::v1::SupervoxelResponse>, Status> {
+        // TODO: habitat rounds are being wired in (issue 4).
+        Err(Status::unimplemented("ComputeSupervoxels is not available yet"))
+    }
+
+    async fn apply_habitat_model(
+        &self,
+        _request: Request<radstudy_proto::v1::HabitatModelRequest>,
+    ) -> Result<Response<radstudy_proto::v1::HabitatModelResponse>, Status> {
+        // TODO: habitat rounds are being wired in (issue 4).
+        Err(Status::unimplemented("ApplyHabitatModel is not available yet"))
+    }
 }

@@ -364,6 +364,7 @@ pub(super) async fn run_round(
             index,
             total,
             error,
+            region_exclusions: Vec::new(),
         };
         events.push(event.clone());
         let message = ExtractEvent {

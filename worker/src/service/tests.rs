@@ -131,6 +131,7 @@ fn extract_request(
         settings: Some(proto_settings()),
         perturbation,
         pseudonyms,
+        ..Default::default()
     }
 }
 

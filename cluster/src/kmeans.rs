@@ -436,7 +436,7 @@ struct Run {
 }
 
 /// Checks the parameters of [`kmeans`].
-pub(super) fn validate_params(params: &KMeansParams) -> Result<(), KMeansError> {
+pub fn validate_params(params: &KMeansParams) -> Result<(), KMeansError> {
     if params.n_clusters == 0 {
         return Err(KMeansError::InvalidClusters);
     }
