@@ -6,3 +6,5 @@
 //! that the caller derives from the study seed and a stable id.
 
 pub mod kmeans;
+pub mod gmm;
+pub mod silhouette;

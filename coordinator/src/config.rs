@@ -8,8 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::federated::FederatedConfig;
+use crate::habitat::HabitatConfig;
 use crate::reproducibility::IccConfig;
 use crate::scores_only::ValidationConfig;
+use crate::tls::{ClientTls, TlsError, TlsSettings, is_loopback_host};
 
 /// Errors while loading `study.toml`.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,14 @@ pub enum StudyConfigError {
         /// The constraint the value breaks.
         expected: String,
     },
+    /// A file of the `[tls]` table is missing, unreadable or invalid.
+    #[error("invalid study config {path}: {source}")]
+    Tls {
+        /// The config file.
+        path: PathBuf,
+        /// The problem with the TLS file.
+        source: TlsError,
+    },
 }
 
 /// The use of a center's patients in the study.
@@ -60,10 +70,15 @@ pub enum CenterRole {
 pub struct CenterConfig {
     /// Center id; must equal the id the worker reports.
     pub id: String,
-    /// Worker endpoint, for example `http://127.0.0.1:50051`.
+    /// Worker endpoint: `https://host:port`, or `http://host:port` for a
+    /// worker on a loopback address.
     pub endpoint: String,
     /// What the center's patients are used for.
     pub role: CenterRole,
+    /// Name that the worker's TLS certificate must contain (a
+    /// subjectAltName DNS name); the endpoint's host when unset.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// Split of development centers.
@@ -402,6 +417,10 @@ struct RawStudy {
     validation: ValidationConfig,
     #[serde(default)]
     federated: FederatedConfig,
+    #[serde(default)]
+    tls: Option<TlsSettings>,
+    #[serde(default)]
+    habitat: HabitatConfig,
 }
 
 fn default_seed() -> u64 {
@@ -433,6 +452,11 @@ pub struct StudyConfig {
     pub validation: ValidationConfig,
     /// Federated fitting.
     pub federated: FederatedConfig,
+    /// Mutual TLS files (`[tls]`), loaded and checked; `None` allows only
+    /// `http://` endpoints on loopback addresses.
+    pub tls: Option<ClientTls>,
+    /// Habitat method; off by default.
+    pub habitat: HabitatConfig,
 }
 
 impl StudyConfig {
@@ -445,7 +469,9 @@ impl StudyConfig {
         Self::parse(&text, path)
     }
 
-    /// Parses and validates study TOML; `path` only names the file in errors.
+    /// Parses and validates study TOML. `path` names the file in errors, and
+    /// the paths of `[tls]` are relative to its folder; those files are read
+    /// and checked here.
     pub fn parse(text: &str, path: &Path) -> Result<Self, StudyConfigError> {
         let raw: RawStudy = toml::from_str(text).map_err(|error| StudyConfigError::Parse {
             path: path.to_path_buf(),
@@ -537,12 +563,11 @@ impl StudyConfig {
                     "unique center ids",
                 ));
             }
-            if !(center.endpoint.starts_with("http://") || center.endpoint.starts_with("https://"))
-            {
+            if let Err(expected) = check_endpoint(center, raw.tls.is_some()) {
                 return Err(invalid(
                     "centers.endpoint",
                     format!("{:?}", center.endpoint),
-                    "a URL such as \"http://127.0.0.1:50051\"",
+                    &expected,
                 ));
             }
         }
@@ -612,11 +637,29 @@ impl StudyConfig {
                 return Err(invalid(field, "0".into(), "at least 1 second"));
             }
         }
-        for check in [raw.icc.check(), raw.validation.check()] {
+        for check in [raw.icc.check(), raw.validation.check(), raw.habitat.check()] {
             if let Err((field, value, expected)) = check {
                 return Err(invalid(field, value, expected));
             }
         }
+
+        let tls = match raw.tls {
+            Some(settings) => {
+                let base = path.parent().unwrap_or(Path::new(""));
+                let settings = TlsSettings {
+                    ca: base.join(settings.ca),
+                    cert: base.join(settings.cert),
+                    key: base.join(settings.key),
+                };
+                Some(
+                    ClientTls::load(&settings).map_err(|source| StudyConfigError::Tls {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
 
         Ok(StudyConfig {
             study_id: raw.study_id,
@@ -630,6 +673,8 @@ impl StudyConfig {
             icc: raw.icc,
             validation: raw.validation,
             federated: raw.federated,
+            tls,
+            habitat: raw.habitat,
         })
     }
 
@@ -647,6 +692,41 @@ impl StudyConfig {
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.timeouts.keepalive_s)
     }
+}
+
+/// Checks a center's endpoint and server name; `Err` gives the expected
+/// form. `https://` needs `[tls]`, and `http://` is allowed only for a
+/// worker on a loopback address, because plaintext gRPC would expose the
+/// released tables on the network.
+fn check_endpoint(center: &CenterConfig, has_tls: bool) -> Result<(), String> {
+    let uri: tonic::transport::Uri = center
+        .endpoint
+        .parse()
+        .map_err(|error| format!("a URL such as \"https://worker-a.example:50051\" ({error})"))?;
+    let host = uri.host().unwrap_or_default();
+    match uri.scheme_str() {
+        Some("https") if !has_tls => Err(
+            "an https:// endpoint needs a [tls] table with ca, cert and key in study.toml".into(),
+        ),
+        Some("https") => Ok(()),
+        Some("http") if !is_loopback_host(host) => Err(format!(
+            "https:// and a [tls] table for a worker on {host:?}; http:// is allowed only for \
+             loopback addresses (127.0.0.0/8, ::1, localhost)"
+        )),
+        Some("http") if center.server_name.is_some() => {
+            Err("an https:// endpoint, because server_name applies only to TLS".into())
+        }
+        Some("http") => Ok(()),
+        _ => Err("a URL starting with https:// (or http:// on loopback)".into()),
+    }?;
+    if let Some(name) = &center.server_name
+        && tokio_rustls::rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+    {
+        return Err(format!(
+            "a valid DNS name or IP address as server_name, not {name:?}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -735,6 +815,76 @@ role = "external"
         let text = STUDY.replace("role = \"development\"", "role = \"external\"");
         let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
         assert!(error.to_string().contains("development"), "{error}");
+    }
+
+    #[test]
+    fn study_config_rejects_plaintext_to_remote_worker() {
+        let text = STUDY.replace("http://127.0.0.1:2", "http://worker-b.example:50051");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("centers.endpoint"), "{error}");
+        assert!(error.to_string().contains("loopback"), "{error}");
+    }
+
+    #[test]
+    fn study_config_accepts_plaintext_on_loopback() {
+        let text = STUDY
+            .replace("http://127.0.0.1:1", "http://localhost:50051")
+            .replace("http://127.0.0.1:2", "http://[::1]:50052");
+        let study = StudyConfig::parse(&text, Path::new("study.toml")).expect("loopback");
+        assert!(study.tls.is_none());
+    }
+
+    #[test]
+    fn study_config_https_needs_tls_table() {
+        let text = STUDY.replace("http://127.0.0.1:2", "https://worker-b.example:50051");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("[tls]"), "{error}");
+    }
+
+    #[test]
+    fn study_config_server_name_needs_https() {
+        let text = STUDY.replace(
+            "role = \"external\"",
+            "role = \"external\"\nserver_name = \"worker-b\"",
+        );
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("server_name"), "{error}");
+    }
+
+    #[test]
+    fn study_config_tls_missing_file_is_named() {
+        let text = format!(
+            "{}\n[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/c.pem\"\nkey = \"pki/c.key\"\n",
+            STUDY.replace("http://127.0.0.1:2", "https://worker-b.example:50051")
+        );
+        let error = StudyConfig::parse(&text, Path::new("/nonexistent/study.toml")).unwrap_err();
+        // Relative paths are resolved against the folder of study.toml.
+        assert!(
+            error.to_string().contains("/nonexistent/pki/ca.pem"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("tls.ca"), "{error}");
+    }
+
+    #[test]
+    fn study_config_tls_table_loads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["coordinator".into()]).expect("valid SAN");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let certificate = params.self_signed(&key).expect("self-signed");
+        std::fs::write(dir.path().join("c.pem"), certificate.pem()).expect("write cert");
+        std::fs::write(dir.path().join("c.key"), key.serialize_pem()).expect("write key");
+        let text = format!(
+            "{}\nserver_name = \"site-b\"\n[tls]\nca = \"c.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n",
+            STUDY.replace("http://127.0.0.1:2", "https://10.1.2.3:50051")
+        );
+        let study = StudyConfig::parse(&text, &dir.path().join("study.toml"))
+            .expect("study with [tls] is valid");
+        let tls = study.tls.expect("[tls] is loaded");
+        assert_eq!(tls.settings.key, dir.path().join("c.key"));
+        assert_eq!(study.centers[1].server_name.as_deref(), Some("site-b"));
     }
 
     #[test]

@@ -10,14 +10,15 @@
 //! fields, so a worker of an older minor version takes part in every study
 //! that uses none of the newer calls: contract 1.0 workers can still
 //! extract and share tables, while the ICC filter (at development
-//! centers), scores-only validation and federated fitting need 1.1. Sites
-//! can therefore upgrade one at a time.
+//! centers), scores-only validation and federated fitting need 1.1, and
+//! the habitat rounds need 1.2 at every center. Sites can therefore
+//! upgrade one at a time.
 
 use radstudy_proto::v1::DescribeResponse;
 use tracing::{info, warn};
 
 use crate::client::CenterClient;
-use crate::config::{CenterRole, Harmonization, StudyConfig};
+use crate::config::{CenterConfig, CenterRole, Harmonization, StudyConfig};
 use crate::run::CenterFailure;
 
 /// Checks a worker's contract version against what this study needs from
@@ -60,6 +61,13 @@ pub(crate) fn check_contract(
             needs.join(", ")
         ));
     }
+    // Every center, development or external, runs both habitat rounds,
+    // since its regions come from the same population model.
+    if minor < 2 && config.habitat.enabled {
+        return Err(format!(
+            "the worker speaks contract {contract_version}, and the habitat rounds need 1.2; upgrade the worker, or set [habitat] enabled = false in study.toml"
+        ));
+    }
     Ok(())
 }
 
@@ -70,14 +78,19 @@ pub(crate) async fn handshake(
     center: String,
     endpoint: String,
 ) -> Result<(CenterClient, DescribeResponse), String> {
-    let mut client = CenterClient::connect_with_keepalive(
-        &center,
-        &endpoint,
-        config.call_timeout(),
-        config.keepalive(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let center_config = CenterConfig {
+        id: center.clone(),
+        endpoint: endpoint.clone(),
+        role: center_role(&config, &center),
+        server_name: config
+            .centers
+            .iter()
+            .find(|c| c.id == center)
+            .and_then(|c| c.server_name.clone()),
+    };
+    let mut client = CenterClient::connect_for_study(&config, &center_config)
+        .await
+        .map_err(|e| e.to_string())?;
     let description = client
         .describe(&config.study_id)
         .await
@@ -238,6 +251,18 @@ mod tests {
         let federated = check_contract(&study(false, true), "B", "1.0", false).expect_err("fed");
         assert!(federated.contains("federated fitting"), "{federated}");
         assert_eq!(check_contract(&study(true, true), "A", "1.1", true), Ok(()));
+    }
+
+    #[test]
+    fn contract_1_1_lacks_habitat_rounds() {
+        let mut config = study(false, false);
+        assert_eq!(check_contract(&config, "B", "1.1", false), Ok(()));
+        config.habitat.enabled = true;
+        for center in ["A", "B"] {
+            let error = check_contract(&config, center, "1.1", false).expect_err("habitat");
+            assert!(error.contains("habitat rounds need 1.2"), "{error}");
+            assert_eq!(check_contract(&config, center, "1.2", false), Ok(()));
+        }
     }
 
     #[test]

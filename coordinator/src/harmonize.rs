@@ -198,11 +198,13 @@ mod tests {
                 id: "A".into(),
                 endpoint: "http://127.0.0.1:1".into(),
                 role: CenterRole::Development,
+                server_name: None,
             },
             CenterConfig {
                 id: "B".into(),
                 endpoint: "http://127.0.0.1:2".into(),
                 role: CenterRole::External,
+                server_name: None,
             },
         ]
     }

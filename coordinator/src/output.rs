@@ -12,6 +12,8 @@
 //! | `selection.json` | the best-region choice with each region's scores, and the selection funnel of each model |
 //! | `models.json` | the frozen models |
 //! | `predictions.csv`, `exclusions.csv` | per-patient scores and exclusions |
+//! | `habitats.json`, `habitat_regions.csv` | the habitat model per space and the region sums over centers ([`crate::habitat::report`]) |
+//! | `missing_regions.json` | patients per cohort whose habitat region was imputed ([`crate::model::missing`]) |
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -3,9 +3,16 @@
 //! 1. Handshake: connect to every center and check its description.
 //! 2. Extraction round at every center, with per-patient progress.
 //! 3. Feature tables gathered into one table; cohorts assigned.
+//!    With `[habitat] enabled`, the supervoxel and apply rounds
+//!    ([`crate::habitat`]) fit the population habitat model on the training
+//!    patients. A second extraction round then extracts every region
+//!    (whole lesion, habitats, optional core and rim), and its table
+//!    replaces the first, with the same cohorts.
 //! 4. Reproducibility filter: perturbation round on drawn training patients
 //!    and ICC from the centers' sums ([`crate::reproducibility`]).
-//! 5. Modelling pass and validation; external centers that keep their
+//! 5. Missing habitat regions imputed with the training median plus an
+//!    indicator ([`crate::model::missing`]); modelling pass and
+//!    validation; external centers that keep their
 //!    tables validate by scores only ([`crate::scores_only`]); optionally
 //!    every model is refitted by federated Newton steps
 //!    ([`crate::federated`]). Files written to the study directory.
@@ -24,13 +31,15 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::client::{CenterClient, CenterTable, ExclusionRecord};
 use crate::config::{CenterRole, StudyConfig};
 use crate::federated;
+use crate::habitat;
 use crate::handshake::{check_definitions, handshake, validates_by_scores_only};
 use crate::harmonize;
+use crate::model::missing::impute_missing_regions;
 use crate::model::{ModellingOutcome, model_specs, run_models};
 use crate::output::{format_metrics, write_json, write_outputs};
 use crate::reproducibility;
 use crate::scores_only;
-use crate::split::{SplitInput, assign_cohorts};
+use crate::split::{Cohort, SplitInput, assign_cohorts};
 use crate::table::StudyTable;
 
 /// Errors that stop a study.
@@ -168,95 +177,139 @@ async fn run_rounds(
         bin_width: config.features.bin_width,
         label: config.features.label,
     };
-    let bars = MultiProgress::new();
-    if !show_progress {
-        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let extraction = extraction_round(
+        config,
+        &connected,
+        round_id,
+        &settings,
+        &scores_only,
+        None,
+        show_progress,
+    )
+    .await;
+    failures.extend(extraction.failures);
+    let (mut tables, mut remote_validation, mut exclusions) = (
+        extraction.tables,
+        extraction.remote_validation,
+        extraction.exclusions,
+    );
+    require_development_center(config, &tables, &failures)?;
+
+    // Round 3: one table, with cohorts.
+    let mut table = StudyTable::assemble(&tables, &config.sequences)?;
+    let cohorts = split_cohorts(config, &table);
+    for (patient, cohort) in table.patients.iter_mut().zip(cohorts) {
+        patient.cohort = cohort;
     }
-    let mut rounds = Vec::new();
-    for (client, description) in connected.iter() {
-        let bar = bars.add(ProgressBar::new(0));
-        bar.set_style(
-            ProgressStyle::with_template("center {prefix:<6} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(description.center_id.clone());
-        let span = info_span!("center", center = %description.center_id);
-        rounds.push(tokio::spawn(
-            extract_and_fetch(
-                config.clone(),
-                client.clone(),
-                round_id.to_string(),
-                settings.clone(),
-                bar,
-                !scores_only.contains(client.center()),
-            )
-            .instrument(span),
-        ));
-    }
-    let mut tables: Vec<(String, CenterTable)> = Vec::new();
-    let mut remote_validation: Vec<CenterClient> = Vec::new();
-    let mut exclusions = Vec::new();
-    for ((client, _), task) in connected.iter().zip(rounds) {
-        let center = client.center().to_string();
-        match task.await {
-            Ok(Ok((_, center_exclusions))) if scores_only.contains(&center) => {
-                exclusions.extend(center_exclusions);
-                info!(center = %center, "center validates by scores only");
-                remote_validation.push(client.clone());
+
+    // Habitat rounds, then every region extracted again under a new round.
+    let mut notes = Vec::new();
+    let mut extraction_round_id = round_id.to_string();
+    let mut habitat_regions: Option<(String, Vec<String>)> = None;
+    if config.habitat.enabled {
+        let participants: Vec<(CenterClient, DescribeResponse)> = connected
+            .iter()
+            .filter(|(client, _)| {
+                let center = client.center();
+                tables.iter().any(|(c, _)| c == center)
+                    || remote_validation.iter().any(|r| r.center() == center)
+            })
+            .cloned()
+            .collect();
+        let mut training: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for patient in table
+            .patients
+            .iter()
+            .filter(|p| p.cohort == Cohort::Training)
+        {
+            training
+                .entry(patient.center.clone())
+                .or_default()
+                .push(patient.pseudonym.clone());
+        }
+        let rounds = habitat::round::run_rounds(config, &config.habitat, &participants, &training)
+            .instrument(info_span!("phase", phase = "habitat"))
+            .await;
+        match rounds {
+            Ok(outcome) => {
+                habitat::report::write_report(out_dir, &config.habitat, &outcome)?;
+                for (center, reason) in &outcome.failed {
+                    failures.push(CenterFailure {
+                        center: center.clone(),
+                        reason: format!("left out of the habitat rounds: {reason}"),
+                    });
+                }
+                let applied: Vec<(CenterClient, DescribeResponse)> = participants
+                    .into_iter()
+                    .filter(|(client, _)| {
+                        outcome.applied_centers.iter().any(|c| c == client.center())
+                    })
+                    .collect();
+                extraction_round_id = uuid::Uuid::new_v4().to_string();
+                let regions = (outcome.apply_round_id.clone(), outcome.regions.clone());
+                info!(round = %extraction_round_id, regions = ?regions.1, "habitat extraction round started");
+                let extraction = extraction_round(
+                    config,
+                    &applied,
+                    &extraction_round_id,
+                    &settings,
+                    &scores_only,
+                    Some((&regions.0, &regions.1)),
+                    show_progress,
+                )
+                .await;
+                failures.extend(extraction.failures);
+                tables = extraction.tables;
+                remote_validation = extraction.remote_validation;
+                exclusions = extraction.exclusions;
+                // A patient that the extraction excluded for a sequence is
+                // listed once; habitats.json keeps the habitat step's own
+                // record.
+                for record in &outcome.exclusions {
+                    let listed = exclusions.iter().any(|e| {
+                        (&e.center, &e.pseudonym, &e.sequence)
+                            == (&record.center, &record.pseudonym, &record.sequence)
+                    });
+                    if !listed {
+                        exclusions.push(record.clone());
+                    }
+                }
+                require_development_center(config, &tables, &failures)?;
+
+                // The cohorts of the first table carry over by patient, so
+                // the habitat model's training patients stay the training
+                // cohort.
+                let first: std::collections::BTreeMap<(String, String), Cohort> = table
+                    .patients
+                    .iter()
+                    .map(|p| ((p.center.clone(), p.pseudonym.clone()), p.cohort))
+                    .collect();
+                table = StudyTable::assemble(&tables, &config.sequences)?;
+                let fallback = split_cohorts(config, &table);
+                for (patient, fallback) in table.patients.iter_mut().zip(fallback) {
+                    patient.cohort = first
+                        .get(&(patient.center.clone(), patient.pseudonym.clone()))
+                        .copied()
+                        .unwrap_or(fallback);
+                }
+                habitat_regions = Some(regions);
             }
-            Ok(Ok((table, center_exclusions))) => {
-                exclusions.extend(center_exclusions);
-                tables.push((center, table));
+            Err((reason, outcome)) => {
+                habitat::report::write_report(out_dir, &config.habitat, &outcome)?;
+                error!(%reason, "habitat rounds failed; the study goes on with the whole lesion only");
+                notes.push(format!(
+                    "habitat rounds failed, so only the whole lesion was modelled: {reason}"
+                ));
+                for (center, reason) in &outcome.failed {
+                    notes.push(format!(
+                        "center {center} failed in the habitat rounds: {reason}"
+                    ));
+                }
             }
-            Ok(Err((reason, center_exclusions))) => {
-                exclusions.extend(center_exclusions);
-                failures.push(CenterFailure { center, reason });
-            }
-            Err(join_error) => failures.push(CenterFailure {
-                center,
-                reason: format!("internal error: {join_error}"),
-            }),
         }
     }
     for failure in &failures {
         error!(center = %failure.center, reason = %failure.reason, "center left out of the study");
-    }
-    let development_left = tables.iter().any(|(center, _)| {
-        config
-            .centers
-            .iter()
-            .any(|c| &c.id == center && c.role == CenterRole::Development)
-    });
-    if !development_left {
-        let reasons = failures
-            .iter()
-            .map(|f| format!("center {} left out: {}", f.center, f.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(StudyError::NoDevelopmentCenter { reasons });
-    }
-
-    // Round 3: one table, with cohorts.
-    let mut table = StudyTable::assemble(&tables, &config.sequences)?;
-    let inputs: Vec<SplitInput<'_>> = table
-        .patients
-        .iter()
-        .map(|patient| SplitInput {
-            pseudonym: &patient.pseudonym,
-            label: patient.label,
-            center: &patient.center,
-            role: config
-                .centers
-                .iter()
-                .find(|c| c.id == patient.center)
-                .map(|c| c.role)
-                .unwrap_or(CenterRole::External),
-        })
-        .collect();
-    let cohorts = assign_cohorts(&inputs, config.split.train_fraction, config.seed);
-    for (patient, cohort) in table.patients.iter_mut().zip(cohorts) {
-        patient.cohort = cohort;
     }
     table.write(out_dir)?;
     info!(
@@ -267,10 +320,13 @@ async fn run_rounds(
 
     // Round 4: the reproducibility filter.
     let icc_span = info_span!("phase", phase = "icc");
-    let icc_report = reproducibility::run_round(config, &connected, &table, &settings)
-        .instrument(icc_span)
-        .await;
-    let mut notes = Vec::new();
+    let habitat_round = habitat_regions
+        .as_ref()
+        .map(|(round, regions)| (round.as_str(), regions.as_slice()));
+    let icc_report =
+        reproducibility::run_round(config, &connected, &table, &settings, habitat_round)
+            .instrument(icc_span)
+            .await;
     for (center, reason) in &icc_report.failed {
         failures.push(CenterFailure {
             center: center.clone(),
@@ -300,6 +356,22 @@ async fn run_rounds(
         write_json(&out_dir.join("harmonization.json"), &harmonization)?;
     }
 
+    // Missing habitat regions: training median plus indicator.
+    let imputations = impute_missing_regions(&mut table);
+    for record in &imputations {
+        info!(
+            sequence = %record.sequence,
+            region = %record.region,
+            training = record.imputed_training,
+            internal = record.imputed_internal,
+            external = record.imputed_external,
+            "missing region imputed"
+        );
+    }
+    if config.habitat.enabled {
+        write_json(&out_dir.join("missing_regions.json"), &imputations)?;
+    }
+
     // Round 5: models and validation.
     let mut modelling = run_models(
         &table,
@@ -315,7 +387,7 @@ async fn run_rounds(
             &table,
             &remote_validation,
             &config.study_id,
-            round_id,
+            &extraction_round_id,
             &config.validation,
         )
         .instrument(span)
@@ -334,7 +406,7 @@ async fn run_rounds(
             &table,
             &clients,
             &config.study_id,
-            round_id,
+            &extraction_round_id,
             config.model.c,
         )
         .instrument(info_span!("phase", phase = "federated_fit"))
@@ -348,6 +420,8 @@ async fn run_rounds(
     let provenance = serde_json::json!({
         "study_id": config.study_id,
         "round_id": round_id,
+        "extraction_round_id": extraction_round_id,
+        "habitat_apply_round_id": habitat_regions.as_ref().map(|(round, _)| round),
         "seed": config.seed,
         "coordinator_version": env!("CARGO_PKG_VERSION"),
         "contract_version": radstudy_proto::contract_version(),
@@ -360,6 +434,12 @@ async fn run_rounds(
         "failed_centers": failures,
     });
     write_json(&out_dir.join("provenance.json"), &provenance)?;
+    // The report reads the files written above. A study whose report fails
+    // keeps its other files, so the failure becomes a note, not an error.
+    if let Err(error) = crate::report::write_report(out_dir) {
+        warn!(error = %error, "report.html not written");
+        notes.push(format!("report.html not written: {error}"));
+    }
 
     let metrics_table = format_metrics(&modelling.metrics);
     Ok(StudyOutcome {
@@ -374,35 +454,159 @@ async fn run_rounds(
     })
 }
 
+/// Results of one extraction round over the centers.
+struct ExtractionResults {
+    /// Feature tables of the centers that share them.
+    tables: Vec<(String, CenterTable)>,
+    /// Centers that validate by scores only.
+    remote_validation: Vec<CenterClient>,
+    /// Patients excluded, per sequence.
+    exclusions: Vec<ExclusionRecord>,
+    /// Centers that failed the round.
+    failures: Vec<CenterFailure>,
+}
+
+/// Runs one extraction round at every center of `connected` at once and
+/// fetches the tables of the centers that share them. `habitat` names the
+/// apply round and the regions to extract.
+async fn extraction_round(
+    config: &StudyConfig,
+    connected: &[(CenterClient, DescribeResponse)],
+    round_id: &str,
+    settings: &ExtractionSettings,
+    scores_only: &std::collections::BTreeSet<String>,
+    habitat: Option<(&str, &[String])>,
+    show_progress: bool,
+) -> ExtractionResults {
+    let bars = MultiProgress::new();
+    if !show_progress {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut rounds = Vec::new();
+    for (client, description) in connected.iter() {
+        let bar = bars.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template("center {prefix:<6} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(description.center_id.clone());
+        let span = info_span!("center", center = %description.center_id);
+        let request = ExtractRequest {
+            study_id: config.study_id.clone(),
+            round_id: round_id.to_string(),
+            sequences: config.sequences.clone(),
+            settings: Some(settings.clone()),
+            perturbation: None,
+            pseudonyms: Vec::new(),
+            habitat_round_id: habitat
+                .map(|(round, _)| round.to_string())
+                .unwrap_or_default(),
+            regions: habitat
+                .map(|(_, regions)| regions.to_vec())
+                .unwrap_or_default(),
+        };
+        rounds.push(tokio::spawn(
+            extract_and_fetch(
+                config.clone(),
+                client.clone(),
+                request,
+                bar,
+                !scores_only.contains(client.center()),
+            )
+            .instrument(span),
+        ));
+    }
+    let mut results = ExtractionResults {
+        tables: Vec::new(),
+        remote_validation: Vec::new(),
+        exclusions: Vec::new(),
+        failures: Vec::new(),
+    };
+    for ((client, _), task) in connected.iter().zip(rounds) {
+        let center = client.center().to_string();
+        match task.await {
+            Ok(Ok((_, center_exclusions))) if scores_only.contains(&center) => {
+                results.exclusions.extend(center_exclusions);
+                info!(center = %center, "center validates by scores only");
+                results.remote_validation.push(client.clone());
+            }
+            Ok(Ok((table, center_exclusions))) => {
+                results.exclusions.extend(center_exclusions);
+                results.tables.push((center, table));
+            }
+            Ok(Err((reason, center_exclusions))) => {
+                results.exclusions.extend(center_exclusions);
+                results.failures.push(CenterFailure { center, reason });
+            }
+            Err(join_error) => results.failures.push(CenterFailure {
+                center,
+                reason: format!("internal error: {join_error}"),
+            }),
+        }
+    }
+    results
+}
+
+/// Stops the study when no development center's table arrived.
+fn require_development_center(
+    config: &StudyConfig,
+    tables: &[(String, CenterTable)],
+    failures: &[CenterFailure],
+) -> Result<(), StudyError> {
+    let development_left = tables.iter().any(|(center, _)| {
+        config
+            .centers
+            .iter()
+            .any(|c| &c.id == center && c.role == CenterRole::Development)
+    });
+    if development_left {
+        return Ok(());
+    }
+    let reasons = failures
+        .iter()
+        .map(|f| format!("center {} left out: {}", f.center, f.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(StudyError::NoDevelopmentCenter { reasons })
+}
+
+/// Assigns the cohorts of `table`'s patients ([`crate::split`]).
+fn split_cohorts(config: &StudyConfig, table: &StudyTable) -> Vec<Cohort> {
+    let inputs: Vec<SplitInput<'_>> = table
+        .patients
+        .iter()
+        .map(|patient| SplitInput {
+            pseudonym: &patient.pseudonym,
+            label: patient.label,
+            center: &patient.center,
+            role: config
+                .centers
+                .iter()
+                .find(|c| c.id == patient.center)
+                .map(|c| c.role)
+                .unwrap_or(CenterRole::External),
+        })
+        .collect();
+    assign_cohorts(&inputs, config.split.train_fraction, config.seed)
+}
+
 type CenterResult = Result<(CenterTable, Vec<ExclusionRecord>), (String, Vec<ExclusionRecord>)>;
 
 async fn extract_and_fetch(
     config: StudyConfig,
     mut client: CenterClient,
-    round_id: String,
-    settings: ExtractionSettings,
+    request: ExtractRequest,
     bar: ProgressBar,
     fetch_table: bool,
 ) -> CenterResult {
     let progress = bar.clone();
+    let round_id = request.round_id.clone();
     let outcome = client
-        .extract(
-            ExtractRequest {
-                study_id: config.study_id.clone(),
-                round_id: round_id.clone(),
-                sequences: config.sequences.clone(),
-                settings: Some(settings),
-                perturbation: None,
-                pseudonyms: Vec::new(),
-                habitat_round_id: String::new(),
-                regions: Vec::new(),
-            },
-            config.round_timeout(),
-            move |index, total| {
-                progress.set_length(total as u64);
-                progress.set_position(index as u64);
-            },
-        )
+        .extract(request, config.round_timeout(), move |index, total| {
+            progress.set_length(total as u64);
+            progress.set_position(index as u64);
+        })
         .await;
     let outcome = match outcome {
         Ok(outcome) => outcome,

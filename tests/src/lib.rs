@@ -102,6 +102,8 @@ pub fn start_workers(dir: &Path, centers: &[TestCenter]) -> anyhow::Result<Runni
             id: center.id.clone(),
             endpoint: format!("http://{}", process.address),
             role: center.role,
+            // The test workers listen on loopback and serve plaintext.
+            server_name: None,
         });
         processes.push(process);
     }

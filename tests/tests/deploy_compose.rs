@@ -5,6 +5,9 @@
 //! documents for a lost center: exit status 3, with C and its reason in
 //! `provenance.json`, and only A and B in the feature table.
 //!
+//! The containers talk mutual TLS with certificates that
+//! `deploy/pki/make-study-pki.sh` makes for each run in a temporary folder.
+//!
 //! Needs a Docker engine and either `docker compose` (the v2 plugin) or
 //! `docker-compose` (v1). Without them the test fails, unless
 //! `RADSTUDY_SKIP_DOCKER=1` is set, which turns it into a pass that prints
@@ -231,6 +234,39 @@ fn container_logs(container: &str) -> String {
     )
 }
 
+/// Makes the study PKI with `deploy/pki/make-study-pki.sh` in `dir` and
+/// returns its folder. The containers run as uid 10001, and the script
+/// writes keys readable by their owner only, so where the test runs as
+/// root the files go to that uid. Elsewhere the keys are made readable by
+/// everyone, which is acceptable only for these throwaway keys.
+fn make_study_pki(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+
+    let pki = dir.join("pki");
+    run_checked(
+        Command::new("bash")
+            .arg(workspace_root().join("deploy/pki/make-study-pki.sh"))
+            .arg(&pki)
+            .args(["worker-a", "worker-b", "worker-c"]),
+        "deploy/pki/make-study-pki.sh",
+    );
+    for party in ["coordinator", "worker-a", "worker-b", "worker-c"] {
+        let folder = pki.join(party);
+        let mut paths = vec![folder.clone()];
+        for file in ["cert.pem", "key.pem", "ca.pem"] {
+            paths.push(folder.join(file));
+        }
+        for path in paths {
+            if std::os::unix::fs::chown(&path, Some(IMAGE_UID), Some(IMAGE_UID)).is_err() {
+                let mode = if path.is_dir() { 0o755 } else { 0o644 };
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                    .expect("make the TLS files readable");
+            }
+        }
+    }
+    pki
+}
+
 /// Makes `dir` writable by the images' uid: owned by it where the test
 /// runs as root, else writable by everyone.
 fn make_writable_for_image(dir: &Path) {
@@ -281,6 +317,7 @@ fn compose_study_survives_cut_site() {
     let out_dir = temp.path().join("study");
     fs::create_dir(&out_dir).expect("create the study directory");
     make_writable_for_image(&out_dir);
+    let pki_dir = make_study_pki(temp.path());
     let override_file = temp.path().join("slow-site-c.yml");
     fs::write(&override_file, SLOW_SITE_OVERRIDE).expect("write the compose override");
 
@@ -294,6 +331,7 @@ fn compose_study_survives_cut_site() {
             ("RADSTUDY_DATA_DIR", data_dir.display().to_string()),
             ("RADSTUDY_OUT_DIR", out_dir.display().to_string()),
             ("RADSTUDY_IMAGE_TAG", image_tag.clone()),
+            ("RADSTUDY_PKI_DIR", pki_dir.display().to_string()),
         ],
     };
     let mut teardown = Teardown {
@@ -322,6 +360,10 @@ fn compose_study_survives_cut_site() {
         .map(|service| project.container(service))
         .collect();
     wait_healthy(&workers);
+    for container in &workers {
+        let logs = container_logs(container);
+        assert!(logs.contains("mutual TLS configured"), "{logs}");
+    }
     let cut_container = project.container(CUT_SERVICE);
     let cut_network = project.network(CUT_NETWORK);
 

@@ -58,6 +58,22 @@ pub enum Released {
         /// Patients scored.
         patients: u32,
     },
+    /// `ComputeSupervoxels`: supervoxel descriptors, voxel counts and
+    /// depth and entropy sums of the shared patients.
+    SupervoxelDescriptors {
+        /// Patients whose descriptors were sent.
+        patients: u32,
+        /// Supervoxel rows sent, over all patients and spaces.
+        supervoxels: u32,
+    },
+    /// `ApplyHabitatModel`: per-region sums over patients, and the list of
+    /// regions left out below the minimum size.
+    RegionSummaries {
+        /// Sequence-region sums sent.
+        regions: u32,
+        /// Largest number of patients behind one region's sums.
+        patients: u32,
+    },
 }
 
 /// One line of the audit log, without its time, which [`AuditLog::append`]
@@ -71,9 +87,9 @@ pub struct AuditRecord {
     /// Round id of the request, for calls that name a round.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub round_id: Option<String>,
-    /// Peer address of the caller (`Request::remote_addr`), or `None` when
-    /// the transport gives none. The worker has no TLS yet, so with mutual
-    /// TLS this field becomes the identity in the client certificate.
+    /// The caller, as [`requester_identity`] writes it. Under mutual TLS it
+    /// is the client certificate's names and the peer address, else the
+    /// peer address alone, and `None` when the transport gives neither.
     pub requester: Option<String>,
     /// Answered or refused.
     pub decision: AuditDecision,
@@ -94,6 +110,42 @@ struct TimedRecord<'a> {
     time: String,
     #[serde(flatten)]
     record: &'a AuditRecord,
+}
+
+/// Returns the caller's identity for the audit log.
+///
+/// Under mutual TLS it is the client certificate's subject common name and
+/// subjectAltName DNS names, then the peer address, as
+/// `CN=coordinator DNS=coordinator,study.example from 10.0.0.5:41234`.
+/// Without TLS it is the peer address (`Request::remote_addr`) alone.
+pub fn requester_identity<T>(request: &tonic::Request<T>) -> Option<String> {
+    let address = request.remote_addr().map(|address| address.to_string());
+    let certificates = request.peer_certs();
+    let Some(certificate) = certificates.as_deref().and_then(|chain| chain.first()) else {
+        return address;
+    };
+    let mut parts = Vec::new();
+    match crate::tls::CertificateInfo::parse(
+        certificate,
+        std::path::Path::new("(client certificate)"),
+        "client",
+    ) {
+        Ok(info) => {
+            if let Some(common_name) = info.common_name {
+                parts.push(format!("CN={common_name}"));
+            }
+            if !info.dns_names.is_empty() {
+                parts.push(format!("DNS={}", info.dns_names.join(",")));
+            }
+        }
+        // The handshake verified this certificate, so parsing can fail
+        // only where webpki accepts what x509-parser does not.
+        Err(_) => parts.push("unparsed client certificate".to_string()),
+    }
+    if let Some(address) = address {
+        parts.push(format!("from {address}"));
+    }
+    Some(parts.join(" "))
 }
 
 impl AuditRecord {

@@ -24,6 +24,8 @@ use crate::features::ExtractionSettings;
 use crate::manifest::{Manifest, SequenceFiles};
 use crate::mask;
 use crate::pseudonym::PseudonymKey;
+use crate::tls::pem_files::{format_utc, unix_now};
+use crate::tls::{EXPIRY_WARNING_DAYS, ServerTls, TlsSettings};
 
 /// Options of `radstudy-worker check` besides the config file.
 #[derive(Debug, Clone)]
@@ -221,6 +223,10 @@ pub fn run_check(config_path: &Path, options: &CheckOptions) -> CheckReport {
         config.data_root = root.clone();
     }
 
+    if let Some(settings) = &config.tls {
+        report.findings.extend(tls_findings(settings, unix_now()));
+    }
+
     // Without the key the files can still be checked; rows are then named
     // by manifest line only.
     let key = match PseudonymKey::load(&config.pseudonym_key_file) {
@@ -248,6 +254,11 @@ pub fn run_check(config_path: &Path, options: &CheckOptions) -> CheckReport {
             return report;
         }
     };
+    if let Some(reason) = output_dir_problem(&config.output_dir, &canonical_root) {
+        report
+            .findings
+            .push(site_problem("output_dir", "output_dir", reason));
+    }
     let manifest = match Manifest::load(&config.manifest, &config.data_root) {
         Ok(manifest) => manifest,
         Err(error) => {
@@ -333,6 +344,39 @@ pub fn run_check(config_path: &Path, options: &CheckOptions) -> CheckReport {
     report
 }
 
+/// Loads the `[tls]` files as `serve` does, at `now` (seconds since the
+/// Unix epoch). A file that `serve` would reject is an error, and a
+/// certificate that expires within [`EXPIRY_WARNING_DAYS`] is a note.
+fn tls_findings(settings: &TlsSettings, now: i64) -> Vec<Finding> {
+    let finding = |severity, field: String, reason| Finding {
+        line: None,
+        pseudonym: None,
+        sequence: None,
+        severity,
+        kind: "tls",
+        field,
+        reason,
+    };
+    match ServerTls::load_at(settings, now) {
+        Err(error) => vec![finding(
+            Severity::Error,
+            format!("tls.{}", error.field()),
+            error.to_string(),
+        )],
+        Ok(tls) if tls.days_left(now) < EXPIRY_WARNING_DAYS => vec![finding(
+            Severity::Note,
+            "tls.cert".to_string(),
+            format!(
+                "certificate {} expires on {}, in {} days; issue a new one before then",
+                tls.certificate.subject,
+                format_utc(tls.certificate.not_after),
+                tls.days_left(now)
+            ),
+        )],
+        Ok(_) => Vec::new(),
+    }
+}
+
 /// Lists each policy threshold that the manifest's accepted rows fall
 /// below, as (config key, reason). The worker releases nothing below
 /// `policy.min_patients`, and no feature table or labelled aggregate below
@@ -369,6 +413,27 @@ pub fn cohort_policy_problems(manifest: &Manifest, policy: &Policy) -> Vec<(&'st
 }
 
 /// Joins an error's message with those of its sources, as `a: b: c`.
+/// Returns why the habitat map directory cannot be used: it is a file, or
+/// it lies under the data root, which contains the site's originals and may be
+/// read-only. A directory that does not exist yet is fine, because
+/// `ApplyHabitatModel` creates it.
+fn output_dir_problem(output_dir: &Path, canonical_root: &Path) -> Option<String> {
+    if output_dir.exists() && !output_dir.is_dir() {
+        return Some(format!(
+            "{} exists and is not a directory; set output_dir to a directory for the habitat maps",
+            output_dir.display()
+        ));
+    }
+    let resolved = std::fs::canonicalize(output_dir).unwrap_or_else(|_| output_dir.to_path_buf());
+    if resolved.starts_with(canonical_root) {
+        return Some(format!(
+            "{} is inside the data root; set output_dir to a directory outside it",
+            output_dir.display()
+        ));
+    }
+    None
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -495,6 +560,32 @@ mod tests {
     }
 
     #[test]
+    fn check_output_dir_inside_data_root_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest =
+            format!("{HEADER}STS_001,0,sts/STS_001/PET_image.nii.gz,sts/STS_001/PET_mask.nii.gz\n");
+        let config = site(dir.path(), &manifest);
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let inside = data_root().join("sts");
+        // Top-level keys go before the `[policy]` table.
+        let text = format!("output_dir = {inside:?}\n{text}");
+        std::fs::write(&config, text).expect("write config");
+
+        let report = run_check(&config, &CheckOptions::default());
+        let finding = report
+            .findings
+            .iter()
+            .find(|f| f.field == "output_dir")
+            .expect("an output_dir finding");
+        assert_eq!(finding.severity, Severity::Error);
+        assert!(
+            finding.reason.contains("inside the data root"),
+            "{}",
+            finding.reason
+        );
+    }
+
+    #[test]
     fn check_missing_mr_image_is_an_error() {
         let dir = tempfile::tempdir().expect("temp dir");
         // STS_009 has no MR image in the data set, as its README states.
@@ -605,6 +696,68 @@ mod tests {
                 .reason
                 .contains("/nonexistent/worker.toml")
         );
+    }
+
+    #[test]
+    fn check_tls_missing_cert_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest =
+            format!("{HEADER}STS_001,0,sts/STS_001/PET_image.nii.gz,sts/STS_001/PET_mask.nii.gz\n");
+        let config = site(dir.path(), &manifest);
+        let mut text = std::fs::read_to_string(&config).expect("read config");
+        text = text.replace(
+            "[policy]",
+            "[tls]\ncert = \"absent.pem\"\nkey = \"absent.key\"\nclient_ca = \"ca.pem\"\n[policy]",
+        );
+        std::fs::write(&config, text).expect("write config");
+        let report = run_check(&config, &CheckOptions::default());
+        assert!(!report.is_clean());
+        let tls: Vec<&Finding> = report.findings.iter().filter(|f| f.kind == "tls").collect();
+        assert_eq!(tls.len(), 1, "{}", report.render());
+        assert_eq!(tls[0].field, "tls.cert");
+        assert!(tls[0].reason.contains("absent.pem"), "{}", tls[0].reason);
+        // The image files are still checked after a TLS problem.
+        assert_eq!(report.pairs_checked, 1);
+    }
+
+    #[test]
+    fn check_tls_certificate_near_expiry_is_a_note() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["site-t".into()]).expect("valid SAN");
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.not_before = rcgen::date_time_ymd(2030, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2030, 1, 11);
+        let certificate = params.self_signed(&key).expect("self-signed");
+
+        std::fs::write(dir.path().join("cert.pem"), certificate.pem()).expect("write cert");
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).expect("write key");
+        let settings = TlsSettings {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            // A self-signed certificate is its own CA.
+            client_ca: dir.path().join("cert.pem"),
+            allowed_clients: Vec::new(),
+        };
+
+        // 2030-01-02 00:00:00 UTC (`date -u -d 2030-01-02 +%s`) is 9 days
+        // before not_after, 2030-01-11 00:00:00 UTC.
+        let findings = tls_findings(&settings, 1_893_542_400);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].severity, Severity::Note);
+        assert!(
+            findings[0].reason.contains("in 9 days"),
+            "{}",
+            findings[0].reason
+        );
+
+        // 2029-01-02 (`date -u -d 2029-01-02 +%s`): not valid yet, an error.
+        let early = tls_findings(&settings, 1_862_006_400);
+        assert_eq!(early[0].severity, Severity::Error);
+        assert_eq!(early[0].field, "tls.cert");
     }
 
     #[test]

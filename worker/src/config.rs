@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::tls::TlsSettings;
+
 /// Errors while loading `worker.toml`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -152,10 +154,18 @@ struct RawConfig {
     max_rounds_kept: usize,
     #[serde(default = "default_audit_log")]
     audit_log: PathBuf,
+    #[serde(default = "default_output_dir")]
+    output_dir: PathBuf,
+    #[serde(default)]
+    tls: Option<TlsSettings>,
 }
 
 fn default_audit_log() -> PathBuf {
     PathBuf::from("audit.jsonl")
+}
+
+fn default_output_dir() -> PathBuf {
+    PathBuf::from("habitat-maps")
 }
 
 fn default_max_rounds_kept() -> usize {
@@ -195,6 +205,14 @@ pub struct WorkerConfig {
     /// Append-only audit log, one JSON line per answered or refused request;
     /// `audit.jsonl` next to the config file unless set.
     pub audit_log: PathBuf,
+    /// Local directory of the habitat maps (label NIfTI and overlay PNG)
+    /// that `ApplyHabitatModel` writes when asked; files are named by
+    /// pseudonym and never sent. `habitat-maps` next to the config file
+    /// unless set.
+    pub output_dir: PathBuf,
+    /// Mutual TLS files (`[tls]`), with absolute paths; `None` serves
+    /// plaintext gRPC, which is allowed only on a loopback address.
+    pub tls: Option<TlsSettings>,
 }
 
 impl WorkerConfig {
@@ -245,6 +263,27 @@ impl WorkerConfig {
                 "an address such as \"127.0.0.1:50051\"",
             )
         })?;
+        // Plaintext gRPC would expose the released tables on the network.
+        if raw.tls.is_none() && !listen.ip().is_loopback() {
+            return Err(invalid(
+                "listen",
+                format!("{:?}", raw.listen),
+                "a loopback address (127.0.0.0/8 or ::1) unless worker.toml has a [tls] table \
+                 with cert, key and client_ca; add one to serve mutual TLS on this address",
+            ));
+        }
+        if let Some(tls) = &raw.tls
+            && let Some(empty) = tls
+                .allowed_clients
+                .iter()
+                .find(|name| name.trim().is_empty())
+        {
+            return Err(invalid(
+                "tls.allowed_clients",
+                format!("{empty:?}"),
+                "certificate common names or DNS names, none empty",
+            ));
+        }
         let metrics_listen = match &raw.metrics_listen {
             None => None,
             Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
@@ -304,6 +343,8 @@ impl WorkerConfig {
             extraction_threads,
             max_rounds_kept: raw.max_rounds_kept,
             audit_log: base.join(raw.audit_log),
+            output_dir: base.join(raw.output_dir),
+            tls: raw.tls.map(|tls| tls.resolved(base)),
         })
     }
 }
@@ -407,6 +448,53 @@ pseudonym_key_file = "site.key"
         let text = format!("{MINIMAL}\nmetrics_listen = \"9464\"\n");
         let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
         assert!(error.to_string().contains("metrics_listen"), "{error}");
+    }
+
+    #[test]
+    fn config_plaintext_on_public_address_is_rejected() {
+        let text = format!("{MINIMAL}\nlisten = \"0.0.0.0:50051\"\n");
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("`listen`"), "{error}");
+        assert!(error.to_string().contains("[tls]"), "{error}");
+    }
+
+    #[test]
+    fn config_plaintext_on_ipv6_loopback_is_allowed() {
+        let text = format!("{MINIMAL}\nlisten = \"[::1]:50051\"\n");
+        let config = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml"))
+            .expect("::1 is loopback");
+        assert!(config.tls.is_none());
+    }
+
+    #[test]
+    fn config_tls_table_is_resolved() {
+        let text = format!(
+            "{MINIMAL}\nlisten = \"0.0.0.0:50051\"\n[tls]\ncert = \"tls/a.pem\"\nkey = \"/keys/a.key\"\n\
+             client_ca = \"tls/ca.pem\"\nallowed_clients = [\"coordinator\"]\n"
+        );
+        let config = WorkerConfig::parse(&text, Path::new("/etc/radstudy"), Path::new("w.toml"))
+            .expect("config with [tls] may listen on all interfaces");
+        let tls = config.tls.expect("[tls] is kept");
+        assert_eq!(tls.cert, PathBuf::from("/etc/radstudy/tls/a.pem"));
+        assert_eq!(tls.key, PathBuf::from("/keys/a.key"));
+        assert_eq!(tls.client_ca, PathBuf::from("/etc/radstudy/tls/ca.pem"));
+        assert_eq!(tls.allowed_clients, ["coordinator"]);
+    }
+
+    #[test]
+    fn config_tls_without_client_ca_is_rejected() {
+        let text = format!("{MINIMAL}\n[tls]\ncert = \"a.pem\"\nkey = \"a.key\"\n");
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("client_ca"), "{error}");
+    }
+
+    #[test]
+    fn config_tls_empty_allowed_client_is_rejected() {
+        let text = format!(
+            "{MINIMAL}\n[tls]\ncert = \"a.pem\"\nkey = \"a.key\"\nclient_ca = \"ca.pem\"\nallowed_clients = [\"\"]\n"
+        );
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("tls.allowed_clients"), "{error}");
     }
 
     #[test]

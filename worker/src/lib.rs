@@ -22,3 +22,4 @@ pub mod perturbed_features;
 pub mod pseudonym;
 pub mod server;
 pub mod service;
+pub mod tls;

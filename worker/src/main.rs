@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use radstudy_worker::check::{CheckOptions, run_check};
+use radstudy_worker::config::WorkerConfig;
 use radstudy_worker::pseudonym::PseudonymKey;
 use radstudy_worker::server::{ServeOptions, probe_health, serve};
 
@@ -78,9 +79,14 @@ enum Command {
     /// cannot be reached within the timeout.
     Health {
         /// The worker's gRPC address, host:port, optionally with an http://
-        /// prefix (the worker serves no TLS).
+        /// or https:// prefix.
         #[arg(long, default_value = "127.0.0.1:50051")]
         address: String,
+        /// The probed worker's worker.toml. When it has a [tls] table, the
+        /// probe connects over mutual TLS with the worker's own certificate
+        /// and key, and trusts its client_ca.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Service whose status to check; "" checks the whole server.
         #[arg(long, default_value = "radstudy.v1.Worker")]
         service: String,
@@ -128,9 +134,10 @@ fn main() -> ExitCode {
         }
         Command::Health {
             address,
+            config,
             service,
             timeout_s,
-        } => run_health(&address, &service, timeout_s),
+        } => run_health(&address, config.as_deref(), &service, timeout_s),
     };
     match result {
         Ok(code) => code,
@@ -141,12 +148,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_health(address: &str, service: &str, timeout_s: u64) -> anyhow::Result<ExitCode> {
+fn run_health(
+    address: &str,
+    config: Option<&std::path::Path>,
+    service: &str,
+    timeout_s: u64,
+) -> anyhow::Result<ExitCode> {
+    let tls = match config {
+        Some(path) => WorkerConfig::load(path)?.tls,
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let timeout = std::time::Duration::from_secs(timeout_s);
-    let status = runtime.block_on(probe_health(address, service, timeout))?;
+    let status = runtime.block_on(probe_health(address, service, timeout, tls.as_ref()))?;
     println!("{}", status.as_str_name());
     Ok(
         if status == tonic_health::pb::health_check_response::ServingStatus::Serving {

@@ -27,13 +27,15 @@ use crate::error::ExclusionKind;
 const NAMESPACE: &str = "radstudy_worker";
 
 /// The RPCs of `radstudy.v1.Worker`, as they appear in the `rpc` label.
-pub const RPC_NAMES: [&str; 6] = [
+pub const RPC_NAMES: [&str; 8] = [
     "Describe",
     "Extract",
     "FetchFeatureTable",
     "FetchReproducibilitySums",
     "LogisticStep",
     "ScoreModel",
+    "ComputeSupervoxels",
+    "ApplyHabitatModel",
 ];
 
 /// Every exclusion kind, so that each `reason` series exists from the start.

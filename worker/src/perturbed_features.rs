@@ -5,7 +5,10 @@
 //! the plan's k perturbed copies of the same image and ROI
 //! ([`crate::perturb`]) and computes the same features on each copy
 //! ([`crate::extract::compute_features`]). The copies stay in the worker's
-//! memory; only their ICC sums leave it.
+//! memory; only their ICC sums leave it. In a round with habitat regions,
+//! each copy also reruns the habitat chain with the frozen population
+//! model ([`habitat_copy_features`]), so the ICC includes the variability
+//! of the habitat assignment.
 
 use radstudy_proto::v1::PerturbationSettings;
 use sha2::{Digest, Sha256};
@@ -13,6 +16,14 @@ use sha2::{Digest, Sha256};
 use crate::error::Exclusion;
 use crate::extract::{LoadedSequence, compute_features};
 use crate::features::ExtractionSettings;
+use crate::habitat::assign::ValidHabitatModel;
+use crate::habitat::geometric::ValidGeometricSettings;
+use crate::habitat::pipeline::{
+    ChainSettings, SequenceInput, copy_space_name, sequence_supervoxels,
+};
+use crate::habitat::regions::RegionMasks;
+use crate::image::Volume;
+use crate::mask::Roi;
 use crate::perturb::{PerturbError, PerturbationPlan, Perturber, PlanError, ValidPlan};
 
 /// Largest number of copies per patient that this worker accepts. Each copy
@@ -141,6 +152,15 @@ pub enum CopyFailure {
         /// The reason, as for an original image.
         exclusion: Exclusion,
     },
+    /// The habitat chain failed on a copy, or a region of the copy is
+    /// below the minimum size.
+    #[error("repeat {repeat}: {reason}")]
+    Habitat {
+        /// Index of the copy, from 0.
+        repeat: u32,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Makes the k perturbed copies of `loaded` and computes `settings`'
@@ -167,6 +187,123 @@ pub fn copy_features(
                 .map_err(|exclusion| CopyFailure::Features { repeat, exclusion })
         })
         .collect()
+}
+
+/// The frozen habitat chain that each perturbed copy reruns: the
+/// supervoxel settings of the habitat round, the population model of the
+/// sequence's space, and the region rules.
+#[derive(Debug, Clone)]
+pub struct HabitatCopyChain<'a> {
+    /// Entropy, supervoxel settings and study seed of the supervoxel round.
+    pub chain: &'a ChainSettings,
+    /// The model of the sequence's own space.
+    pub model: &'a ValidHabitatModel,
+    /// The core/rim split, when the round built one.
+    pub geometric: Option<&'a ValidGeometricSettings>,
+    /// Regions with fewer voxels fail for that copy.
+    pub min_region_voxels: usize,
+}
+
+/// Per region, the copies' features, or why they failed.
+pub type RegionCopies = Vec<(String, Result<Vec<Vec<f64>>, CopyFailure>)>;
+
+/// Makes the k perturbed copies of `loaded` and, on each, reruns the
+/// habitat chain with the frozen model: entropy map, supervoxels (seed
+/// space `"<sequence>#copy<p>"`), nearest-centroid assignment, then the
+/// regions and their features. `whole`, `core` and `rim` come from the
+/// perturbed mask alone. Returns, per requested region in order, k rows in
+/// repeat order or the first failure of that region.
+pub fn habitat_copy_features(
+    sequence: &str,
+    pseudonym: &str,
+    loaded: &LoadedSequence,
+    perturbation: &RoundPerturbation,
+    settings: &ExtractionSettings,
+    habitat: &HabitatCopyChain<'_>,
+    regions: &[String],
+) -> RegionCopies {
+    let fail_all = |failure: CopyFailure| {
+        regions
+            .iter()
+            .map(|region| (region.clone(), Err(failure.clone())))
+            .collect()
+    };
+    let perturber = match Perturber::new(&loaded.image, &loaded.roi, &perturbation.plan) {
+        Ok(perturber) => perturber,
+        Err(error) => return fail_all(CopyFailure::Perturb(error)),
+    };
+    let seed = patient_seed(perturbation.study_seed, sequence, pseudonym);
+    let mut results: Vec<Result<Vec<Vec<f64>>, CopyFailure>> =
+        regions.iter().map(|_| Ok(Vec::new())).collect();
+    for repeat in 0..perturbation.plan.repeats() {
+        let (image, roi) = match perturber.copy(seed, repeat) {
+            Ok(copy) => copy,
+            Err(error) => return fail_all(CopyFailure::Perturb(error)),
+        };
+        let masks = match copy_regions(sequence, pseudonym, repeat, &image, &roi, habitat) {
+            Ok(masks) => masks,
+            Err(reason) => return fail_all(CopyFailure::Habitat { repeat, reason }),
+        };
+        for (region, result) in regions.iter().zip(results.iter_mut()) {
+            let Ok(rows) = result else { continue };
+            let values = match masks.roi(region) {
+                None => Err(CopyFailure::Habitat {
+                    repeat,
+                    reason: format!(
+                        "region {region} is not a region of {sequence}'s habitat model"
+                    ),
+                }),
+                Some(region_roi) if region_roi.voxel_count < habitat.min_region_voxels => {
+                    Err(CopyFailure::Habitat {
+                        repeat,
+                        reason: format!(
+                            "region {region} has {} voxels, fewer than min_region_voxels = {}",
+                            region_roi.voxel_count, habitat.min_region_voxels
+                        ),
+                    })
+                }
+                Some(region_roi) => compute_features(sequence, &image, &region_roi, settings)
+                    .map_err(|exclusion| CopyFailure::Features { repeat, exclusion }),
+            };
+            match values {
+                Ok(values) => rows.push(values),
+                Err(failure) => *result = Err(failure),
+            }
+        }
+    }
+    regions.iter().cloned().zip(results).collect()
+}
+
+/// Reruns the habitat chain on one perturbed copy and returns its regions.
+fn copy_regions(
+    sequence: &str,
+    pseudonym: &str,
+    repeat: u32,
+    image: &Volume,
+    roi: &Roi,
+    habitat: &HabitatCopyChain<'_>,
+) -> Result<RegionMasks, String> {
+    let input = SequenceInput {
+        sequence,
+        image,
+        roi,
+    };
+    let seed_space = copy_space_name(sequence, repeat);
+    let space = sequence_supervoxels(input, pseudonym, &seed_space, habitat.chain)
+        .map_err(|error| error.to_string())?;
+    let supervoxel_habitats = habitat.model.assign(space.descriptors.view());
+    let voxel_habitats = space
+        .labels
+        .iter()
+        .map(|&label| supervoxel_habitats[label as usize] as u16)
+        .collect();
+    RegionMasks::new(
+        &space.sequences[0].maps,
+        voxel_habitats,
+        habitat.model.names.clone(),
+        habitat.geometric,
+    )
+    .map_err(|error| error.to_string())
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@
 //! manifest, key and data root have loaded. It turns NOT_SERVING when a
 //! shutdown signal arrives, while in-flight calls finish. With
 //! `metrics_listen` set, a second listener serves Prometheus metrics.
+//!
+//! With a `[tls]` table the gRPC listener serves mutual TLS (see
+//! [`crate::tls`]). Without one it serves plaintext, which the config
+//! allows only on a loopback address.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +31,8 @@ use crate::manifest::Manifest;
 use crate::metrics::serve_metrics;
 use crate::pseudonym::PseudonymKey;
 use crate::service::{WorkerService, WorkerState};
+use crate::tls::pem_files::{format_utc, unix_now};
+use crate::tls::{EXPIRY_WARNING_DAYS, ServerTls, TlsSettings, accept_tls};
 
 /// Options of `radstudy-worker serve` besides the config file.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +49,10 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
     if let Some(root) = options.data_root {
         config.data_root = root;
     }
+    let tls = match &config.tls {
+        Some(settings) => Some(load_server_tls(settings, &config.center_id)?),
+        None => None,
+    };
     let manifest = Manifest::load(&config.manifest, &config.data_root)?;
     let key = PseudonymKey::load(&config.pseudonym_key_file)?;
     for row in &manifest.rejected {
@@ -115,20 +125,57 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
     if let Some(path) = &options.ready_file {
         write_ready_file(path, &address.to_string())?;
     }
-    info!(center = %center, %address, "worker listening");
+    info!(center = %center, %address, tls = tls.is_some(), "worker listening");
 
-    let served = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(WorkerServer::new(service))
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            shutdown_signal_then_not_serving(health),
-        )
-        .await;
+        .add_service(WorkerServer::new(service));
+    let served = match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(
+                    accept_tls(listener, tls.acceptor()),
+                    shutdown_signal_then_not_serving(health),
+                )
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    shutdown_signal_then_not_serving(health),
+                )
+                .await
+        }
+    };
     let _ = metrics_stop.send(());
     served.context("gRPC server failed")?;
     info!(center = %center, "worker stopped");
     Ok(())
+}
+
+/// Loads and checks the `[tls]` files, and warns when the certificate
+/// expires within [`EXPIRY_WARNING_DAYS`].
+fn load_server_tls(settings: &TlsSettings, center: &str) -> anyhow::Result<ServerTls> {
+    let tls = ServerTls::load(settings)?;
+    let days_left = tls.days_left(unix_now());
+    info!(
+        center,
+        subject = %tls.certificate.subject,
+        dns_names = ?tls.certificate.dns_names,
+        not_after = %format_utc(tls.certificate.not_after),
+        allowed_clients = ?tls.allowed_clients,
+        "mutual TLS configured"
+    );
+    if days_left < EXPIRY_WARNING_DAYS {
+        warn!(
+            center,
+            path = %settings.cert.display(),
+            days_left,
+            "the worker's TLS certificate expires soon; issue a new one and restart"
+        );
+    }
+    Ok(tls)
 }
 
 /// Waits for a shutdown signal, then reports NOT_SERVING for the server and
@@ -183,21 +230,37 @@ async fn shutdown_signal() {
 
 /// Asks the gRPC health service at `address` for the status of `service`
 /// ("" for the whole server) within `timeout`. The address is `host:port`,
-/// optionally with an `http://` prefix. `https://` is rejected, because the
-/// worker serves gRPC without TLS.
+/// optionally with an `http://` or `https://` prefix.
+///
+/// With `tls`, the `[tls]` table of the worker being probed, the probe
+/// connects over mutual TLS as that worker itself: it presents the worker's
+/// own certificate, which the worker always accepts, and trusts
+/// `client_ca` for the server certificate.
 pub async fn probe_health(
     address: &str,
     service: &str,
     timeout: std::time::Duration,
+    tls: Option<&TlsSettings>,
 ) -> anyhow::Result<ServingStatus> {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
 
-    let host_port = health_host_port(address)?;
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{host_port}"))
+    let (host_port, https) = health_host_port(address)?;
+    if https && tls.is_none() {
+        anyhow::bail!(
+            "address {address:?} asks for TLS; pass --config with the worker.toml whose [tls] table the probe uses"
+        );
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{host_port}"))
         .with_context(|| format!("invalid address {address:?}; expected host:port"))?
         .connect_timeout(timeout)
         .timeout(timeout);
+    if let Some(settings) = tls {
+        endpoint = endpoint
+            .tls_config(health_tls_config(settings)?)
+            .context("invalid TLS settings for the health probe")?;
+    }
     let channel = endpoint.connect().await.map_err(|error| {
         anyhow::anyhow!(
             "cannot connect to {host_port}: {}",
@@ -209,25 +272,65 @@ pub async fn probe_health(
             service: service.to_string(),
         })
         .await
-        .with_context(|| format!("health check of service {service:?} at {host_port} failed"))?;
+        .with_context(|| {
+            let hint = if tls.is_none() {
+                "; if the worker's worker.toml has a [tls] table, pass it with --config"
+            } else {
+                ""
+            };
+            format!("health check of service {service:?} at {host_port} failed{hint}")
+        })?;
     Ok(response.into_inner().status())
 }
 
-/// Strips an optional `http://` prefix and trailing `/` from a health probe
-/// address, and rejects other schemes.
-fn health_host_port(address: &str) -> anyhow::Result<&str> {
-    if address.starts_with("https://") {
-        anyhow::bail!(
-            "invalid address {address:?}: the worker serves gRPC without TLS; \
-             expected host:port or http://host:port"
-        );
-    }
-    let host_port = address.strip_prefix("http://").unwrap_or(address);
+/// Builds the client TLS settings with which the health probe connects to
+/// the worker of `settings`. The server name is the first DNS name of the
+/// worker's certificate, else its common name.
+fn health_tls_config(settings: &TlsSettings) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+
+    // Loading checks every file as `serve` does, so the probe fails with
+    // the same message as the worker would.
+    let own = ServerTls::load(settings)?;
+    let server_name = own
+        .certificate
+        .dns_names
+        .first()
+        .or(own.certificate.common_name.as_ref())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "tls.cert {} has neither a DNS name nor a common name to check the worker against",
+                settings.cert.display()
+            )
+        })?;
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&settings.client_ca)?))
+        .identity(Identity::from_pem(
+            read(&settings.cert)?,
+            read(&settings.key)?,
+        ))
+        .domain_name(server_name))
+}
+
+/// Strips an optional `http://` or `https://` prefix and a trailing `/`
+/// from a health probe address, and rejects other schemes. The flag is
+/// whether the prefix was `https://`.
+fn health_host_port(address: &str) -> anyhow::Result<(&str, bool)> {
+    let (host_port, https) = match address.strip_prefix("https://") {
+        Some(rest) => (rest, true),
+        None => (address.strip_prefix("http://").unwrap_or(address), false),
+    };
     let host_port = host_port.strip_suffix('/').unwrap_or(host_port);
     if host_port.contains("://") || host_port.contains('/') {
-        anyhow::bail!("invalid address {address:?}; expected host:port or http://host:port");
+        anyhow::bail!(
+            "invalid address {address:?}; expected host:port, http://host:port or https://host:port"
+        );
     }
-    Ok(host_port)
+    Ok((host_port, https))
 }
 
 /// Joins an error's message with those of its sources, as `a: b: c`,
@@ -257,25 +360,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn health_address_accepts_http_prefix() {
+    fn health_address_accepts_scheme_prefixes() {
         assert_eq!(
             health_host_port("127.0.0.1:50051").unwrap(),
-            "127.0.0.1:50051"
+            ("127.0.0.1:50051", false)
         );
         assert_eq!(
             health_host_port("http://127.0.0.1:50051").unwrap(),
-            "127.0.0.1:50051"
+            ("127.0.0.1:50051", false)
         );
         assert_eq!(
             health_host_port("http://worker:50051/").unwrap(),
-            "worker:50051"
+            ("worker:50051", false)
+        );
+        assert_eq!(
+            health_host_port("https://worker:50051").unwrap(),
+            ("worker:50051", true)
         );
     }
 
+    #[tokio::test]
+    async fn health_https_without_tls_settings_is_rejected() {
+        let error = probe_health(
+            "https://127.0.0.1:1",
+            "",
+            std::time::Duration::from_secs(1),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(error.to_string().contains("--config"), "{error}");
+    }
+
     #[test]
-    fn health_address_rejects_https_and_paths() {
-        let https = health_host_port("https://127.0.0.1:50051").unwrap_err();
-        assert!(https.to_string().contains("without TLS"), "{https}");
+    fn health_address_rejects_other_schemes_and_paths() {
         let path = health_host_port("http://127.0.0.1:50051/health").unwrap_err();
         assert!(path.to_string().contains("expected host:port"), "{path}");
         let scheme = health_host_port("grpc://127.0.0.1:50051").unwrap_err();

@@ -7,8 +7,12 @@
 //! sums, logistic steps, scores-only validation) are in [`aggregates`].
 
 mod aggregates;
+mod habitat;
 
 pub use aggregates::{FeatureIcc, ReproducibilityReply, ScoreReply};
+pub use habitat::{
+    ApplyReply, RegionExclusionRecord, RegionSums, SupervoxelLimit, SupervoxelReply,
+};
 
 use std::time::Duration;
 
@@ -18,6 +22,9 @@ use radstudy_proto::v1::{
     RoundSummary, extract_event,
 };
 use tonic::transport::{Channel, Endpoint};
+
+use crate::config::{CenterConfig, StudyConfig};
+use crate::tls::{ClientTls, HandshakeFailure, check_handshake, explain_tls_failure};
 
 /// Errors talking to one center.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,19 @@ pub enum CenterError {
         center: String,
         /// The URL.
         endpoint: String,
+        /// The transport's message.
+        message: String,
+    },
+    /// The TLS handshake with the worker failed: a certificate was
+    /// rejected on either side, or the worker does not speak TLS.
+    #[error("TLS connection to {endpoint} failed: {cause} ({message})")]
+    Tls {
+        /// The center.
+        center: String,
+        /// The URL.
+        endpoint: String,
+        /// The cause and the setting that fixes it.
+        cause: String,
         /// The transport's message.
         message: String,
     },
@@ -129,10 +149,23 @@ pub struct CenterTable {
 /// HTTP/2 keep-alive interval and timeout when the study sets none.
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(20);
 
+/// Transport security of one connection: the study's TLS files and the
+/// name that the worker's certificate must contain.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsTarget<'a> {
+    /// The study's loaded `[tls]` files.
+    pub tls: &'a ClientTls,
+    /// Expected name in the worker's certificate.
+    pub server_name: &'a str,
+}
+
 /// A connected worker.
 #[derive(Debug, Clone)]
 pub struct CenterClient {
     center: String,
+    endpoint: String,
+    /// The expected certificate name under TLS, for explaining failures.
+    server_name: Option<String>,
     client: WorkerClient<Channel>,
     call_timeout: Duration,
 }
@@ -158,28 +191,123 @@ impl CenterClient {
         call_timeout: Duration,
         keepalive: Duration,
     ) -> Result<Self, CenterError> {
-        let target = Endpoint::from_shared(endpoint.to_string())
-            .map_err(|error| CenterError::Endpoint {
-                center: center.to_string(),
-                endpoint: endpoint.to_string(),
-                message: error.to_string(),
-            })?
+        Self::connect_with_tls(center, endpoint, call_timeout, keepalive, None).await
+    }
+
+    /// Connects to the study's center `center` with the study's timeouts,
+    /// over mutual TLS when the endpoint is `https://`.
+    pub async fn connect_for_study(
+        study: &StudyConfig,
+        center: &CenterConfig,
+    ) -> Result<Self, CenterError> {
+        let host = center
+            .endpoint
+            .parse::<tonic::transport::Uri>()
+            .ok()
+            .and_then(|uri| {
+                uri.host()
+                    .map(|host| host.trim_matches(['[', ']']).to_string())
+            })
+            .unwrap_or_default();
+        let server_name = center.server_name.clone().unwrap_or(host);
+        let https = center.endpoint.starts_with("https://");
+        let tls = match (&study.tls, https) {
+            (Some(tls), true) => Some(TlsTarget {
+                tls,
+                server_name: &server_name,
+            }),
+            (None, true) => {
+                return Err(CenterError::Endpoint {
+                    center: center.id.clone(),
+                    endpoint: center.endpoint.clone(),
+                    message: "an https:// endpoint needs a [tls] table in study.toml".into(),
+                });
+            }
+            (_, false) => None,
+        };
+        Self::connect_with_tls(
+            &center.id,
+            &center.endpoint,
+            study.call_timeout(),
+            study.keepalive(),
+            tls,
+        )
+        .await
+    }
+
+    /// Connects like [`CenterClient::connect_with_keepalive`], over mutual
+    /// TLS when `tls` is given. A rejected handshake, on either side, is
+    /// [`CenterError::Tls`] with its cause.
+    pub async fn connect_with_tls(
+        center: &str,
+        endpoint: &str,
+        call_timeout: Duration,
+        keepalive: Duration,
+        tls: Option<TlsTarget<'_>>,
+    ) -> Result<Self, CenterError> {
+        let endpoint_error = |message: String| CenterError::Endpoint {
+            center: center.to_string(),
+            endpoint: endpoint.to_string(),
+            message,
+        };
+        let mut target = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|error| endpoint_error(error.to_string()))?;
+        if let Some(tls) = tls {
+            let host = target.uri().host().unwrap_or_default();
+            let port = target.uri().port_u16().unwrap_or(443);
+            let address = format!("{host}:{port}");
+            match check_handshake(tls.tls, &address, tls.server_name, call_timeout).await {
+                Ok(()) => {}
+                Err(HandshakeFailure::Connect(message)) => {
+                    return Err(CenterError::Connect {
+                        center: center.to_string(),
+                        endpoint: endpoint.to_string(),
+                        message,
+                    });
+                }
+                Err(HandshakeFailure::Tls(message)) => {
+                    let cause = explain_tls_failure(&message, tls.server_name)
+                        .unwrap_or_else(|| "the TLS handshake failed".to_string());
+                    return Err(CenterError::Tls {
+                        center: center.to_string(),
+                        endpoint: endpoint.to_string(),
+                        cause,
+                        message,
+                    });
+                }
+            }
+            target = target
+                .tls_config(tls.tls.for_server(tls.server_name))
+                .map_err(|error| endpoint_error(error_chain(&error)))?;
+        }
+        let target = target
             .connect_timeout(call_timeout)
             // Long rounds stream progress, but a stalled peer should still be
             // noticed.
             .http2_keep_alive_interval(keepalive)
             .keep_alive_timeout(keepalive)
             .keep_alive_while_idle(true);
-        let channel = target
-            .connect()
-            .await
-            .map_err(|error| CenterError::Connect {
-                center: center.to_string(),
-                endpoint: endpoint.to_string(),
-                message: error_chain(&error),
-            })?;
+        let server_name = tls.map(|tls| tls.server_name.to_string());
+        let channel = target.connect().await.map_err(|error| {
+            let message = error_chain(&error);
+            match explain_tls_failure(&message, server_name.as_deref().unwrap_or_default()) {
+                Some(cause) => CenterError::Tls {
+                    center: center.to_string(),
+                    endpoint: endpoint.to_string(),
+                    cause,
+                    message,
+                },
+                None => CenterError::Connect {
+                    center: center.to_string(),
+                    endpoint: endpoint.to_string(),
+                    message,
+                },
+            }
+        })?;
         Ok(CenterClient {
             center: center.to_string(),
+            endpoint: endpoint.to_string(),
+            server_name,
             client: WorkerClient::new(channel),
             call_timeout,
         })
@@ -191,6 +319,20 @@ impl CenterClient {
     }
 
     fn call_error(&self, call: &'static str, status: tonic::Status) -> CenterError {
+        // The handshake check in `connect_with_tls` reports a rejected
+        // certificate at connect time. This catches one on a reconnect,
+        // whose TLS alert can arrive with a call.
+        let chain = status_chain(&status);
+        if let Some(cause) =
+            explain_tls_failure(&chain, self.server_name.as_deref().unwrap_or_default())
+        {
+            return CenterError::Tls {
+                center: self.center.clone(),
+                endpoint: self.endpoint.clone(),
+                cause,
+                message: chain,
+            };
+        }
         let message = status.message().to_string();
         if connection_lost(&status) {
             return CenterError::ConnectionLost {
@@ -394,6 +536,18 @@ fn connection_lost(status: &tonic::Status) -> bool {
         ]
         .iter()
         .any(|sign| message.contains(sign))
+}
+
+/// Joins a status message and the messages of its sources into one line.
+fn status_chain(status: &tonic::Status) -> String {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Joins an error and its sources into one line.

@@ -208,6 +208,8 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
             } else {
                 CenterRole::External
             },
+            // The demo's workers listen on loopback and serve plaintext.
+            server_name: None,
         });
         processes.push(process);
     }
@@ -224,6 +226,8 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
         icc: IccConfig::default(),
         validation: ValidationConfig::default(),
         federated: FederatedConfig::default(),
+        tls: None,
+        habitat: Default::default(),
     };
     let outcome = run_study(&study, &out_dir.join("study"), show_progress).await;
     for process in &mut processes {

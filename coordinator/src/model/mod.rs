@@ -22,6 +22,7 @@
 mod chain;
 mod cv;
 mod evaluate;
+pub mod missing;
 pub mod region;
 pub mod stacking;
 #[cfg(test)]
@@ -34,6 +35,7 @@ use serde::Serialize;
 use crate::config::{FusionMethod, ModelConfig};
 use crate::table::StudyTable;
 
+pub use cv::derive_seed;
 pub use chain::{ChainSpec, ChainSteps, FittedChain, fit_chain, fit_chain_on};
 pub use evaluate::{
     Calibration, CohortValidation, ModelComparison, ShapImportance, compare_models, evaluate,

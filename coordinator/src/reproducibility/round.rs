@@ -12,7 +12,11 @@ use crate::config::StudyConfig;
 use crate::table::StudyTable;
 
 /// Runs the reproducibility filter's round at every center that has
-/// drawn training patients and pools their sums.
+/// drawn training patients and pools their sums. `habitat` names the
+/// `ApplyHabitatModel` round and the regions of the study's extraction.
+/// The perturbed copies then rerun the habitat chain with the frozen model,
+/// and their regions match the table's columns. `None` extracts the whole
+/// lesion.
 ///
 /// A center that fails or rejects the request is left out with its
 /// reason, and the ICC is computed over the others. When no center returns
@@ -22,6 +26,7 @@ pub async fn run_round(
     connected: &[(CenterClient, DescribeResponse)],
     table: &StudyTable,
     settings: &ExtractionSettings,
+    habitat: Option<(&str, &[String])>,
 ) -> IccReport {
     let icc = &config.icc;
     if !icc.enabled {
@@ -71,8 +76,12 @@ pub async fn run_round(
                 seed: config.seed,
             }),
             pseudonyms: pseudonyms.clone(),
-            habitat_round_id: String::new(),
-            regions: Vec::new(),
+            habitat_round_id: habitat
+                .map(|(round, _)| round.to_string())
+                .unwrap_or_default(),
+            regions: habitat
+                .map(|(_, regions)| regions.to_vec())
+                .unwrap_or_default(),
         };
         let mut client = client.clone();
         let study_id = config.study_id.clone();

@@ -57,8 +57,15 @@
 //! lesion edge read the real surrounding tissue, and mirroring happens only
 //! at the image border.
 
+pub mod assign;
 pub mod depth;
 pub mod entropy;
 pub mod geometric;
+pub mod grid;
 pub use radstudy_cluster::kmeans;
+pub mod maps;
+pub mod overlay;
+pub mod pipeline;
+pub mod regions;
 pub mod supervoxel;
+pub mod transfer;

@@ -1,14 +1,62 @@
 //! Images in memory: a 3-D voxel array and its physical geometry.
 
 pub mod nifti;
+pub mod nrrd;
+
+use std::path::Path;
 
 use ndarray::Array3;
+
+/// An image file that could not be read, from any supported format.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// A NIfTI-1 file (`.nii`, `.nii.gz`).
+    #[error(transparent)]
+    Nifti(#[from] nifti::NiftiError),
+    /// An NRRD file (`.nrrd`, `.nhdr`).
+    #[error(transparent)]
+    Nrrd(#[from] nrrd::NrrdError),
+}
+
+impl ImageError {
+    /// Returns whether the file (or a file it names) could not be opened,
+    /// as opposed to being opened and found invalid.
+    pub fn is_missing(&self) -> bool {
+        matches!(
+            self,
+            ImageError::Nifti(nifti::NiftiError::Open { .. })
+                | ImageError::Nrrd(nrrd::NrrdError::Open { .. })
+        )
+    }
+
+    /// Returns the message without the path, safe to send off site.
+    pub fn shareable_reason(&self) -> String {
+        match self {
+            ImageError::Nifti(error) => error.shareable_reason(),
+            ImageError::Nrrd(error) => error.shareable_reason(),
+        }
+    }
+}
+
+/// Reads a 3-D volume, choosing the format by the file name: `.nrrd` and
+/// `.nhdr` are NRRD, anything else is read as NIfTI-1.
+pub fn read_volume(path: &Path) -> Result<Volume, ImageError> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if name.ends_with(".nrrd") || name.ends_with(".nhdr") {
+        Ok(nrrd::read_volume(path)?)
+    } else {
+        Ok(nifti::read_volume(path)?)
+    }
+}
 
 /// Where a voxel grid sits in physical space.
 ///
 /// Voxel (i, j, k) has its centre at
-/// `origin + direction · diag(spacing) · (i, j, k)ᵀ`, in mm, in the file's
-/// world frame (RAS+ for NIfTI).
+/// `origin + direction · diag(spacing) · (i, j, k)ᵀ`, in mm, in the RAS+
+/// world frame of NIfTI; readers of LPS formats (NRRD) convert to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Geometry {
     /// Voxels along i, j and k.

@@ -14,6 +14,9 @@ use nifti::{IntoNdArray, NiftiObject, NiftiType, ReaderOptions};
 
 use super::{Geometry, Volume};
 
+/// Largest volume accepted, in voxels.
+const MAX_VOXELS: usize = 1 << 31;
+
 /// Errors while reading a NIfTI file.
 #[derive(Debug, thiserror::Error)]
 pub enum NiftiError {
@@ -112,8 +115,31 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
     }
 
     let geometry = geometry_from_header(&header, dims).map_err(invalid)?;
-    let data = object
-        .into_volume()
+
+    // The `nifti` crate sizes its read by `bitpix` but shapes the array by
+    // `dim` and `datatype`, and panics when the two disagree (a header
+    // edited by hand, or a file cut after the header), so the sizes are
+    // checked here first.
+    let voxels = dims
+        .iter()
+        .try_fold(1usize, |product, &size| product.checked_mul(size))
+        .filter(|&count| count <= MAX_VOXELS)
+        .ok_or_else(|| {
+            invalid(format!(
+                "dim {dims:?} exceeds the limit of {MAX_VOXELS} voxels"
+            ))
+        })?;
+    let volume = object.into_volume();
+    let expected_bytes = voxels * datatype.size_of();
+    if volume.raw_data().len() < expected_bytes {
+        return Err(invalid(format!(
+            "the voxel data has {} bytes but dim {dims:?} and datatype {datatype:?} need \
+             {expected_bytes} (bitpix = {}); the file is truncated or its header is inconsistent",
+            volume.raw_data().len(),
+            header.bitpix
+        )));
+    }
+    let data = volume
         .into_ndarray::<f64>()
         .map_err(|error| invalid(error.to_string()))?;
     let data = if rank == 4 {

@@ -69,10 +69,11 @@ impl WorkerState {
     }
 }
 
-/// Returns the caller's address for the audit log, or `None` when the
-/// transport gives none, as with in-process test calls.
+/// Returns the caller for the audit log (see
+/// [`crate::audit::requester_identity`]), or `None` when the transport gives
+/// none, as with in-process test calls.
 pub(super) fn requester<T>(request: &Request<T>) -> Option<String> {
-    request.remote_addr().map(|address| address.to_string())
+    crate::audit::requester_identity(request)
 }
 
 /// Forwards a round's events from `events` to the caller and writes the

@@ -12,10 +12,20 @@
 //! again. Errors map to gRPC codes in [`status_for`], in one place.
 //!
 //! Submodules: `rounds` runs `Extract`, `aggregates` serves the
-//! aggregate calls, `audited` writes each call's audit-log record.
+//! aggregate calls, `audited` writes each call's audit-log record, and
+//! `habitat` and `habitat_apply` run the habitat rounds of contract 1.2,
+//! `ComputeSupervoxels` and `ApplyHabitatModel`.
 
 mod aggregates;
 mod audited;
+mod habitat;
+mod habitat_apply;
+mod habitat_extract;
+mod habitat_options;
+mod habitat_store;
+mod habitat_summary;
+#[cfg(test)]
+mod habitat_tests;
 mod rounds;
 #[cfg(test)]
 mod tests;
@@ -28,9 +38,10 @@ use std::sync::{Arc, Mutex};
 use radstudy_proto::v1::worker_server::Worker;
 use radstudy_proto::v1::{
     DescribeRequest, DescribeResponse, ExtractEvent, ExtractRequest, FeatureRow, FeatureTableChunk,
-    FetchFeatureTableRequest, LogisticStepRequest, LogisticStepResponse, PatientResult,
-    PolicySummary, ReproducibilitySumsRequest, ReproducibilitySumsResponse, RoundSummary,
-    ScoreModelRequest, ScoreModelResponse, SequenceCount,
+    FetchFeatureTableRequest, HabitatModelRequest, HabitatModelResponse, LogisticStepRequest,
+    LogisticStepResponse, PatientResult, PolicySummary, ReproducibilitySumsRequest,
+    ReproducibilitySumsResponse, RoundSummary, ScoreModelRequest, ScoreModelResponse,
+    SequenceCount, SupervoxelRequest, SupervoxelResponse,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -99,6 +110,14 @@ pub enum RequestError {
         /// The round.
         round_id: String,
     },
+    /// Fewer patients than the policy's `min_patients` would be released.
+    #[error("rejected by the site policy of center {center}: {reason}")]
+    BelowMinimum {
+        /// The center.
+        center: String,
+        /// The count and the policy minimum it falls below.
+        reason: String,
+    },
     /// A computation broke an invariant that the worker should keep.
     #[error("internal error: {reason}; please report it")]
     Internal {
@@ -114,9 +133,9 @@ pub fn status_for(error: &RequestError) -> Status {
         RequestError::InvalidField { .. } => Status::invalid_argument(message),
         RequestError::PolicyRefused { .. } => Status::permission_denied(message),
         RequestError::UnknownRound { .. } => Status::not_found(message),
-        RequestError::RoundConflict { .. } | RequestError::NoPerturbation { .. } => {
-            Status::failed_precondition(message)
-        }
+        RequestError::RoundConflict { .. }
+        | RequestError::NoPerturbation { .. }
+        | RequestError::BelowMinimum { .. } => Status::failed_precondition(message),
         RequestError::Internal { .. } => Status::internal(message),
     }
 }
@@ -197,6 +216,7 @@ pub struct WorkerState {
     key: PseudonymKey,
     canonical_root: PathBuf,
     rounds: Mutex<RoundStore>,
+    habitat: Mutex<habitat_store::HabitatStore>,
     metrics: WorkerMetrics,
     audit: AuditLog,
 }
@@ -217,6 +237,7 @@ impl WorkerState {
             key,
             canonical_root,
             rounds: Mutex::new(RoundStore::default()),
+            habitat: Mutex::new(habitat_store::HabitatStore::default()),
             metrics: WorkerMetrics::new(),
             audit,
         })
@@ -700,19 +721,98 @@ impl Worker for WorkerService {
         result
     }
 
+    /// Computes the entropy maps and supervoxels of the listed patients
+    /// (`habitat::compute_supervoxels`) and returns the descriptors of the
+    /// shared ones. Rejected when fewer than `min_patients` patients would
+    /// be shared.
     async fn compute_supervoxels(
         &self,
-        _request: Request<radstudy_proto::v1::SupervoxelRequest>,
-    ) -> Result<Response<radstudy_proto::v1::SupervoxelResponse>, Status> {
-        // TODO: habitat rounds are being wired in (issue 4).
-        Err(Status::unimplemented("ComputeSupervoxels is not available yet"))
+        request: Request<SupervoxelRequest>,
+    ) -> Result<Response<SupervoxelResponse>, Status> {
+        let requester = requester(&request);
+        let request = request.into_inner();
+        let state = &self.state;
+        let span = info_span!(
+            "compute_supervoxels",
+            center = %state.config.center_id,
+            study = %request.study_id,
+            round = %request.round_id,
+        );
+        let result = habitat::compute_supervoxels(state, &request)
+            .instrument(span.clone())
+            .await
+            .map(Response::new)
+            .map_err(|error| span.in_scope(|| reject(error)));
+        let _entered = span.enter();
+        let result = state.audit_unary(
+            "ComputeSupervoxels",
+            (&request.study_id, Some(&request.round_id)),
+            requester,
+            result,
+            |response| Released::SupervoxelDescriptors {
+                patients: shared_patient_count(response),
+                supervoxels: response
+                    .patients
+                    .iter()
+                    .map(|p| p.voxel_counts.len() as u32)
+                    .sum(),
+            },
+        );
+        state.metrics.record_unary("ComputeSupervoxels", &result);
+        result
     }
 
+    /// Assigns a supervoxel round's patients to the frozen habitat models
+    /// (`habitat_apply::apply_habitat_model`), keeps their region masks for
+    /// `Extract`, and returns per-region sums over at least `min_patients`
+    /// patients.
     async fn apply_habitat_model(
         &self,
-        _request: Request<radstudy_proto::v1::HabitatModelRequest>,
-    ) -> Result<Response<radstudy_proto::v1::HabitatModelResponse>, Status> {
-        // TODO: habitat rounds are being wired in (issue 4).
-        Err(Status::unimplemented("ApplyHabitatModel is not available yet"))
+        request: Request<HabitatModelRequest>,
+    ) -> Result<Response<HabitatModelResponse>, Status> {
+        let requester = requester(&request);
+        let request = request.into_inner();
+        let state = &self.state;
+        let span = info_span!(
+            "apply_habitat_model",
+            center = %state.config.center_id,
+            study = %request.study_id,
+            round = %request.round_id,
+        );
+        let result = habitat_apply::apply_habitat_model(state, &request)
+            .instrument(span.clone())
+            .await
+            .map(Response::new)
+            .map_err(|error| span.in_scope(|| reject(error)));
+        let _entered = span.enter();
+        let result = state.audit_unary(
+            "ApplyHabitatModel",
+            (&request.study_id, Some(&request.round_id)),
+            requester,
+            result,
+            |response| Released::RegionSummaries {
+                regions: response.regions.len() as u32,
+                patients: response
+                    .regions
+                    .iter()
+                    .map(|r| r.n_patients)
+                    .max()
+                    .unwrap_or(0),
+            },
+        );
+        state.metrics.record_unary("ApplyHabitatModel", &result);
+        result
     }
+}
+
+/// Counts the distinct patients whose descriptors a response carries.
+fn shared_patient_count(response: &SupervoxelResponse) -> u32 {
+    let mut pseudonyms: Vec<&str> = response
+        .patients
+        .iter()
+        .map(|p| p.pseudonym.as_str())
+        .collect();
+    pseudonyms.sort_unstable();
+    pseudonyms.dedup();
+    pseudonyms.len() as u32
 }

@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use radstudy_proto::v1::{
-    ExtractEvent, ExtractRequest, FeatureRow, PatientError, PatientResult, RoundSummary,
-    extract_event,
+    ExtractEvent, ExtractRequest, FeatureRow, PatientError, PatientResult, RegionExclusion,
+    RoundSummary, extract_event,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tonic::Status;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::habitat_extract::{HabitatRegionsRef, extract_regions, validate_regions};
 use super::{
     PatientCopies, RequestError, RoundCopies, RoundResult, SequenceCopies, WHOLE_REGION,
     WorkerState, status_for,
@@ -21,7 +22,7 @@ use crate::extract::{ExtractContext, compute_features, load_sequence};
 use crate::features::ExtractionSettings;
 use crate::manifest::SequenceFiles;
 use crate::metrics::Decision;
-use crate::perturbed_features::{CopyFailure, RoundPerturbation, copy_features};
+use crate::perturbed_features::{RegionCopies, RoundPerturbation, copy_features};
 
 /// A validated `Extract` request. A later request of the same round must
 /// equal it in every field, or it is a [`RequestError::RoundConflict`].
@@ -34,6 +35,11 @@ pub(super) struct ValidatedExtract {
     /// Requested pseudonyms, sorted and without repeats; empty means every
     /// patient of the manifest.
     pub(super) pseudonyms: Vec<String>,
+    /// The habitat round whose regions the round extracts, or `None` for
+    /// the single region `whole` from the mask label of `settings`.
+    pub(super) habitat: Option<HabitatRegionsRef>,
+    /// Regions to extract, in request order without repeats.
+    pub(super) regions: Vec<String>,
 }
 
 pub(super) fn validate_extract(
@@ -86,17 +92,20 @@ pub(super) fn validate_extract(
             reason: error.to_string(),
         })?;
     let pseudonyms = validate_pseudonyms(state, &request.pseudonyms)?;
+    let (habitat, regions) = validate_regions(state, request, &settings)?;
     Ok(ValidatedExtract {
         sequences: request.sequences.clone(),
         settings,
         perturbation,
         pseudonyms,
+        habitat,
+        regions,
     })
 }
 
 /// Checks that every requested pseudonym is a patient of the manifest, and
 /// returns them sorted and without repeats.
-fn validate_pseudonyms(
+pub(super) fn validate_pseudonyms(
     state: &WorkerState,
     requested: &[String],
 ) -> Result<Vec<String>, RequestError> {
@@ -173,43 +182,56 @@ struct Job {
 }
 
 /// Result of the blocking part of a job.
-struct JobOutcome {
-    features: Result<Vec<f64>, Exclusion>,
-    /// Features of the perturbed copies, when the round perturbs and the
-    /// original extracted.
-    copies: Option<Result<Vec<Vec<f64>>, CopyFailure>>,
+pub(super) struct JobOutcome {
+    /// Features per extracted region, in request order.
+    pub(super) features: Result<Vec<(String, Vec<f64>)>, Exclusion>,
+    /// Regions left out for this patient and sequence.
+    pub(super) region_exclusions: Vec<RegionExclusion>,
+    /// Features of the perturbed copies per region, when the round
+    /// perturbs and the original extracted.
+    pub(super) copies: Option<RegionCopies>,
+}
+
+impl JobOutcome {
+    fn excluded(exclusion: Exclusion) -> Self {
+        JobOutcome {
+            features: Err(exclusion),
+            region_exclusions: Vec::new(),
+            copies: None,
+        }
+    }
 }
 
 /// Extracts one patient and sequence, then its perturbed copies from the
-/// same loaded image and ROI.
+/// same loaded image and ROI. With a habitat round, each requested region
+/// is extracted instead of the single `whole` ROI.
 fn extract_job(
     sequence: &str,
     pseudonym: &str,
     files: &SequenceFiles,
     context: &ExtractContext<'_>,
-    perturbation: Option<&RoundPerturbation>,
+    request: &ValidatedExtract,
 ) -> JobOutcome {
     let loaded = match load_sequence(sequence, files, context) {
         Ok(loaded) => loaded,
-        Err(exclusion) => {
-            return JobOutcome {
-                features: Err(exclusion),
-                copies: None,
-            };
-        }
+        Err(exclusion) => return JobOutcome::excluded(exclusion),
     };
+    if let Some(habitat) = &request.habitat {
+        return extract_regions(sequence, pseudonym, &loaded, context, request, habitat);
+    }
     let features = compute_features(sequence, &loaded.image, &loaded.roi, context.settings);
-    let copies = match (&features, perturbation) {
-        (Ok(_), Some(perturbation)) => Some(copy_features(
-            sequence,
-            pseudonym,
-            &loaded,
-            perturbation,
-            context.settings,
-        )),
+    let copies = match (&features, &request.perturbation) {
+        (Ok(_), Some(perturbation)) => Some(vec![(
+            WHOLE_REGION.to_string(),
+            copy_features(sequence, pseudonym, &loaded, perturbation, context.settings),
+        )]),
         _ => None,
     };
-    JobOutcome { features, copies }
+    JobOutcome {
+        features: features.map(|values| vec![(WHOLE_REGION.to_string(), values)]),
+        region_exclusions: Vec::new(),
+        copies,
+    }
 }
 
 pub(super) async fn run_round(
@@ -227,14 +249,12 @@ pub(super) async fn run_round(
     info!(jobs = total, perturbed_repeats = repeats, "round started");
 
     let permits = Arc::new(Semaphore::new(state.config.extraction_threads));
-    let settings = Arc::new(request.settings.clone());
-    let perturbation = Arc::new(request.perturbation.clone());
+    let shared_request = Arc::new(request);
     let mut tasks = tokio::task::JoinSet::new();
     for job in jobs {
         let permits = permits.clone();
         let state = state.clone();
-        let settings = settings.clone();
-        let perturbation = perturbation.clone();
+        let request = shared_request.clone();
         let span = info_span!("patient", center = %center, patient = %job.pseudonym, sequence = %job.sequence);
         tasks.spawn(
             async move {
@@ -246,18 +266,17 @@ pub(super) async fn run_round(
                     work,
                 } = job;
                 let outcome = match work {
-                    Err(exclusion) => JobOutcome {
-                        features: Err(exclusion),
-                        copies: None,
-                    },
+                    Err(exclusion) => JobOutcome::excluded(exclusion),
                     Ok(files) => {
                         let _permit = permits.acquire_owned().await;
                         let worker_sequence = sequence.clone();
                         let worker_pseudonym = pseudonym.clone();
+                        let span = tracing::Span::current();
                         let joined = tokio::task::spawn_blocking(move || {
+                            let _entered = span.enter();
                             let context = ExtractContext {
                                 canonical_root: &state.canonical_root,
-                                settings: &settings,
+                                settings: &request.settings,
                                 tolerance: &state.config.geometry_tolerance,
                             };
                             extract_job(
@@ -265,20 +284,17 @@ pub(super) async fn run_round(
                                 &worker_pseudonym,
                                 &files,
                                 &context,
-                                perturbation.as_ref().as_ref(),
+                                &request,
                             )
                         })
                         .await;
                         match joined {
                             Ok(outcome) => outcome,
-                            Err(join_error) => JobOutcome {
-                                features: Err(Exclusion::new(
-                                    ExclusionKind::FileInvalid,
-                                    format!("{sequence}_image"),
-                                    format!("internal error while extracting ({join_error}); please report it"),
-                                )),
-                                copies: None,
-                            },
+                            Err(join_error) => JobOutcome::excluded(Exclusion::new(
+                                ExclusionKind::FileInvalid,
+                                format!("{sequence}_image"),
+                                format!("internal error while extracting ({join_error}); please report it"),
+                            )),
                         }
                     }
                 };
@@ -292,14 +308,19 @@ pub(super) async fn run_round(
                         "excluded"
                     ),
                 }
-                match &outcome.copies {
-                    Some(Ok(_)) => info!("extracted perturbed copies"),
-                    Some(Err(failure)) => warn!(
-                        manifest_line = line,
-                        reason = %failure,
-                        "perturbed copies failed; the patient stays in the feature table but is left out of this sequence's reproducibility sums"
-                    ),
-                    None => {}
+                for exclusion in &outcome.region_exclusions {
+                    info!(region = %exclusion.region, voxels = exclusion.voxels, reason = %exclusion.reason, "region left out");
+                }
+                for (region, copies) in outcome.copies.iter().flatten() {
+                    match copies {
+                        Ok(_) => info!(region = %region, "extracted perturbed copies"),
+                        Err(failure) => warn!(
+                            manifest_line = line,
+                            region = %region,
+                            reason = %failure,
+                            "perturbed copies failed; the patient stays in the feature table but is left out of this sequence and region's reproducibility sums"
+                        ),
+                    }
                 }
                 (pseudonym, label, sequence, outcome)
             }
@@ -309,7 +330,7 @@ pub(super) async fn run_round(
 
     let mut events = Vec::with_capacity(total as usize);
     let mut rows = Vec::new();
-    let mut copies: BTreeMap<String, Vec<PatientCopies>> = BTreeMap::new();
+    let mut copies: BTreeMap<(String, String), Vec<PatientCopies>> = BTreeMap::new();
     let mut n_copies_excluded = 0;
     let mut index = 0;
     while let Some(joined) = tasks.join_next().await {
@@ -328,26 +349,35 @@ pub(super) async fn run_round(
                 .map(|exclusion| exclusion.kind),
             repeats.is_some(),
         );
-        match outcome.copies {
-            Some(Ok(values)) => copies
-                .entry(sequence.clone())
-                .or_default()
-                .push(PatientCopies {
-                    pseudonym: pseudonym.clone(),
-                    values,
-                }),
-            Some(Err(_)) => n_copies_excluded += 1,
-            None => {}
+        let mut any_copy_failed = false;
+        for (region, result) in outcome.copies.into_iter().flatten() {
+            match result {
+                Ok(values) => {
+                    copies
+                        .entry((sequence.clone(), region))
+                        .or_default()
+                        .push(PatientCopies {
+                            pseudonym: pseudonym.clone(),
+                            values,
+                        })
+                }
+                Err(_) => any_copy_failed = true,
+            }
+        }
+        if any_copy_failed {
+            n_copies_excluded += 1;
         }
         let error = match outcome.features {
-            Ok(values) => {
-                rows.push(FeatureRow {
-                    pseudonym: pseudonym.clone(),
-                    label: label as u32,
-                    sequence: sequence.clone(),
-                    region: WHOLE_REGION.to_string(),
-                    values,
-                });
+            Ok(regions) => {
+                for (region, values) in regions {
+                    rows.push(FeatureRow {
+                        pseudonym: pseudonym.clone(),
+                        label: label as u32,
+                        sequence: sequence.clone(),
+                        region,
+                        values,
+                    });
+                }
                 None
             }
             Err(exclusion) => Some(PatientError {
@@ -364,7 +394,7 @@ pub(super) async fn run_round(
             index,
             total,
             error,
-            region_exclusions: Vec::new(),
+            region_exclusions: outcome.region_exclusions,
         };
         events.push(event.clone());
         let message = ExtractEvent {
@@ -375,11 +405,20 @@ pub(super) async fn run_round(
         let _ = sender.send(Ok(message)).await;
     }
 
-    rows.sort_by(|a, b| (&a.pseudonym, &a.sequence).cmp(&(&b.pseudonym, &b.sequence)));
+    let request = Arc::try_unwrap(shared_request).unwrap_or_else(|shared| (*shared).clone());
+    // Regions keep their request order within a patient and sequence.
+    let region_order = |region: &str| request.regions.iter().position(|r| r == region);
+    rows.sort_by(|a, b| {
+        (&a.pseudonym, &a.sequence, region_order(&a.region)).cmp(&(
+            &b.pseudonym,
+            &b.sequence,
+            region_order(&b.region),
+        ))
+    });
     let feature_names = request.settings.feature_names();
     let summary = RoundSummary {
         round_id: round_id.to_string(),
-        n_extracted: rows.len() as u32,
+        n_extracted: events.iter().filter(|e| e.error.is_none()).count() as u32,
         n_excluded: events.iter().filter(|e| e.error.is_some()).count() as u32,
         n_rows: rows.len() as u32,
         n_features: feature_names.len() as u32,
@@ -396,21 +435,21 @@ pub(super) async fn run_round(
     let _ = sender.send(Ok(message)).await;
 
     let copies = repeats.map(|repeats| {
-        let sequences = request
-            .sequences
-            .iter()
-            .map(|sequence| {
-                let mut patients = copies.remove(sequence).unwrap_or_default();
+        let mut sequences = Vec::new();
+        for sequence in &request.sequences {
+            for region in &request.regions {
+                let key = (sequence.clone(), region.clone());
+                let mut patients = copies.remove(&key).unwrap_or_default();
                 // Sorted, so that the sums do not depend on which patient
                 // finished first.
                 patients.sort_by(|a, b| a.pseudonym.cmp(&b.pseudonym));
-                SequenceCopies {
+                sequences.push(SequenceCopies {
                     sequence: sequence.clone(),
-                    region: WHOLE_REGION.to_string(),
+                    region: region.clone(),
                     patients,
-                }
-            })
-            .collect();
+                });
+            }
+        }
         RoundCopies {
             repeats,
             sequences,

@@ -78,6 +78,8 @@ fn service_auditing(
         extraction_threads: 2,
         max_rounds_kept,
         audit_log: audit_log.to_path_buf(),
+        output_dir: audit_log.with_file_name("habitat-maps"),
+        tls: None,
     };
     let manifest =
         Manifest::parse(manifest.as_bytes(), Path::new("manifest.csv"), root).expect("manifest");
@@ -204,6 +206,8 @@ fn synthetic_round(copies: Option<RoundCopies>) -> RoundResult {
             },
             perturbation: None,
             pseudonyms: Vec::new(),
+            habitat: None,
+            regions: vec![WHOLE_REGION.into()],
         },
         events: Vec::new(),
         summary: RoundSummary {

@@ -1,0 +1,714 @@
+//! Weighted k-means (Lloyd's algorithm) with k-means++ seeding, the
+//! within-cluster sum of squares (inertia) and the Calinski–Harabasz index.
+//!
+//! The module takes plain `ndarray` views and returns plain structs, so that
+//! the coordinator can reuse it for the population step.
+//!
+//! Algorithm, for rows x_i with weights w_i > 0 (all 1 when no weights are
+//! given) and squared Euclidean distance:
+//!
+//! 1. Distinct points. Rows that are equal in every value (−0.0 equals 0.0)
+//!    merge into one point whose weight is the sum of theirs. The fit runs
+//!    on these points in lexicographic order of their values. A row of
+//!    integer weight w therefore gives the same fit as w copies of it with
+//!    weight 1, and reordering the rows only reorders the labels.
+//!    The effective number of clusters is k = min(`n_clusters`, number of
+//!    distinct points): more clusters than distinct points cannot all be
+//!    non-empty, so the fit reports the reduced k instead of failing.
+//! 2. Seeding: standard weighted k-means++ (D. Arthur and S. Vassilvitskii,
+//!    "k-means++: the advantages of careful seeding", SODA 2007) with one
+//!    candidate per centroid. The first centroid is point i with
+//!    probability w_i / Σw, each further centroid point i with probability
+//!    w_i·D(i)² / Σ_j w_j·D(j)², where D(i) is the distance from point i
+//!    to its nearest centroid so far. A draw takes u = U[0, 1) · total and
+//!    takes the first point, in the order of a k-d tree over the points,
+//!    whose running sum of numerators exceeds u. scikit-learn's default
+//!    greedy variant tries 2 + ⌊ln k⌋ candidates per centroid instead.
+//! 3. Lloyd iterations: assign every point to its nearest centroid (ties go
+//!    to the lower centroid index), relocate empty clusters (below), then
+//!    move each centroid to the weighted mean of its points. The
+//!    assignment uses the filtering algorithm of Kanungo et al. (2002) on
+//!    the k-d tree, which gives every point the label of a full scan
+//!    (`lloyd` explains why) while computing few distances.
+//! 4. Stopping: after at most `max_iter` assignment steps, or earlier when
+//!    an assignment step leaves every label unchanged, or when the centroid
+//!    shift Σ_c ‖c_new − c_old‖² is at most `tol · mean_j Var_w(X[:, j])`.
+//!    The right-hand side is the tolerance relative to the data's mean
+//!    per-column (weighted, population) variance, the definition that
+//!    scikit-learn documents for `KMeans(tol=...)`, so `tol` has the same
+//!    meaning in both.
+//! 5. Empty clusters: after an assignment step, each empty cluster, in index
+//!    order, takes the point farthest from its assigned centroid among the
+//!    points whose cluster keeps at least one other point (ties go to the
+//!    lexicographically smallest point), with all the rows equal to it.
+//!    Such a point always exists because k ≤ distinct points.
+//! 6. Restarts: `n_init` runs; the run with the lowest inertia wins, ties to
+//!    the earlier run.
+//!
+//! The returned labels are those of the last assignment step, and the
+//! returned centroids are the weighted means of those labels, so `inertia`
+//! is the within-cluster sum of squares of the returned partition. When the
+//! run stopped because no label changed, each row is also nearest to its
+//! own centroid. After a stop on the shift tolerance or on `max_iter`, a few
+//! rows can be slightly nearer to another centroid.
+//!
+//! Exactness: from the same initial centroids, the labels equal those of
+//! plain Lloyd iterations that scan every centroid for every row. The
+//! cluster sums add node totals of the tree instead of rows one by one, so
+//! centroids and inertia can differ from a row-by-row sum in the last bits
+//! (for integer data and weights the sums are exact and equal).
+//!
+//! Reproducibility: run r draws from a xoshiro256++ generator seeded with
+//! `seed` through `seed_from_u64` and then advanced by r jumps of 2¹²⁸
+//! steps, so the runs use disjoint streams. The fit depends only on the
+//! data, the weights, the parameters and the seed. The runs execute one
+//! after another on the calling thread. Running them in parallel would give
+//! the same result, because no run reads another's stream.
+
+mod criteria;
+mod lloyd;
+mod points;
+mod seeding;
+mod tree;
+
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+pub use criteria::{calinski_harabasz, inertia};
+use points::{DistinctPoints, Rows, mean_column_variance};
+use seeding::Seeding;
+use tree::KdTree;
+
+/// Default number of k-means runs with different seeds.
+pub const DEFAULT_N_INIT: usize = 10;
+/// Default maximum number of assignment steps per run.
+pub const DEFAULT_MAX_ITER: usize = 300;
+/// Default shift tolerance, relative to the mean column variance.
+pub const DEFAULT_TOLERANCE: f64 = 1e-4;
+/// Largest `max_iter` accepted, a guard against a configuration that
+/// would let one fit run for hours.
+pub const MAX_ITER_LIMIT: usize = 100_000;
+
+/// Parameters of [`kmeans`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansParams {
+    /// Number of clusters requested; the fit uses fewer when the data have
+    /// fewer distinct rows.
+    pub n_clusters: usize,
+    /// Number of runs from different k-means++ seedings, at least 1.
+    pub n_init: usize,
+    /// Maximum number of assignment steps per run, 1 to [`MAX_ITER_LIMIT`].
+    pub max_iter: usize,
+    /// Shift tolerance relative to the mean column variance; finite and ≥ 0.
+    pub tol: f64,
+}
+
+impl KMeansParams {
+    /// Creates parameters for `n_clusters` clusters with the default
+    /// `n_init` (10), `max_iter` (300) and `tol` (1e-4).
+    pub fn new(n_clusters: usize) -> Self {
+        KMeansParams {
+            n_clusters,
+            n_init: DEFAULT_N_INIT,
+            max_iter: DEFAULT_MAX_ITER,
+            tol: DEFAULT_TOLERANCE,
+        }
+    }
+}
+
+/// Invalid input to [`kmeans`], [`inertia`] or [`calinski_harabasz`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KMeansError {
+    /// The data matrix has no rows or no columns.
+    #[error("data matrix is {rows} × {columns}; expected at least one row and one column")]
+    EmptyData {
+        /// Rows of the matrix.
+        rows: usize,
+        /// Columns of the matrix.
+        columns: usize,
+    },
+    /// The data matrix has too many rows for the 32-bit point indices.
+    #[error("data matrix has {rows} rows; at most 4,294,967,294 rows are supported")]
+    TooManyRows {
+        /// Rows of the matrix.
+        rows: usize,
+    },
+    /// A data value is NaN or infinite.
+    #[error("data value {value} at row {row}, column {column} is not finite")]
+    NonFiniteValue {
+        /// Row of the value.
+        row: usize,
+        /// Column of the value.
+        column: usize,
+        /// The value.
+        value: f64,
+    },
+    /// The weight vector does not have one entry per row.
+    #[error("weights has {weights} entries but the data have {rows} rows")]
+    WeightsLength {
+        /// Entries in the weight vector.
+        weights: usize,
+        /// Rows of the data.
+        rows: usize,
+    },
+    /// A weight is not finite and > 0.
+    #[error("weight {value} of row {row} is invalid; every weight must be finite and > 0")]
+    InvalidWeight {
+        /// Row of the weight.
+        row: usize,
+        /// The weight.
+        value: f64,
+    },
+    /// `n_clusters` is 0.
+    #[error("n_clusters = 0 is invalid; expected at least 1")]
+    InvalidClusters,
+    /// `n_init` is 0.
+    #[error("n_init = 0 is invalid; expected at least 1 run")]
+    InvalidNInit,
+    /// `max_iter` is 0 or above [`MAX_ITER_LIMIT`].
+    #[error("max_iter = {value} is invalid; expected 1 to {MAX_ITER_LIMIT} iterations")]
+    InvalidMaxIter {
+        /// The configured value.
+        value: usize,
+    },
+    /// `tol` is negative or not finite.
+    #[error("tol = {value} is invalid; expected a finite value ≥ 0")]
+    InvalidTolerance {
+        /// The configured value.
+        value: f64,
+    },
+    /// The label vector does not have one entry per row.
+    #[error("labels has {labels} entries but the data have {rows} rows")]
+    LabelsLength {
+        /// Entries in the label vector.
+        labels: usize,
+        /// Rows of the data.
+        rows: usize,
+    },
+    /// A label has no centroid.
+    #[error("label {label} of row {row} has no centroid; there are {clusters} centroids")]
+    LabelOutOfRange {
+        /// Row of the label.
+        row: usize,
+        /// The label.
+        label: usize,
+        /// Rows of the centroid matrix.
+        clusters: usize,
+    },
+    /// The centroids have another number of columns than the data.
+    #[error("centroids have {centroid_columns} columns but the data have {data_columns}")]
+    CentroidColumns {
+        /// Columns of the centroid matrix.
+        centroid_columns: usize,
+        /// Columns of the data.
+        data_columns: usize,
+    },
+    /// The Calinski–Harabasz index needs 2 ≤ K < N.
+    #[error(
+        "the Calinski–Harabasz index needs at least 2 clusters and fewer clusters than the total weight N; got K = {clusters}, N = {total_weight}"
+    )]
+    ClusterCountOutOfRange {
+        /// Non-empty clusters.
+        clusters: usize,
+        /// Number of rows, or the sum of the weights when weights are given.
+        total_weight: f64,
+    },
+    /// Both dispersions are 0, so the Calinski–Harabasz index is 0/0.
+    #[error(
+        "the Calinski–Harabasz index is undefined: every row equals its cluster mean and every cluster mean equals the overall mean"
+    )]
+    UndefinedIndex,
+}
+
+/// A k-means fit: the best of `n_init` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansFit {
+    /// Cluster means, one row per cluster (k × columns).
+    pub centroids: Array2<f64>,
+    /// Cluster index of each row, in 0..k.
+    pub labels: Vec<usize>,
+    /// Rows per cluster; every entry is ≥ 1.
+    pub counts: Vec<usize>,
+    /// Weighted within-cluster sum of squares, Σ_i w_i ‖x_i − c_label(i)‖².
+    pub inertia: f64,
+    /// Assignment steps of the winning run.
+    pub iterations: usize,
+    /// Whether the winning run stopped before `max_iter` (labels unchanged
+    /// or shift within tolerance).
+    pub converged: bool,
+    /// Index of the winning run, in 0..n_init.
+    pub best_run: usize,
+    /// Clusters requested; the fit has `centroids.nrows()` ≤ this.
+    pub requested_clusters: usize,
+}
+
+impl KMeansFit {
+    /// Returns the number of clusters fitted (k), at most the requested
+    /// number and at most the number of distinct rows.
+    pub fn n_clusters(&self) -> usize {
+        self.centroids.nrows()
+    }
+}
+
+/// Clusters the rows of `x` into at most `params.n_clusters` clusters. The
+/// module documentation defines the algorithm, its stopping rule and its
+/// reproducibility.
+///
+/// `weights`, when given, are per-row weights (finite, > 0) that act as
+/// frequency weights: a row of integer weight w gives the same fit as w
+/// copies of the row, because equal rows are merged before the fit.
+pub fn kmeans(
+    x: ArrayView2<'_, f64>,
+    weights: Option<ArrayView1<'_, f64>>,
+    params: &KMeansParams,
+    seed: u64,
+) -> Result<KMeansFit, KMeansError> {
+    validate_params(params)?;
+    let rows = Rows::new(x, weights)?;
+    let points = DistinctPoints::new(&rows);
+    let k = params.n_clusters.min(points.len());
+    let shift_tolerance = params.tol * mean_column_variance(&points);
+    let tree = KdTree::new(&points);
+
+    let mut seeding = Seeding::new(&tree);
+    let mut best: Option<(usize, lloyd::Run)> = None;
+    for run_index in 0..params.n_init {
+        let mut rng = run_rng(seed, run_index);
+        let centroids = seeding.choose(&tree, k, &mut rng);
+        let run = lloyd::lloyd(&tree, centroids, k, params.max_iter, shift_tolerance);
+        let better = match &best {
+            None => true,
+            Some((_, incumbent)) => run.inertia < incumbent.inertia,
+        };
+        if better {
+            best = Some((run_index, run));
+        }
+    }
+    // validate_params rejected n_init = 0, so the loop ran at least once.
+    let Some((best_run, run)) = best else {
+        return Err(KMeansError::InvalidNInit);
+    };
+
+    // Tree position of each distinct point, then label of each row.
+    let mut position = vec![0u32; tree.len()];
+    for (tree_position, &rank) in tree.rank.iter().enumerate() {
+        position[rank as usize] = tree_position as u32;
+    }
+    let labels: Vec<usize> = points
+        .point_of_row
+        .iter()
+        .map(|&point| run.labels[position[point as usize] as usize] as usize)
+        .collect();
+    let mut counts = vec![0usize; k];
+    for (point, &rows_equal) in points.row_counts.iter().enumerate() {
+        counts[run.labels[position[point] as usize] as usize] += rows_equal;
+    }
+    let centroids = Array2::from_shape_vec((k, points.columns), run.centroids)
+        .expect("the centroid buffer has k × columns entries");
+    Ok(KMeansFit {
+        centroids,
+        labels,
+        counts,
+        inertia: run.inertia,
+        iterations: run.iterations,
+        converged: run.converged,
+        best_run,
+        requested_clusters: params.n_clusters,
+    })
+}
+
+/// Checks the parameters of [`kmeans`].
+pub fn validate_params(params: &KMeansParams) -> Result<(), KMeansError> {
+    if params.n_clusters == 0 {
+        return Err(KMeansError::InvalidClusters);
+    }
+    if params.n_init == 0 {
+        return Err(KMeansError::InvalidNInit);
+    }
+    if !(1..=MAX_ITER_LIMIT).contains(&params.max_iter) {
+        return Err(KMeansError::InvalidMaxIter {
+            value: params.max_iter,
+        });
+    }
+    if !(params.tol.is_finite() && params.tol >= 0.0) {
+        return Err(KMeansError::InvalidTolerance { value: params.tol });
+    }
+    Ok(())
+}
+
+/// Returns the generator of run `run_index`: the seeded stream advanced by
+/// `run_index` jumps of 2¹²⁸ steps.
+fn run_rng(seed: u64, run_index: usize) -> Xoshiro256PlusPlus {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    for _ in 0..run_index {
+        rng.jump();
+    }
+    rng
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, array};
+    use rand::Rng;
+
+    /// Builds three blobs of 9 points each, a 3 × 3 grid of spacing 0.1
+    /// around (0, 0), (10, 0) and (0, 10). Returns the points and each
+    /// point's blob.
+    fn three_blobs() -> (Array2<f64>, Vec<usize>) {
+        let centres = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)];
+        let mut values = Vec::new();
+        let mut blobs = Vec::new();
+        for (blob, &(cx, cy)) in centres.iter().enumerate() {
+            for dx in [-0.1, 0.0, 0.1] {
+                for dy in [-0.1, 0.0, 0.1] {
+                    values.push(cx + dx);
+                    values.push(cy + dy);
+                    blobs.push(blob);
+                }
+            }
+        }
+        // Interleave the blobs so that row order does not reveal them.
+        let rows = blobs.len();
+        let order: Vec<usize> = (0..rows).map(|i| (i * 7) % rows).collect();
+        let x = Array2::from_shape_fn((rows, 2), |(r, c)| values[order[r] * 2 + c]);
+        let blobs = order.iter().map(|&i| blobs[i]).collect();
+        (x, blobs)
+    }
+
+    /// Checks whether two labelings define the same partition (equal up to
+    /// a renaming of clusters).
+    fn same_partition(a: &[usize], b: &[usize]) -> bool {
+        a.len() == b.len()
+            && (0..a.len()).all(|i| (0..a.len()).all(|j| (a[i] == a[j]) == (b[i] == b[j])))
+    }
+
+    #[test]
+    fn kmeans_separated_blobs_are_recovered() {
+        let (x, blobs) = three_blobs();
+        let fit = kmeans(x.view(), None, &KMeansParams::new(3), 7).expect("valid input");
+        assert_eq!(fit.n_clusters(), 3);
+
+        assert!(
+            same_partition(&fit.labels, &blobs),
+            "labels {:?}",
+            fit.labels
+        );
+        assert_eq!(fit.counts, vec![9, 9, 9]);
+        assert!(fit.converged);
+
+        // Each blob's 3 × 3 grid has its mean at the centre. Along each
+        // axis six of its nine points lie 0.1 away, so the squared
+        // deviations sum to 6 · 0.1² = 0.06 per axis, 0.12 per blob and
+        // 0.36 in total. The tolerance covers rounding of 27 sums of
+        // values near 10.
+        assert!(
+            (fit.inertia - 0.36).abs() < 1e-12,
+            "inertia {}",
+            fit.inertia
+        );
+
+        let mut centroids: Vec<(f64, f64)> = fit
+            .centroids
+            .rows()
+            .into_iter()
+            .map(|row| (row[0], row[1]))
+            .collect();
+        // Sort by the rounded values: a centroid at 0 can come out as
+        // −3e-18 when the sums run in tree order.
+        centroids.sort_by(|a, b| {
+            (a.0.round(), a.1.round())
+                .partial_cmp(&(b.0.round(), b.1.round()))
+                .expect("finite centroids")
+        });
+        for (actual, expected) in centroids.iter().zip([(0.0, 0.0), (0.0, 10.0), (10.0, 0.0)]) {
+            assert!((actual.0 - expected.0).abs() < 1e-12, "{actual:?}");
+            assert!((actual.1 - expected.1).abs() < 1e-12, "{actual:?}");
+        }
+    }
+
+    #[test]
+    fn kmeans_same_seed_is_bitwise_identical() {
+        let (x, _) = three_blobs();
+        let params = KMeansParams::new(3);
+        let first = kmeans(x.view(), None, &params, 12345).expect("valid input");
+        let second = kmeans(x.view(), None, &params, 12345).expect("valid input");
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn kmeans_other_seeds_reach_same_inertia() {
+        let (x, blobs) = three_blobs();
+        let params = KMeansParams::new(3);
+        let reference = kmeans(x.view(), None, &params, 1).expect("valid input");
+        for seed in [2, 3, 99, u64::MAX] {
+            let fit = kmeans(x.view(), None, &params, seed).expect("valid input");
+            // Label numbers may differ between seeds; the partition and the
+            // inertia may not, because the blobs leave one optimum.
+            assert!(same_partition(&fit.labels, &blobs), "seed {seed}");
+            assert!(
+                (fit.inertia - reference.inertia).abs() < 1e-12,
+                "seed {seed}: inertia {} against {}",
+                fit.inertia,
+                reference.inertia
+            );
+        }
+    }
+
+    #[test]
+    fn kmeans_more_clusters_than_distinct_rows_reduces_k() {
+        // Three distinct rows, each repeated, and one −0.0 that equals 0.0.
+        let x = array![
+            [0.0, 0.0],
+            [1.0, 1.0],
+            [0.0, 0.0],
+            [5.0, 5.0],
+            [1.0, 1.0],
+            [-0.0, 0.0],
+            [5.0, 5.0]
+        ];
+        let fit = kmeans(x.view(), None, &KMeansParams::new(5), 3).expect("valid input");
+        assert_eq!(fit.requested_clusters, 5);
+        assert_eq!(fit.n_clusters(), 3);
+        assert_eq!(fit.inertia, 0.0);
+        assert!(same_partition(&fit.labels, &[0, 1, 0, 2, 1, 0, 2]));
+        let mut counts = fit.counts.clone();
+        counts.sort_unstable();
+        assert_eq!(counts, vec![2, 2, 3]);
+    }
+
+    #[test]
+    fn kmeans_all_rows_equal_gives_one_cluster() {
+        let x = Array2::from_elem((6, 3), 2.5);
+        let fit = kmeans(x.view(), None, &KMeansParams::new(4), 0).expect("valid input");
+        assert_eq!(fit.n_clusters(), 1);
+        assert_eq!(fit.labels, vec![0; 6]);
+        assert_eq!(fit.centroids, Array2::from_elem((1, 3), 2.5));
+        assert_eq!(fit.inertia, 0.0);
+    }
+
+    #[test]
+    fn kmeans_weighted_centroid_is_weighted_mean() {
+        // One cluster over 0 (weight 3) and 1 (weight 1): mean 1/4, inertia
+        // 3 · (1/4)² + 1 · (3/4)² = 3/16 + 9/16 = 3/4, all exact in binary.
+        let x = array![[0.0], [1.0]];
+        let weights = array![3.0, 1.0];
+        let fit =
+            kmeans(x.view(), Some(weights.view()), &KMeansParams::new(1), 0).expect("valid input");
+        assert_eq!(fit.centroids, array![[0.25]]);
+        assert_eq!(fit.inertia, 0.75);
+    }
+
+    #[test]
+    fn kmeans_integer_weights_match_repeated_rows() {
+        let (x, _) = three_blobs();
+        let weights: Array1<f64> = (0..x.nrows()).map(|i| (1 + i % 3) as f64).collect();
+        let mut repeated = Vec::new();
+        for (row, &weight) in x.rows().into_iter().zip(weights.iter()) {
+            for _ in 0..weight as usize {
+                repeated.extend(row.iter().copied());
+            }
+        }
+        let repeated = Array2::from_shape_vec((repeated.len() / 2, 2), repeated).expect("pairs");
+        let params = KMeansParams::new(3);
+        let weighted = kmeans(x.view(), Some(weights.view()), &params, 5).expect("valid input");
+        let copies = kmeans(repeated.view(), None, &params, 5).expect("valid input");
+        // Both reach the blob partition; the sums run in another order, so
+        // the inertias agree to rounding (values near 10, about 50 terms).
+        assert!(
+            (weighted.inertia - copies.inertia).abs() < 1e-12,
+            "{} against {}",
+            weighted.inertia,
+            copies.inertia
+        );
+    }
+
+    #[test]
+    fn kmeans_invalid_parameters_name_field() {
+        let x = array![[0.0], [1.0]];
+        let cases = [
+            (
+                KMeansParams {
+                    n_clusters: 0,
+                    ..KMeansParams::new(1)
+                },
+                "n_clusters",
+            ),
+            (
+                KMeansParams {
+                    n_init: 0,
+                    ..KMeansParams::new(1)
+                },
+                "n_init",
+            ),
+            (
+                KMeansParams {
+                    max_iter: 0,
+                    ..KMeansParams::new(1)
+                },
+                "max_iter",
+            ),
+            (
+                KMeansParams {
+                    max_iter: MAX_ITER_LIMIT + 1,
+                    ..KMeansParams::new(1)
+                },
+                "max_iter",
+            ),
+            (
+                KMeansParams {
+                    tol: -1.0,
+                    ..KMeansParams::new(1)
+                },
+                "tol",
+            ),
+            (
+                KMeansParams {
+                    tol: f64::NAN,
+                    ..KMeansParams::new(1)
+                },
+                "tol",
+            ),
+        ];
+        for (params, field) in cases {
+            let error = kmeans(x.view(), None, &params, 0).unwrap_err();
+            assert!(error.to_string().contains(field), "{error}");
+        }
+    }
+
+    #[test]
+    fn kmeans_invalid_data_is_rejected() {
+        let params = KMeansParams::new(2);
+        let empty = Array2::<f64>::zeros((0, 2));
+        assert_eq!(
+            kmeans(empty.view(), None, &params, 0).unwrap_err(),
+            KMeansError::EmptyData {
+                rows: 0,
+                columns: 2
+            }
+        );
+        let x = array![[0.0, 1.0], [f64::NAN, 2.0]];
+        assert!(matches!(
+            kmeans(x.view(), None, &params, 0).unwrap_err(),
+            KMeansError::NonFiniteValue {
+                row: 1,
+                column: 0,
+                ..
+            }
+        ));
+        let x = array![[0.0], [1.0]];
+        let short = array![1.0];
+        assert_eq!(
+            kmeans(x.view(), Some(short.view()), &params, 0).unwrap_err(),
+            KMeansError::WeightsLength {
+                weights: 1,
+                rows: 2
+            }
+        );
+        let zero = array![1.0, 0.0];
+        assert_eq!(
+            kmeans(x.view(), Some(zero.view()), &params, 0).unwrap_err(),
+            KMeansError::InvalidWeight { row: 1, value: 0.0 }
+        );
+    }
+
+    /// Builds `rows` random rows in [0, 1)² where about one row in four
+    /// repeats an earlier row, so the data have duplicates.
+    fn random_rows_with_duplicates(rows: usize, seed: u64) -> Array2<f64> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut values: Vec<[f64; 2]> = Vec::with_capacity(rows);
+        for _ in 0..rows {
+            if !values.is_empty() && rng.gen_range(0..4) == 0 {
+                let earlier = values[rng.gen_range(0..values.len())];
+                values.push(earlier);
+            } else {
+                values.push([rng.r#gen::<f64>(), rng.r#gen::<f64>()]);
+            }
+        }
+        Array2::from_shape_fn((rows, 2), |(row, column)| values[row][column])
+    }
+
+    #[test]
+    fn kmeans_integer_weights_equal_repeated_rows_exactly() {
+        // Equal rows merge before the fit, so integer weights and copies
+        // give the same distinct points with the same weights, and hence
+        // the same fit bit for bit, whatever the row order.
+        let x = random_rows_with_duplicates(400, 8);
+        let weights: Array1<f64> = (0..x.nrows()).map(|i| (1 + i % 4) as f64).collect();
+        let mut repeated = Vec::new();
+        let mut source_row = Vec::new();
+        // Copies go in reverse row order to show that order does not matter.
+        for row in (0..x.nrows()).rev() {
+            for _ in 0..weights[row] as usize {
+                repeated.extend(x.row(row).iter().copied());
+                source_row.push(row);
+            }
+        }
+        let repeated = Array2::from_shape_vec((source_row.len(), 2), repeated).expect("pairs");
+        let params = KMeansParams::new(12);
+        let weighted = kmeans(x.view(), Some(weights.view()), &params, 5).expect("valid input");
+        let copies = kmeans(repeated.view(), None, &params, 5).expect("valid input");
+
+        for (copy, &row) in source_row.iter().enumerate() {
+            assert_eq!(copies.labels[copy], weighted.labels[row], "copy {copy}");
+        }
+        assert_eq!(copies.centroids, weighted.centroids);
+        assert_eq!(copies.inertia, weighted.inertia);
+        assert_eq!(copies.iterations, weighted.iterations);
+        assert_eq!(copies.best_run, weighted.best_run);
+        // counts are rows, so the copies count each row weight times.
+        let expected_counts: Vec<usize> = (0..weighted.n_clusters())
+            .map(|cluster| {
+                (0..x.nrows())
+                    .filter(|&row| weighted.labels[row] == cluster)
+                    .map(|row| weights[row] as usize)
+                    .sum()
+            })
+            .collect();
+        assert_eq!(copies.counts, expected_counts);
+    }
+
+    #[test]
+    fn kmeans_fractional_weights_scale_freely() {
+        // Doubling every weight doubles each point's share in the seeding
+        // draws and in the sums by the same factor, an exact operation in
+        // binary, so the fit is the same and the inertia exactly doubles.
+        let x = random_rows_with_duplicates(300, 9);
+        let weights: Array1<f64> = (0..x.nrows())
+            .map(|i| 0.25 + (i % 7) as f64 * 0.3)
+            .collect();
+        let doubled = weights.mapv(|w| 2.0 * w);
+        let params = KMeansParams::new(7);
+        let fit = kmeans(x.view(), Some(weights.view()), &params, 2).expect("valid input");
+        let twice = kmeans(x.view(), Some(doubled.view()), &params, 2).expect("valid input");
+        assert_eq!(fit.labels, twice.labels);
+        assert_eq!(fit.centroids, twice.centroids);
+        assert_eq!(2.0 * fit.inertia, twice.inertia);
+    }
+
+    #[test]
+    fn kmeans_restart_matches_single_run_with_its_stream() {
+        let x = random_rows_with_duplicates(500, 21);
+        let all = KMeansParams {
+            n_init: 4,
+            ..KMeansParams::new(5)
+        };
+        let fit = kmeans(x.view(), None, &all, 21).expect("valid input");
+        // n_init = 1 with the winning run's stream: re-run it alone through
+        // the same internal steps.
+        let rows = Rows::new(x.view(), None).expect("valid input");
+        let points = DistinctPoints::new(&rows);
+        let tree = KdTree::new(&points);
+        let tolerance = all.tol * mean_column_variance(&points);
+        let mut rng = run_rng(21, fit.best_run);
+        let centroids = Seeding::new(&tree).choose(&tree, 5, &mut rng);
+        let run = lloyd::lloyd(&tree, centroids, 5, all.max_iter, tolerance);
+        assert_eq!(run.inertia, fit.inertia);
+        assert_eq!(run.iterations, fit.iterations);
+        assert_eq!(
+            run.centroids,
+            fit.centroids.iter().copied().collect::<Vec<_>>()
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! `Extract` over the regions of an `ApplyHabitatModel` round: request
+//! checks, and the features of one patient and sequence per region, with
+//! perturbed copies that rerun the habitat chain with the frozen model.
+
+use std::sync::Arc;
+
+use radstudy_proto::v1::{ExtractRequest, RegionExclusion};
+
+use super::habitat::check_round_id;
+use super::habitat_apply::HabitatRound;
+use super::rounds::{JobOutcome, ValidatedExtract};
+use super::{RequestError, WHOLE_REGION, WorkerState};
+use crate::error::{Exclusion, ExclusionKind};
+use crate::extract::{ExtractContext, LoadedSequence, compute_features};
+use crate::features::ExtractionSettings;
+use crate::habitat::pipeline::VoxelFeatures;
+use crate::perturbed_features::{CopyFailure, HabitatCopyChain, habitat_copy_features};
+
+/// A habitat round named by an `Extract` request. Two references are equal
+/// when they name the same round, so that a replayed `Extract` request
+/// compares equal to the one the round ran with.
+#[derive(Debug, Clone)]
+pub(super) struct HabitatRegionsRef {
+    pub(super) round_id: String,
+    pub(super) round: Arc<HabitatRound>,
+}
+
+impl PartialEq for HabitatRegionsRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.round_id == other.round_id
+    }
+}
+
+fn invalid(field: &'static str, reason: String) -> RequestError {
+    RequestError::InvalidField { field, reason }
+}
+
+/// Checks `habitat_round_id` and `regions` of an `Extract` request, and
+/// returns the habitat round with the regions in request order without
+/// repeats (`whole` when none are listed).
+pub(super) fn validate_regions(
+    state: &WorkerState,
+    request: &ExtractRequest,
+    settings: &ExtractionSettings,
+) -> Result<(Option<HabitatRegionsRef>, Vec<String>), RequestError> {
+    let mut regions: Vec<String> = Vec::new();
+    for region in &request.regions {
+        if !regions.contains(region) {
+            regions.push(region.clone());
+        }
+    }
+    if regions.is_empty() {
+        regions.push(WHOLE_REGION.to_string());
+    }
+    if request.habitat_round_id.is_empty() {
+        if let Some(other) = regions.iter().find(|r| *r != WHOLE_REGION) {
+            return Err(invalid(
+                "regions",
+                format!(
+                    "region {other:?} needs `habitat_round_id`; without it the only region is \"whole\""
+                ),
+            ));
+        }
+        return Ok((None, regions));
+    }
+
+    check_round_id("habitat_round_id", &request.habitat_round_id)?;
+    let key = (request.study_id.clone(), request.habitat_round_id.clone());
+    let round = state.finished_habitat_round(&key).ok_or_else(|| {
+        invalid(
+            "habitat_round_id",
+            format!(
+                "{:?} is not a finished ApplyHabitatModel round of study {:?} on this worker; run ApplyHabitatModel first",
+                request.habitat_round_id, request.study_id
+            ),
+        )
+    })?;
+    let known = round.region_names();
+    if let Some(unknown) = regions.iter().find(|r| !known.contains(*r)) {
+        let mut names: Vec<&String> = known.iter().collect();
+        names.sort();
+        return Err(invalid(
+            "regions",
+            format!(
+                "region {unknown:?} is not a region of habitat round {}, which has {names:?}",
+                request.habitat_round_id
+            ),
+        ));
+    }
+    let supervoxel_request = &round.supervoxels.request;
+    if let Some(outside) = request
+        .sequences
+        .iter()
+        .find(|s| !supervoxel_request.sequences.contains(s))
+    {
+        return Err(invalid(
+            "sequences",
+            format!(
+                "sequence {outside:?} has no habitats in round {}, which covers {:?}",
+                request.habitat_round_id, supervoxel_request.sequences
+            ),
+        ));
+    }
+    if settings.label != supervoxel_request.label {
+        return Err(invalid(
+            "settings",
+            format!(
+                "label = {} differs from the habitat round's mask label {}; the regions were built from label {}",
+                settings.label, supervoxel_request.label, supervoxel_request.label
+            ),
+        ));
+    }
+    let reference = HabitatRegionsRef {
+        round_id: request.habitat_round_id.clone(),
+        round,
+    };
+    Ok((Some(reference), regions))
+}
+
+/// Extracts every requested region of one patient and sequence. A region
+/// below the minimum size, or whose features fail, becomes a
+/// [`RegionExclusion`] and the other regions stay.
+pub(super) fn extract_regions(
+    sequence: &str,
+    pseudonym: &str,
+    loaded: &LoadedSequence,
+    context: &ExtractContext<'_>,
+    request: &ValidatedExtract,
+    habitat: &HabitatRegionsRef,
+) -> JobOutcome {
+    let round = &habitat.round;
+    let key = (pseudonym.to_string(), sequence.to_string());
+    let mask_field = format!("{sequence}_mask");
+    let Some(patient) = round.regions.get(&key) else {
+        let reason = match round.failures.get(&key) {
+            Some(reason) => format!("habitat regions failed: {reason}"),
+            None => format!(
+                "the patient has no habitat regions in round {}; it was excluded from ComputeSupervoxels or not listed there",
+                habitat.round_id
+            ),
+        };
+        return excluded(Exclusion::new(
+            ExclusionKind::MaskInvalid,
+            mask_field,
+            reason,
+        ));
+    };
+    let masks = &patient.masks;
+    if masks.geometry.dims != loaded.image.geometry.dims {
+        return excluded(Exclusion::new(
+            ExclusionKind::GeometryMismatch,
+            mask_field,
+            format!(
+                "the habitat regions have grid size {:?} but the image has {:?}; the files changed since ApplyHabitatModel",
+                masks.geometry.dims, loaded.image.geometry.dims
+            ),
+        ));
+    }
+
+    let mut features = Vec::new();
+    let mut region_exclusions = Vec::new();
+    let mut extracted_regions = Vec::new();
+    for region in &request.regions {
+        if let Some(exclusion) = patient.exclusions.iter().find(|e| &e.region == region) {
+            region_exclusions.push(exclusion.clone());
+            continue;
+        }
+        let Some(roi) = masks.roi(region) else {
+            region_exclusions.push(RegionExclusion {
+                pseudonym: pseudonym.to_string(),
+                sequence: sequence.to_string(),
+                region: region.clone(),
+                voxels: 0,
+                reason: format!("region {region} is not a region of {sequence}'s habitat model"),
+            });
+            continue;
+        };
+        match compute_features(sequence, &loaded.image, &roi, context.settings) {
+            Ok(values) => {
+                features.push((region.clone(), values));
+                extracted_regions.push(region.clone());
+            }
+            Err(exclusion) => region_exclusions.push(RegionExclusion {
+                pseudonym: pseudonym.to_string(),
+                sequence: sequence.to_string(),
+                region: region.clone(),
+                voxels: roi.voxel_count as u32,
+                reason: format!("{} ({})", exclusion.reason, exclusion.field),
+            }),
+        }
+    }
+
+    let copies = request.perturbation.as_ref().map(|perturbation| {
+        let space = match round.supervoxels.request.voxel_features {
+            VoxelFeatures::PerSequence => Some(sequence),
+            VoxelFeatures::Joint => None,
+        };
+        let model = space.and_then(|space| round.models.get(space));
+        match model {
+            Some(model) => {
+                let chain = HabitatCopyChain {
+                    chain: &round.supervoxels.request.chain,
+                    model,
+                    geometric: round.geometric.as_ref(),
+                    min_region_voxels: round.min_region_voxels,
+                };
+                habitat_copy_features(
+                    sequence,
+                    pseudonym,
+                    loaded,
+                    perturbation,
+                    context.settings,
+                    &chain,
+                    &extracted_regions,
+                )
+            }
+            // TODO: perturbed copies of a joint space must perturb every
+            // sequence of the patient together and rerun the joint
+            // clustering. Until that exists they fail, so the ICC sums of
+            // joint rounds stay empty.
+            None => extracted_regions
+                .iter()
+                .map(|region| {
+                    let failure = CopyFailure::Habitat {
+                        repeat: 0,
+                        reason: "perturbed copies of joint habitat spaces are not supported".into(),
+                    };
+                    (region.clone(), Err(failure))
+                })
+                .collect(),
+        }
+    });
+
+    JobOutcome {
+        features: Ok(features),
+        region_exclusions,
+        copies,
+    }
+}
+
+fn excluded(exclusion: Exclusion) -> JobOutcome {
+    JobOutcome {
+        features: Err(exclusion),
+        region_exclusions: Vec::new(),
+        copies: None,
+    }
+}
