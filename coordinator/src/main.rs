@@ -128,7 +128,10 @@ fn print_summary(outcome: &StudyOutcome) {
     // A failed report leaves a note above, and any older report.html in the
     // directory is stale, so its path is printed only after a success.
     let report = outcome.out_dir.join("report.html");
-    let report_failed = outcome.notes.iter().any(|n| n.starts_with("report.html not written"));
+    let report_failed = outcome
+        .notes
+        .iter()
+        .any(|n| n.starts_with("report.html not written"));
     if report.exists() && !report_failed {
         println!("report: {}", report.display());
     }

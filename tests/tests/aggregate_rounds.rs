@@ -190,6 +190,11 @@ fn study(centers: Vec<radstudy::config::CenterConfig>) -> anyhow::Result<StudyCo
     let mut study = sts_study(centers)?;
     // The ICC filter has its own test above; here it would only add time.
     study.icc.enabled = false;
+    // Habitat regions can be missing for a patient; the coordinator imputes
+    // them, but workers scoring or stepping a model skip such patients, so
+    // pooled and aggregated fits would differ by design. The comparison
+    // here is on whole-tumour models.
+    study.habitat.enabled = false;
     study.model.bootstrap_replicates = 0;
     Ok(study)
 }

@@ -82,10 +82,22 @@ async fn sts_study_two_centers_end_to_end() -> anyhow::Result<()> {
         outcome.exclusions
     );
 
+    // The example turns habitats on, so every sequence has a model per
+    // region: the whole tumour and each habitat of its population model.
+    let habitats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("habitats.json"))?)?;
+    let metrics = &outcome.modelling.metrics;
+    let chosen = outcome
+        .modelling
+        .region_selection
+        .as_ref()
+        .and_then(|selection| selection.chosen.clone())
+        .expect("a best region is chosen among the fitted single models");
+    let fusion = format!("fusion_{chosen}");
+
     // Split: center A (35 patients, 33 with MR) into training and internal
     // validation; center B (16 patients) is external.
-    let metrics = &outcome.modelling.metrics;
-    for model in ["MR_T1_whole", "fusion_whole"] {
+    for model in ["MR_T1_whole", fusion.as_str()] {
         let total: usize = rows(metrics, model).iter().map(|r| r.n).sum();
         assert_eq!(total, STS_PATIENTS_WITH_MR, "{model}");
         assert_eq!(count(metrics, model, "external_validation"), 16, "{model}");
@@ -103,7 +115,33 @@ async fn sts_study_two_centers_end_to_end() -> anyhow::Result<()> {
         .find(|r| r.cohort == "training");
     assert_eq!(pet_training.map(|r| r.n_positive), Some(9));
 
-    assert_eq!(metrics.len(), 9, "3 models x 3 cohorts: {metrics:?}");
+    // Every region model has the same patients as the whole-tumour model of
+    // its sequence, because a missing region is imputed, not dropped.
+    let model_names: std::collections::BTreeSet<&str> =
+        metrics.iter().map(|r| r.model.as_str()).collect();
+    for model in &model_names {
+        assert_eq!(
+            rows(metrics, model).len(),
+            3,
+            "{model}: training, internal and external rows"
+        );
+        let sequence_whole = if model.starts_with("PET_") {
+            "PET_whole"
+        } else {
+            "MR_T1_whole"
+        };
+        let total: usize = rows(metrics, model).iter().map(|r| r.n).sum();
+        let whole: usize = rows(metrics, sequence_whole).iter().map(|r| r.n).sum();
+        assert_eq!(total, whole, "{model} against {sequence_whole}");
+    }
+    assert!(model_names.contains("MR_T1_inner"), "{model_names:?}");
+    assert!(model_names.contains("PET_inner"), "{model_names:?}");
+    assert!(
+        habitats.to_string().contains("\"inner\"") && habitats.to_string().contains("\"marginal\""),
+        "habitats.json names the inner and marginal habitats"
+    );
+    assert!(out.join("habitat_regions.csv").is_file());
+
     for row in metrics {
         let (auc, low, high) = (
             row.auc.expect("every cohort has both classes"),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::config::GeometryTolerance;
 use crate::error::{Exclusion, ExclusionKind};
 use crate::features::{self, ExtractionSettings};
-use crate::image::{Volume, nifti};
+use crate::image::{self, Volume};
 use crate::manifest::SequenceFiles;
 use crate::mask::{self, MaskError, Roi};
 
@@ -143,10 +143,11 @@ fn open_volume(path: &Path, field: &str, canonical_root: &Path) -> Result<Volume
             "file resolves outside the data root through a symbolic link",
         ));
     }
-    nifti::read_volume(&real).map_err(|error| {
-        let kind = match error {
-            nifti::NiftiError::Open { .. } => ExclusionKind::FileMissing,
-            nifti::NiftiError::Invalid { .. } => ExclusionKind::FileInvalid,
+    image::read_volume(&real).map_err(|error| {
+        let kind = if error.is_missing() {
+            ExclusionKind::FileMissing
+        } else {
+            ExclusionKind::FileInvalid
         };
         Exclusion::new(kind, field, error.shareable_reason())
     })

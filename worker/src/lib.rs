@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod audit;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -17,6 +18,7 @@ pub mod image;
 pub mod manifest;
 pub mod mask;
 pub mod metrics;
+pub mod params;
 pub mod perturb;
 pub mod perturbed_features;
 pub mod pseudonym;

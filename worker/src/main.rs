@@ -72,6 +72,35 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         label: u32,
     },
+    /// Extract PyRadiomics features from local files, for one case
+    /// (IMAGE MASK) or a batch (--batch), and write one CSV row per case.
+    ///
+    /// Columns: id, one per feature under its PyRadiomics name, and `error`
+    /// when a case failed. Exit status: 0 when every case succeeded, 1 when
+    /// any failed or the parameters or batch file are invalid.
+    Extract {
+        /// Image file (NIfTI or NRRD) of a single case.
+        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+        image: Option<PathBuf>,
+        /// Label map of the single case, on the image grid or a sub-grid of it.
+        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+        mask: Option<PathBuf>,
+        /// Batch CSV with columns ID, Image, Mask and optional Label; paths
+        /// are relative to the CSV's folder.
+        #[arg(long)]
+        batch: Option<PathBuf>,
+        /// PyRadiomics parameter file (YAML); without it, PyRadiomics'
+        /// defaults (all classes, bin width 25, label 1).
+        #[arg(long)]
+        param: Option<PathBuf>,
+        /// ROI label, replacing the parameter file's; a batch Label cell
+        /// replaces both.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        label: Option<u32>,
+        /// Output CSV; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Ask a running worker's gRPC health service whether it is SERVING.
     ///
     /// Meant for container health checks, where images have no other gRPC
@@ -132,6 +161,14 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             })
         }
+        Command::Extract {
+            image,
+            mask,
+            batch,
+            param,
+            label,
+            out,
+        } => run_extract_command(image, mask, batch, param, label, out),
         Command::Health {
             address,
             config,
@@ -145,6 +182,37 @@ fn main() -> ExitCode {
             eprintln!("radstudy-worker: error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_extract_command(
+    image: Option<PathBuf>,
+    mask: Option<PathBuf>,
+    batch: Option<PathBuf>,
+    param: Option<PathBuf>,
+    label: Option<u32>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use radstudy_worker::cli::extract::{Case, case_id, load_parameters, read_batch, run_extract};
+
+    let parameters = load_parameters(param.as_deref(), label)?;
+    let cases = match (batch, image, mask) {
+        (Some(batch), _, _) => read_batch(&batch)?,
+        (None, Some(image), Some(mask)) => vec![Case {
+            id: case_id(&image),
+            image,
+            mask,
+            label: None,
+        }],
+        // clap requires IMAGE and MASK unless --batch is given.
+        _ => anyhow::bail!("give IMAGE and MASK, or --batch CASES.csv"),
+    };
+    let failed = run_extract(&cases, &parameters, out.as_deref())?;
+    if failed > 0 {
+        eprintln!("radstudy-worker: {failed} of {} cases failed; see the error column", cases.len());
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
     }
 }
 

@@ -41,7 +41,7 @@ pub enum MaskError {
     },
     /// The ROI is too thin for the features.
     #[error(
-        "ROI of {voxels} voxels spans more than one voxel along {dimensions} axes (extent {extent:?}); at least {MIN_ROI_DIMENSIONS} are needed"
+        "ROI of {voxels} voxels spans more than one voxel along {dimensions} axes (extent {extent:?}); at least {MIN_ROI_DIMENSIONS} are needed for 3-D features (fewer only where minimumROIDimensions allows, and never a single voxel)"
     )]
     TooSmall {
         /// Voxels in the ROI.
@@ -65,6 +65,18 @@ pub struct Roi {
 /// Selects the voxels equal to `label` in a label map and checks that the
 /// region is large enough for 3-D features.
 pub fn select_label(labels: &Volume, label: u32) -> Result<Roi, MaskError> {
+    select_label_spanning(labels, label, MIN_ROI_DIMENSIONS)
+}
+
+/// Selects the voxels equal to `label` and checks that the region spans more
+/// than one voxel along at least `minimum_dimensions` axes (PyRadiomics'
+/// `minimumROIDimensions`, 1 to 3). A one-voxel ROI spans no axis, so it is
+/// always rejected.
+pub fn select_label_spanning(
+    labels: &Volume,
+    label: u32,
+    minimum_dimensions: usize,
+) -> Result<Roi, MaskError> {
     let mut present = BTreeSet::new();
     for ((i, j, k), &value) in labels.data.indexed_iter() {
         if value.fract() != 0.0 || !value.is_finite() {
@@ -90,7 +102,7 @@ pub fn select_label(labels: &Volume, label: u32) -> Result<Roi, MaskError> {
 
     let extent = bounding_box_extent(&mask);
     let dimensions = extent.iter().filter(|&&e| e > 1).count();
-    if dimensions < MIN_ROI_DIMENSIONS {
+    if dimensions < minimum_dimensions.max(1) {
         return Err(MaskError::TooSmall {
             voxels: voxel_count,
             dimensions,
@@ -98,6 +110,115 @@ pub fn select_label(labels: &Volume, label: u32) -> Result<Roi, MaskError> {
         });
     }
     Ok(Roi { mask, voxel_count })
+}
+
+/// Reason a mask cannot be placed on the image grid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlacementError {
+    /// Spacing or direction differ, so the mask voxels are not image voxels.
+    #[error("mask grid is not a sub-grid of the image grid: {0}; resample the mask onto the image grid")]
+    NotSubGrid(String),
+    /// The mask voxel centres lie between image voxel centres.
+    #[error(
+        "mask voxel centres are {distance_mm:.4} mm from the nearest image voxel centres (tolerance {tolerance_mm} mm); resample the mask onto the image grid"
+    )]
+    OffGrid {
+        /// Distance between a mask voxel centre and the nearest image voxel centre.
+        distance_mm: f64,
+        /// The accepted distance.
+        tolerance_mm: f64,
+    },
+    /// Labelled mask voxels fall outside the image.
+    #[error(
+        "{outside} labelled mask voxels lie outside the image (mask starts at image index {offset:?}, image size {image_dims:?}); the mask does not belong to this image"
+    )]
+    OutsideImage {
+        /// Labelled voxels outside.
+        outside: usize,
+        /// Image index of mask voxel (0, 0, 0).
+        offset: [i64; 3],
+        /// Image size.
+        image_dims: [usize; 3],
+    },
+}
+
+/// Places a label map on the image grid by physical position. The mask may
+/// cover the whole image or a box inside it (a sub-grid with the same
+/// spacing and direction whose voxel centres are image voxel centres within
+/// `tolerance.origin_mm`). Labelled voxels outside the image are an error;
+/// a mask is never overlaid by index.
+pub fn place_on_image_grid(
+    labels: &Volume,
+    image: &crate::image::Geometry,
+    tolerance: &crate::config::GeometryTolerance,
+) -> Result<Volume, PlacementError> {
+    let mask = &labels.geometry;
+    for axis in 0..3 {
+        let (a, b) = (image.spacing[axis], mask.spacing[axis]);
+        if (a - b).abs() > tolerance.spacing_relative * a.abs().max(b.abs()) {
+            return Err(PlacementError::NotSubGrid(format!(
+                "mask spacing {:?} mm differs from image spacing {:?} mm",
+                mask.spacing, image.spacing
+            )));
+        }
+    }
+    for row in 0..3 {
+        for column in 0..3 {
+            if (image.direction[row][column] - mask.direction[row][column]).abs()
+                > tolerance.direction
+            {
+                return Err(PlacementError::NotSubGrid(format!(
+                    "mask direction {:?} differs from image direction {:?}",
+                    mask.direction, image.direction
+                )));
+            }
+        }
+    }
+
+    // The direction columns are orthonormal, so the image index of a point p
+    // is (Dᵀ (p − origin))_c / spacing_c.
+    let world: [f64; 3] = std::array::from_fn(|r| mask.origin[r] - image.origin[r]);
+    let continuous: [f64; 3] = std::array::from_fn(|c| {
+        (0..3).map(|r| image.direction[r][c] * world[r]).sum::<f64>() / image.spacing[c]
+    });
+    let offset: [i64; 3] = std::array::from_fn(|c| continuous[c].round() as i64);
+    let distance_mm = (0..3)
+        .map(|c| ((continuous[c] - offset[c] as f64) * image.spacing[c]).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    if distance_mm > tolerance.origin_mm {
+        return Err(PlacementError::OffGrid {
+            distance_mm,
+            tolerance_mm: tolerance.origin_mm,
+        });
+    }
+    if offset == [0, 0, 0] && mask.dims == image.dims {
+        return Ok(labels.clone());
+    }
+
+    let mut placed = Array3::<f64>::zeros(image.dims);
+    let mut outside = 0;
+    for ((i, j, k), &value) in labels.data.indexed_iter() {
+        let target = [i as i64 + offset[0], j as i64 + offset[1], k as i64 + offset[2]];
+        let inside = (0..3).all(|c| target[c] >= 0 && (target[c] as usize) < image.dims[c]);
+        if inside {
+            placed[[target[0] as usize, target[1] as usize, target[2] as usize]] = value;
+        } else if value != 0.0 {
+            outside += 1;
+        }
+    }
+    if outside > 0 {
+        return Err(PlacementError::OutsideImage {
+            outside,
+            offset,
+            image_dims: image.dims,
+        });
+    }
+    Ok(Volume {
+        data: placed,
+        geometry: image.clone(),
+        stored_as_integer: labels.stored_as_integer,
+    })
 }
 
 /// Returns the ROI's intensities, in `[i, j, k]` iteration order, or the
@@ -248,5 +369,71 @@ mod tests {
         image[[0, 0, 0]] = f64::NAN;
         image[[1, 0, 0]] = f64::INFINITY;
         assert_eq!(roi_values(&volume(image), &roi), Err(2));
+    }
+
+    fn geometry(dims: [usize; 3], origin: [f64; 3]) -> crate::image::Geometry {
+        crate::image::Geometry {
+            dims,
+            spacing: [2.0, 2.0, 5.0],
+            origin,
+            direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        }
+    }
+
+    fn label_box(dims: [usize; 3], origin: [f64; 3]) -> Volume {
+        Volume {
+            data: Array3::from_elem(dims, 1.0),
+            geometry: geometry(dims, origin),
+            stored_as_integer: true,
+        }
+    }
+
+    #[test]
+    fn placement_puts_sub_grid_mask_by_position() {
+        // Mask origin (4, 2, 5) mm on a 2 × 2 × 5 mm grid from 0 is image index (2, 1, 1).
+        let image = geometry([6, 5, 4], [0.0; 3]);
+        let placed = place_on_image_grid(
+            &label_box([2, 2, 2], [4.0, 2.0, 5.0]),
+            &image,
+            &crate::config::GeometryTolerance::default(),
+        )
+        .expect("sub-grid mask is placed");
+        assert_eq!(placed.geometry, image);
+        assert_eq!(placed.data.iter().filter(|&&v| v == 1.0).count(), 8);
+        assert_eq!(placed.data[[2, 1, 1]], 1.0);
+        assert_eq!(placed.data[[3, 2, 2]], 1.0);
+        assert_eq!(placed.data[[1, 1, 1]], 0.0);
+    }
+
+    #[test]
+    fn placement_rejects_mask_outside_image() {
+        let image = geometry([6, 5, 4], [0.0; 3]);
+        let error = place_on_image_grid(
+            &label_box([2, 2, 2], [10.0, 0.0, 0.0]),
+            &image,
+            &crate::config::GeometryTolerance::default(),
+        )
+        .unwrap_err();
+        // Index offset (5, 0, 0): the i = 6 half of the 2 × 2 × 2 box is outside.
+        assert_eq!(
+            error,
+            PlacementError::OutsideImage {
+                outside: 4,
+                offset: [5, 0, 0],
+                image_dims: [6, 5, 4],
+            }
+        );
+    }
+
+    #[test]
+    fn placement_rejects_mask_between_voxel_centres() {
+        let image = geometry([6, 5, 4], [0.0; 3]);
+        let error = place_on_image_grid(
+            &label_box([2, 2, 2], [1.0, 0.0, 0.0]),
+            &image,
+            &crate::config::GeometryTolerance::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(error, PlacementError::OffGrid { distance_mm, .. } if distance_mm == 1.0));
     }
 }

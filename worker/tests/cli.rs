@@ -215,3 +215,157 @@ fn worker_serve_missing_data_root_names_path() {
     assert!(stderr.contains(&resolved.display().to_string()), "{stderr}");
     assert!(stderr.contains("--data-root DIR"), "{stderr}");
 }
+
+fn pyradiomics_case(file: &str) -> std::path::PathBuf {
+    data_root().join("pyradiomics").join(file)
+}
+
+fn params(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/params")
+        .join(file)
+}
+
+/// Parses the extract CSV into its header and rows.
+fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .expect("output has a header")
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|record| {
+            record
+                .expect("output row parses")
+                .iter()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+fn cell<'a>(header: &[String], row: &'a [String], column: &str) -> &'a str {
+    let index = header
+        .iter()
+        .position(|name| name == column)
+        .unwrap_or_else(|| panic!("column {column} missing from {header:?}"));
+    &row[index]
+}
+
+#[test]
+fn extract_single_case_writes_pyradiomics_columns() {
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("brain1_image.nrrd"))
+        .arg(pyradiomics_case("brain1_label.nrrd"))
+        .arg("--param")
+        .arg(params("FBN.yaml"))
+        .output()
+        .expect("worker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    let (header, rows) = read_csv(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(header[0], "id");
+    assert!(!header.contains(&"error".to_string()));
+    assert!(!header.iter().any(|name| name.contains("firstorder")));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], "brain1_image");
+    // PyRadiomics' baseline_glcm.csv, column brain1_FBN: 190.58669308624525. The
+    // tolerance is the parity test's relative 1e-6.
+    let contrast: f64 = cell(&header, &rows[0], "original_glcm_Contrast")
+        .parse()
+        .expect("Contrast is a number");
+    assert!((contrast - 190.58669308624525).abs() <= 1e-6 * 190.58669308624525);
+}
+
+#[test]
+fn extract_batch_failed_case_gets_error_row() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let batch = dir.path().join("cases.csv");
+    let text = format!(
+        "ID,Image,Mask,Label\nbreast,{},{},\nmissing,no_such_image.nrrd,{},1\nwrong_label,{},{},5\n",
+        pyradiomics_case("breast1_image.nrrd").display(),
+        pyradiomics_case("breast1_label.nrrd").display(),
+        pyradiomics_case("breast1_label.nrrd").display(),
+        pyradiomics_case("breast1_image.nrrd").display(),
+        pyradiomics_case("breast1_label.nrrd").display(),
+    );
+    std::fs::write(&batch, text).expect("batch written");
+    let out = dir.path().join("features.csv");
+    let output = Command::new(WORKER)
+        .args(["extract", "--batch"])
+        .arg(&batch)
+        .arg("--param")
+        .arg(params("plain.yaml"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("worker runs");
+    assert!(!output.status.success(), "two failed cases must fail the run");
+
+    let (header, rows) = read_csv(&std::fs::read_to_string(&out).expect("output written"));
+    assert_eq!(header.last().map(String::as_str), Some("error"));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(cell(&header, &rows[0], "error"), "");
+    // PyRadiomics' baseline_firstorder.csv, column breast1: 131.12587412587413; a mean of
+    // 143 whole numbers is exact to about 1e-14 relative.
+    let mean: f64 = cell(&header, &rows[0], "original_firstorder_Mean")
+        .parse()
+        .expect("Mean is a number");
+    assert!((mean - 131.12587412587413).abs() <= 1e-12 * 131.0);
+
+    let missing = cell(&header, &rows[1], "error");
+    assert!(missing.starts_with("case missing: image "), "{missing}");
+    // The relative Image path resolves against the CSV's folder.
+    assert!(
+        missing.contains(&dir.path().join("no_such_image.nrrd").display().to_string()),
+        "{missing}"
+    );
+    assert_eq!(cell(&header, &rows[1], "original_firstorder_Mean"), "");
+
+    let wrong_label = cell(&header, &rows[2], "error");
+    assert!(wrong_label.contains("label 5 not found"), "{wrong_label}");
+    assert!(wrong_label.contains("labels present: [1]"), "{wrong_label}");
+}
+
+#[test]
+fn extract_unknown_parameter_key_is_named() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let param = dir.path().join("params.yaml");
+    std::fs::write(&param, "setting:\n  binwidht: 10\n").expect("params written");
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("breast1_image.nrrd"))
+        .arg(pyradiomics_case("breast1_label.nrrd"))
+        .arg("--param")
+        .arg(&param)
+        .output()
+        .expect("worker runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown key \"binwidht\" in setting"), "{stderr}");
+    assert!(stderr.contains("did you mean binWidth?"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no table for invalid parameters");
+}
+
+#[test]
+fn extract_unimplemented_setting_says_so() {
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("breast1_image.nrrd"))
+        .arg(pyradiomics_case("breast1_label.nrrd"))
+        .arg("--param")
+        .arg(params("resampling.yaml"))
+        .output()
+        .expect("worker runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("resampledPixelSpacing = [2, 2, 2] is not implemented"),
+        "{stderr}"
+    );
+}

@@ -7,16 +7,16 @@
 //! each node it keeps z*, the candidate nearest the box centre. It drops
 //! every candidate z that is farther than z* from every point of the box,
 //! which holds when the box corner farthest towards z is nearer to z* by
-//! more than the rounding bound below. A node left with one candidate joins that cluster
-//! whole, through its stored weight and weighted sums; a leaf with several
-//! scans its points against the remaining candidates in index order. A
-//! dropped candidate is strictly farther from every point of the box than
-//! one that stays, in the computed squared distances, so every label is
-//! the one a full scan over all centroids gives, ties going to the lower
-//! index.
+//! more than the rounding bound below. A node left with one candidate
+//! joins that cluster whole, through its stored weight and weighted sums.
+//! A leaf left with several scans its points against the remaining
+//! candidates in index order. A dropped candidate is strictly farther from
+//! every point of the box than one that stays, in the computed squared
+//! distances, so every label is the one a full scan over all centroids
+//! gives, ties going to the lower index.
 //!
 //! Rounding bound: a computed squared distance in d columns is within
-//! (d + 2) ε of the exact one (ε = 2⁻⁵³; one rounding per difference,
+//! (d + 2) ε relative of the exact one (ε = 2⁻⁵³; one rounding per difference,
 //! square and addition). The drop test asks the computed difference at the
 //! corner to exceed 16 (d + 2) ε times the largest squared distances from
 //! the box to the two centroids, which covers the rounding at the corner

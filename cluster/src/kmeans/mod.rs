@@ -38,10 +38,11 @@
 //!    scikit-learn documents for `KMeans(tol=...)`, so `tol` has the same
 //!    meaning in both.
 //! 5. Empty clusters: after an assignment step, each empty cluster, in index
-//!    order, takes the point farthest from its assigned centroid among the
-//!    points whose cluster keeps at least one other point (ties go to the
-//!    lexicographically smallest point), with all the rows equal to it.
-//!    Such a point always exists because k ≤ distinct points.
+//!    order, takes one point with all the rows equal to it. The point is
+//!    the one farthest from its assigned centroid among the points whose
+//!    cluster keeps at least one other point, ties going to the
+//!    lexicographically smallest. Such a point always exists because
+//!    k ≤ distinct points.
 //! 6. Restarts: `n_init` runs; the run with the lowest inertia wins, ties to
 //!    the earlier run.
 //!

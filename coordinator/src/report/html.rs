@@ -76,7 +76,7 @@ pub fn render_page(built: &Built, font_faces: usize) -> String {
              no text; the figures on this page and the SVG copies are complete.</p>",
         );
     }
-    let _ = write!(html, "<script>{SELF_CHECK}</script></body></html>\n");
+    let _ = writeln!(html, "<script>{SELF_CHECK}</script></body></html>");
     html
 }
 

@@ -15,7 +15,11 @@ pub mod gldm;
 pub mod glrlm;
 pub mod glszm;
 pub mod ngtdm;
+pub mod normalize;
+pub mod resegment;
 pub mod shape;
+
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
@@ -226,6 +230,177 @@ pub fn compute(
             }
         };
         output.extend(features.into_iter().map(|(_, value)| value));
+    }
+    Ok(output)
+}
+
+/// Settings beyond the gRPC contract's classes, bin width and label, as a PyRadiomics
+/// parameter file sets them (see `crate::params`). [`ExtractionOptions::for_settings`]
+/// gives the values that [`compute`] uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractionOptions {
+    /// Grey-level rule of the texture classes (PyRadiomics `binWidth` / `binCount`).
+    pub discretization: discretize::Discretization,
+    /// Shift c of Energy, TotalEnergy and RootMeanSquared (PyRadiomics `voxelArrayShift`).
+    pub voxel_array_shift: f64,
+    /// Whole-image normalisation before the ROI is taken (PyRadiomics `normalize`).
+    pub normalization: Option<normalize::Normalization>,
+    /// Intensity range that ROI voxels must lie in (PyRadiomics `resegmentRange`).
+    pub resegmentation: Option<resegment::Resegmentation>,
+    /// Whether shape uses the resegmented ROI (PyRadiomics `resegmentShape`, default false).
+    pub resegment_shape: bool,
+    /// Axes along which the ROI must span more than one voxel (PyRadiomics
+    /// `minimumROIDimensions`, default 2).
+    pub minimum_roi_dimensions: usize,
+    /// Smallest ROI in voxels, or none (PyRadiomics `minimumROISize`).
+    pub minimum_roi_size: Option<usize>,
+    /// Largest distance between mask and image voxel centres, in mm, for the mask to be
+    /// placed on the image grid (PyRadiomics `geometryTolerance`); none keeps the site's.
+    pub geometry_tolerance_mm: Option<f64>,
+    /// GLCM distances and symmetry.
+    pub glcm: glcm::GlcmSettings,
+    /// GLDM α and distances.
+    pub gldm: gldm::GldmSettings,
+    /// NGTDM distances.
+    pub ngtdm: ngtdm::NgtdmSettings,
+    /// Features to keep per class; a class not listed keeps all its features.
+    pub selection: BTreeMap<FeatureClass, Vec<&'static str>>,
+}
+
+impl ExtractionOptions {
+    /// Returns the options [`compute`] implies: the settings' bin width, no shift, no
+    /// normalisation or resegmentation, PyRadiomics' texture defaults, every feature.
+    pub fn for_settings(settings: &ExtractionSettings) -> Self {
+        ExtractionOptions {
+            discretization: discretize::Discretization::FixedBinWidth(settings.bin_width),
+            voxel_array_shift: 0.0,
+            normalization: None,
+            resegmentation: None,
+            resegment_shape: false,
+            minimum_roi_dimensions: crate::mask::MIN_ROI_DIMENSIONS,
+            minimum_roi_size: None,
+            geometry_tolerance_mm: None,
+            glcm: glcm::GlcmSettings::default(),
+            gldm: gldm::GldmSettings::default(),
+            ngtdm: ngtdm::NgtdmSettings::default(),
+            selection: BTreeMap::new(),
+        }
+    }
+}
+
+/// Reason [`compute_with_options`] produced no features for an ROI.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FeatureError {
+    /// Normalisation failed.
+    #[error(transparent)]
+    Normalize(#[from] normalize::NormalizeError),
+    /// Resegmentation left too few voxels.
+    #[error(transparent)]
+    Resegment(#[from] resegment::ResegmentError),
+    /// The texture classes could not discretise the ROI.
+    #[error(transparent)]
+    Discretize(#[from] discretize::DiscretizeError),
+    /// firstorder was requested with a fixed bin count.
+    #[error("firstorder Entropy and Uniformity support a fixed bin width only; set binWidth instead of binCount")]
+    FirstOrderBinCount,
+    /// ROI voxels are NaN or infinite.
+    #[error("{count} ROI voxels are NaN or infinite; features need finite intensities")]
+    NonFiniteIntensity {
+        /// Non-finite voxels in the ROI.
+        count: usize,
+    },
+    /// A feature is undefined for this ROI.
+    #[error("feature {name} evaluates to {value}; the ROI intensities cannot support it")]
+    NotFinite {
+        /// The feature's column name.
+        name: String,
+        /// The value (NaN or infinite).
+        value: f64,
+    },
+}
+
+/// Computes the features of one ROI with every option of a parameter file: normalises the
+/// image, resegments the ROI, then computes the classes as [`compute`] does. Returns
+/// `(column name, value)` pairs in class order, only the selected features of each class,
+/// and rejects any value that is not finite, so that no NaN reaches a feature table.
+pub fn compute_with_options(
+    image: &Volume,
+    roi: &Roi,
+    settings: &ExtractionSettings,
+    options: &ExtractionOptions,
+) -> Result<Vec<(String, f64)>, FeatureError> {
+    let normalized;
+    let image = match &options.normalization {
+        Some(normalization) => {
+            normalized = normalize::normalize(image, normalization)?;
+            &normalized
+        }
+        None => image,
+    };
+    let values = crate::mask::roi_values(image, roi)
+        .map_err(|count| FeatureError::NonFiniteIntensity { count })?;
+    let resegmented;
+    let (feature_roi, values) = match &options.resegmentation {
+        Some(resegmentation) => {
+            resegmented = resegment::resegment(&image.data, roi, &values, resegmentation)?;
+            let values = crate::mask::roi_values(image, &resegmented)
+                .map_err(|count| FeatureError::NonFiniteIntensity { count })?;
+            (&resegmented, values)
+        }
+        None => (roi, values),
+    };
+    let shape_roi = if options.resegment_shape { feature_roi } else { roi };
+
+    let mut texture: Option<discretize::TextureInput> = None;
+    let mut output = Vec::new();
+    for &class in &settings.classes {
+        let features = match class {
+            FeatureClass::Shape => shape::compute(shape_roi.mask.view(), image.geometry.spacing),
+            FeatureClass::FirstOrder => {
+                let discretize::Discretization::FixedBinWidth(bin_width) = options.discretization
+                else {
+                    return Err(FeatureError::FirstOrderBinCount);
+                };
+                firstorder::compute(
+                    &values,
+                    image.geometry.voxel_volume_mm3(),
+                    &firstorder::FirstOrderSettings {
+                        bin_width,
+                        voxel_array_shift: options.voxel_array_shift,
+                    },
+                )
+            }
+            _ => {
+                let input = match texture.take() {
+                    Some(input) => input,
+                    None => discretize::discretize(
+                        image,
+                        feature_roi,
+                        options.discretization,
+                        MAX_GREY_LEVELS,
+                    )?,
+                };
+                let features = match class {
+                    FeatureClass::Glcm => glcm::compute(&input, &options.glcm),
+                    FeatureClass::Gldm => gldm::compute(&input, &options.gldm),
+                    FeatureClass::Ngtdm => ngtdm::compute(&input, &options.ngtdm),
+                    other => texture_features(other, &input),
+                };
+                texture = Some(input);
+                features
+            }
+        };
+        let selected = options.selection.get(&class);
+        for (feature, value) in features {
+            if selected.is_some_and(|names| !names.contains(&feature)) {
+                continue;
+            }
+            let name = format!("original_{}_{feature}", class.name());
+            if !value.is_finite() {
+                return Err(FeatureError::NotFinite { name, value });
+            }
+            output.push((name, value));
+        }
     }
     Ok(output)
 }

@@ -10,7 +10,7 @@ use radstudy_proto::v1::{
 };
 use tracing::{info, warn};
 
-use super::{RequestError, RoundResult, WHOLE_REGION, WorkerState};
+use super::{RequestError, RoundResult, WorkerState};
 use crate::aggregate::icc_sums::icc_sums;
 use crate::aggregate::linear_model::{Evaluation, TableLayout, ValidModel};
 use crate::aggregate::logistic_step::logistic_step as step_sums;
@@ -287,9 +287,10 @@ fn evaluate_model(
             field: error.field(),
             reason: error.to_string(),
         };
+    let regions: Vec<&str> = round.request.regions.iter().map(String::as_str).collect();
     let layout = TableLayout {
         sequences: &round.request.sequences,
-        regions: &[WHOLE_REGION],
+        regions: &regions,
         feature_names: &round.feature_names,
     };
     let model = ValidModel::new(model, layout).map_err(invalid_model)?;

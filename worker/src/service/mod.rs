@@ -14,7 +14,10 @@
 //! Submodules: `rounds` runs `Extract`, `aggregates` serves the
 //! aggregate calls, `audited` writes each call's audit-log record, and
 //! `habitat` and `habitat_apply` run the habitat rounds of contract 1.2,
-//! `ComputeSupervoxels` and `ApplyHabitatModel`.
+//! `ComputeSupervoxels` and `ApplyHabitatModel`, with `habitat_store`
+//! keeping them, `habitat_options` and `habitat_summary` for their
+//! settings and sums, and `habitat_extract` for `Extract` over their
+//! regions.
 
 mod aggregates;
 mod audited;

@@ -15,6 +15,10 @@ use super::super::{COHORTS, ReportError, StudyFiles, cohort_name};
 use super::axis::{Frame, HEIGHT, WIDTH, draw_x_ticks, nice_range, open_svg, series_colour};
 use super::{ByCohort, Figure, cohorts_in_order, escape, group_push};
 
+/// One beeswarm point: pseudonym, SHAP value (log-odds) and the feature
+/// value, when `features.csv` has it.
+type PatientShap = (String, f64, Option<f64>);
+
 /// Left margin of the SHAP plots, room for feature names.
 const NAME_MARGIN: f64 = 250.0;
 /// Colour of low feature values (Okabe-Ito blue).
@@ -96,7 +100,7 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
         )),
         Some(values) => {
             let feature_values = feature_lookup(files)?;
-            let mut points: ByCohort<(String, f64, Option<f64>)> = ByCohort::new();
+            let mut points: ByCohort<PatientShap> = ByCohort::new();
             for row in 0..values.rows.len() {
                 let pseudonym = values.text(row, "pseudonym")?;
                 let feature = values.text(row, "feature")?;
@@ -289,11 +293,7 @@ fn value_colour(t: f64) -> String {
     )
 }
 
-fn beeswarm_figure(
-    model: &str,
-    cohort: &str,
-    by_feature: &[(String, Vec<(String, f64, Option<f64>)>)],
-) -> Figure {
+fn beeswarm_figure(model: &str, cohort: &str, by_feature: &[(String, Vec<PatientShap>)]) -> Figure {
     let features = feature_order(
         by_feature
             .iter()
@@ -339,7 +339,7 @@ fn beeswarm_figure(
             let x = frame.x.map(*shap);
             let count = column_counts.entry((x / 4.0).floor() as i64).or_insert(0);
             let offset_steps =
-                (*count as f64 / 2.0).ceil() * if *count % 2 == 0 { 1.0 } else { -1.0 };
+                (*count as f64 / 2.0).ceil() * if count.is_multiple_of(2) { 1.0 } else { -1.0 };
             *count += 1;
             let y = centre + (offset_steps * 3.0).clamp(-band * 0.45, band * 0.45);
             let colour = match value {

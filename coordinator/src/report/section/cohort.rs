@@ -15,14 +15,15 @@ pub struct Counts {
     pub events: usize,
 }
 
+/// Patient counts per (center, cohort).
+pub type CohortCounts = BTreeMap<(String, String), Counts>;
+
 /// Counts the patients of `features.csv` per (center, cohort).
-pub fn cohort_counts(
-    files: &StudyFiles,
-) -> Result<Option<BTreeMap<(String, String), Counts>>, ReportError> {
+pub fn cohort_counts(files: &StudyFiles) -> Result<Option<CohortCounts>, ReportError> {
     let Some(file) = &files.features else {
         return Ok(None);
     };
-    let mut counts: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    let mut counts = CohortCounts::new();
 
     for row in 0..file.rows.len() {
         let key = (

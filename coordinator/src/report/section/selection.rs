@@ -8,15 +8,16 @@ use super::super::table::Table;
 use super::super::{ReportError, StudyFiles};
 use super::{Section, missing};
 
+/// Feature counts per (sequence, region): all, and kept by the ICC filter.
+type IccCounts = BTreeMap<(String, String), (usize, usize)>;
+
 /// Counts the features of `icc.csv` per (sequence, region): all, and kept
 /// by the ICC filter.
-fn icc_counts(
-    files: &StudyFiles,
-) -> Result<Option<BTreeMap<(String, String), (usize, usize)>>, ReportError> {
+fn icc_counts(files: &StudyFiles) -> Result<Option<IccCounts>, ReportError> {
     let Some(file) = &files.icc else {
         return Ok(None);
     };
-    let mut counts: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
+    let mut counts = IccCounts::new();
 
     for row in 0..file.rows.len() {
         let key = (

@@ -1,0 +1,294 @@
+//! `radstudy-worker extract`: PyRadiomics-style feature extraction from local files, for one
+//! case or a batch, without a coordinator.
+//!
+//! Output CSV: one row per case, an `id` column, then one column per feature under its
+//! PyRadiomics name (`original_<class>_<Feature>`). When any case fails, a last `error`
+//! column names the case and the reason for each failed row, whose feature cells stay
+//! empty; the other rows are unaffected.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::GeometryTolerance;
+use crate::features::{ExtractionOptions, ExtractionSettings, FeatureError, compute_with_options};
+use crate::image::{ImageError, read_volume};
+use crate::mask::{MaskError, PlacementError, place_on_image_grid, select_label_spanning};
+use crate::params::{ParameterFile, ParamsError, parse_parameters, read_parameter_file};
+
+/// One case to extract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// Identifier written to the `id` column.
+    pub id: String,
+    /// Image file (NIfTI or NRRD).
+    pub image: PathBuf,
+    /// Label map file on the image grid or a sub-grid of it.
+    pub mask: PathBuf,
+    /// Label of the ROI; none uses the parameter file's.
+    pub label: Option<u32>,
+}
+
+/// Reason one case produced no features.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// The image could not be read.
+    #[error("image {path}: {source}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The reader's error.
+        source: ImageError,
+    },
+    /// The mask could not be read.
+    #[error("mask {path}: {source}")]
+    Mask {
+        /// The mask file.
+        path: PathBuf,
+        /// The reader's error.
+        source: ImageError,
+    },
+    /// The mask does not lie on the image grid.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    /// The label selects no usable ROI.
+    #[error(transparent)]
+    Roi(#[from] MaskError),
+    /// The ROI has fewer voxels than `minimumROISize`.
+    #[error("ROI has {voxels} voxels, fewer than minimumROISize = {minimum}")]
+    RoiTooFewVoxels {
+        /// Voxels in the ROI.
+        voxels: usize,
+        /// The minimum.
+        minimum: usize,
+    },
+    /// Feature computation failed.
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+}
+
+/// Error that stops the whole command.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The parameter file is invalid; its message names the key.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// The batch CSV could not be read.
+    #[error("batch file {path}: {reason}")]
+    Batch {
+        /// The batch CSV.
+        path: PathBuf,
+        /// What is wrong, with the line where known.
+        reason: String,
+    },
+    /// The output could not be written.
+    #[error("cannot write output {path}: {reason}")]
+    Output {
+        /// The output file, or `-` for standard output.
+        path: PathBuf,
+        /// The writer's error.
+        reason: String,
+    },
+}
+
+/// Reads a batch CSV with columns `ID`, `Image`, `Mask` and optional `Label` (PyRadiomics'
+/// batch format). Relative paths are relative to the CSV's folder; other columns are
+/// ignored, as PyRadiomics passes them through.
+pub fn read_batch(path: &Path) -> Result<Vec<Case>, ExtractError> {
+    let batch_error = |reason: String| ExtractError::Batch {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|error| batch_error(error.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|error| batch_error(error.to_string()))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|header| header.trim() == name);
+    let (Some(id_column), Some(image_column), Some(mask_column)) =
+        (column("ID"), column("Image"), column("Mask"))
+    else {
+        return Err(batch_error(format!(
+            "header {:?} lacks one of the required columns ID, Image, Mask",
+            headers.iter().collect::<Vec<_>>()
+        )));
+    };
+    let label_column = column("Label");
+    let base = path.parent().unwrap_or(Path::new("."));
+
+    let mut cases = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        // Line 1 is the header.
+        let line = index + 2;
+        let record = record.map_err(|error| batch_error(format!("line {line}: {error}")))?;
+        let cell = |column: usize| record.get(column).unwrap_or("").trim().to_string();
+        let id = cell(id_column);
+        if id.is_empty() {
+            return Err(batch_error(format!("line {line}: the ID cell is empty")));
+        }
+        let label = match label_column.map(cell).filter(|text| !text.is_empty()) {
+            None => None,
+            Some(text) => match text.parse::<u32>() {
+                Ok(label) if label >= 1 => Some(label),
+                _ => {
+                    return Err(batch_error(format!(
+                        "line {line}: Label {text:?} of case {id} is not a whole number >= 1"
+                    )));
+                }
+            },
+        };
+        cases.push(Case {
+            image: base.join(cell(image_column)),
+            mask: base.join(cell(mask_column)),
+            id,
+            label,
+        });
+    }
+    if cases.is_empty() {
+        return Err(batch_error("the file lists no case".to_string()));
+    }
+    Ok(cases)
+}
+
+/// Loads one case and computes its features as `(column name, value)` pairs.
+pub fn extract_case(
+    case: &Case,
+    settings: &ExtractionSettings,
+    options: &ExtractionOptions,
+) -> Result<Vec<(String, f64)>, CaseError> {
+    let image = read_volume(&case.image).map_err(|source| CaseError::Image {
+        path: case.image.clone(),
+        source,
+    })?;
+    let labels = read_volume(&case.mask).map_err(|source| CaseError::Mask {
+        path: case.mask.clone(),
+        source,
+    })?;
+    let mut tolerance = GeometryTolerance::default();
+    if let Some(origin_mm) = options.geometry_tolerance_mm {
+        tolerance.origin_mm = origin_mm;
+    }
+    let labels = place_on_image_grid(&labels, &image.geometry, &tolerance)?;
+    let label = case.label.unwrap_or(settings.label);
+    let roi = select_label_spanning(&labels, label, options.minimum_roi_dimensions)?;
+    if let Some(minimum) = options.minimum_roi_size
+        && roi.voxel_count < minimum
+    {
+        return Err(CaseError::RoiTooFewVoxels {
+            voxels: roi.voxel_count,
+            minimum,
+        });
+    }
+    let mut settings = settings.clone();
+    settings.label = label;
+    Ok(compute_with_options(&image, &roi, &settings, options)?)
+}
+
+/// Loads the parameter file, or PyRadiomics' defaults without one, and applies `--label`.
+pub fn load_parameters(
+    param: Option<&Path>,
+    label: Option<u32>,
+) -> Result<ParameterFile, ExtractError> {
+    let mut parameters = match param {
+        Some(path) => read_parameter_file(path)?,
+        None => parse_parameters("")?,
+    };
+    if let Some(label) = label {
+        parameters.settings.label = label;
+    }
+    Ok(parameters)
+}
+
+/// Returns the feature columns the settings produce, in output order.
+pub fn feature_columns(settings: &ExtractionSettings, options: &ExtractionOptions) -> Vec<String> {
+    settings
+        .classes
+        .iter()
+        .flat_map(|&class| {
+            let selected = options.selection.get(&class);
+            class
+                .feature_names()
+                .iter()
+                .filter(move |feature| selected.is_none_or(|names| names.contains(feature)))
+                .map(move |feature| format!("original_{}_{feature}", class.name()))
+        })
+        .collect()
+}
+
+/// Extracts every case and writes the CSV to `out` (standard output when none). Returns
+/// the number of failed cases; each failure is also logged.
+pub fn run_extract(
+    cases: &[Case],
+    parameters: &ParameterFile,
+    out: Option<&Path>,
+) -> Result<usize, ExtractError> {
+    let columns = feature_columns(&parameters.settings, &parameters.options);
+    let mut rows: Vec<(String, Result<Vec<(String, f64)>, CaseError>)> = Vec::new();
+    for case in cases {
+        let span = tracing::info_span!("extract_case", case = %case.id);
+        let _entered = span.enter();
+        let result = extract_case(case, &parameters.settings, &parameters.options);
+        match &result {
+            Ok(_) => tracing::info!("case extracted"),
+            Err(error) => tracing::warn!(%error, "case failed"),
+        }
+        rows.push((case.id.clone(), result));
+    }
+    let failed = rows.iter().filter(|(_, result)| result.is_err()).count();
+
+    let output_path = out.map_or_else(|| PathBuf::from("-"), Path::to_path_buf);
+    let output_error = |error: &dyn std::fmt::Display| ExtractError::Output {
+        path: output_path.clone(),
+        reason: error.to_string(),
+    };
+    let sink: Box<dyn std::io::Write> = match out {
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| output_error(&e))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut writer = csv::Writer::from_writer(sink);
+    let mut header = vec!["id".to_string()];
+    header.extend(columns.iter().cloned());
+    if failed > 0 {
+        header.push("error".to_string());
+    }
+    writer.write_record(&header).map_err(|e| output_error(&e))?;
+    for (id, result) in &rows {
+        let mut record = vec![id.clone()];
+        match result {
+            Ok(features) => {
+                for column in &columns {
+                    // Shortest text that reads back to the same f64.
+                    let value = features
+                        .iter()
+                        .find(|(name, _)| name == column)
+                        .map(|(_, value)| format!("{value:?}"))
+                        .unwrap_or_default();
+                    record.push(value);
+                }
+                if failed > 0 {
+                    record.push(String::new());
+                }
+            }
+            Err(error) => {
+                record.extend(std::iter::repeat_n(String::new(), columns.len()));
+                record.push(format!("case {id}: {error}"));
+            }
+        }
+        writer.write_record(&record).map_err(|e| output_error(&e))?;
+    }
+    writer.flush().map_err(|e| output_error(&e))?;
+    Ok(failed)
+}
+
+/// Returns the case id of a single image: its file name without `.nii.gz`, `.nii` or
+/// `.nrrd`.
+pub fn case_id(image: &Path) -> String {
+    let name = image
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| image.display().to_string());
+    for suffix in [".nii.gz", ".nii", ".nrrd", ".nhdr"] {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            return stem.to_string();
+        }
+    }
+    name
+}

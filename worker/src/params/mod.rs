@@ -1,0 +1,324 @@
+//! PyRadiomics parameter files: the YAML that `featureextractor.RadiomicsFeatureExtractor`
+//! reads, with its top-level keys `imageType`, `featureClass` and `setting`, and
+//! PyRadiomics' own key names (PyRadiomics 3.1 `paramSchema.yaml`).
+//!
+//! A file is accepted unchanged when everything it sets is implemented here. Each key that
+//! is not a PyRadiomics key is an error that names it and lists close valid keys. Each key
+//! that PyRadiomics accepts but radstudy does not implement yet (filtered image types,
+//! resampling, 2-D extraction, GLCM/GLRLM angle weighting, voxel-based extraction) is an
+//! error that says so; none is silently ignored. Keys that only steer PyRadiomics'
+//! diagnostics or cropping (`additionalInfo`, `preCrop`, `padDistance`, `interpolator`
+//! without resampling, `force2Ddimension` without `force2D`) are validated and have no
+//! effect on the values.
+
+mod setting;
+pub mod suggest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+
+use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
+
+pub use setting::SETTING_KEYS;
+
+/// Top-level keys of a PyRadiomics parameter file.
+pub const TOP_LEVEL_KEYS: [&str; 4] = ["imageType", "featureClass", "setting", "voxelSetting"];
+
+/// Image types PyRadiomics knows; only `Original` is implemented.
+pub const IMAGE_TYPES: [&str; 10] = [
+    "Original",
+    "LoG",
+    "Wavelet",
+    "Square",
+    "SquareRoot",
+    "Logarithm",
+    "Exponential",
+    "Gradient",
+    "LBP2D",
+    "LBP3D",
+];
+
+/// Feature classes PyRadiomics knows; `shape2D` is not implemented.
+pub const CLASS_NAMES: [&str; 8] = [
+    "shape",
+    "shape2D",
+    "firstorder",
+    "glcm",
+    "glrlm",
+    "glszm",
+    "gldm",
+    "ngtdm",
+];
+
+/// Error in a parameter file, naming the key and the bad value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamsError {
+    /// The file could not be read.
+    #[error("cannot read parameter file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's message.
+        reason: String,
+    },
+    /// The text is not valid YAML, or its top level is not a mapping.
+    #[error("parameter file is not valid YAML: {0}")]
+    Yaml(String),
+    /// A key that PyRadiomics does not know.
+    #[error("unknown key {key:?} in {section}; {}", hint(close))]
+    UnknownKey {
+        /// `top level`, `setting`, `imageType` or `featureClass`.
+        section: &'static str,
+        /// The key as written.
+        key: String,
+        /// Valid keys within a small edit distance.
+        close: Vec<&'static str>,
+    },
+    /// A feature name that the class does not have.
+    #[error("unknown feature {feature:?} in featureClass {class}; {}", hint(close))]
+    UnknownFeature {
+        /// The class.
+        class: &'static str,
+        /// The feature as written.
+        feature: String,
+        /// Features of the class within a small edit distance.
+        close: Vec<&'static str>,
+    },
+    /// A value of the wrong type or out of range.
+    #[error("{key} = {value} is invalid; expected {expected}")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// The value as YAML.
+        value: String,
+        /// What the key accepts.
+        expected: &'static str,
+    },
+    /// A PyRadiomics key or value that radstudy does not implement yet.
+    #[error("{key} = {value} is not implemented in radstudy yet: {reason}; remove it or use PyRadiomics")]
+    NotImplemented {
+        /// The key.
+        key: String,
+        /// The value as YAML.
+        value: String,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// `imageType` or `featureClass` enables nothing.
+    #[error("{0} is empty; enable at least one entry, for example {1}")]
+    Empty(&'static str, &'static str),
+}
+
+fn hint(close: &[&str]) -> String {
+    if close.is_empty() {
+        "check the spelling against the PyRadiomics documentation".to_string()
+    } else {
+        format!("did you mean {}?", close.join(" or "))
+    }
+}
+
+/// A parsed parameter file: the three contract settings and the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParameterFile {
+    /// Classes, bin width and label, as the gRPC contract carries them.
+    pub settings: ExtractionSettings,
+    /// Everything else the file sets.
+    pub options: ExtractionOptions,
+}
+
+/// Reads and parses a parameter file.
+pub fn read_parameter_file(path: &Path) -> Result<ParameterFile, ParamsError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ParamsError::Read {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })?;
+    parse_parameters(&text)
+}
+
+/// Parses the text of a parameter file. An empty file gives PyRadiomics' defaults: the
+/// original image, every class, bin width 25, label 1.
+pub fn parse_parameters(text: &str) -> Result<ParameterFile, ParamsError> {
+    let root: Value =
+        serde_norway::from_str(text).map_err(|error| ParamsError::Yaml(error.to_string()))?;
+    let empty = Mapping::new();
+    let root = match &root {
+        Value::Null => &empty,
+        Value::Mapping(mapping) => mapping,
+        other => {
+            return Err(ParamsError::Yaml(format!(
+                "the top level must be a mapping of imageType, featureClass and setting, not {}",
+                render(other)
+            )));
+        }
+    };
+
+    let mut sections: BTreeMap<&'static str, &Value> = BTreeMap::new();
+    for (key, value) in root {
+        let name = key_name(key, "top level", &TOP_LEVEL_KEYS)?;
+        sections.insert(name, value);
+    }
+    if let Some(value) = sections.get("voxelSetting") {
+        return Err(ParamsError::NotImplemented {
+            key: "voxelSetting".into(),
+            value: render(value),
+            reason: "voxel-based (feature map) extraction is not implemented",
+        });
+    }
+
+    let mut builder = setting::SettingsBuilder::default();
+    if let Some(value) = sections.get("setting") {
+        builder.apply(section_mapping(value, "setting")?)?;
+    }
+    if let Some(value) = sections.get("imageType") {
+        apply_image_types(section_mapping(value, "imageType")?, &mut builder)?;
+    }
+    let (classes, selection) = match sections.get("featureClass") {
+        Some(value) => parse_classes(section_mapping(value, "featureClass")?)?,
+        None => (FeatureClass::ALL.to_vec(), BTreeMap::new()),
+    };
+    builder.finish(classes, selection)
+}
+
+/// Checks `imageType`: `Original` only, whose own settings override `setting`, as in
+/// PyRadiomics.
+fn apply_image_types(
+    types: &Mapping,
+    builder: &mut setting::SettingsBuilder,
+) -> Result<(), ParamsError> {
+    if types.is_empty() {
+        return Err(ParamsError::Empty("imageType", "`Original: {}`"));
+    }
+    for (key, value) in types {
+        let name = key_name(key, "imageType", &IMAGE_TYPES)?;
+        if name != "Original" {
+            return Err(ParamsError::NotImplemented {
+                key: format!("imageType.{name}"),
+                value: render(value),
+                reason: "only the Original image type is computed; filtered images are not",
+            });
+        }
+        match value {
+            Value::Null => {}
+            Value::Mapping(overrides) => builder.apply(overrides)?,
+            other => {
+                return Err(ParamsError::InvalidValue {
+                    key: "imageType.Original".into(),
+                    value: render(other),
+                    expected: "an empty mapping {} or a mapping of settings",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `featureClass`: each class maps to null or an empty list (all features) or to a
+/// list of feature names.
+fn parse_classes(
+    mapping: &Mapping,
+) -> Result<(Vec<FeatureClass>, BTreeMap<FeatureClass, Vec<&'static str>>), ParamsError> {
+    if mapping.is_empty() {
+        return Err(ParamsError::Empty("featureClass", "`firstorder:`"));
+    }
+    let mut classes = Vec::new();
+    let mut selection = BTreeMap::new();
+    for (key, value) in mapping {
+        let name = key_name(key, "featureClass", &CLASS_NAMES)?;
+        if name == "shape2D" {
+            return Err(ParamsError::NotImplemented {
+                key: "featureClass.shape2D".into(),
+                value: render(value),
+                reason: "2-D shape features need force2D, which is not implemented",
+            });
+        }
+        let class = FeatureClass::parse(name).map_err(|_| ParamsError::UnknownKey {
+            section: "featureClass",
+            key: name.to_string(),
+            close: Vec::new(),
+        })?;
+        classes.push(class);
+        let features = match value {
+            Value::Null => continue,
+            Value::Sequence(items) if items.is_empty() => continue,
+            Value::Sequence(items) => items,
+            other => {
+                return Err(ParamsError::InvalidValue {
+                    key: format!("featureClass.{name}"),
+                    value: render(other),
+                    expected: "nothing (all features) or a list of feature names",
+                });
+            }
+        };
+        let known = class.feature_names();
+        let mut chosen = Vec::new();
+        for item in features {
+            let Value::String(feature) = item else {
+                return Err(ParamsError::InvalidValue {
+                    key: format!("featureClass.{name}"),
+                    value: render(item),
+                    expected: "feature names as strings",
+                });
+            };
+            let Some(&found) = known.iter().find(|&&known| known == feature) else {
+                return Err(ParamsError::UnknownFeature {
+                    class: class.name(),
+                    feature: feature.clone(),
+                    close: suggest::close_names(feature, known),
+                });
+            };
+            if !chosen.contains(&found) {
+                chosen.push(found);
+            }
+        }
+        selection.insert(class, chosen);
+    }
+    classes.sort();
+    classes.dedup();
+    Ok((classes, selection))
+}
+
+fn section_mapping<'a>(value: &'a Value, section: &'static str) -> Result<&'a Mapping, ParamsError> {
+    static EMPTY: std::sync::OnceLock<Mapping> = std::sync::OnceLock::new();
+    match value {
+        Value::Null => Ok(EMPTY.get_or_init(Mapping::new)),
+        Value::Mapping(mapping) => Ok(mapping),
+        other => Err(ParamsError::InvalidValue {
+            key: section.to_string(),
+            value: render(other),
+            expected: "a mapping",
+        }),
+    }
+}
+
+/// Returns the known key that `key` spells, or an unknown-key error with close names.
+fn key_name(
+    key: &Value,
+    section: &'static str,
+    known: &[&'static str],
+) -> Result<&'static str, ParamsError> {
+    let text = match key {
+        Value::String(text) => text.clone(),
+        other => render(other),
+    };
+    known
+        .iter()
+        .find(|&&name| name == text)
+        .copied()
+        .ok_or_else(|| ParamsError::UnknownKey {
+            section,
+            close: suggest::close_names(&text, known),
+            key: text,
+        })
+}
+
+/// Renders a YAML value on one line for messages.
+fn render(value: &Value) -> String {
+    serde_norway::to_string(value)
+        .map(|text| text.trim_end().replace('\n', " "))
+        .unwrap_or_else(|_| format!("{value:?}"))
+}
+
+#[cfg(test)]
+mod tests;

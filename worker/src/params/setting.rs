@@ -1,0 +1,375 @@
+//! The `setting` section of a parameter file (also the settings under `imageType.Original`).
+
+use std::collections::BTreeMap;
+
+use serde_norway::{Mapping, Value};
+
+use super::{ParamsError, key_name, render};
+use crate::features::discretize::Discretization;
+use crate::features::normalize::Normalization;
+use crate::features::resegment::{ResegmentMode, Resegmentation};
+use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
+
+/// Every key PyRadiomics 3.1 accepts under `setting` (its `paramSchema.yaml`).
+pub const SETTING_KEYS: [&str; 37] = [
+    "minimumROIDimensions",
+    "minimumROISize",
+    "geometryTolerance",
+    "correctMask",
+    "additionalInfo",
+    "label",
+    "label_channel",
+    "binWidth",
+    "binCount",
+    "normalize",
+    "normalizeScale",
+    "removeOutliers",
+    "resampledPixelSpacing",
+    "interpolator",
+    "padDistance",
+    "distances",
+    "force2D",
+    "force2Ddimension",
+    "resegmentRange",
+    "resegmentMode",
+    "resegmentShape",
+    "preCrop",
+    "sigma",
+    "start_level",
+    "level",
+    "wavelet",
+    "gradientUseSpacing",
+    "lbp2DRadius",
+    "lbp2DSamples",
+    "lbp2DMethod",
+    "lbp3DLevels",
+    "lbp3DIcosphereRadius",
+    "lbp3DIcosphereSubdivision",
+    "voxelArrayShift",
+    "symmetricalGLCM",
+    "weightingNorm",
+    "gldm_a",
+];
+
+/// SimpleITK interpolator names PyRadiomics accepts for `interpolator`.
+const INTERPOLATORS: [&str; 10] = [
+    "sitkNearestNeighbor",
+    "sitkLinear",
+    "sitkBSpline",
+    "sitkGaussian",
+    "sitkLabelGaussian",
+    "sitkHammingWindowedSinc",
+    "sitkCosineWindowedSinc",
+    "sitkWelchWindowedSinc",
+    "sitkLanczosWindowedSinc",
+    "sitkBlackmanWindowedSinc",
+];
+
+/// Settings collected from one or more mappings; later mappings override earlier ones.
+#[derive(Debug, Default)]
+pub(super) struct SettingsBuilder {
+    values: BTreeMap<&'static str, Value>,
+}
+
+impl SettingsBuilder {
+    /// Records every key of `mapping`, rejecting unknown keys at once.
+    pub(super) fn apply(&mut self, mapping: &Mapping) -> Result<(), ParamsError> {
+        for (key, value) in mapping {
+            let name = key_name(key, "setting", &SETTING_KEYS)?;
+            self.values.insert(name, value.clone());
+        }
+        Ok(())
+    }
+
+    /// Validates the collected settings and builds the extraction settings. A key set to
+    /// null means PyRadiomics' default, as in PyRadiomics.
+    pub(super) fn finish(
+        self,
+        classes: Vec<FeatureClass>,
+        selection: BTreeMap<FeatureClass, Vec<&'static str>>,
+    ) -> Result<super::ParameterFile, ParamsError> {
+        let get = |key: &str| self.values.get(key).filter(|value| !value.is_null());
+
+        for key in [
+            "sigma",
+            "start_level",
+            "level",
+            "wavelet",
+            "gradientUseSpacing",
+            "lbp2DRadius",
+            "lbp2DSamples",
+            "lbp2DMethod",
+            "lbp3DLevels",
+            "lbp3DIcosphereRadius",
+            "lbp3DIcosphereSubdivision",
+        ] {
+            if let Some(value) = get(key) {
+                return Err(not_implemented(
+                    key,
+                    value,
+                    "it configures a filtered image type (LoG, Wavelet, Gradient, LBP), and only the Original image is computed",
+                ));
+            }
+        }
+        if let Some(value) = get("resampledPixelSpacing") {
+            return Err(not_implemented(
+                "resampledPixelSpacing",
+                value,
+                "resampling is not implemented; resample the image and mask beforehand",
+            ));
+        }
+        if let Some(value) = get("force2D")
+            && bool_value("force2D", value)?
+        {
+            return Err(not_implemented(
+                "force2D",
+                value,
+                "2-D (per-slice) texture matrices are not implemented",
+            ));
+        }
+        if let Some(value) = get("force2Ddimension") {
+            let dimension = integer("force2Ddimension", value, 0, 2)?;
+            let _ = dimension;
+        }
+        if let Some(value) = get("weightingNorm") {
+            return Err(not_implemented(
+                "weightingNorm",
+                value,
+                "weighting and merging the GLCM/GLRLM angles is not implemented; the features are averaged over the 13 angles",
+            ));
+        }
+        if let Some(value) = get("label_channel")
+            && integer("label_channel", value, 0, u32::MAX as i64)? != 0
+        {
+            return Err(not_implemented(
+                "label_channel",
+                value,
+                "masks are read as scalar label maps; vector masks are not supported",
+            ));
+        }
+        if let Some(value) = get("interpolator") {
+            match value {
+                Value::String(name) if INTERPOLATORS.contains(&name.as_str()) => {}
+                Value::Number(number) if number.as_i64().is_some_and(|n| (1..=10).contains(&n)) => {}
+                other => {
+                    return Err(invalid(
+                        "interpolator",
+                        other,
+                        "a SimpleITK interpolator name such as sitkBSpline, or its number 1 to 10",
+                    ));
+                }
+            }
+        }
+        for key in ["additionalInfo", "preCrop", "correctMask"] {
+            if let Some(value) = get(key) {
+                bool_value(key, value)?;
+            }
+        }
+        if let Some(value) = get("padDistance") {
+            integer("padDistance", value, 0, i64::from(u32::MAX))?;
+        }
+
+        let label = match get("label") {
+            Some(value) => integer("label", value, 1, i64::from(u32::MAX))? as u32,
+            None => 1,
+        };
+        let bin_width = match get("binWidth") {
+            Some(value) => positive("binWidth", value)?,
+            None => 25.0,
+        };
+        // PyRadiomics' getBinEdges uses binCount whenever it is set, whatever binWidth says.
+        let discretization = match get("binCount") {
+            Some(value) => {
+                Discretization::FixedBinCount(integer("binCount", value, 1, i64::from(u32::MAX))? as u32)
+            }
+            None => Discretization::FixedBinWidth(bin_width),
+        };
+        if let (Some(value), Discretization::FixedBinCount(_)) = (get("binCount"), discretization)
+            && classes.contains(&FeatureClass::FirstOrder)
+        {
+            return Err(not_implemented(
+                "binCount",
+                value,
+                "firstorder Entropy and Uniformity support a fixed bin width only; drop firstorder or use binWidth",
+            ));
+        }
+
+        let normalization = match get("normalize") {
+            Some(value) if bool_value("normalize", value)? => Some(Normalization {
+                scale: match get("normalizeScale") {
+                    Some(value) => positive("normalizeScale", value)?,
+                    None => 1.0,
+                },
+                remove_outliers: match get("removeOutliers") {
+                    Some(value) => Some(positive("removeOutliers", value)?),
+                    None => None,
+                },
+            }),
+            _ => None,
+        };
+
+        let mode = match get("resegmentMode") {
+            None => ResegmentMode::Absolute,
+            Some(Value::String(mode)) if mode == "absolute" => ResegmentMode::Absolute,
+            Some(Value::String(mode)) if mode == "relative" => ResegmentMode::Relative,
+            Some(Value::String(mode)) if mode == "sigma" => ResegmentMode::Sigma,
+            Some(other) => {
+                return Err(invalid("resegmentMode", other, "absolute, relative or sigma"));
+            }
+        };
+        let resegmentation = match get("resegmentRange") {
+            None => None,
+            Some(value) => {
+                let bounds = number_list("resegmentRange", value)?;
+                let mut sorted = bounds.clone();
+                sorted.sort_by(f64::total_cmp);
+                match sorted.as_slice() {
+                    [lower] => Some(Resegmentation {
+                        mode,
+                        lower: *lower,
+                        upper: None,
+                    }),
+                    [lower, upper] => Some(Resegmentation {
+                        mode,
+                        lower: *lower,
+                        upper: Some(*upper),
+                    }),
+                    _ => {
+                        return Err(invalid(
+                            "resegmentRange",
+                            value,
+                            "a list of one (lower) or two (lower, upper) finite numbers",
+                        ));
+                    }
+                }
+            }
+        };
+        let resegment_shape = match get("resegmentShape") {
+            Some(value) => bool_value("resegmentShape", value)?,
+            None => false,
+        };
+
+        let minimum_roi_dimensions = match get("minimumROIDimensions") {
+            Some(value) => integer("minimumROIDimensions", value, 1, 3)? as usize,
+            None => 2,
+        };
+        let minimum_roi_size = match get("minimumROISize") {
+            Some(value) => Some(integer("minimumROISize", value, 1, i64::MAX)? as usize),
+            None => None,
+        };
+        let geometry_tolerance = match get("geometryTolerance") {
+            Some(value) => Some(non_negative("geometryTolerance", value)?),
+            None => None,
+        };
+        let voxel_array_shift = match get("voxelArrayShift") {
+            Some(value) => finite("voxelArrayShift", value)?,
+            None => 0.0,
+        };
+        let distances = match get("distances") {
+            Some(value) => {
+                let distances = number_list("distances", value)?;
+                let valid = !distances.is_empty()
+                    && distances
+                        .iter()
+                        .all(|&d| d >= 1.0 && d.fract() == 0.0 && d <= f64::from(u32::MAX));
+                if !valid {
+                    return Err(invalid("distances", value, "a non-empty list of whole numbers >= 1"));
+                }
+                distances.into_iter().map(|d| d as u32).collect()
+            }
+            None => vec![1],
+        };
+        let symmetric = match get("symmetricalGLCM") {
+            Some(value) => bool_value("symmetricalGLCM", value)?,
+            None => true,
+        };
+        let gldm_alpha = match get("gldm_a") {
+            Some(value) => non_negative("gldm_a", value)?,
+            None => 0.0,
+        };
+
+        let settings = ExtractionSettings {
+            classes,
+            bin_width,
+            label,
+        };
+        let mut options = ExtractionOptions::for_settings(&settings);
+        options.discretization = discretization;
+        options.voxel_array_shift = voxel_array_shift;
+        options.normalization = normalization;
+        options.resegmentation = resegmentation;
+        options.resegment_shape = resegment_shape;
+        options.minimum_roi_dimensions = minimum_roi_dimensions;
+        options.minimum_roi_size = minimum_roi_size;
+        options.geometry_tolerance_mm = geometry_tolerance;
+        options.glcm.distances = distances.clone();
+        options.glcm.symmetric = symmetric;
+        options.gldm.distances = distances.clone();
+        options.gldm.alpha = gldm_alpha;
+        options.ngtdm.distances = distances;
+        options.selection = selection;
+        Ok(super::ParameterFile { settings, options })
+    }
+}
+
+fn not_implemented(key: &str, value: &Value, reason: &'static str) -> ParamsError {
+    ParamsError::NotImplemented {
+        key: key.to_string(),
+        value: render(value),
+        reason,
+    }
+}
+
+fn invalid(key: &str, value: &Value, expected: &'static str) -> ParamsError {
+    ParamsError::InvalidValue {
+        key: key.to_string(),
+        value: render(value),
+        expected,
+    }
+}
+
+fn bool_value(key: &str, value: &Value) -> Result<bool, ParamsError> {
+    value.as_bool().ok_or_else(|| invalid(key, value, "true or false"))
+}
+
+fn finite(key: &str, value: &Value) -> Result<f64, ParamsError> {
+    value
+        .as_f64()
+        .filter(|number| number.is_finite())
+        .ok_or_else(|| invalid(key, value, "a finite number"))
+}
+
+fn positive(key: &str, value: &Value) -> Result<f64, ParamsError> {
+    value
+        .as_f64()
+        .filter(|number| number.is_finite() && *number > 0.0)
+        .ok_or_else(|| invalid(key, value, "a finite number > 0"))
+}
+
+fn non_negative(key: &str, value: &Value) -> Result<f64, ParamsError> {
+    value
+        .as_f64()
+        .filter(|number| number.is_finite() && *number >= 0.0)
+        .ok_or_else(|| invalid(key, value, "a finite number >= 0"))
+}
+
+fn integer(key: &str, value: &Value, minimum: i64, maximum: i64) -> Result<i64, ParamsError> {
+    value
+        .as_i64()
+        .filter(|number| (minimum..=maximum).contains(number))
+        .ok_or_else(|| invalid(key, value, "a whole number in the range PyRadiomics allows"))
+}
+
+fn number_list(key: &str, value: &Value) -> Result<Vec<f64>, ParamsError> {
+    let Value::Sequence(items) = value else {
+        return Err(invalid(key, value, "a list of numbers"));
+    };
+    items
+        .iter()
+        .map(|item| {
+            item.as_f64()
+                .filter(|number| number.is_finite())
+                .ok_or_else(|| invalid(key, value, "a list of finite numbers"))
+        })
+        .collect()
+}

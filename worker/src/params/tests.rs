@@ -1,0 +1,156 @@
+use super::*;
+use crate::features::discretize::Discretization;
+use crate::features::resegment::ResegmentMode;
+
+#[test]
+fn parse_empty_file_gives_pyradiomics_defaults() {
+    let parsed = parse_parameters("").expect("empty file is valid");
+    assert_eq!(parsed.settings.classes, FeatureClass::ALL);
+    assert_eq!(parsed.settings.bin_width, 25.0);
+    assert_eq!(parsed.settings.label, 1);
+    assert_eq!(
+        parsed.options.discretization,
+        Discretization::FixedBinWidth(25.0)
+    );
+    assert_eq!(parsed.options.voxel_array_shift, 0.0);
+    assert!(parsed.options.selection.is_empty());
+}
+
+#[test]
+fn parse_full_file_maps_every_setting() {
+    let text = "
+imageType:
+  Original: {binWidth: 10}
+featureClass:
+  firstorder: [Mean, Median]
+  glcm:
+setting:
+  binWidth: 5
+  label: 2
+  normalize: true
+  normalizeScale: 100
+  removeOutliers: 3
+  resegmentRange: [3, -3]
+  resegmentMode: sigma
+  voxelArrayShift: 1000
+  distances: [1, 2]
+  symmetricalGLCM: false
+  gldm_a: 1
+  minimumROIDimensions: 1
+  minimumROISize: 10
+  geometryTolerance: 0.001
+  correctMask: true
+  additionalInfo: false
+  preCrop: true
+  padDistance: 5
+  interpolator: sitkBSpline
+  force2D: false
+  force2Ddimension: 0
+";
+    let parsed = parse_parameters(text).expect("valid file");
+    // imageType.Original settings override `setting`, as in PyRadiomics.
+    assert_eq!(parsed.settings.bin_width, 10.0);
+    assert_eq!(parsed.settings.label, 2);
+    assert_eq!(
+        parsed.settings.classes,
+        [FeatureClass::FirstOrder, FeatureClass::Glcm]
+    );
+    assert_eq!(
+        parsed.options.selection.get(&FeatureClass::FirstOrder),
+        Some(&vec!["Mean", "Median"])
+    );
+    assert!(!parsed.options.selection.contains_key(&FeatureClass::Glcm));
+    let normalization = parsed.options.normalization.expect("normalize is on");
+    assert_eq!(normalization.scale, 100.0);
+    assert_eq!(normalization.remove_outliers, Some(3.0));
+    let resegmentation = parsed.options.resegmentation.expect("range is set");
+    assert_eq!(resegmentation.mode, ResegmentMode::Sigma);
+    assert_eq!((resegmentation.lower, resegmentation.upper), (-3.0, Some(3.0)));
+    assert_eq!(parsed.options.voxel_array_shift, 1000.0);
+    assert_eq!(parsed.options.glcm.distances, [1, 2]);
+    assert!(!parsed.options.glcm.symmetric);
+    assert_eq!(parsed.options.gldm.alpha, 1.0);
+    assert_eq!(parsed.options.ngtdm.distances, [1, 2]);
+    assert_eq!(parsed.options.minimum_roi_dimensions, 1);
+    assert_eq!(parsed.options.minimum_roi_size, Some(10));
+    assert_eq!(parsed.options.geometry_tolerance_mm, Some(0.001));
+}
+
+#[test]
+fn parse_bin_count_wins_over_bin_width() {
+    let parsed = parse_parameters("featureClass: {glcm: }\nsetting: {binWidth: 5, binCount: 32}")
+        .expect("valid file");
+    assert_eq!(
+        parsed.options.discretization,
+        Discretization::FixedBinCount(32)
+    );
+}
+
+#[test]
+fn parse_unknown_setting_key_lists_close_keys() {
+    let error = parse_parameters("setting:\n  binwidth: 5\n").unwrap_err();
+    assert_eq!(
+        error,
+        ParamsError::UnknownKey {
+            section: "setting",
+            key: "binwidth".into(),
+            close: vec!["binWidth"],
+        }
+    );
+}
+
+#[test]
+fn parse_unknown_top_level_and_feature_are_named() {
+    assert!(matches!(
+        parse_parameters("settings: {}").unwrap_err(),
+        ParamsError::UnknownKey { section: "top level", key, close } if key == "settings" && close == ["setting"]
+    ));
+    assert!(matches!(
+        parse_parameters("featureClass: {firstorder: [Maen]}").unwrap_err(),
+        ParamsError::UnknownFeature { class: "firstorder", feature, close } if feature == "Maen" && close.contains(&"Mean")
+    ));
+}
+
+#[test]
+fn parse_unimplemented_settings_are_errors() {
+    for (text, key) in [
+        ("imageType: {LoG: {sigma: [1.0]}}", "imageType.LoG"),
+        ("setting: {resampledPixelSpacing: [1, 1, 1]}", "resampledPixelSpacing"),
+        ("setting: {force2D: true}", "force2D"),
+        ("setting: {weightingNorm: euclidean}", "weightingNorm"),
+        ("setting: {sigma: [1, 2]}", "sigma"),
+        ("featureClass: {shape2D: }", "featureClass.shape2D"),
+        ("voxelSetting: {kernelRadius: 2}", "voxelSetting"),
+        ("setting: {binCount: 16}", "binCount"),
+    ] {
+        match parse_parameters(text) {
+            Err(ParamsError::NotImplemented { key: found, .. }) => assert_eq!(found, key, "{text}"),
+            other => panic!("{text}: expected NotImplemented for {key}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn parse_null_setting_means_default() {
+    let parsed = parse_parameters("setting: {resampledPixelSpacing: null, removeOutliers: null}")
+        .expect("null settings are PyRadiomics defaults");
+    assert!(parsed.options.normalization.is_none());
+}
+
+#[test]
+fn parse_invalid_values_name_key() {
+    for (text, key) in [
+        ("setting: {binWidth: 0}", "binWidth"),
+        ("setting: {label: 0}", "label"),
+        ("setting: {normalize: yes please}", "normalize"),
+        ("setting: {resegmentMode: percent}", "resegmentMode"),
+        ("setting: {resegmentRange: [1, 2, 3]}", "resegmentRange"),
+        ("setting: {distances: [0]}", "distances"),
+        ("setting: {interpolator: sitkCubic}", "interpolator"),
+    ] {
+        match parse_parameters(text) {
+            Err(ParamsError::InvalidValue { key: found, .. }) => assert_eq!(found, key, "{text}"),
+            other => panic!("{text}: expected InvalidValue for {key}, got {other:?}"),
+        }
+    }
+}

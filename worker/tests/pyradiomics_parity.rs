@@ -1,0 +1,213 @@
+//! Parity with PyRadiomics' own baselines: every case (brain1, breast1) and every variant
+//! column of `pyradiomics/baseline/baseline_<class>.csv` under the shared data root. Each
+//! variant's settings are a parameter file in `tests/params/`, copied from that column's
+//! `diagnostics_Configuration_Settings` row.
+//!
+//! Tolerance: relative difference at most 1e-6, or absolute at most 1e-9 for values near
+//! zero. The baselines were written by PyRadiomics 1.3 with 15 to 17 significant digits,
+//! and the features are sums over at most 10⁴ voxels in f64, so 1e-6 leaves room for a
+//! different summation order and float32 image storage in PyRadiomics but catches any
+//! difference of definition.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use radstudy_worker::config::GeometryTolerance;
+use radstudy_worker::features::{FeatureClass, compute_with_options};
+use radstudy_worker::image::read_volume;
+use radstudy_worker::mask::{place_on_image_grid, select_label_spanning};
+use radstudy_worker::params::{ParamsError, read_parameter_file};
+
+const RELATIVE_TOLERANCE: f64 = 1e-6;
+const ABSOLUTE_TOLERANCE: f64 = 1e-9;
+
+/// Variants that radstudy cannot compute yet. Their parameter files must fail with
+/// `NotImplemented`, and this list must equal the set that does, so it cannot grow
+/// silently.
+const NOT_YET_SUPPORTED: [(&str, &str); 4] = [
+    ("2d", "force2D: per-slice texture matrices are not implemented"),
+    ("combined", "weightingNorm: merged GLCM/GLRLM angles are not implemented"),
+    ("resampling", "resampledPixelSpacing: B-spline resampling is not implemented"),
+    ("shape2D", "shape2D: 2-D shape features need force2D"),
+];
+
+/// Values outside tolerance whose cause is not found yet, as (variant, case, feature). The
+/// test fails when this list and the misses differ, so a fix or a new miss shows up.
+// TODO: brain1's mesh shape features (its ROI has two connected components) differ from the
+// baseline by up to 9e-4 relative, while breast1 matches and the voxel-count features of
+// brain1 match; the marching-cubes surface of one of the two components is the suspect.
+const KNOWN_MISSES: [(&str, &str, &str); 4] = [
+    ("plain", "brain1", "original_shape_MeshVolume"),
+    ("plain", "brain1", "original_shape_Sphericity"),
+    ("plain", "brain1", "original_shape_SurfaceArea"),
+    ("plain", "brain1", "original_shape_SurfaceVolumeRatio"),
+];
+
+fn data_root() -> PathBuf {
+    std::env::var_os("RADSTUDY_DATA_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+}
+
+fn params_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/params")
+}
+
+/// One baseline CSV: column name → (feature row name → value text).
+fn read_baseline(class_file: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let path = data_root().join("pyradiomics/baseline").join(class_file);
+    let mut reader = csv::Reader::from_path(&path)
+        .unwrap_or_else(|error| panic!("cannot open baseline {}: {error}", path.display()));
+    let headers = reader.headers().expect("baseline has a header").clone();
+    let mut columns: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for record in reader.records() {
+        let record = record.expect("baseline row parses");
+        let Some(row_name) = record.get(0) else {
+            continue;
+        };
+        for (index, column) in headers.iter().enumerate().skip(1) {
+            let value = record.get(index).unwrap_or("").to_string();
+            columns
+                .entry(column.to_string())
+                .or_default()
+                .insert(row_name.to_string(), value);
+        }
+    }
+    columns
+}
+
+/// Splits a column name into case and variant ("brain1" → plain).
+fn case_and_variant(column: &str) -> (&str, &str) {
+    match column.split_once('_') {
+        Some((case, variant)) => (case, variant),
+        None => (column, "plain"),
+    }
+}
+
+#[derive(Default)]
+struct VariantReport {
+    compared: usize,
+    max_relative: f64,
+    misses: Vec<String>,
+    missed_features: Vec<(String, String)>,
+}
+
+#[test]
+fn parity_every_baseline_variant_within_tolerance() {
+    let classes = [
+        ("baseline_shape.csv", "shape"),
+        ("baseline_firstorder.csv", "firstorder"),
+        ("baseline_glcm.csv", "glcm"),
+        ("baseline_glrlm.csv", "glrlm"),
+        ("baseline_glszm.csv", "glszm"),
+        ("baseline_gldm.csv", "gldm"),
+        ("baseline_ngtdm.csv", "ngtdm"),
+        ("baseline_shape2D.csv", "shape2D"),
+    ];
+    let tolerance = GeometryTolerance::default();
+    let mut reports: BTreeMap<String, VariantReport> = BTreeMap::new();
+    let mut unsupported_seen: BTreeMap<String, String> = BTreeMap::new();
+
+    for (file, class_name) in classes {
+        for (column, rows) in read_baseline(file) {
+            let (case, variant) = case_and_variant(&column);
+            let params_path = params_dir().join(format!("{variant}.yaml"));
+            let parameters = match read_parameter_file(&params_path) {
+                Ok(parameters) => parameters,
+                Err(ParamsError::NotImplemented { key, .. }) => {
+                    unsupported_seen.insert(variant.to_string(), key);
+                    continue;
+                }
+                Err(error) => panic!("{}: {error}", params_path.display()),
+            };
+            let class = FeatureClass::parse(class_name).expect("baseline class is supported");
+            let mut settings = parameters.settings.clone();
+            settings.classes = vec![class];
+
+            let image_path = data_root().join(format!("pyradiomics/{case}_image.nrrd"));
+            let mask_path = data_root().join(format!("pyradiomics/{case}_label.nrrd"));
+            let image = read_volume(&image_path).expect("baseline image reads");
+            let labels = read_volume(&mask_path).expect("baseline mask reads");
+            let labels = place_on_image_grid(&labels, &image.geometry, &tolerance)
+                .expect("baseline mask lies on the image grid");
+            let roi = select_label_spanning(
+                &labels,
+                settings.label,
+                parameters.options.minimum_roi_dimensions,
+            )
+            .expect("baseline ROI is valid");
+            let features = compute_with_options(&image, &roi, &settings, &parameters.options)
+                .unwrap_or_else(|error| panic!("{column} {class_name}: {error}"));
+            let features: BTreeMap<String, f64> = features.into_iter().collect();
+
+            let report = reports.entry(variant.to_string()).or_default();
+            for (row, text) in &rows {
+                let prefix = format!("original_{class_name}_");
+                if !row.starts_with(&prefix) || text.is_empty() {
+                    continue;
+                }
+                let expected: f64 = text
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{column} {row}: baseline {text:?} is no number"));
+                let Some(&actual) = features.get(row) else {
+                    report.misses.push(format!("{case} {row}: not computed"));
+                    continue;
+                };
+                report.compared += 1;
+                let difference = (actual - expected).abs();
+                let relative = if expected == 0.0 {
+                    if difference == 0.0 { 0.0 } else { f64::INFINITY }
+                } else {
+                    difference / expected.abs()
+                };
+                if difference > ABSOLUTE_TOLERANCE {
+                    report.max_relative = report.max_relative.max(relative);
+                }
+                if relative > RELATIVE_TOLERANCE && difference > ABSOLUTE_TOLERANCE {
+                    report.missed_features.push((case.to_string(), row.clone()));
+                    report.misses.push(format!(
+                        "{case} {row}: radstudy {actual:e}, PyRadiomics {expected:e} (relative {relative:.2e})"
+                    ));
+                }
+            }
+        }
+    }
+
+    for (variant, report) in &reports {
+        println!(
+            "variant {variant}: {} values compared, max relative difference {:.2e}, {} misses",
+            report.compared,
+            report.max_relative,
+            report.misses.len()
+        );
+        for miss in &report.misses {
+            println!("  miss: {miss}");
+        }
+    }
+    for (variant, key) in &unsupported_seen {
+        println!("variant {variant}: not yet supported ({key})");
+    }
+
+    let expected_unsupported: Vec<&str> = NOT_YET_SUPPORTED.iter().map(|(v, _)| *v).collect();
+    let seen_unsupported: Vec<&str> = unsupported_seen.keys().map(String::as_str).collect();
+    assert_eq!(
+        seen_unsupported, expected_unsupported,
+        "the variants rejected as not implemented differ from NOT_YET_SUPPORTED"
+    );
+    let mut missed: Vec<(String, String, String)> = Vec::new();
+    for (variant, report) in &reports {
+        assert!(report.compared > 0, "variant {variant} compared no value");
+        for (case, feature) in &report.missed_features {
+            missed.push((variant.clone(), case.clone(), feature.clone()));
+        }
+    }
+    missed.sort();
+    let known: Vec<(String, String, String)> = KNOWN_MISSES
+        .iter()
+        .map(|&(v, c, f)| (v.to_string(), c.to_string(), f.to_string()))
+        .collect();
+    assert_eq!(
+        missed, known,
+        "values outside tolerance differ from KNOWN_MISSES; see the printed report"
+    );
+}
