@@ -227,7 +227,12 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
         validation: ValidationConfig::default(),
         federated: FederatedConfig::default(),
         tls: None,
-        habitat: Default::default(),
+        // The synthetic lesions carry the outcome in their inner core, so
+        // the demo models each habitat next to the whole lesion.
+        habitat: crate::habitat::config::HabitatConfig {
+            enabled: true,
+            ..Default::default()
+        },
     };
     let outcome = run_study(&study, &out_dir.join("study"), show_progress).await;
     for process in &mut processes {
