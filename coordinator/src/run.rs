@@ -423,6 +423,7 @@ async fn run_rounds(
         "extraction_round_id": extraction_round_id,
         "habitat_apply_round_id": habitat_regions.as_ref().map(|(round, _)| round),
         "seed": config.seed,
+        "settings_hash": settings_hash(config),
         "coordinator_version": env!("CARGO_PKG_VERSION"),
         "contract_version": radstudy_proto::contract_version(),
         "centers": connected.iter().map(|(_, d)| CenterProvenance {
@@ -642,4 +643,30 @@ async fn extract_and_fetch(
         Ok(table) => Ok((table, outcome.exclusions)),
         Err(error) => Err((error.to_string(), outcome.exclusions)),
     }
+}
+
+/// Returns a SHA-256 (hex) over every study setting that changes a result:
+/// seed, sequences, split, features, habitats, ICC, model, validation and
+/// federated settings. Endpoints, TLS files and timeouts are left out, so
+/// moving a worker does not change the hash.
+///
+/// NOTE: the hash covers the settings' `Debug` form, which is stable for
+/// one radstudy version but may change between versions; compare it within
+/// one `coordinator_version`.
+fn settings_hash(config: &StudyConfig) -> String {
+    use sha2::{Digest, Sha256};
+
+    let settings = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        config.seed,
+        config.sequences,
+        config.split,
+        config.features,
+        config.habitat,
+        config.icc,
+        config.model,
+        config.validation,
+        config.federated,
+    );
+    hex::encode(Sha256::digest(settings.as_bytes()))
 }

@@ -59,13 +59,17 @@ pub fn load_sequence(
     let image = open_volume(&files.image, &image_field, context.canonical_root)?;
     let labels = open_volume(&files.mask, &mask_field, context.canonical_root)?;
 
-    if let Some(difference) = image.geometry.mismatch(&labels.geometry, context.tolerance) {
-        return Err(Exclusion::new(
-            ExclusionKind::GeometryMismatch,
-            &mask_field,
-            format!("mask grid does not match the image grid: {difference}"),
-        ));
-    }
+    // A mask on the image grid, or on a box of it, is placed by physical
+    // position; any other grid is a mismatch, never overlaid by index.
+    let labels = mask::place_on_image_grid(&labels, &image.geometry, context.tolerance).map_err(
+        |error| {
+            Exclusion::new(
+                ExclusionKind::GeometryMismatch,
+                &mask_field,
+                error.to_string(),
+            )
+        },
+    )?;
 
     let roi = mask::select_label(&labels, context.settings.label).map_err(|error| {
         let kind = match error {

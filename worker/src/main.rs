@@ -209,7 +209,10 @@ fn run_extract_command(
     };
     let failed = run_extract(&cases, &parameters, out.as_deref())?;
     if failed > 0 {
-        eprintln!("radstudy-worker: {failed} of {} cases failed; see the error column", cases.len());
+        eprintln!(
+            "radstudy-worker: {failed} of {} cases failed; see the error column",
+            cases.len()
+        );
         Ok(ExitCode::FAILURE)
     } else {
         Ok(ExitCode::SUCCESS)

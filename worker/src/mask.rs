@@ -116,7 +116,9 @@ pub fn select_label_spanning(
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlacementError {
     /// Spacing or direction differ, so the mask voxels are not image voxels.
-    #[error("mask grid is not a sub-grid of the image grid: {0}; resample the mask onto the image grid")]
+    #[error(
+        "mask grid is not a sub-grid of the image grid: {0}; resample the mask onto the image grid"
+    )]
     NotSubGrid(String),
     /// The mask voxel centres lie between image voxel centres.
     #[error(
@@ -179,7 +181,10 @@ pub fn place_on_image_grid(
     // is (Dᵀ (p − origin))_c / spacing_c.
     let world: [f64; 3] = std::array::from_fn(|r| mask.origin[r] - image.origin[r]);
     let continuous: [f64; 3] = std::array::from_fn(|c| {
-        (0..3).map(|r| image.direction[r][c] * world[r]).sum::<f64>() / image.spacing[c]
+        (0..3)
+            .map(|r| image.direction[r][c] * world[r])
+            .sum::<f64>()
+            / image.spacing[c]
     });
     let offset: [i64; 3] = std::array::from_fn(|c| continuous[c].round() as i64);
     let distance_mm = (0..3)
@@ -199,7 +204,11 @@ pub fn place_on_image_grid(
     let mut placed = Array3::<f64>::zeros(image.dims);
     let mut outside = 0;
     for ((i, j, k), &value) in labels.data.indexed_iter() {
-        let target = [i as i64 + offset[0], j as i64 + offset[1], k as i64 + offset[2]];
+        let target = [
+            i as i64 + offset[0],
+            j as i64 + offset[1],
+            k as i64 + offset[2],
+        ];
         let inside = (0..3).all(|c| target[c] >= 0 && (target[c] as usize) < image.dims[c]);
         if inside {
             placed[[target[0] as usize, target[1] as usize, target[2] as usize]] = value;

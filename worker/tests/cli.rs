@@ -305,7 +305,10 @@ fn extract_batch_failed_case_gets_error_row() {
         .arg(&out)
         .output()
         .expect("worker runs");
-    assert!(!output.status.success(), "two failed cases must fail the run");
+    assert!(
+        !output.status.success(),
+        "two failed cases must fail the run"
+    );
 
     let (header, rows) = read_csv(&std::fs::read_to_string(&out).expect("output written"));
     assert_eq!(header.last().map(String::as_str), Some("error"));
@@ -347,7 +350,10 @@ fn extract_unknown_parameter_key_is_named() {
         .expect("worker runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unknown key \"binwidht\" in setting"), "{stderr}");
+    assert!(
+        stderr.contains("unknown key \"binwidht\" in setting"),
+        "{stderr}"
+    );
     assert!(stderr.contains("did you mean binWidth?"), "{stderr}");
     assert!(output.stdout.is_empty(), "no table for invalid parameters");
 }

@@ -3,8 +3,8 @@
 //!
 //! Output CSV: one row per case, an `id` column, then one column per feature under its
 //! PyRadiomics name (`original_<class>_<Feature>`). When any case fails, a last `error`
-//! column names the case and the reason for each failed row, whose feature cells stay
-//! empty; the other rows are unaffected.
+//! column names the case and the reason for each failed row. The feature cells of a failed
+//! row stay empty, and the other rows are unaffected.
 
 use std::path::{Path, PathBuf};
 
@@ -76,7 +76,7 @@ pub enum ExtractError {
     Batch {
         /// The batch CSV.
         path: PathBuf,
-        /// What is wrong, with the line where known.
+        /// The problem, with its line where known.
         reason: String,
     },
     /// The output could not be written.
@@ -97,7 +97,8 @@ pub fn read_batch(path: &Path) -> Result<Vec<Case>, ExtractError> {
         path: path.to_path_buf(),
         reason,
     };
-    let mut reader = csv::Reader::from_path(path).map_err(|error| batch_error(error.to_string()))?;
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|error| batch_error(error.to_string()))?;
     let headers = reader
         .headers()
         .map_err(|error| batch_error(error.to_string()))?
@@ -213,6 +214,9 @@ pub fn feature_columns(settings: &ExtractionSettings, options: &ExtractionOption
         .collect()
 }
 
+/// Features of one case, or the reason it has none.
+type CaseResult = Result<Vec<(String, f64)>, CaseError>;
+
 /// Extracts every case and writes the CSV to `out` (standard output when none). Returns
 /// the number of failed cases; each failure is also logged.
 pub fn run_extract(
@@ -221,7 +225,7 @@ pub fn run_extract(
     out: Option<&Path>,
 ) -> Result<usize, ExtractError> {
     let columns = feature_columns(&parameters.settings, &parameters.options);
-    let mut rows: Vec<(String, Result<Vec<(String, f64)>, CaseError>)> = Vec::new();
+    let mut rows: Vec<(String, CaseResult)> = Vec::new();
     for case in cases {
         let span = tracing::info_span!("extract_case", case = %case.id);
         let _entered = span.enter();

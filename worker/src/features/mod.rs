@@ -254,8 +254,8 @@ pub struct ExtractionOptions {
     pub minimum_roi_dimensions: usize,
     /// Smallest ROI in voxels, or none (PyRadiomics `minimumROISize`).
     pub minimum_roi_size: Option<usize>,
-    /// Largest distance between mask and image voxel centres, in mm, for the mask to be
-    /// placed on the image grid (PyRadiomics `geometryTolerance`); none keeps the site's.
+    /// Largest distance between mask and image voxel centres at which the mask is placed
+    /// on the image grid, in mm (PyRadiomics `geometryTolerance`). None keeps the default.
     pub geometry_tolerance_mm: Option<f64>,
     /// GLCM distances and symmetry.
     pub glcm: glcm::GlcmSettings,
@@ -301,7 +301,9 @@ pub enum FeatureError {
     #[error(transparent)]
     Discretize(#[from] discretize::DiscretizeError),
     /// firstorder was requested with a fixed bin count.
-    #[error("firstorder Entropy and Uniformity support a fixed bin width only; set binWidth instead of binCount")]
+    #[error(
+        "firstorder Entropy and Uniformity support a fixed bin width only; set binWidth instead of binCount"
+    )]
     FirstOrderBinCount,
     /// ROI voxels are NaN or infinite.
     #[error("{count} ROI voxels are NaN or infinite; features need finite intensities")]
@@ -349,7 +351,11 @@ pub fn compute_with_options(
         }
         None => (roi, values),
     };
-    let shape_roi = if options.resegment_shape { feature_roi } else { roi };
+    let shape_roi = if options.resegment_shape {
+        feature_roi
+    } else {
+        roi
+    };
 
     let mut texture: Option<discretize::TextureInput> = None;
     let mut output = Vec::new();

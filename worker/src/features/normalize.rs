@@ -1,5 +1,6 @@
-//! Whole-image intensity normalisation, as PyRadiomics' `imageoperations.normalizeImage`
-//! (PyRadiomics 3.1) does it before any ROI is taken:
+//! Whole-image intensity normalisation before any ROI is taken, as PyRadiomics'
+//! `imageoperations.normalizeImage` does it (its `_normalization` baseline variant matches
+//! to 1e-15 relative in `tests/pyradiomics_parity.rs`):
 //!
 //! x' = s · clip((x − μ) / σ, −r, r)
 //!
@@ -22,7 +23,9 @@ pub struct Normalization {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NormalizeError {
     /// The image has one value everywhere (σ = 0) or fewer than two voxels.
-    #[error("image has standard deviation {0} over all voxels; it cannot be normalised, so drop `normalize`")]
+    #[error(
+        "image has standard deviation {0} over all voxels; it cannot be normalised, so drop `normalize`"
+    )]
     Flat(f64),
     /// A voxel is NaN or infinite, so μ and σ are undefined.
     #[error("image contains NaN or infinite voxels; normalisation needs finite intensities")]
@@ -43,7 +46,7 @@ pub fn normalize(image: &Volume, settings: &Normalization) -> Result<Volume, Nor
     let variance =
         kahan_sum(image.data.iter().map(|&x| (x - mean) * (x - mean))) / (count as f64 - 1.0);
     let sigma = variance.sqrt();
-    if !(sigma > 0.0) {
+    if sigma.is_nan() || sigma <= 0.0 {
         return Err(NormalizeError::Flat(sigma));
     }
 
@@ -101,7 +104,10 @@ mod tests {
             },
         )
         .expect("normalises");
-        assert_eq!(output.data.iter().copied().collect::<Vec<_>>(), [-100.0, 0.0, 100.0]);
+        assert_eq!(
+            output.data.iter().copied().collect::<Vec<_>>(),
+            [-100.0, 0.0, 100.0]
+        );
     }
 
     #[test]
@@ -115,7 +121,10 @@ mod tests {
             },
         )
         .expect("normalises");
-        assert_eq!(output.data.iter().copied().collect::<Vec<_>>(), [-1.0, 0.0, 1.0]);
+        assert_eq!(
+            output.data.iter().copied().collect::<Vec<_>>(),
+            [-1.0, 0.0, 1.0]
+        );
     }
 
     #[test]

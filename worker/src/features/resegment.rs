@@ -1,5 +1,7 @@
 //! Resegmentation: removing ROI voxels whose intensity lies outside a range, as
-//! PyRadiomics' `imageoperations.resegmentMask` (PyRadiomics 3.1) does.
+//! PyRadiomics' `imageoperations.resegmentMask` does. Its `_resegmentation` (sigma) and
+//! `_flatRegion` (absolute) baseline variants match in `tests/pyradiomics_parity.rs`; the
+//! relative mode is checked only by the unit test below.
 //!
 //! The sorted bounds (a, b) become thresholds:
 //!
@@ -12,7 +14,7 @@
 
 use crate::mask::Roi;
 
-/// How the bounds of [`Resegmentation`] are read.
+/// Unit of the bounds of [`Resegmentation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResegmentMode {
     /// Bounds in intensity units.
@@ -26,7 +28,7 @@ pub enum ResegmentMode {
 /// Resegmentation settings (PyRadiomics `resegmentRange`, `resegmentMode`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Resegmentation {
-    /// How the bounds are read.
+    /// Unit of the bounds.
     pub mode: ResegmentMode,
     /// Lower bound a.
     pub lower: f64,
@@ -71,7 +73,8 @@ pub fn resegment(
         ResegmentMode::Sigma => {
             let count = values.len() as f64;
             let mean = values.iter().sum::<f64>() / count;
-            let sigma = (values.iter().map(|&x| (x - mean) * (x - mean)).sum::<f64>() / count).sqrt();
+            let sigma =
+                (values.iter().map(|&x| (x - mean) * (x - mean)).sum::<f64>() / count).sqrt();
             let upper = settings.upper.map_or(f64::INFINITY, |b| mean + b * sigma);
             (mean + settings.lower * sigma, upper)
         }
@@ -158,7 +161,11 @@ mod tests {
         };
         assert!(matches!(
             resegment(&data, &roi, &values, &settings),
-            Err(ResegmentError::TooFewVoxels { before: 3, kept: 1, .. })
+            Err(ResegmentError::TooFewVoxels {
+                before: 3,
+                kept: 1,
+                ..
+            })
         ));
     }
 

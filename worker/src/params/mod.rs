@@ -1,15 +1,16 @@
 //! PyRadiomics parameter files: the YAML that `featureextractor.RadiomicsFeatureExtractor`
 //! reads, with its top-level keys `imageType`, `featureClass` and `setting`, and
-//! PyRadiomics' own key names (PyRadiomics 3.1 `paramSchema.yaml`).
+//! PyRadiomics' own key names (its `radiomics/schemas/paramSchema.yaml`, master branch).
 //!
 //! A file is accepted unchanged when everything it sets is implemented here. Each key that
 //! is not a PyRadiomics key is an error that names it and lists close valid keys. Each key
 //! that PyRadiomics accepts but radstudy does not implement yet (filtered image types,
 //! resampling, 2-D extraction, GLCM/GLRLM angle weighting, voxel-based extraction) is an
-//! error that says so; none is silently ignored. Keys that only steer PyRadiomics'
-//! diagnostics or cropping (`additionalInfo`, `preCrop`, `padDistance`, `interpolator`
-//! without resampling, `force2Ddimension` without `force2D`) are validated and have no
-//! effect on the values.
+//! error of its own, so none is silently ignored. Keys that only steer PyRadiomics'
+//! diagnostics, cropping or mask correction (`additionalInfo`, `preCrop`, `padDistance`,
+//! `correctMask`, `interpolator` without resampling, `force2Ddimension` without `force2D`)
+//! are validated and have no effect on the values. A mask on a sub-grid of the image is
+//! always placed by physical position, within `geometryTolerance` when it is set.
 
 mod setting;
 pub mod suggest;
@@ -26,7 +27,7 @@ pub use setting::SETTING_KEYS;
 /// Top-level keys of a PyRadiomics parameter file.
 pub const TOP_LEVEL_KEYS: [&str; 4] = ["imageType", "featureClass", "setting", "voxelSetting"];
 
-/// Image types PyRadiomics knows; only `Original` is implemented.
+/// Image types PyRadiomics accepts. Only `Original` is implemented.
 pub const IMAGE_TYPES: [&str; 10] = [
     "Original",
     "LoG",
@@ -40,7 +41,7 @@ pub const IMAGE_TYPES: [&str; 10] = [
     "LBP3D",
 ];
 
-/// Feature classes PyRadiomics knows; `shape2D` is not implemented.
+/// Feature classes PyRadiomics accepts. `shape2D` is not implemented.
 pub const CLASS_NAMES: [&str; 8] = [
     "shape",
     "shape2D",
@@ -93,17 +94,19 @@ pub enum ParamsError {
         key: String,
         /// The value as YAML.
         value: String,
-        /// What the key accepts.
+        /// Accepted values of the key.
         expected: &'static str,
     },
     /// A PyRadiomics key or value that radstudy does not implement yet.
-    #[error("{key} = {value} is not implemented in radstudy yet: {reason}; remove it or use PyRadiomics")]
+    #[error(
+        "{key} = {value} is not implemented in radstudy yet: {reason}; remove it or use PyRadiomics"
+    )]
     NotImplemented {
         /// The key.
         key: String,
         /// The value as YAML.
         value: String,
-        /// What is missing.
+        /// The missing part of radstudy.
         reason: &'static str,
     },
     /// `imageType` or `featureClass` enables nothing.
@@ -214,11 +217,12 @@ fn apply_image_types(
     Ok(())
 }
 
+/// Enabled classes, and the features chosen per class where the file lists them.
+type ClassSelection = (Vec<FeatureClass>, BTreeMap<FeatureClass, Vec<&'static str>>);
+
 /// Parses `featureClass`: each class maps to null or an empty list (all features) or to a
 /// list of feature names.
-fn parse_classes(
-    mapping: &Mapping,
-) -> Result<(Vec<FeatureClass>, BTreeMap<FeatureClass, Vec<&'static str>>), ParamsError> {
+fn parse_classes(mapping: &Mapping) -> Result<ClassSelection, ParamsError> {
     if mapping.is_empty() {
         return Err(ParamsError::Empty("featureClass", "`firstorder:`"));
     }
@@ -279,7 +283,10 @@ fn parse_classes(
     Ok((classes, selection))
 }
 
-fn section_mapping<'a>(value: &'a Value, section: &'static str) -> Result<&'a Mapping, ParamsError> {
+fn section_mapping<'a>(
+    value: &'a Value,
+    section: &'static str,
+) -> Result<&'a Mapping, ParamsError> {
     static EMPTY: std::sync::OnceLock<Mapping> = std::sync::OnceLock::new();
     match value {
         Value::Null => Ok(EMPTY.get_or_init(Mapping::new)),
@@ -313,11 +320,26 @@ fn key_name(
         })
 }
 
-/// Renders a YAML value on one line for messages.
+/// Renders a YAML value on one line, in flow style, for messages.
 fn render(value: &Value) -> String {
-    serde_norway::to_string(value)
-        .map(|text| text.trim_end().replace('\n', " "))
-        .unwrap_or_else(|_| format!("{value:?}"))
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => text.clone(),
+        Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(render).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Mapping(mapping) => {
+            let entries: Vec<String> = mapping
+                .iter()
+                .map(|(key, value)| format!("{}: {}", render(key), render(value)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::Tagged(tagged) => format!("{} {}", tagged.tag, render(&tagged.value)),
+    }
 }
 
 #[cfg(test)]

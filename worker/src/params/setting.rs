@@ -10,7 +10,7 @@ use crate::features::normalize::Normalization;
 use crate::features::resegment::{ResegmentMode, Resegmentation};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
 
-/// Every key PyRadiomics 3.1 accepts under `setting` (its `paramSchema.yaml`).
+/// Every key PyRadiomics accepts under `setting` (its `radiomics/schemas/paramSchema.yaml`).
 pub const SETTING_KEYS: [&str; 37] = [
     "minimumROIDimensions",
     "minimumROISize",
@@ -150,7 +150,8 @@ impl SettingsBuilder {
         if let Some(value) = get("interpolator") {
             match value {
                 Value::String(name) if INTERPOLATORS.contains(&name.as_str()) => {}
-                Value::Number(number) if number.as_i64().is_some_and(|n| (1..=10).contains(&n)) => {}
+                Value::Number(number) if number.as_i64().is_some_and(|n| (1..=10).contains(&n)) => {
+                }
                 other => {
                     return Err(invalid(
                         "interpolator",
@@ -177,10 +178,12 @@ impl SettingsBuilder {
             Some(value) => positive("binWidth", value)?,
             None => 25.0,
         };
-        // PyRadiomics' getBinEdges uses binCount whenever it is set, whatever binWidth says.
+        // PyRadiomics' getBinEdges uses binCount whenever it is set, whatever the value of binWidth.
         let discretization = match get("binCount") {
             Some(value) => {
-                Discretization::FixedBinCount(integer("binCount", value, 1, i64::from(u32::MAX))? as u32)
+                Discretization::FixedBinCount(
+                    integer("binCount", value, 1, i64::from(u32::MAX))? as u32
+                )
             }
             None => Discretization::FixedBinWidth(bin_width),
         };
@@ -214,7 +217,11 @@ impl SettingsBuilder {
             Some(Value::String(mode)) if mode == "relative" => ResegmentMode::Relative,
             Some(Value::String(mode)) if mode == "sigma" => ResegmentMode::Sigma,
             Some(other) => {
-                return Err(invalid("resegmentMode", other, "absolute, relative or sigma"));
+                return Err(invalid(
+                    "resegmentMode",
+                    other,
+                    "absolute, relative or sigma",
+                ));
             }
         };
         let resegmentation = match get("resegmentRange") {
@@ -258,7 +265,7 @@ impl SettingsBuilder {
             None => None,
         };
         let geometry_tolerance = match get("geometryTolerance") {
-            Some(value) => Some(non_negative("geometryTolerance", value)?),
+            Some(value) => Some(positive("geometryTolerance", value)?),
             None => None,
         };
         let voxel_array_shift = match get("voxelArrayShift") {
@@ -273,7 +280,11 @@ impl SettingsBuilder {
                         .iter()
                         .all(|&d| d >= 1.0 && d.fract() == 0.0 && d <= f64::from(u32::MAX));
                 if !valid {
-                    return Err(invalid("distances", value, "a non-empty list of whole numbers >= 1"));
+                    return Err(invalid(
+                        "distances",
+                        value,
+                        "a non-empty list of whole numbers >= 1",
+                    ));
                 }
                 distances.into_iter().map(|d| d as u32).collect()
             }
@@ -329,7 +340,9 @@ fn invalid(key: &str, value: &Value, expected: &'static str) -> ParamsError {
 }
 
 fn bool_value(key: &str, value: &Value) -> Result<bool, ParamsError> {
-    value.as_bool().ok_or_else(|| invalid(key, value, "true or false"))
+    value
+        .as_bool()
+        .ok_or_else(|| invalid(key, value, "true or false"))
 }
 
 fn finite(key: &str, value: &Value) -> Result<f64, ParamsError> {

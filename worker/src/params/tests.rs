@@ -65,7 +65,10 @@ setting:
     assert_eq!(normalization.remove_outliers, Some(3.0));
     let resegmentation = parsed.options.resegmentation.expect("range is set");
     assert_eq!(resegmentation.mode, ResegmentMode::Sigma);
-    assert_eq!((resegmentation.lower, resegmentation.upper), (-3.0, Some(3.0)));
+    assert_eq!(
+        (resegmentation.lower, resegmentation.upper),
+        (-3.0, Some(3.0))
+    );
     assert_eq!(parsed.options.voxel_array_shift, 1000.0);
     assert_eq!(parsed.options.glcm.distances, [1, 2]);
     assert!(!parsed.options.glcm.symmetric);
@@ -115,7 +118,10 @@ fn parse_unknown_top_level_and_feature_are_named() {
 fn parse_unimplemented_settings_are_errors() {
     for (text, key) in [
         ("imageType: {LoG: {sigma: [1.0]}}", "imageType.LoG"),
-        ("setting: {resampledPixelSpacing: [1, 1, 1]}", "resampledPixelSpacing"),
+        (
+            "setting: {resampledPixelSpacing: [1, 1, 1]}",
+            "resampledPixelSpacing",
+        ),
         ("setting: {force2D: true}", "force2D"),
         ("setting: {weightingNorm: euclidean}", "weightingNorm"),
         ("setting: {sigma: [1, 2]}", "sigma"),

@@ -25,13 +25,12 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
 
     let mut section = Section::new(ID, TITLE);
     section.paragraphs.push(
-        "Everything needed to rerun the study: the study id and seed, the round ids, and each \
-         center's software version, contract version and feature-definition hash (SHA-256 of \
-         the extraction settings and feature definitions). Source: provenance.json."
+        "Everything needed to rerun the study: the study id and seed, the hash of the study \
+         settings, the round ids, and each center's software version, contract version and \
+         feature-definition hash (SHA-256 of the extraction settings and feature definitions). \
+         Source: provenance.json."
             .into(),
     );
-    // NOTE: provenance.json has no hash of the study settings (study.toml),
-    // so the report cannot show one; the seed and study id are shown instead.
     let mut study = Table::new(
         "provenance",
         "Study provenance",
@@ -42,6 +41,7 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
     for key in [
         "study_id",
         "seed",
+        "settings_hash",
         "coordinator_version",
         "contract_version",
         "round_id",
