@@ -20,11 +20,23 @@ pub fn workspace_root() -> PathBuf {
 
 /// Returns the data root: `$RADSTUDY_DATA_ROOT`, else [`DEFAULT_DATA_ROOT`]
 /// under the workspace root.
+///
+/// # Panics
+///
+/// When the folder does not exist, with a message that names it and the
+/// setting, because every later error would only say "No such file".
 pub fn data_root() -> PathBuf {
-    match std::env::var_os("RADSTUDY_DATA_ROOT") {
+    let root = match std::env::var_os("RADSTUDY_DATA_ROOT") {
         Some(root) => PathBuf::from(root),
         None => workspace_root().join(DEFAULT_DATA_ROOT),
-    }
+    };
+    assert!(
+        root.is_dir(),
+        "data root {} not found: these tests read the real data sets (sts/, pyradiomics/, ibsi/); \
+         set RADSTUDY_DATA_ROOT to the folder that holds them",
+        root.display()
+    );
+    root
 }
 
 /// Returns the path of a workspace binary built next to the test binary

@@ -143,12 +143,15 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// Writes a worker config for a demo center that listens on a free port.
-fn write_worker_config(dir: &Path, center: &synth::SyntheticCenter) -> anyhow::Result<PathBuf> {
+/// Writes a worker config and pseudonym key for a demo center that listens
+/// on a free port.
+fn write_worker_config(
+    dir: &Path,
+    center: &synth::SyntheticCenter,
+    seed: u64,
+) -> anyhow::Result<PathBuf> {
     let key = dir.join(format!("center_{}.key", center.center_id));
-    if !key.exists() {
-        radstudy_worker_key(&key)?;
-    }
+    write_demo_key(&key, seed, &center.center_id)?;
     let config = dir.join(format!("worker_{}.toml", center.center_id));
     let text = format!(
         "# Demo worker for synthetic center {id}.\n\
@@ -170,11 +173,18 @@ fn write_worker_config(dir: &Path, center: &synth::SyntheticCenter) -> anyhow::R
 }
 
 /// Writes a random 32-byte hex key, as `radstudy-worker keygen` does.
-fn radstudy_worker_key(path: &Path) -> anyhow::Result<()> {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    std::fs::write(path, format!("{}\n", hex::encode(bytes)))
+/// Writes the demo center's pseudonym key, derived from the demo seed and
+/// the center id. A hospital's key is secret and random; the demo's is
+/// derived so that the pseudonyms, and with them the split, and therefore
+/// every result, are the same in any output folder.
+fn write_demo_key(path: &Path, seed: u64, center_id: &str) -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+
+    let mut hasher = Sha256::new();
+    hasher.update(b"radstudy-demo-pseudonym-key\0");
+    hasher.update(seed.to_le_bytes());
+    hasher.update(center_id.as_bytes());
+    std::fs::write(path, format!("{}\n", hex::encode(hasher.finalize())))
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -197,7 +207,7 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
     let mut processes = Vec::new();
     let mut center_configs = Vec::new();
     for (index, center) in centers.iter().enumerate() {
-        let config = write_worker_config(&workers_dir, center)?;
+        let config = write_worker_config(&workers_dir, center, spec.seed)?;
         let log = workers_dir.join(format!("worker_{}.log", center.center_id));
         let process = WorkerProcess::start(&binary, &config, &log)?;
         center_configs.push(CenterConfig {

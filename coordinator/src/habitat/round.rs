@@ -42,7 +42,8 @@ pub struct RegionTotal {
     pub voxels: u64,
     /// See `patients`.
     pub lesion_voxels: u64,
-    /// Region voxels over lesion voxels.
+    /// Region voxels over every lesion voxel of the sequence (all patients
+    /// with the sequence, whether or not they have this region).
     pub voxel_fraction: Option<f64>,
     /// Mean rescaled entropy, mapped intensity and normalised depth over
     /// the region's voxels.
@@ -332,6 +333,20 @@ pub fn merge_region_sums(per_center: &[(String, Vec<RegionSums>)]) -> Vec<Region
             }
         }
     }
+    // The fraction's denominator is every lesion voxel of the sequence: the
+    // "whole" region's voxels, or else the largest lesion-voxel sum of any
+    // region. A region's own lesion-voxel sum covers only the patients that
+    // have it, so dividing by it would let the fractions add up to more
+    // than 1.
+    let mut lesion_voxels: BTreeMap<String, u64> = BTreeMap::new();
+    for total in totals.values() {
+        let entry = lesion_voxels.entry(total.sequence.clone()).or_default();
+        *entry = (*entry).max(total.lesion_voxels);
+    }
+    for total in totals.values().filter(|t| t.region == "whole") {
+        lesion_voxels.insert(total.sequence.clone(), total.voxels);
+    }
+
     totals
         .into_values()
         .map(|mut total| {
@@ -340,8 +355,8 @@ pub fn merge_region_sums(per_center: &[(String, Vec<RegionSums>)]) -> Vec<Region
             total.mean_entropy = mean(total.mean_entropy);
             total.mean_intensity = mean(total.mean_intensity);
             total.mean_depth = mean(total.mean_depth);
-            total.voxel_fraction =
-                (total.lesion_voxels > 0).then(|| voxels / total.lesion_voxels as f64);
+            let denominator = lesion_voxels.get(&total.sequence).copied().unwrap_or(0);
+            total.voxel_fraction = (denominator > 0).then(|| voxels / denominator as f64);
             total
         })
         .collect()
@@ -386,7 +401,9 @@ mod tests {
         );
         assert_eq!(inner.voxel_fraction, Some(0.2));
         assert_eq!(inner.mean_entropy, Some(0.5));
-        assert_eq!(totals[1].voxel_fraction, Some(0.9));
+        // 90 marginal voxels over the 200 lesion voxels of both patients,
+        // not over the 100 of the one patient that has a marginal region.
+        assert_eq!(totals[1].voxel_fraction, Some(0.45));
     }
 
     #[test]

@@ -204,7 +204,7 @@ fn calibration(scores: &[f64], labels: &[bool]) -> Option<Calibration> {
 pub struct ModelComparison {
     /// Cohort name.
     pub cohort: String,
-    /// First model (the fusion model).
+    /// First model: the fusion model, or a region's model.
     pub model_a: String,
     /// Second model.
     pub model_b: String,
@@ -222,58 +222,89 @@ pub struct ModelComparison {
     pub difference_ci: Option<PercentileInterval>,
 }
 
-/// Compares the fusion model with each single model, per cohort, with
-/// DeLong's paired test on the patients both models score.
+/// Compares models per cohort with DeLong's paired test on the patients
+/// both score: the fusion model against each single model, and each
+/// region's model against the whole-tumour model of its sequence
+/// (`{sequence}_{region}` against `{sequence}_whole`), which is how the
+/// method asks whether a subregion beats the whole tumour.
 pub fn compare_models(predictions: &[Prediction], models: &[FittedModel]) -> Vec<ModelComparison> {
-    let Some(fusion) = models.iter().find(|m| m.name.starts_with("fusion")) else {
-        return Vec::new();
-    };
-    let mut by_key: HashMap<(&str, &str), (&Prediction, f64)> = HashMap::new();
+    let mut scores: HashMap<(&str, &str), f64> = HashMap::new();
     for prediction in predictions {
-        by_key.insert(
+        scores.insert(
             (prediction.model.as_str(), prediction.pseudonym.as_str()),
-            (prediction, prediction.probability),
+            prediction.probability,
         );
     }
 
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    if let Some(fusion) = models.iter().find(|m| m.name.starts_with("fusion")) {
+        for other in models.iter().filter(|m| m.name != fusion.name) {
+            pairs.push((&fusion.name, &other.name));
+        }
+    }
+    // Region names may contain '_' ("mid_2"), and so may sequence names
+    // ("MR_T1"), so each sequence is found from its whole-tumour model.
+    for whole in models {
+        let Some(sequence) = whole.name.strip_suffix("_whole") else {
+            continue;
+        };
+        let prefix = format!("{sequence}_");
+        for model in models.iter().filter(|m| {
+            m.name != whole.name && !m.name.starts_with("fusion") && m.name.starts_with(&prefix)
+        }) {
+            pairs.push((&model.name, &whole.name));
+        }
+    }
+
     let mut comparisons = Vec::new();
-    for other in models.iter().filter(|m| m.name != fusion.name) {
+    for (model_a, model_b) in pairs {
         for cohort in Cohort::ALL {
-            let mut a = Vec::new();
-            let mut b = Vec::new();
-            let mut labels = Vec::new();
-            for prediction in predictions
-                .iter()
-                .filter(|p| p.model == fusion.name && p.cohort == cohort.as_str())
-            {
-                if let Some((_, score)) =
-                    by_key.get(&(other.name.as_str(), prediction.pseudonym.as_str()))
-                {
-                    a.push(prediction.probability);
-                    b.push(*score);
-                    labels.push(prediction.label == 1);
-                }
+            if let Some(comparison) = compare_pair(predictions, &scores, model_a, model_b, cohort) {
+                comparisons.push(comparison);
             }
-            let Ok(test) = stats::delong_test(&a, &b, &labels) else {
-                continue;
-            };
-            let options = BootstrapOptions::default();
-            comparisons.push(ModelComparison {
-                cohort: cohort.as_str().to_string(),
-                model_a: fusion.name.clone(),
-                model_b: other.name.clone(),
-                n: labels.len(),
-                auc_a: test.auc_a,
-                auc_b: test.auc_b,
-                z: test.z,
-                p_value: test.p_value,
-                difference_ci: stats::bootstrap_auc_difference(&a, &b, &labels, &options)
-                    .ok()
-                    .map(|d| d.difference),
-            });
         }
     }
     comparisons
+}
+
+/// DeLong's paired test of `model_a` against `model_b` on one cohort, or
+/// `None` when the test is undefined there (one class, no shared patient).
+fn compare_pair(
+    predictions: &[Prediction],
+    scores: &HashMap<(&str, &str), f64>,
+    model_a: &str,
+    model_b: &str,
+    cohort: Cohort,
+) -> Option<ModelComparison> {
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    let mut labels = Vec::new();
+    for prediction in predictions
+        .iter()
+        .filter(|p| p.model == model_a && p.cohort == cohort.as_str())
+    {
+        if let Some(score) = scores.get(&(model_b, prediction.pseudonym.as_str())) {
+            a.push(prediction.probability);
+            b.push(*score);
+            labels.push(prediction.label == 1);
+        }
+    }
+
+    let test = stats::delong_test(&a, &b, &labels).ok()?;
+    let options = BootstrapOptions::default();
+    Some(ModelComparison {
+        cohort: cohort.as_str().to_string(),
+        model_a: model_a.to_string(),
+        model_b: model_b.to_string(),
+        n: labels.len(),
+        auc_a: test.auc_a,
+        auc_b: test.auc_b,
+        z: test.z,
+        p_value: test.p_value,
+        difference_ci: stats::bootstrap_auc_difference(&a, &b, &labels, &options)
+            .ok()
+            .map(|d| d.difference),
+    })
 }
 
 /// Global SHAP importance of one feature on one cohort.

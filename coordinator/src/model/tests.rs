@@ -294,6 +294,44 @@ fn concat_fusion_is_built_on_best_region() {
 }
 
 #[test]
+fn region_models_are_compared_with_whole() {
+    let table = synthetic_table(&["inner", "whole"], "inner", 3);
+    let specs = model_specs(&["T1".into(), "T2".into()]);
+    let outcome = run_models(&table, &specs, &quick_config(FusionMethod::Concat), 42);
+
+    // Each sequence's inner model against its whole-tumour model, on every
+    // cohort where DeLong's test is defined; the fusion model is compared
+    // separately and never against "whole" as a region pair.
+    for sequence in ["T1", "T2"] {
+        let inner = format!("{sequence}_inner");
+        let whole = format!("{sequence}_whole");
+        let pairs = outcome
+            .comparisons
+            .iter()
+            .filter(|c| c.model_a == inner && c.model_b == whole)
+            .count();
+        assert!(
+            pairs >= 1,
+            "{inner} against {whole}: {:?}",
+            outcome.comparisons
+        );
+    }
+    assert!(
+        !outcome
+            .comparisons
+            .iter()
+            .any(|c| c.model_a.starts_with("fusion") && c.model_b == c.model_a)
+    );
+    assert!(
+        !outcome
+            .comparisons
+            .iter()
+            .any(|c| c.model_a.ends_with("_whole")),
+        "a whole-tumour model is only ever the reference"
+    );
+}
+
+#[test]
 fn stacking_fusion_explains_two_radscores() {
     let table = synthetic_table(&["inner", "whole"], "inner", 3);
     let specs = model_specs(&["T1".into(), "T2".into()]);

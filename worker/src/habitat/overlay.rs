@@ -9,7 +9,7 @@
 //!   lower index) in the middle, and, when the lesion spans more slices,
 //!   the slices halfway to its first and to its last slice on either side,
 //!   in increasing slice index. A title above each panel gives the axis and
-//!   index, such as `K=23`.
+//!   index, such as `SLICE 23 AXIS K` (voxel index 23 along k).
 //! - Orientation: the radiological convention of ITK-SNAP and 3D Slicer's
 //!   axial view, the patient's right on the image's left and anterior at
 //!   the top. Of the two in-plane axes, the one most aligned with world x
@@ -387,7 +387,7 @@ fn render_overlay(
         picture.draw_text(
             left,
             BORDER_PX,
-            &format!("{axis_letter}={slice}"),
+            &format!("SLICE {slice} AXIS {axis_letter}"),
             TEXT_COLOUR,
         );
         draw_panel(

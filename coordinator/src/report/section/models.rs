@@ -217,7 +217,8 @@ pub fn comparison_section(files: &StudyFiles) -> Result<Section, ReportError> {
     let mut section = Section::new(ID, TITLE);
     section.paragraphs.push(
         "Paired DeLong tests on the same patients: the fusion model against each single model, \
-         and the inner region against the whole lesion per sequence when both were fitted. \
+         and each region's model (inner, mid, marginal, core, rim) against the whole-lesion model \
+         of its sequence. \
          p-values are two-sided and not adjusted for multiple comparisons. Source: comparisons.csv."
             .into(),
     );
