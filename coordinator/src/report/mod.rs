@@ -158,6 +158,8 @@ pub struct StudyFiles {
     pub provenance: Option<serde_json::Value>,
     /// `scores_only.json`.
     pub scores_only: Option<serde_json::Value>,
+    /// `models.json`: the fitted models and the models that were skipped.
+    pub models: Option<serde_json::Value>,
 }
 
 impl StudyFiles {
@@ -183,6 +185,7 @@ impl StudyFiles {
             selection: read_json(dir, "selection.json")?,
             provenance: read_json(dir, "provenance.json")?,
             scores_only: read_json(dir, "scores_only.json")?,
+            models: read_json(dir, "models.json")?,
         })
     }
 }

@@ -236,3 +236,26 @@ fn summary_names_fusion_model_of_chosen_region() {
         "summary sentence missing"
     );
 }
+
+#[test]
+fn skipped_model_is_explained_with_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "metrics.csv", METRICS);
+    write(
+        dir.path(),
+        "models.json",
+        r#"{"models": [], "skipped": [{"model": "T2FS_whole", "reason": "training has 2 positive patients; at least 3 per class are needed"}]}"#,
+    );
+    write_report(dir.path()).expect("report");
+    let page = html(dir.path());
+
+    // The reason is copied from models.json, so the page shows it verbatim.
+    assert!(
+        page.contains("Model T2FS_whole was not fitted"),
+        "skipped model not named"
+    );
+    assert!(
+        page.contains("at least 3 per class are needed"),
+        "reason not shown"
+    );
+}

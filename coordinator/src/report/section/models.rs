@@ -110,6 +110,7 @@ pub fn model_section(files: &StudyFiles) -> Result<Section, ReportError> {
             "validation.json is missing, so sensitivity and specificity have no intervals.".into(),
         );
     }
+    section.paragraphs.extend(skipped_models(files));
     let mut rows = metrics_rows(&files.metrics)?;
     let order = |cohort: &str| {
         COHORTS
@@ -298,4 +299,29 @@ pub fn comparison_section(files: &StudyFiles) -> Result<Section, ReportError> {
     section.tables.push(table);
 
     Ok(section)
+}
+
+/// Returns one sentence per model that could not be fitted, with the
+/// reason from `models.json`, so that a model missing from the table is
+/// explained where the table is.
+fn skipped_models(files: &StudyFiles) -> Vec<String> {
+    let Some(skipped) = files
+        .models
+        .as_ref()
+        .and_then(|models| models.get("skipped"))
+        .and_then(serde_json::Value::as_array)
+    else {
+        return Vec::new();
+    };
+    skipped
+        .iter()
+        .filter_map(|entry| {
+            let model = entry.get("model")?.as_str()?;
+            let reason = entry.get("reason")?.as_str()?;
+            Some(format!(
+                "Model {model} was not fitted and is not in the table: {reason}. A fusion model \
+                 built without it rests on the remaining sequences only. Source: models.json."
+            ))
+        })
+        .collect()
 }
