@@ -39,6 +39,14 @@ pub enum KeyError {
         /// The problem with its content.
         problem: String,
     },
+    /// `keygen` found a key file already in place.
+    #[error(
+        "pseudonym key file {path} already exists and was not overwritten, because a new key would give every patient a new pseudonym; keep it, or write the new key to another path"
+    )]
+    Exists {
+        /// The key file.
+        path: PathBuf,
+    },
 }
 
 /// The site's secret pseudonym key.
@@ -101,9 +109,8 @@ impl PseudonymKey {
         }
         let mut file = options.open(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyError::Invalid {
+                KeyError::Exists {
                     path: path.to_path_buf(),
-                    problem: "the file already exists and was not overwritten; a new key would give every patient a new pseudonym".into(),
                 }
             } else {
                 io_error(source)

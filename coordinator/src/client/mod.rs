@@ -543,8 +543,14 @@ fn status_chain(status: &tonic::Status) -> String {
     let mut text = status.message().to_string();
     let mut source = std::error::Error::source(status);
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Transport errors often repeat their cause in their own message
+        // ("tcp connect error: tcp connect error: ..."), so a cause already
+        // in the text is not appended again.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -555,8 +561,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // Transport errors often repeat their cause in their own message
+        // ("tcp connect error: tcp connect error: ..."), so a cause already
+        // in the text is not appended again.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
