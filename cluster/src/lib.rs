@@ -5,6 +5,6 @@
 //! Every random step draws from a xoshiro256++ stream seeded by a `u64`
 //! that the caller derives from the study seed and a stable id.
 
-pub mod kmeans;
 pub mod gmm;
+pub mod kmeans;
 pub mod silhouette;

@@ -19,7 +19,7 @@ fn data_root() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
 }
 
-/// The bytes of a real file, or an empty vector when the data root is
+/// Returns the bytes of a real file, or an empty vector when the data root is
 /// missing (the properties on generated input still run).
 fn seed_file(relative: &str) -> Vec<u8> {
     std::fs::read(data_root().join(relative)).unwrap_or_default()

@@ -174,9 +174,9 @@ fn write_worker_config(
 
 /// Writes a random 32-byte hex key, as `radstudy-worker keygen` does.
 /// Writes the demo center's pseudonym key, derived from the demo seed and
-/// the center id. A hospital's key is secret and random; the demo's is
-/// derived so that the pseudonyms, and with them the split, and therefore
-/// every result, are the same in any output folder.
+/// the center id. A hospital's key is secret and random. The demo's is
+/// derived, so its pseudonyms, split and results are the same in any
+/// output folder.
 fn write_demo_key(path: &Path, seed: u64, center_id: &str) -> anyhow::Result<()> {
     use sha2::{Digest, Sha256};
 

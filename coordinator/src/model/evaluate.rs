@@ -225,8 +225,8 @@ pub struct ModelComparison {
 /// Compares models per cohort with DeLong's paired test on the patients
 /// both score: the fusion model against each single model, and each
 /// region's model against the whole-tumour model of its sequence
-/// (`{sequence}_{region}` against `{sequence}_whole`), which is how the
-/// method asks whether a subregion beats the whole tumour.
+/// (`{sequence}_{region}` against `{sequence}_whole`). The second kind
+/// tests whether a subregion beats the whole tumour.
 pub fn compare_models(predictions: &[Prediction], models: &[FittedModel]) -> Vec<ModelComparison> {
     let mut scores: HashMap<(&str, &str), f64> = HashMap::new();
     for prediction in predictions {

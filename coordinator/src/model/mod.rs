@@ -35,8 +35,8 @@ use serde::Serialize;
 use crate::config::{FusionMethod, ModelConfig};
 use crate::table::StudyTable;
 
-pub use cv::derive_seed;
 pub use chain::{ChainSpec, ChainSteps, FittedChain, fit_chain, fit_chain_on};
+pub use cv::derive_seed;
 pub use evaluate::{
     Calibration, CohortValidation, ModelComparison, ShapImportance, compare_models, evaluate,
     shap_importance,

@@ -71,6 +71,41 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// Builds a geometry from the world vector of each voxel axis (a column
+    /// of the index-to-world matrix, its length the spacing) and the origin,
+    /// as NIfTI's sform and NRRD's `space directions` give them. Returns an
+    /// error naming the axis when a column has zero or non-finite length,
+    /// or when the origin is not finite.
+    pub fn from_axis_columns(
+        dims: [usize; 3],
+        origin: [f64; 3],
+        columns: [[f64; 3]; 3],
+    ) -> Result<Geometry, String> {
+        let mut spacing = [0.0; 3];
+        let mut direction = [[0.0; 3]; 3];
+        for c in 0..3 {
+            let length = columns[c].iter().map(|v| v * v).sum::<f64>().sqrt();
+            if !(length.is_finite() && length > 0.0) {
+                return Err(format!(
+                    "voxel axis {c} has zero or non-finite length {length} in the header transform"
+                ));
+            }
+            spacing[c] = length;
+            for r in 0..3 {
+                direction[r][c] = columns[c][r] / length;
+            }
+        }
+        if origin.iter().any(|v| !v.is_finite()) {
+            return Err(format!("non-finite origin {origin:?}"));
+        }
+        Ok(Geometry {
+            dims,
+            spacing,
+            origin,
+            direction,
+        })
+    }
+
     /// Returns the volume of one voxel, in mm³.
     pub fn voxel_volume_mm3(&self) -> f64 {
         self.spacing.iter().product()

@@ -200,29 +200,7 @@ fn geometry_from_header(header: &nifti::NiftiHeader, dims: [usize; 3]) -> Result
         ([0.0; 3], columns)
     };
 
-    let mut spacing = [0.0; 3];
-    let mut direction = [[0.0; 3]; 3];
-    for c in 0..3 {
-        let length = columns[c].iter().map(|v| v * v).sum::<f64>().sqrt();
-        if !(length.is_finite() && length > 0.0) {
-            return Err(format!(
-                "voxel axis {c} has zero or non-finite length in the header transform"
-            ));
-        }
-        spacing[c] = length;
-        for r in 0..3 {
-            direction[r][c] = columns[c][r] / length;
-        }
-    }
-    if origin.iter().any(|v| !v.is_finite()) {
-        return Err(format!("non-finite origin {origin:?}"));
-    }
-    Ok(Geometry {
-        dims,
-        spacing,
-        origin,
-        direction,
-    })
+    Geometry::from_axis_columns(dims, origin, columns)
 }
 
 /// Rotation matrix of the NIfTI-1 unit quaternion (a, b, c, d), with a

@@ -484,29 +484,7 @@ fn geometry(header: &Header, spatial: &[usize], dims: [usize; 3]) -> Result<Geom
     let origin = header.space_origin.unwrap_or([0.0; 3]);
     let origin: [f64; 3] = std::array::from_fn(|r| origin[r] * sign[r]);
 
-    let mut spacing = [0.0; 3];
-    let mut direction = [[0.0; 3]; 3];
-    for c in 0..3 {
-        let length = columns[c].iter().map(|v| v * v).sum::<f64>().sqrt();
-        if !(length.is_finite() && length > 0.0) {
-            return Err(format!(
-                "voxel axis {c} has zero or non-finite length {length}"
-            ));
-        }
-        spacing[c] = length;
-        for r in 0..3 {
-            direction[r][c] = columns[c][r] / length;
-        }
-    }
-    if origin.iter().any(|v| !v.is_finite()) {
-        return Err(format!("non-finite space origin {origin:?}"));
-    }
-    Ok(Geometry {
-        dims,
-        spacing,
-        origin,
-        direction,
-    })
+    Geometry::from_axis_columns(dims, origin, columns)
 }
 
 /// Returns the sign that turns each world component of `space` into RAS.

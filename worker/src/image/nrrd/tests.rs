@@ -8,7 +8,7 @@ fn data_root() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
 }
 
-/// A little-endian int16 file of 2 × 3 × 2 voxels whose values are their
+/// Returns the header of a little-endian int16 file of 2 × 3 × 2 voxels whose values are their
 /// file positions 0..12, with the given extra header lines.
 fn small_header(extra: &str) -> String {
     format!(
@@ -105,7 +105,7 @@ fn nrrd_raw_little_endian_first_axis_fastest() {
 
     let volume = read(&bytes).expect("valid raw file");
 
-    // Position p = i + 2 (j + 3 k) holds the value p.
+    // Position p = i + 2 (j + 3 k) contains the value p.
     assert_eq!(volume.data[[1, 0, 0]], 1.0);
     assert_eq!(volume.data[[0, 1, 0]], 2.0);
     assert_eq!(volume.data[[0, 0, 1]], 6.0);
