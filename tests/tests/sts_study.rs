@@ -68,7 +68,7 @@ async fn sts_study_two_centers_end_to_end() -> anyhow::Result<()> {
     assert!(
         missing_mr
             .iter()
-            .all(|e| e.field == "MR_T1_image" && e.reason == "file not found")
+            .all(|e| e.field == "MR_T1_image" && e.reason.starts_with("file not found; check"))
     );
     assert!(
         missing_mr

@@ -58,6 +58,15 @@ pub fn load_sequence(
 
     let image = open_volume(&files.image, &image_field, context.canonical_root)?;
     let labels = open_volume(&files.mask, &mask_field, context.canonical_root)?;
+    if !labels.stored_as_integer {
+        // Whole-valued float masks are common (tools that save every image as
+        // float32); non-integer values are rejected by `select_label`.
+        tracing::warn!(
+            field = %mask_field,
+            "mask is stored as floating point; accepted because every value is checked to be \
+             a whole label, but store masks as integers to rule out interpolated masks"
+        );
+    }
 
     // A mask on the image grid, or on a box of it, is placed by physical
     // position; any other grid is a mismatch, never overlaid by index.
@@ -133,7 +142,10 @@ fn open_volume(path: &Path, field: &str, canonical_root: &Path) -> Result<Volume
         Ok(real) => real,
         Err(error) => {
             let reason = if error.kind() == std::io::ErrorKind::NotFound {
-                "file not found".to_string()
+                format!(
+                    "file not found; check the patient's `{field}` path in the manifest \
+                     (relative to the worker's data_root)"
+                )
             } else {
                 format!("cannot open file: {error}")
             };
@@ -212,7 +224,11 @@ mod tests {
         let error = extract_sequence("MR_T1", &files("STS_009", "MR_T1"), &context).unwrap_err();
         assert_eq!(error.kind, ExclusionKind::FileMissing);
         assert_eq!(error.field, "MR_T1_image");
-        assert_eq!(error.reason, "file not found");
+        assert_eq!(
+            error.reason,
+            "file not found; check the patient's `MR_T1_image` path in the manifest \
+             (relative to the worker's data_root)"
+        );
     }
 
     #[test]

@@ -198,12 +198,12 @@ fn run_extract_command(
     let parameters = load_parameters(param.as_deref(), label)?;
     let cases = match (batch, image, mask) {
         (Some(batch), _, _) => read_batch(&batch)?,
-        (None, Some(image), Some(mask)) => vec![Case {
+        (None, Some(image), Some(mask)) => vec![Ok(Case {
             id: case_id(&image),
             image,
             mask,
             label: None,
-        }],
+        })],
         // clap requires IMAGE and MASK unless --batch is given.
         _ => anyhow::bail!("give IMAGE and MASK, or --batch CASES.csv"),
     };

@@ -287,10 +287,14 @@ fn extract_batch_failed_case_gets_error_row() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let batch = dir.path().join("cases.csv");
     let text = format!(
-        "ID,Image,Mask,Label\nbreast,{},{},\nmissing,no_such_image.nrrd,{},1\nwrong_label,{},{},5\n",
+        "ID,Image,Mask,Label\nbreast,{},{},\nmissing,no_such_image.nrrd,{},1\nwrong_label,{},{},5\n\
+         ragged,{}\nbreast,{},{},\n",
         pyradiomics_case("breast1_image.nrrd").display(),
         pyradiomics_case("breast1_label.nrrd").display(),
         pyradiomics_case("breast1_label.nrrd").display(),
+        pyradiomics_case("breast1_image.nrrd").display(),
+        pyradiomics_case("breast1_label.nrrd").display(),
+        pyradiomics_case("breast1_image.nrrd").display(),
         pyradiomics_case("breast1_image.nrrd").display(),
         pyradiomics_case("breast1_label.nrrd").display(),
     );
@@ -305,14 +309,12 @@ fn extract_batch_failed_case_gets_error_row() {
         .arg(&out)
         .output()
         .expect("worker runs");
-    assert!(
-        !output.status.success(),
-        "two failed cases must fail the run"
-    );
+    assert!(!output.status.success(), "failed cases must fail the run");
 
     let (header, rows) = read_csv(&std::fs::read_to_string(&out).expect("output written"));
     assert_eq!(header.last().map(String::as_str), Some("error"));
-    assert_eq!(rows.len(), 3);
+    // A ragged row and a repeated ID get their own rows; the valid cases still run.
+    assert_eq!(rows.len(), 5);
     assert_eq!(cell(&header, &rows[0], "error"), "");
     // PyRadiomics' baseline_firstorder.csv, column breast1: 131.12587412587413; a mean of
     // 143 whole numbers is exact to about 1e-14 relative.
@@ -333,6 +335,20 @@ fn extract_batch_failed_case_gets_error_row() {
     let wrong_label = cell(&header, &rows[2], "error");
     assert!(wrong_label.contains("label 5 not found"), "{wrong_label}");
     assert!(wrong_label.contains("labels present: [1]"), "{wrong_label}");
+    assert!(wrong_label.contains("breast1_label.nrrd"), "{wrong_label}");
+
+    assert_eq!(rows[3][0], "ragged");
+    let ragged = cell(&header, &rows[3], "error");
+    assert!(
+        ragged.starts_with("case ragged: batch file line 5: the row has 2 cells"),
+        "{ragged}"
+    );
+    assert_eq!(rows[4][0], "breast");
+    let repeated = cell(&header, &rows[4], "error");
+    assert!(
+        repeated.contains("line 6: ID breast is already used on line 2"),
+        "{repeated}"
+    );
 }
 
 #[test]

@@ -47,11 +47,29 @@ pub enum CaseError {
         source: ImageError,
     },
     /// The mask does not lie on the image grid.
-    #[error(transparent)]
-    Placement(#[from] PlacementError),
+    #[error("mask {path}: {source}")]
+    Placement {
+        /// The mask file.
+        path: PathBuf,
+        /// Where the mask lies against the image.
+        source: PlacementError,
+    },
     /// The label selects no usable ROI.
-    #[error(transparent)]
-    Roi(#[from] MaskError),
+    #[error("mask {path}: {source}")]
+    Roi {
+        /// The mask file.
+        path: PathBuf,
+        /// What is wrong with the label.
+        source: MaskError,
+    },
+    /// The batch CSV row names no usable case.
+    #[error("batch file line {line}: {reason}")]
+    BatchRow {
+        /// Line of the row.
+        line: u64,
+        /// What is wrong with the row.
+        reason: String,
+    },
     /// The ROI has fewer voxels than `minimumROISize`.
     #[error("ROI has {voxels} voxels, fewer than minimumROISize = {minimum}")]
     RoiTooFewVoxels {
@@ -89,16 +107,36 @@ pub enum ExtractError {
     },
 }
 
+/// A batch row that names no usable case; it gets its own output row with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    /// The row's ID cell, or `line N` when the cell is empty or missing.
+    pub id: String,
+    /// Line of the row in the batch CSV (the header is line 1).
+    pub line: u64,
+    /// What is wrong with the row.
+    pub reason: String,
+}
+
+/// One row of a batch CSV: a case to extract, or the reason it cannot be.
+pub type BatchRow = Result<Case, RejectedRow>;
+
 /// Reads a batch CSV with columns `ID`, `Image`, `Mask` and optional `Label` (PyRadiomics'
 /// batch format). Relative paths are relative to the CSV's folder; other columns are
 /// ignored, as PyRadiomics passes them through.
-pub fn read_batch(path: &Path) -> Result<Vec<Case>, ExtractError> {
+///
+/// A file that cannot be read, lacks a required column or lists no case stops the command.
+/// A bad row (too few cells, an empty ID, a repeated ID, an invalid Label, text that is not
+/// UTF-8) is returned as a [`RejectedRow`], so the other cases still run.
+pub fn read_batch(path: &Path) -> Result<Vec<BatchRow>, ExtractError> {
     let batch_error = |reason: String| ExtractError::Batch {
         path: path.to_path_buf(),
         reason,
     };
-    let mut reader =
-        csv::Reader::from_path(path).map_err(|error| batch_error(error.to_string()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|error| batch_error(error.to_string()))?;
     let headers = reader
         .headers()
         .map_err(|error| batch_error(error.to_string()))?
@@ -115,38 +153,83 @@ pub fn read_batch(path: &Path) -> Result<Vec<Case>, ExtractError> {
     let label_column = column("Label");
     let base = path.parent().unwrap_or(Path::new("."));
 
-    let mut cases = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        // Line 1 is the header.
-        let line = index + 2;
-        let record = record.map_err(|error| batch_error(format!("line {line}: {error}")))?;
-        let cell = |column: usize| record.get(column).unwrap_or("").trim().to_string();
-        let id = cell(id_column);
-        if id.is_empty() {
-            return Err(batch_error(format!("line {line}: the ID cell is empty")));
+    let mut rows = Vec::new();
+    let mut first_line_of_id = std::collections::HashMap::<String, u64>::new();
+    let mut record = csv::StringRecord::new();
+    // Line 1 is the header. A quoted cell may span lines, so the reader's position wins.
+    let mut line = 1;
+    loop {
+        let read = reader.read_record(&mut record);
+        let position = match &read {
+            Ok(_) => record.position(),
+            Err(error) => error.position(),
+        };
+        line = position.map_or(line + 1, csv::Position::line);
+        let reject = |id: String, reason: String| RejectedRow { id, line, reason };
+        match read {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(error) if matches!(error.kind(), csv::ErrorKind::Io(_)) => {
+                return Err(batch_error(format!("line {line}: {error}")));
+            }
+            Err(error) => {
+                rows.push(Err(reject(format!("line {line}"), error.to_string())));
+                continue;
+            }
         }
-        let label = match label_column.map(cell).filter(|text| !text.is_empty()) {
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            continue;
+        }
+
+        let cell = |column: usize| record.get(column).map(|text| text.trim().to_string());
+        let id = cell(id_column).filter(|id| !id.is_empty());
+        let Some(id) = id else {
+            rows.push(Err(reject(
+                format!("line {line}"),
+                "the ID cell is empty or missing".to_string(),
+            )));
+            continue;
+        };
+        if let Some(first) = first_line_of_id.get(&id) {
+            let reason = format!("ID {id} is already used on line {first}; IDs must be unique");
+            rows.push(Err(reject(id, reason)));
+            continue;
+        }
+        first_line_of_id.insert(id.clone(), line);
+        let (Some(image), Some(mask)) = (
+            cell(image_column).filter(|text| !text.is_empty()),
+            cell(mask_column).filter(|text| !text.is_empty()),
+        ) else {
+            let reason = format!(
+                "the row has {} cells and no Image or no Mask; the header has {}",
+                record.len(),
+                headers.len()
+            );
+            rows.push(Err(reject(id, reason)));
+            continue;
+        };
+        let label = match label_column.and_then(cell).filter(|text| !text.is_empty()) {
             None => None,
             Some(text) => match text.parse::<u32>() {
                 Ok(label) if label >= 1 => Some(label),
                 _ => {
-                    return Err(batch_error(format!(
-                        "line {line}: Label {text:?} of case {id} is not a whole number >= 1"
-                    )));
+                    let reason = format!("Label {text:?} is not a whole number >= 1");
+                    rows.push(Err(reject(id, reason)));
+                    continue;
                 }
             },
         };
-        cases.push(Case {
-            image: base.join(cell(image_column)),
-            mask: base.join(cell(mask_column)),
+        rows.push(Ok(Case {
+            image: base.join(image),
+            mask: base.join(mask),
             id,
             label,
-        });
+        }));
     }
-    if cases.is_empty() {
+    if rows.is_empty() {
         return Err(batch_error("the file lists no case".to_string()));
     }
-    Ok(cases)
+    Ok(rows)
 }
 
 /// Loads one case and computes its features as `(column name, value)` pairs.
@@ -167,9 +250,19 @@ pub fn extract_case(
     if let Some(origin_mm) = options.geometry_tolerance_mm {
         tolerance.origin_mm = origin_mm;
     }
-    let labels = place_on_image_grid(&labels, &image.geometry, &tolerance)?;
+    let labels = place_on_image_grid(&labels, &image.geometry, &tolerance).map_err(|source| {
+        CaseError::Placement {
+            path: case.mask.clone(),
+            source,
+        }
+    })?;
     let label = case.label.unwrap_or(settings.label);
-    let roi = select_label_spanning(&labels, label, options.minimum_roi_dimensions)?;
+    let roi = select_label_spanning(&labels, label, options.minimum_roi_dimensions).map_err(
+        |source| CaseError::Roi {
+            path: case.mask.clone(),
+            source,
+        },
+    )?;
     if let Some(minimum) = options.minimum_roi_size
         && roi.voxel_count < minimum
     {
@@ -220,21 +313,33 @@ type CaseResult = Result<Vec<(String, f64)>, CaseError>;
 /// Extracts every case and writes the CSV to `out` (standard output when none). Returns
 /// the number of failed cases; each failure is also logged.
 pub fn run_extract(
-    cases: &[Case],
+    cases: &[BatchRow],
     parameters: &ParameterFile,
     out: Option<&Path>,
 ) -> Result<usize, ExtractError> {
     let columns = feature_columns(&parameters.settings, &parameters.options);
     let mut rows: Vec<(String, CaseResult)> = Vec::new();
-    for case in cases {
-        let span = tracing::info_span!("extract_case", case = %case.id);
-        let _entered = span.enter();
-        let result = extract_case(case, &parameters.settings, &parameters.options);
+    for row in cases {
+        let (id, result) = match row {
+            Ok(case) => {
+                let span = tracing::info_span!("extract_case", case = %case.id);
+                let _entered = span.enter();
+                let result = extract_case(case, &parameters.settings, &parameters.options);
+                (case.id.clone(), result)
+            }
+            Err(rejected) => {
+                let error = CaseError::BatchRow {
+                    line: rejected.line,
+                    reason: rejected.reason.clone(),
+                };
+                (rejected.id.clone(), Err(error))
+            }
+        };
         match &result {
-            Ok(_) => tracing::info!("case extracted"),
-            Err(error) => tracing::warn!(%error, "case failed"),
+            Ok(_) => tracing::info!(case = %id, "case extracted"),
+            Err(error) => tracing::warn!(case = %id, %error, "case failed"),
         }
-        rows.push((case.id.clone(), result));
+        rows.push((id, result));
     }
     let failed = rows.iter().filter(|(_, result)| result.is_err()).count();
 
