@@ -215,6 +215,34 @@ fn habitat_section_compares_inner_and_marginal_entropy() {
 }
 
 #[test]
+fn habitat_section_lists_naming_statistics_of_training_patients() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "metrics.csv", METRICS);
+    // The region table's voxel-weighted depth (0.2 for inner) disagrees with
+    // the per-patient naming depth D_h (0.49), as in the demo; the naming
+    // table must show D_h so the names can be checked.
+    write(
+        dir.path(),
+        "habitats.json",
+        r#"{"settings":{"order_by":"depth","naming_weighting":"per_patient"},
+          "region_totals":[
+          {"sequence":"T1W","region":"inner","patients":10,"voxel_fraction":0.4,"mean_entropy":0.62,"mean_depth":0.2},
+          {"sequence":"T1W","region":"marginal","patients":10,"voxel_fraction":0.6,"mean_entropy":0.48,"mean_depth":0.3}],
+          "spaces":[{"space":"T1W","naming":{"habitats":[
+          {"cluster":2,"name":"inner","patients":8,"mean_depth":0.4864,"mean_entropy":0.7796},
+          {"cluster":0,"name":"marginal","patients":8,"mean_depth":0.1875,"mean_entropy":0.3851}]}}]}"#,
+    );
+    write_report(dir.path()).expect("report");
+    let page = html(dir.path());
+    assert!(
+        page.contains("ordered by decreasing mean normalised depth (first per training patient"),
+        "naming rule sentence missing"
+    );
+    assert!(page.contains("<td>0.486</td>"), "D_h of inner missing");
+    assert!(page.contains("<td>0.188</td>"), "D_h of marginal missing");
+}
+
+#[test]
 fn summary_names_fusion_model_of_chosen_region() {
     let dir = tempfile::tempdir().expect("temp dir");
     write(dir.path(), "metrics.csv", METRICS);

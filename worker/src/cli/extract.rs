@@ -51,7 +51,7 @@ pub enum CaseError {
     Placement {
         /// The mask file.
         path: PathBuf,
-        /// Where the mask lies against the image.
+        /// The mask's offset or overhang against the image.
         source: PlacementError,
     },
     /// The label selects no usable ROI.
@@ -59,7 +59,7 @@ pub enum CaseError {
     Roi {
         /// The mask file.
         path: PathBuf,
-        /// What is wrong with the label.
+        /// The label problem.
         source: MaskError,
     },
     /// The batch CSV row names no usable case.
@@ -67,7 +67,7 @@ pub enum CaseError {
     BatchRow {
         /// Line of the row.
         line: u64,
-        /// What is wrong with the row.
+        /// The row's problem.
         reason: String,
     },
     /// The ROI has fewer voxels than `minimumROISize`.
@@ -114,7 +114,7 @@ pub struct RejectedRow {
     pub id: String,
     /// Line of the row in the batch CSV (the header is line 1).
     pub line: u64,
-    /// What is wrong with the row.
+    /// The row's problem.
     pub reason: String,
 }
 
@@ -125,9 +125,9 @@ pub type BatchRow = Result<Case, RejectedRow>;
 /// batch format). Relative paths are relative to the CSV's folder; other columns are
 /// ignored, as PyRadiomics passes them through.
 ///
-/// A file that cannot be read, lacks a required column or lists no case stops the command.
-/// A bad row (too few cells, an empty ID, a repeated ID, an invalid Label, text that is not
-/// UTF-8) is returned as a [`RejectedRow`], so the other cases still run.
+/// Fails on a file that cannot be read, lacks a required column or lists no case. Returns
+/// a bad row (too few cells, an empty ID, a repeated ID, an invalid Label, text that is not
+/// UTF-8) as a [`RejectedRow`], so the other cases still run.
 pub fn read_batch(path: &Path) -> Result<Vec<BatchRow>, ExtractError> {
     let batch_error = |reason: String| ExtractError::Batch {
         path: path.to_path_buf(),

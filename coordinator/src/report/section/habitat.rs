@@ -112,6 +112,97 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
     }
 
     section.tables.push(table);
+    naming_table(&root, &mut section)?;
 
     Ok(section)
+}
+
+/// Adds the table of how each space's habitats were named: the training
+/// statistics of the naming rule (habitats.json `spaces[].naming`), which
+/// are not the all-patient voxel means of the region table.
+fn naming_table(root: &JsonField<'_>, section: &mut Section) -> Result<(), ReportError> {
+    let settings = root.optional("settings");
+    let rule = |key: &str| {
+        settings
+            .as_ref()
+            .and_then(|s| s.optional(key))
+            .and_then(|field| field.value.as_str())
+            .unwrap_or_default()
+    };
+    let (order_by, weighting) = (rule("order_by"), rule("naming_weighting"));
+    let statistic = if order_by == "entropy" {
+        "mean rescaled entropy"
+    } else {
+        "mean normalised depth"
+    };
+    let per = if weighting == "voxel" {
+        "over all voxels of the training patients"
+    } else {
+        "first per training patient, then averaged over patients"
+    };
+    section.paragraphs.push(format!(
+        "Names follow the habitat model, fitted on training patients only: habitats are ordered \
+         by decreasing {statistic} ({per}), the first is inner and the last marginal. These \
+         naming statistics differ from the region table above, which weights every voxel of \
+         every patient of every cohort, so the two can order habitats differently. Source: \
+         spaces[].naming of habitats.json."
+    ));
+
+    let mut table = Table::new(
+        "habitat_naming",
+        "How the habitats were named (training patients)",
+        &[
+            "space",
+            "region",
+            "cluster",
+            "training_patients",
+            "naming_depth",
+            "naming_entropy",
+        ],
+        &[
+            "Space",
+            "Region",
+            "Cluster",
+            "Training patients",
+            "Naming depth D_h",
+            "Naming entropy E_h",
+        ],
+    );
+    let spaces = match root.optional("spaces") {
+        Some(_) => root.array("spaces")?,
+        None => Vec::new(),
+    };
+    for space in spaces {
+        let name = space.text("space")?;
+        let Some(naming) = space.optional("naming") else {
+            continue;
+        };
+        for habitat in naming.array("habitats")? {
+            let region = habitat.text("name")?;
+            let cluster = habitat.count("cluster")?;
+            let patients = habitat.count("patients")?;
+            let depth = habitat.optional_number("mean_depth")?;
+            let entropy = habitat.optional_number("mean_entropy")?;
+            table.push(
+                vec![
+                    name.into(),
+                    region.into(),
+                    cluster.into(),
+                    patients.into(),
+                    json_number(depth),
+                    json_number(entropy),
+                ],
+                vec![
+                    name.to_string(),
+                    region.to_string(),
+                    cluster.to_string(),
+                    patients.to_string(),
+                    decimal(depth),
+                    decimal(entropy),
+                ],
+            );
+        }
+    }
+    section.tables.push(table);
+    Ok(())
 }

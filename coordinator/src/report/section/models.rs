@@ -152,6 +152,7 @@ pub fn model_section(files: &StudyFiles) -> Result<Section, ReportError> {
             "specificity_ci_low",
             "specificity_ci_high",
             "threshold",
+            "caution",
         ],
         &[
             "Model",
@@ -162,12 +163,14 @@ pub fn model_section(files: &StudyFiles) -> Result<Section, ReportError> {
             "Sensitivity [95% CI]",
             "Specificity [95% CI]",
             "Cut-off",
+            "Caution",
         ],
     );
 
     for row in &rows {
         let (sensitivity, specificity) =
             wilson_intervals(files.validation.as_ref(), &row.model, &row.cohort)?;
+        let caution = metric_caution(row);
         table.push(
             vec![
                 row.model.clone().into(),
@@ -184,6 +187,7 @@ pub fn model_section(files: &StudyFiles) -> Result<Section, ReportError> {
                 json_number(specificity.low),
                 json_number(specificity.high),
                 json_number(row.threshold),
+                caution.clone().into(),
             ],
             vec![
                 row.model.clone(),
@@ -194,6 +198,7 @@ pub fn model_section(files: &StudyFiles) -> Result<Section, ReportError> {
                 with_interval(row.sensitivity, sensitivity.low, sensitivity.high),
                 with_interval(row.specificity, specificity.low, specificity.high),
                 decimal(row.threshold),
+                caution,
             ],
         );
     }
@@ -238,6 +243,7 @@ pub fn comparison_section(files: &StudyFiles) -> Result<Section, ReportError> {
             "delong_p",
             "difference_ci_low",
             "difference_ci_high",
+            "caution",
         ],
         &[
             "Cohort",
@@ -249,6 +255,7 @@ pub fn comparison_section(files: &StudyFiles) -> Result<Section, ReportError> {
             "ΔAUC [95% CI]",
             "z",
             "p",
+            "Caution",
         ],
     );
 
@@ -264,6 +271,7 @@ pub fn comparison_section(files: &StudyFiles) -> Result<Section, ReportError> {
         let low = file.optional_number(row, "difference_ci_low")?;
         let high = file.optional_number(row, "difference_ci_high")?;
         let difference = auc_a.zip(auc_b).map(|(a, b)| a - b);
+        let caution = comparison_caution(difference, z, low, high);
         table.push(
             vec![
                 cohort.into(),
@@ -276,6 +284,7 @@ pub fn comparison_section(files: &StudyFiles) -> Result<Section, ReportError> {
                 json_number(p),
                 json_number(low),
                 json_number(high),
+                caution.clone().into(),
             ],
             vec![
                 cohort_name(cohort).to_string(),
@@ -287,6 +296,7 @@ pub fn comparison_section(files: &StudyFiles) -> Result<Section, ReportError> {
                 with_interval(difference, low, high),
                 decimal(z),
                 decimal(p),
+                caution,
             ],
         );
     }
@@ -324,4 +334,100 @@ fn skipped_models(files: &StudyFiles) -> Vec<String> {
             ))
         })
         .collect()
+}
+
+/// Events or non-events below which the report warns that an AUC and its
+/// interval rest on few patients. Ten per class is the usual rule of thumb
+/// for a stable AUC estimate (Hanley and McNeil, Radiology 1982).
+const FEW_PER_CLASS: usize = 10;
+
+/// Returns the reader's warning for one model and cohort, or an empty
+/// string: statistics that are correct but easy to over-read.
+pub fn metric_caution(row: &MetricRow) -> String {
+    let mut notes = Vec::new();
+    let non_events = row.n.saturating_sub(row.n_positive);
+    if row.n_positive.min(non_events) < FEW_PER_CLASS {
+        notes.push(format!(
+            "{} events and {non_events} non-events: the AUC is unstable",
+            row.n_positive
+        ));
+    }
+    if let (Some(low), Some(high)) = (row.auc_ci_low, row.auc_ci_high)
+        && high - low < 1e-12
+    {
+        notes.push(
+            "zero-width DeLong interval: the classes are perfectly separated, and the \
+             interval does not show the uncertainty"
+                .to_string(),
+        );
+    }
+    notes.join("; ")
+}
+
+/// Returns the reader's warning for one DeLong comparison, or an empty
+/// string.
+pub fn comparison_caution(
+    difference: Option<f64>,
+    z: Option<f64>,
+    low: Option<f64>,
+    high: Option<f64>,
+) -> String {
+    let same = difference.is_some_and(|d| d.abs() < 1e-12)
+        && low.zip(high).is_none_or(|(l, h)| (h - l).abs() < 1e-12);
+    if same {
+        return "the two models rank the patients identically; there is nothing to test".into();
+    }
+    if z.is_none() {
+        return "no z statistic: the variance of the AUC difference is zero".into();
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(n: usize, n_positive: usize, ci: (f64, f64)) -> MetricRow {
+        MetricRow {
+            model: "T1W_inner".into(),
+            cohort: "external".into(),
+            n,
+            n_positive,
+            auc: Some(0.8),
+            auc_ci_low: Some(ci.0),
+            auc_ci_high: Some(ci.1),
+            sensitivity: None,
+            specificity: None,
+            threshold: None,
+        }
+    }
+
+    #[test]
+    fn metric_caution_large_cohort_is_empty() {
+        assert_eq!(metric_caution(&metric(80, 30, (0.7, 0.9))), "");
+    }
+
+    #[test]
+    fn metric_caution_small_class_zero_width_interval() {
+        // The STS external center: 10 patients, 3 events, AUC 1.000 gives a
+        // DeLong interval of zero width.
+        let caution = metric_caution(&metric(10, 3, (1.0, 1.0)));
+        assert!(
+            caution.starts_with("3 events and 7 non-events"),
+            "{caution}"
+        );
+        assert!(caution.contains("zero-width DeLong interval"), "{caution}");
+    }
+
+    #[test]
+    fn comparison_caution_flags_identical_rankings_only() {
+        let identical = comparison_caution(Some(0.0), None, Some(0.0), Some(0.0));
+        assert!(identical.contains("identically"), "{identical}");
+        assert_eq!(
+            comparison_caution(Some(0.05), Some(1.2), Some(-0.03), Some(0.13)),
+            ""
+        );
+        let no_z = comparison_caution(Some(0.05), None, None, None);
+        assert!(no_z.starts_with("no z statistic"), "{no_z}");
+    }
 }
