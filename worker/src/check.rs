@@ -599,7 +599,11 @@ mod tests {
         assert_eq!(finding.sequence.as_deref(), Some("MR_T1"));
         assert_eq!(finding.kind, "file_missing");
         assert_eq!(finding.field, "MR_T1_image");
-        assert_eq!(finding.reason, "file not found");
+        assert!(
+            finding.reason.starts_with("file not found; check"),
+            "{}",
+            finding.reason
+        );
     }
 
     #[test]

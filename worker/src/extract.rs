@@ -83,7 +83,7 @@ pub fn load_sequence(
     let roi = mask::select_label(&labels, context.settings.label).map_err(|error| {
         let kind = match error {
             MaskError::TooSmall { .. } => ExclusionKind::RoiTooSmall,
-            MaskError::NonInteger { .. } | MaskError::LabelAbsent { .. } => {
+            MaskError::NonInteger { .. } | MaskError::LabelAbsent { .. } | MaskError::Empty => {
                 ExclusionKind::MaskInvalid
             }
         };

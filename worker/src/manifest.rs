@@ -297,7 +297,7 @@ impl HeaderLayout {
             return Err(reject(
                 "",
                 format!(
-                    "row has {} fields but the header has {n_columns}",
+                    "row has {} fields but the header has {n_columns}; give every column a cell, empty where unknown",
                     record.len()
                 ),
             ));

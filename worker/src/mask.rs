@@ -39,9 +39,14 @@ pub enum MaskError {
         /// Labels present, background excluded.
         present: Vec<i64>,
     },
+    /// Every voxel is background.
+    #[error(
+        "mask is empty: every voxel is 0 (background); check that the file is this lesion's mask"
+    )]
+    Empty,
     /// The ROI is too thin for the features.
     #[error(
-        "ROI of {voxels} voxels spans more than one voxel along {dimensions} axes (extent {extent:?}); at least {MIN_ROI_DIMENSIONS} are needed for 3-D features (fewer only where minimumROIDimensions allows, and never a single voxel)"
+        "ROI has {voxels} voxels and spans more than one voxel along only {dimensions} of 3 axes (extent {extent:?}); 3-D features need {MIN_ROI_DIMENSIONS} such axes (fewer only where minimumROIDimensions allows, and never a single voxel)"
     )]
     TooSmall {
         /// Voxels in the ROI.
@@ -88,6 +93,9 @@ pub fn select_label_spanning(
         if value != 0.0 {
             present.insert(value as i64);
         }
+    }
+    if present.is_empty() {
+        return Err(MaskError::Empty);
     }
     if !present.contains(&(label as i64)) {
         return Err(MaskError::LabelAbsent {
@@ -319,15 +327,9 @@ mod tests {
     }
 
     #[test]
-    fn mask_empty_reports_no_labels() {
+    fn mask_empty_is_named_empty() {
         let error = select_label(&volume(Array3::zeros((3, 3, 3))), 1).unwrap_err();
-        assert_eq!(
-            error,
-            MaskError::LabelAbsent {
-                label: 1,
-                present: vec![]
-            }
-        );
+        assert_eq!(error, MaskError::Empty);
     }
 
     #[test]
