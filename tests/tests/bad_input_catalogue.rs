@@ -1,8 +1,8 @@
 //! End-to-end: one worker over gRPC, one extraction round, and a cohort in
 //! which every patient but the controls carries one kind of bad input. Each
-//! bad patient is excluded with its own kind, field and reason; the controls
-//! and the patients whose input is unusual but valid (NIfTI scaling) are
-//! extracted, and the round completes.
+//! bad patient is excluded with its own kind, field and reason. The controls
+//! are extracted, and so is the patient whose input is unusual but valid
+//! (NIfTI scaling); the round completes.
 //!
 //! The volumes are written here as small NIfTI-1 files, so that each defect
 //! is exact: a 16³ grid of 1 mm voxels with a 6³ cube as the ROI.
@@ -47,7 +47,7 @@ impl Nifti {
         }
     }
 
-    /// The file's bytes: a 348-byte header, 4 bytes of extension flag, then
+    /// Returns the file's bytes: a 348-byte header, 4 bytes of extension flag, then
     /// the voxels; the geometry is in the sform (1 mm voxels, axis-aligned).
     fn bytes(&self) -> Vec<u8> {
         let mut header = vec![0u8; 352];
@@ -58,6 +58,8 @@ impl Nifti {
             h[at..at + 4].copy_from_slice(&v.to_le_bytes());
         };
         header[0..4].copy_from_slice(&348i32.to_le_bytes());
+
+        // Dimensions, datatype, voxel size, data offset and scaling.
         put_i16(&mut header, 40, 3);
         for (axis, &dim) in self.dims.iter().enumerate() {
             put_i16(&mut header, 42 + 2 * axis, dim as i16);
@@ -75,6 +77,7 @@ impl Nifti {
         put_f32(&mut header, 108, 352.0);
         put_f32(&mut header, 112, self.slope);
         put_f32(&mut header, 116, self.inter);
+
         // sform_code 1 (scanner anatomical); qform_code stays 0.
         put_i16(&mut header, 254, 1);
         for row in 0..3 {
@@ -86,6 +89,8 @@ impl Nifti {
             }
         }
         header[344..348].copy_from_slice(b"n+1\0");
+
+        // The voxels follow the header and the 4-byte extension flag.
         for &value in &self.voxels {
             if self.datatype == INT16 {
                 header.extend_from_slice(&(value as i16).to_le_bytes());
@@ -129,7 +134,7 @@ fn control_image(variant: usize) -> Vec<f64> {
     voxels
 }
 
-/// The ROI cube with `label`.
+/// Returns a label map with the ROI cube set to `label`.
 fn cube_mask(label: f64) -> Vec<f64> {
     let mut voxels = vec![0.0; N * N * N];
     for k in 0..N {
@@ -194,7 +199,7 @@ fn write_cohort(root: &Path) -> anyhow::Result<()> {
     Nifti::new(cube_mask(0.5), FLOAT32).write_gz(&mask("float_mask"))?;
     add("float_mask", 0);
 
-    // Label 2 only; the study asks for label 1.
+    // Label 2 only; the request selects label 1.
     Nifti::new(control_image(2), INT16).write_gz(&image("wrong_label"))?;
     Nifti::new(cube_mask(2.0), INT16).write_gz(&mask("wrong_label"))?;
     add("wrong_label", 0);
@@ -249,7 +254,7 @@ fn write_cohort(root: &Path) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn extract_round_excludes_each_bad_input_with_its_reason() -> anyhow::Result<()> {
+async fn extract_round_bad_inputs_excluded_with_reasons() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("site");
     write_cohort(&root)?;
