@@ -45,6 +45,13 @@ const CENTER_A: [&str; 22] = [
 const CENTER_B: [&str; 8] = [
     "STS_036", "STS_037", "STS_038", "STS_039", "STS_040", "STS_041", "STS_042", "STS_043",
 ];
+/// Six patients without lung metastasis: an external center with a single
+/// outcome class, which its policy does not let share a table.
+const CENTER_C: [&str; 6] = [
+    "STS_044", "STS_045", "STS_047", "STS_048", "STS_049", "STS_051",
+];
+/// Three patients, below the default min_patients = 5 of the site policy.
+const CENTER_D: [&str; 3] = ["STS_019", "STS_020", "STS_024"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Result<()> {
@@ -53,6 +60,10 @@ async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Resu
     let root_b = dir.path().join("site_b");
     copy_cohort(&root_a, &dir.path().join("manifest_a.csv"), &CENTER_A)?;
     copy_cohort(&root_b, &dir.path().join("manifest_b.csv"), &CENTER_B)?;
+    let root_c = dir.path().join("site_c");
+    let root_d = dir.path().join("site_d");
+    copy_cohort(&root_c, &dir.path().join("manifest_c.csv"), &CENTER_C)?;
+    copy_cohort(&root_d, &dir.path().join("manifest_d.csv"), &CENTER_D)?;
 
     // STS_003: MR image cut in half (a truncated gzip stream).
     let corrupt = root_a.join("sts/STS_003/MR_T1_image.nii.gz");
@@ -78,15 +89,48 @@ async fn corrupt_and_missing_images_exclude_only_their_patient() -> anyhow::Resu
                 manifest: dir.path().join("manifest_b.csv"),
                 share_feature_tables: true,
             },
+            TestCenter {
+                id: "C".into(),
+                role: CenterRole::External,
+                data_root: root_c,
+                manifest: dir.path().join("manifest_c.csv"),
+                share_feature_tables: true,
+            },
+            TestCenter {
+                id: "D".into(),
+                role: CenterRole::Development,
+                data_root: root_d,
+                manifest: dir.path().join("manifest_d.csv"),
+                share_feature_tables: true,
+            },
         ],
     )?;
     let study = sts_study(running.centers.clone())?;
     let outcome = run_study(&study, &dir.path().join("study"), false).await?;
 
+    // The site policy releases no table with a single outcome class (C:
+    // min_per_class = 1 by default, since such a table gives away every
+    // label) and none about fewer than min_patients = 5 patients (D). Both
+    // are left out with the policy's reason; the study goes on without them.
+    let failed: Vec<(&str, &str)> = outcome
+        .failed_centers
+        .iter()
+        .map(|f| (f.center.as_str(), f.reason.as_str()))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0].0, "C", "{failed:?}");
     assert!(
-        outcome.failed_centers.is_empty(),
-        "{:?}",
-        outcome.failed_centers
+        failed[0]
+            .1
+            .contains("6 negative and 0 positive patients, fewer than min_per_class = 1"),
+        "{failed:?}"
+    );
+    assert_eq!(failed[1].0, "D", "{failed:?}");
+    assert!(
+        failed[1]
+            .1
+            .contains("3 patients, fewer than min_patients = 5"),
+        "{failed:?}"
     );
     let mut kinds: Vec<(&str, &str, &str)> = outcome
         .exclusions
