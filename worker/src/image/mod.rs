@@ -2,6 +2,7 @@
 
 pub mod nifti;
 pub mod nrrd;
+pub mod resample;
 
 use std::path::Path;
 
