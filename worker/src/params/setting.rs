@@ -66,7 +66,7 @@ const INTERPOLATORS: [&str; 10] = [
 ];
 
 /// Settings collected from one or more mappings; later mappings override earlier ones.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct SettingsBuilder {
     values: BTreeMap<&'static str, Value>,
 }
@@ -81,6 +81,11 @@ impl SettingsBuilder {
         Ok(())
     }
 
+    /// Returns the value of `key`, or none when it is unset or null (PyRadiomics' default).
+    pub(super) fn get(&self, key: &str) -> Option<&Value> {
+        self.values.get(key).filter(|value| !value.is_null())
+    }
+
     /// Validates the collected settings and builds the extraction settings. A key set to
     /// null means PyRadiomics' default, as in PyRadiomics.
     pub(super) fn finish(
@@ -88,14 +93,10 @@ impl SettingsBuilder {
         classes: Vec<FeatureClass>,
         selection: BTreeMap<FeatureClass, Vec<&'static str>>,
     ) -> Result<super::ParameterFile, ParamsError> {
-        let get = |key: &str| self.values.get(key).filter(|value| !value.is_null());
+        let get = |key: &str| self.get(key);
 
+        // The LoG, Wavelet and Gradient settings are read by `super::image_type`.
         for key in [
-            "sigma",
-            "start_level",
-            "level",
-            "wavelet",
-            "gradientUseSpacing",
             "lbp2DRadius",
             "lbp2DSamples",
             "lbp2DMethod",
@@ -107,7 +108,7 @@ impl SettingsBuilder {
                 return Err(not_implemented(
                     key,
                     value,
-                    "it configures a filtered image type (LoG, Wavelet, Gradient, LBP), and only the Original image is computed",
+                    "it configures the local binary pattern (LBP) image types, which are not implemented",
                 ));
             }
         }
@@ -319,7 +320,11 @@ impl SettingsBuilder {
         options.gldm.alpha = gldm_alpha;
         options.ngtdm.distances = distances;
         options.selection = selection;
-        Ok(super::ParameterFile { settings, options })
+        Ok(super::ParameterFile {
+            settings,
+            options,
+            image_types: Vec::new(),
+        })
     }
 }
 
