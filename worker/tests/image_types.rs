@@ -1,7 +1,7 @@
 //! Parity of every implemented image type with PyRadiomics on its brain1 and breast1 test
-//! cases. The expected values are `tests/image_types/expected.json`, written by
-//! `tests/image_types/generate_expected.py` from `tests/image_types/params.yaml`; the
-//! JSON records the PyRadiomics, SimpleITK, PyWavelets and numpy versions used.
+//! cases. The expected values are `tests/image_types/expected*.json`, written by
+//! `tests/image_types/generate_expected.py` from the parameter file named in each JSON;
+//! the JSON records the PyRadiomics, SimpleITK, PyWavelets and numpy versions used.
 //!
 //! Tolerance: 1e-6 relative (absolute 1e-9 near zero) for every image type, the bound
 //! for an unchanged definition. The filtered images equal PyRadiomics' to f64 rounding
@@ -43,11 +43,29 @@ fn image_type_of(column: &str) -> &str {
 
 #[test]
 fn image_types_match_pyradiomics_features() {
-    let text = std::fs::read_to_string(fixture("expected.json")).expect("expected.json reads");
-    let expected: serde_json::Value = serde_json::from_str(&text).expect("expected.json parses");
+    assert_matches_pyradiomics("expected.json");
+}
+
+#[test]
+fn image_types_after_pre_crop_match_pyradiomics() {
+    assert_matches_pyradiomics("expected_precrop.json");
+}
+
+/// Computes every case of one expected-values file with its parameter file and asserts
+/// that the columns are PyRadiomics' and each value is within tolerance.
+fn assert_matches_pyradiomics(expected_file: &str) {
+    let text = std::fs::read_to_string(fixture(expected_file)).expect("expected values read");
+    let expected: serde_json::Value = serde_json::from_str(&text).expect("expected values parse");
     let cases = expected["cases"].as_object().expect("cases is an object");
-    let parameters = read_parameter_file(&fixture("params.yaml")).expect("params.yaml is valid");
-    println!("expected values from {}", expected["versions"]);
+    let parameters_file = expected["parameters"]
+        .as_str()
+        .expect("parameters names a file");
+    let parameters =
+        read_parameter_file(&fixture(parameters_file)).expect("parameter file is valid");
+    println!(
+        "{expected_file}: values from {parameters_file}, {}",
+        expected["versions"]
+    );
 
     let mut misses = Vec::new();
     let mut max_relative: BTreeMap<String, f64> = BTreeMap::new();

@@ -1,6 +1,6 @@
 //! Features of every enabled image type of a parameter file, in PyRadiomics' order of
-//! steps (`RadiomicsFeatureExtractor.execute`): normalise the whole image, resegment the
-//! ROI on it, compute shape once on the original ROI, then derive each filtered image from
+//! steps (`RadiomicsFeatureExtractor.execute`): normalise the whole image, crop it when
+//! `preCrop` is set, resegment the ROI on it, compute shape once on the original ROI, then derive each filtered image from
 //! the normalised image and compute the other classes on it with that image type's
 //! options. Feature names are `<image type>_<class>_<Feature>`, such as
 //! `log-sigma-1-0-mm-3D_firstorder_Mean`; shape is always `original_shape_<Feature>`.
@@ -42,6 +42,14 @@ pub fn compute_image_types(
             &normalized
         }
         None => image,
+    };
+    let cropped;
+    let (image, roi) = match options.pre_crop_pad_voxels {
+        Some(pad_voxels) => {
+            cropped = super::pre_crop::pre_crop(image, roi, pad_voxels);
+            (&cropped.0, &cropped.1)
+        }
+        None => (image, roi),
     };
 
     let values =

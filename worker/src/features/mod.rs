@@ -18,6 +18,7 @@ pub mod glszm;
 pub mod image_types;
 pub mod ngtdm;
 pub mod normalize;
+pub mod pre_crop;
 pub mod resegment;
 pub mod shape;
 
@@ -259,6 +260,9 @@ pub struct ExtractionOptions {
     /// Largest distance between mask and image voxel centres at which the mask is placed
     /// on the image grid, in mm (PyRadiomics `geometryTolerance`). None keeps the default.
     pub geometry_tolerance_mm: Option<f64>,
+    /// Voxels of padding around the ROI's bounding box when the image is cropped before
+    /// the filters (PyRadiomics `preCrop` with `padDistance`), or none for no cropping.
+    pub pre_crop_pad_voxels: Option<usize>,
     /// GLCM distances and symmetry.
     pub glcm: glcm::GlcmSettings,
     /// GLDM α and distances.
@@ -282,6 +286,7 @@ impl ExtractionOptions {
             minimum_roi_dimensions: crate::mask::MIN_ROI_DIMENSIONS,
             minimum_roi_size: None,
             geometry_tolerance_mm: None,
+            pre_crop_pad_voxels: None,
             glcm: glcm::GlcmSettings::default(),
             gldm: gldm::GldmSettings::default(),
             ngtdm: ngtdm::NgtdmSettings::default(),

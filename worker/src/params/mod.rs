@@ -11,8 +11,9 @@
 //! Each enabled image type gets the `setting` values overridden by its own mapping, as
 //! PyRadiomics passes them to its filter and feature classes. Normalisation,
 //! resegmentation and the ROI checks run once on the original image, with `setting`
-//! overridden by `imageType.Original`. Keys that only steer PyRadiomics'
-//! diagnostics, cropping or mask correction (`additionalInfo`, `preCrop`, `padDistance`,
+//! overridden by `imageType.Original`. `preCrop` crops the image to the ROI plus
+//! `padDistance` voxels before the filters, which changes filtered values only. Keys that
+//! only steer PyRadiomics' diagnostics or mask correction (`additionalInfo`,
 //! `correctMask`, `interpolator` without resampling, `force2Ddimension` without `force2D`)
 //! are validated and have no effect on the values. A mask on a sub-grid of the image is
 //! always placed by physical position, within `geometryTolerance` when it is set.

@@ -162,14 +162,20 @@ impl SettingsBuilder {
                 }
             }
         }
-        for key in ["additionalInfo", "preCrop", "correctMask"] {
+        for key in ["additionalInfo", "correctMask"] {
             if let Some(value) = get(key) {
                 bool_value(key, value)?;
             }
         }
-        if let Some(value) = get("padDistance") {
-            integer("padDistance", value, 0, i64::from(u32::MAX))?;
-        }
+        // PyRadiomics' default padDistance is 5 voxels.
+        let pad_distance = match get("padDistance") {
+            Some(value) => integer("padDistance", value, 0, i64::from(u32::MAX))? as usize,
+            None => 5,
+        };
+        let pre_crop = match get("preCrop") {
+            Some(value) => bool_value("preCrop", value)?,
+            None => false,
+        };
 
         let label = match get("label") {
             Some(value) => integer("label", value, 1, i64::from(u32::MAX))? as u32,
@@ -314,6 +320,7 @@ impl SettingsBuilder {
         options.minimum_roi_dimensions = minimum_roi_dimensions;
         options.minimum_roi_size = minimum_roi_size;
         options.geometry_tolerance_mm = geometry_tolerance;
+        options.pre_crop_pad_voxels = pre_crop.then_some(pad_distance);
         options.glcm.distances = distances.clone();
         options.glcm.symmetric = symmetric;
         options.gldm.distances = distances.clone();

@@ -1,4 +1,6 @@
-"""Write expected.json: PyRadiomics feature values of every image type in params.yaml.
+"""Write the PyRadiomics feature values of each parameter file in this folder:
+expected.json for params.yaml (every image type) and expected_precrop.json for
+precrop.yaml (filters after preCrop).
 
 Run from this folder with PyRadiomics installed (`pip install pyradiomics-bhklab`, which
 imports as `radiomics`):
@@ -20,13 +22,19 @@ from radiomics import featureextractor
 
 HERE = pathlib.Path(__file__).resolve().parent
 CASES = ["brain1", "breast1"]
+OUTPUTS = [("params.yaml", "expected.json"), ("precrop.yaml", "expected_precrop.json")]
 
 
 def main():
     data_root = pathlib.Path(
         os.environ.get("RADSTUDY_DATA_ROOT", HERE.parents[2] / ".." / ".." / "shared" / "data")
     )
-    extractor = featureextractor.RadiomicsFeatureExtractor(str(HERE / "params.yaml"))
+    for parameters, output in OUTPUTS:
+        write_expected(data_root, parameters, output)
+
+
+def write_expected(data_root, parameters, output_name):
+    extractor = featureextractor.RadiomicsFeatureExtractor(str(HERE / parameters))
 
     cases = {}
     for case in CASES:
@@ -41,7 +49,7 @@ def main():
 
     expected = {
         "generator": "generate_expected.py",
-        "parameters": "params.yaml",
+        "parameters": parameters,
         # Installed package versions; pywt.__version__ of PyWavelets 1.9.0 reads 1.8.0.
         "versions": {
             package: version(package)
@@ -49,7 +57,7 @@ def main():
         },
         "cases": cases,
     }
-    with open(HERE / "expected.json", "w") as output:
+    with open(HERE / output_name, "w") as output:
         json.dump(expected, output, indent=1, sort_keys=True)
         output.write("\n")
 
