@@ -1,9 +1,11 @@
-//! Features of every enabled image type of a parameter file, in PyRadiomics' order of
-//! steps (`RadiomicsFeatureExtractor.execute`): normalise the whole image, crop it when
-//! `preCrop` is set, resegment the ROI on it, compute shape once on the original ROI, then derive each filtered image from
-//! the normalised image and compute the other classes on it with that image type's
-//! options. Feature names are `<image type>_<class>_<Feature>`, such as
-//! `log-sigma-1-0-mm-3D_firstorder_Mean`; shape is always `original_shape_<Feature>`.
+//! Features of every enabled image type of a parameter file, in the order of steps of
+//! PyRadiomics' `RadiomicsFeatureExtractor.execute`. The whole image is normalised, then
+//! cropped when `preCrop` is set, and the ROI is resegmented on it. Shape is computed
+//! once on the original ROI. Each filtered image is then derived from the normalised
+//! image, and the other classes are computed on it with that image type's options.
+//!
+//! Feature names are `<image type>_<class>_<Feature>`, such as
+//! `log-sigma-1-0-mm-3D_firstorder_Mean`. Shape is always `original_shape_<Feature>`.
 
 use super::{
     ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError, MAX_GREY_LEVELS, discretize,

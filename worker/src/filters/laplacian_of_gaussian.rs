@@ -23,7 +23,7 @@ use crate::image::Volume;
 /// needs 4 per line).
 pub const MIN_AXIS_VOXELS: usize = 4;
 
-/// Why a σ produced no LoG image.
+/// Reason that a σ produced no LoG image.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogSkip {
     /// An axis has fewer than [`MIN_AXIS_VOXELS`] voxels.

@@ -204,7 +204,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::image::Geometry;
 
-    /// A volume of one line along i with unit spacing.
+    /// Builds a volume of one line along i with unit spacing.
     pub(crate) fn line_volume(values: &[f64]) -> Volume {
         Volume {
             data: ndarray::Array3::from_shape_vec((values.len(), 1, 1), values.to_vec())

@@ -7,11 +7,10 @@
 //! y⁻[n] = Σ_{m=1..4} M_m·x[n + m] − Σ_{m=1..4} D_m·y⁻[n + m]
 //! y[n]  = y⁺[n] + y⁻[n]
 //!
-//! The coefficients come from Deriche's fit of the Gaussian by two damped cosines
-//! (a₀, b₀, ω, λ per term; Deriche R., "Recursively implementing the Gaussian and its
-//! derivatives", INRIA RR-1893, 1993), evaluated at σ in voxels (σ_mm / spacing) and scaled
-//! so that the filter has unit sum (order 0) or unit second moment (order 2). With
-//! normalisation across scale, order 2 is multiplied by σ_mm². Outside the line each pass
+//! The coefficients come from Deriche's fit of the Gaussian by two damped cosines, with
+//! the fit constants (a, b, ω, λ) that ITK lists. They are evaluated at σ in voxels
+//! (σ_mm / spacing) and scaled to unit sum (order 0) or unit second moment (order 2).
+//! With normalisation across scale, order 2 is also multiplied by σ_mm². Outside the line each pass
 //! assumes the edge value repeated to infinity (ITK's boundary coefficients), so a
 //! constant line gives a constant (order 0) or zero (order 2) response.
 //!
@@ -129,7 +128,8 @@ impl Coefficients {
         }
     }
 
-    /// Filters one line in place; `scratch` holds the anticausal pass. Needs ≥ 4 voxels.
+    /// Filters one line in place, using `scratch` for the anticausal pass. The line needs
+    /// at least 4 voxels.
     pub fn filter_line(&self, line: &mut [f64], scratch: &mut Vec<f64>) {
         let length = line.len();
         debug_assert!(length >= 4, "recursive Gaussian needs 4 voxels per line");

@@ -12,9 +12,9 @@
 //! padding is cut from each output.
 //!
 //! Levels follow PyRadiomics, not the textbook à trous scheme: each level transforms the
-//! previous level's LLL with the same, not dilated, taps. `start_level` levels run
-//! first without output; then `level` levels each give 7 detail images, named
-//! `wavelet-…` for the first and `wavelet<n>-…` for the n-th, and the last level's LLL
+//! previous level's LLL with the same, not dilated, taps. The first `start_level` levels
+//! give no output. The next `level` levels each give 7 detail images, named `wavelet-…`
+//! for the first of them and `wavelet<n>-…` for the n-th. The LLL of the last level
 //! comes last. Source: PyRadiomics `imageoperations.getWaveletImage` and `_swt3`
 //! (pyradiomics-bhklab 3.1.4), which call `pywt.swtn(level=1)` of PyWavelets 1.9
 //! (periodisation convolution in `downsampling_convolution_periodization`).

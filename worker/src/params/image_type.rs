@@ -44,8 +44,8 @@ pub(super) fn parse_image_type(
 }
 
 /// Parses `sigma`: a non-empty list of numbers > 0, in mm. PyRadiomics computes no LoG
-/// image without it and skips σ ≤ 0 with a warning; both are errors here, so that a typo
-/// does not silently drop features.
+/// image without it and skips σ ≤ 0 with a warning. Both are errors here, so that a typo
+/// does not drop features silently.
 fn parse_sigmas(value: Option<&Value>) -> Result<Vec<Sigma>, ParamsError> {
     let invalid = |value: &Value| ParamsError::InvalidValue {
         key: "sigma".into(),

@@ -175,7 +175,7 @@ fn parse_invalid_values_name_key() {
 }
 
 #[test]
-fn parse_image_types_in_canonical_order_with_own_settings() {
+fn parse_image_types_with_own_settings() {
     let text = "
 imageType:
   Gradient: {gradientUseSpacing: false}
