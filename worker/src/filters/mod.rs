@@ -107,7 +107,7 @@ pub struct DerivedImage {
 /// Error from a filter.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FilterError {
-    /// The intensity filters scale by max|x|, which is 0 for an image of zeros.
+    /// An image that is 0 everywhere, whose max|x| scale factor is 0.
     #[error(
         "image type {image_type} is undefined for an image that is 0 everywhere (it scales by the maximum absolute intensity); remove {image_type} from imageType"
     )]

@@ -136,7 +136,7 @@ impl Coefficients {
         let input: Vec<f64> = line.to_vec();
         let (n, m, d) = (&self.n, &self.m, &self.d);
 
-        // Causal pass; input[0] stands for every voxel before the line.
+        // Causal pass, with input[0] assumed for every voxel before the line.
         let first = input[0];
         let x = |index: isize| -> f64 {
             if index < 0 {
@@ -161,7 +161,7 @@ impl Coefficients {
             causal[index] = value;
         }
 
-        // Anticausal pass; input[length − 1] stands for every voxel after the line.
+        // Anticausal pass, with input[length − 1] assumed for every voxel after the line.
         let last = input[length - 1];
         let x = |index: usize| -> f64 { if index >= length { last } else { input[index] } };
         scratch.clear();
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn recursive_gaussian_second_derivative_of_parabola() {
-        // x² has second derivative 2 everywhere; at the centre of a long line, far from the
+        // x² has second derivative 2 everywhere. At the centre of a long line, far from the
         // edges, the unit-second-moment filter returns 2 (σ = 2 voxels, no scale factor).
         let coefficients = Coefficients::new(Order::Second, 2.0, 1.0, false);
         let mut line: Vec<f64> = (0..101).map(|n| ((n as f64) - 50.0).powi(2)).collect();
