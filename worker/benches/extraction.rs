@@ -174,7 +174,12 @@ fn sts_cases(data_root: &Path) -> Vec<Case> {
 /// Extracts one case, or stops the bench with the reason.
 fn extract_timed(case: &Case, parameters: &ParameterFile) -> Timed {
     let start = Instant::now();
-    let features = match extract_case(case, &parameters.settings, &parameters.options) {
+    let features = match extract_case(
+        case,
+        &parameters.settings,
+        &parameters.options,
+        &parameters.image_types,
+    ) {
         Ok(features) => features,
         Err(error) => {
             eprintln!("case {}: {error}", case.id);

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod features;
+pub mod filters;
 pub mod habitat;
 pub mod image;
 pub mod manifest;

@@ -75,8 +75,9 @@ enum Command {
     /// Extract PyRadiomics features from local files, for one case
     /// (IMAGE MASK) or a batch (--batch), and write one CSV row per case.
     ///
-    /// Columns: id, one per feature under its PyRadiomics name, and `error`
-    /// when a case failed. Exit status: 0 when every case succeeded, 1 when
+    /// Columns: id, one per feature under its PyRadiomics name
+    /// (`<image type>_<class>_<Feature>`, for every image type the parameter
+    /// file enables), and `error` when a case failed. Exit status: 0 when every case succeeded, 1 when
     /// any failed or the parameters or batch file are invalid.
     Extract {
         /// Image file (NIfTI or NRRD) of a single case.
@@ -90,7 +91,7 @@ enum Command {
         #[arg(long)]
         batch: Option<PathBuf>,
         /// PyRadiomics parameter file (YAML); without it, PyRadiomics'
-        /// defaults (all classes, bin width 25, label 1).
+        /// defaults (original image, all classes, bin width 25, label 1).
         #[arg(long)]
         param: Option<PathBuf>,
         /// ROI label, replacing the parameter file's; a batch Label cell

@@ -391,3 +391,62 @@ fn extract_unimplemented_setting_says_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn extract_image_types_end_to_end() {
+    let param =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/image_types/params.yaml");
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("breast1_image.nrrd"))
+        .arg(pyradiomics_case("breast1_label.nrrd"))
+        .arg("--param")
+        .arg(&param)
+        .output()
+        .expect("worker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    let (header, rows) = read_csv(&String::from_utf8_lossy(&output.stdout));
+    assert!(!header.contains(&"error".to_string()), "{header:?}");
+
+    // PyRadiomics 3.1.4 values of breast1 from tests/image_types/expected.json; the
+    // tolerance is the parity tests' relative 1e-6.
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/image_types/expected.json"),
+        )
+        .expect("expected values read"),
+    )
+    .expect("expected values parse");
+    for column in [
+        "wavelet-LLH_glszm_ZoneEntropy",
+        "log-sigma-1-0-mm-3D_firstorder_Mean",
+        "log-sigma-3-mm-3D_glcm_Idm",
+        "square_firstorder_Mean",
+        "squareroot_gldm_DependenceEntropy",
+        "logarithm_glrlm_RunEntropy",
+        "exponential_ngtdm_Coarseness",
+        "gradient_firstorder_Median",
+        "original_shape_MeshVolume",
+    ] {
+        let reference = expected["cases"]["breast1"][column]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{column} missing from expected.json"));
+        let value: f64 = cell(&header, &rows[0], column)
+            .parse()
+            .unwrap_or_else(|_| panic!("{column} is not a number"));
+        assert!(
+            (value - reference).abs() <= 1e-6 * reference.abs(),
+            "{column}: {value} vs PyRadiomics {reference}"
+        );
+    }
+
+    // σ = 200 mm does not fit breast1 (21 slices of 2.1 mm), so PyRadiomics skips it; the
+    // column stays for the batch layout, empty, and the skip is logged.
+    assert_eq!(
+        cell(&header, &rows[0], "log-sigma-200-0-mm-3D_firstorder_Mean"),
+        ""
+    );
+    assert!(stderr.contains("LoG image skipped"), "{stderr}");
+}

@@ -23,7 +23,7 @@ const ABSOLUTE_TOLERANCE: f64 = 1e-9;
 /// Variants that radstudy cannot compute yet. Their parameter files must fail with
 /// `NotImplemented`, and this list must equal the set that does, so it cannot grow
 /// silently.
-const NOT_YET_SUPPORTED: [(&str, &str); 4] = [
+const NOT_YET_SUPPORTED: [(&str, &str); 3] = [
     (
         "2d",
         "force2D: per-slice texture matrices are not implemented",
@@ -31,10 +31,6 @@ const NOT_YET_SUPPORTED: [(&str, &str); 4] = [
     (
         "combined",
         "weightingNorm: merged GLCM/GLRLM angles are not implemented",
-    ),
-    (
-        "resampling",
-        "resampledPixelSpacing: B-spline resampling is not implemented",
     ),
     ("shape2D", "shape2D: 2-D shape features need force2D"),
 ];

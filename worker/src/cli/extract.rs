@@ -2,14 +2,17 @@
 //! case or a batch, without a coordinator.
 //!
 //! Output CSV: one row per case, an `id` column, then one column per feature under its
-//! PyRadiomics name (`original_<class>_<Feature>`). When any case fails, a last `error`
-//! column names the case and the reason for each failed row. The feature cells of a failed
-//! row stay empty, and the other rows are unaffected.
+//! PyRadiomics name (`<image type>_<class>_<Feature>`, such as `original_glcm_Idm` or
+//! `wavelet-LLH_firstorder_Mean`). When any case fails, a last `error` column names the
+//! case and the reason for each failed row. The feature cells of a failed row stay empty,
+//! and the other rows are unaffected. A LoG σ that PyRadiomics skips for a small image
+//! leaves that case's cells of the σ empty and logs a warning.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::GeometryTolerance;
-use crate::features::{ExtractionOptions, ExtractionSettings, FeatureError, compute_with_options};
+use crate::features::image_types::{ImageTypeSpec, compute_image_types};
+use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError};
 use crate::image::{ImageError, read_volume};
 use crate::mask::{MaskError, PlacementError, place_on_image_grid, select_label_spanning};
 use crate::params::{ParameterFile, ParamsError, parse_parameters, read_parameter_file};
@@ -232,11 +235,13 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchRow>, ExtractError> {
     Ok(rows)
 }
 
-/// Loads one case and computes its features as `(column name, value)` pairs.
+/// Loads one case and computes the features of every image type as `(column name, value)`
+/// pairs.
 pub fn extract_case(
     case: &Case,
     settings: &ExtractionSettings,
     options: &ExtractionOptions,
+    image_types: &[ImageTypeSpec],
 ) -> Result<Vec<(String, f64)>, CaseError> {
     let image = read_volume(&case.image).map_err(|source| CaseError::Image {
         path: case.image.clone(),
@@ -273,7 +278,13 @@ pub fn extract_case(
     }
     let mut settings = settings.clone();
     settings.label = label;
-    Ok(compute_with_options(&image, &roi, &settings, options)?)
+    Ok(compute_image_types(
+        &image,
+        &roi,
+        &settings,
+        options,
+        image_types,
+    )?)
 }
 
 /// Loads the parameter file, or PyRadiomics' defaults without one, and applies `--label`.
@@ -291,19 +302,43 @@ pub fn load_parameters(
     Ok(parameters)
 }
 
-/// Returns the feature columns the settings produce, in output order.
-pub fn feature_columns(settings: &ExtractionSettings, options: &ExtractionOptions) -> Vec<String> {
-    settings
-        .classes
-        .iter()
-        .flat_map(|&class| {
-            let selected = options.selection.get(&class);
-            class
-                .feature_names()
+/// Returns the feature columns the parameters produce, in output order: shape of the
+/// original image, then the other classes of each image type.
+pub fn feature_columns(parameters: &ParameterFile) -> Vec<String> {
+    let classes = &parameters.settings.classes;
+    let mut columns = Vec::new();
+    if classes.contains(&FeatureClass::Shape) {
+        columns.extend(class_columns(
+            "original",
+            FeatureClass::Shape,
+            &parameters.options,
+        ));
+    }
+    for spec in &parameters.image_types {
+        for image_name in spec.image_type.image_names() {
+            for &class in classes
                 .iter()
-                .filter(move |feature| selected.is_none_or(|names| names.contains(feature)))
-                .map(move |feature| format!("original_{}_{feature}", class.name()))
-        })
+                .filter(|&&class| class != FeatureClass::Shape)
+            {
+                columns.extend(class_columns(&image_name, class, &spec.options));
+            }
+        }
+    }
+    columns
+}
+
+/// Returns the selected feature columns of one class of one image type.
+fn class_columns(
+    image_name: &str,
+    class: FeatureClass,
+    options: &ExtractionOptions,
+) -> Vec<String> {
+    let selected = options.selection.get(&class);
+    class
+        .feature_names()
+        .iter()
+        .filter(|feature| selected.is_none_or(|names| names.contains(feature)))
+        .map(|feature| format!("{image_name}_{}_{feature}", class.name()))
         .collect()
 }
 
@@ -317,14 +352,19 @@ pub fn run_extract(
     parameters: &ParameterFile,
     out: Option<&Path>,
 ) -> Result<usize, ExtractError> {
-    let columns = feature_columns(&parameters.settings, &parameters.options);
+    let columns = feature_columns(parameters);
     let mut rows: Vec<(String, CaseResult)> = Vec::new();
     for row in cases {
         let (id, result) = match row {
             Ok(case) => {
                 let span = tracing::info_span!("extract_case", case = %case.id);
                 let _entered = span.enter();
-                let result = extract_case(case, &parameters.settings, &parameters.options);
+                let result = extract_case(
+                    case,
+                    &parameters.settings,
+                    &parameters.options,
+                    &parameters.image_types,
+                );
                 (case.id.clone(), result)
             }
             Err(rejected) => {

@@ -256,7 +256,7 @@ fn validate(method: Discretization) -> Result<(), DiscretizeError> {
 
 /// Returns the inclusive lower and upper corners of the ROI's bounding box, or `None` for
 /// an empty mask.
-fn bounding_box(roi: &Roi) -> Option<([usize; 3], [usize; 3])> {
+pub(crate) fn bounding_box(roi: &Roi) -> Option<([usize; 3], [usize; 3])> {
     let mut low = [usize::MAX; 3];
     let mut high = [0_usize; 3];
     // Lane by lane along the contiguous axis (i for NIfTI volumes, which are in Fortran

@@ -1,4 +1,5 @@
-//! Radiomic feature extraction on the original image.
+//! Radiomic feature extraction on the original image; [`image_types`] adds the filtered
+//! images of a parameter file.
 //!
 //! Feature names follow PyRadiomics: `original_<class>_<Feature>`, for
 //! example `original_firstorder_Mean`. Classes run in the order `shape`,
@@ -14,8 +15,10 @@ pub mod glcm;
 pub mod gldm;
 pub mod glrlm;
 pub mod glszm;
+pub mod image_types;
 pub mod ngtdm;
 pub mod normalize;
+pub mod pre_crop;
 pub mod resegment;
 pub mod shape;
 
@@ -257,6 +260,12 @@ pub struct ExtractionOptions {
     /// Largest distance between mask and image voxel centres at which the mask is placed
     /// on the image grid, in mm (PyRadiomics `geometryTolerance`). None keeps the default.
     pub geometry_tolerance_mm: Option<f64>,
+    /// Voxels of padding around the ROI's bounding box when the image is cropped before
+    /// the filters (PyRadiomics `preCrop` with `padDistance`), or none for no cropping.
+    pub pre_crop_pad_voxels: Option<usize>,
+    /// Resampling after normalisation (PyRadiomics `resampledPixelSpacing`,
+    /// `interpolator`, `padDistance`), or none.
+    pub resampling: Option<crate::image::resample::ResampleSettings>,
     /// GLCM distances and symmetry.
     pub glcm: glcm::GlcmSettings,
     /// GLDM α and distances.
@@ -280,6 +289,8 @@ impl ExtractionOptions {
             minimum_roi_dimensions: crate::mask::MIN_ROI_DIMENSIONS,
             minimum_roi_size: None,
             geometry_tolerance_mm: None,
+            pre_crop_pad_voxels: None,
+            resampling: None,
             glcm: glcm::GlcmSettings::default(),
             gldm: gldm::GldmSettings::default(),
             ngtdm: ngtdm::NgtdmSettings::default(),
@@ -311,6 +322,15 @@ pub enum FeatureError {
         /// Non-finite voxels in the ROI.
         count: usize,
     },
+    /// A filter could not derive its image.
+    #[error(transparent)]
+    Filter(#[from] crate::filters::FilterError),
+    /// The image and ROI could not be resampled.
+    #[error(transparent)]
+    Resample(#[from] crate::image::resample::ResampleError),
+    /// The resampled ROI is too thin for 3-D features.
+    #[error("after resampling: {0}")]
+    ResampledRoi(crate::mask::MaskError),
     /// A feature is undefined for this ROI.
     #[error("feature {name} evaluates to {value}; the ROI intensities cannot support it")]
     NotFinite {
@@ -321,94 +341,22 @@ pub enum FeatureError {
     },
 }
 
-/// Computes the features of one ROI with every option of a parameter file: normalises the
-/// image, resegments the ROI, then computes the classes as [`compute`] does. Returns
-/// `(column name, value)` pairs in class order, only the selected features of each class,
-/// and rejects any value that is not finite, so that no NaN reaches a feature table.
+/// Computes the features of one ROI on the original image with every option of a
+/// parameter file: normalises the image, resegments the ROI, then computes the classes as
+/// [`compute`] does. Returns `(column name, value)` pairs in class order, only the
+/// selected features of each class, and rejects any value that is not finite, so that no
+/// NaN reaches a feature table. [`image_types::compute_image_types`] adds filtered images.
 pub fn compute_with_options(
     image: &Volume,
     roi: &Roi,
     settings: &ExtractionSettings,
     options: &ExtractionOptions,
 ) -> Result<Vec<(String, f64)>, FeatureError> {
-    let normalized;
-    let image = match &options.normalization {
-        Some(normalization) => {
-            normalized = normalize::normalize(image, normalization)?;
-            &normalized
-        }
-        None => image,
+    let original = image_types::ImageTypeSpec {
+        image_type: crate::filters::ImageType::Original,
+        options: options.clone(),
     };
-    let values = crate::mask::roi_values(image, roi)
-        .map_err(|count| FeatureError::NonFiniteIntensity { count })?;
-    let resegmented;
-    let (feature_roi, values) = match &options.resegmentation {
-        Some(resegmentation) => {
-            resegmented = resegment::resegment(&image.data, roi, &values, resegmentation)?;
-            let values = crate::mask::roi_values(image, &resegmented)
-                .map_err(|count| FeatureError::NonFiniteIntensity { count })?;
-            (&resegmented, values)
-        }
-        None => (roi, values),
-    };
-    let shape_roi = if options.resegment_shape {
-        feature_roi
-    } else {
-        roi
-    };
-
-    let mut texture: Option<discretize::TextureInput> = None;
-    let mut output = Vec::new();
-    for &class in &settings.classes {
-        let features = match class {
-            FeatureClass::Shape => shape::compute(shape_roi.mask.view(), image.geometry.spacing),
-            FeatureClass::FirstOrder => {
-                let discretize::Discretization::FixedBinWidth(bin_width) = options.discretization
-                else {
-                    return Err(FeatureError::FirstOrderBinCount);
-                };
-                firstorder::compute(
-                    &values,
-                    image.geometry.voxel_volume_mm3(),
-                    &firstorder::FirstOrderSettings {
-                        bin_width,
-                        voxel_array_shift: options.voxel_array_shift,
-                    },
-                )
-            }
-            _ => {
-                let input = match texture.take() {
-                    Some(input) => input,
-                    None => discretize::discretize(
-                        image,
-                        feature_roi,
-                        options.discretization,
-                        MAX_GREY_LEVELS,
-                    )?,
-                };
-                let features = match class {
-                    FeatureClass::Glcm => glcm::compute(&input, &options.glcm),
-                    FeatureClass::Gldm => gldm::compute(&input, &options.gldm),
-                    FeatureClass::Ngtdm => ngtdm::compute(&input, &options.ngtdm),
-                    other => texture_features(other, &input),
-                };
-                texture = Some(input);
-                features
-            }
-        };
-        let selected = options.selection.get(&class);
-        for (feature, value) in features {
-            if selected.is_some_and(|names| !names.contains(&feature)) {
-                continue;
-            }
-            let name = format!("original_{}_{feature}", class.name());
-            if !value.is_finite() {
-                return Err(FeatureError::NotFinite { name, value });
-            }
-            output.push((name, value));
-        }
-    }
-    Ok(output)
+    image_types::compute_image_types(image, roi, settings, options, &[original])
 }
 
 /// Computes one texture class; an intensity class returns nothing here.

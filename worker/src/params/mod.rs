@@ -4,14 +4,21 @@
 //!
 //! A file is accepted unchanged when everything it sets is implemented here. Each key that
 //! is not a PyRadiomics key is an error that names it and lists close valid keys. Each key
-//! that PyRadiomics accepts but radstudy does not implement yet (filtered image types,
-//! resampling, 2-D extraction, GLCM/GLRLM angle weighting, voxel-based extraction) is an
-//! error of its own, so none is silently ignored. Keys that only steer PyRadiomics'
-//! diagnostics, cropping or mask correction (`additionalInfo`, `preCrop`, `padDistance`,
+//! that PyRadiomics accepts but radstudy does not implement yet (LBP image types, wavelets
+//! other than coif1, resampling, 2-D extraction, GLCM/GLRLM angle weighting, voxel-based
+//! extraction) is an error of its own, so none is silently ignored.
+//!
+//! Each enabled image type gets the `setting` values overridden by its own mapping, as
+//! PyRadiomics passes them to its filter and feature classes. Normalisation,
+//! resegmentation and the ROI checks run once on the original image, with `setting`
+//! overridden by `imageType.Original`. `preCrop` crops the image to the ROI plus
+//! `padDistance` voxels before the filters, which changes filtered values only. Keys that
+//! only steer PyRadiomics' diagnostics or mask correction (`additionalInfo`,
 //! `correctMask`, `interpolator` without resampling, `force2Ddimension` without `force2D`)
 //! are validated and have no effect on the values. A mask on a sub-grid of the image is
 //! always placed by physical position, within `geometryTolerance` when it is set.
 
+mod image_type;
 mod setting;
 pub mod suggest;
 
@@ -20,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
+use crate::features::image_types::ImageTypeSpec;
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
 
 pub use setting::SETTING_KEYS;
@@ -27,7 +35,8 @@ pub use setting::SETTING_KEYS;
 /// Top-level keys of a PyRadiomics parameter file.
 pub const TOP_LEVEL_KEYS: [&str; 4] = ["imageType", "featureClass", "setting", "voxelSetting"];
 
-/// Image types PyRadiomics accepts. Only `Original` is implemented.
+/// Image types PyRadiomics accepts, in radstudy's output order. All but `LBP2D` and
+/// `LBP3D` are implemented.
 pub const IMAGE_TYPES: [&str; 10] = [
     "Original",
     "LoG",
@@ -127,8 +136,12 @@ fn hint(close: &[&str]) -> String {
 pub struct ParameterFile {
     /// Classes, bin width and label, as the gRPC contract carries them.
     pub settings: ExtractionSettings,
-    /// Everything else the file sets.
+    /// Everything else `setting` and `imageType.Original` set: the preprocessing, the ROI
+    /// checks, shape, and the features of the original image.
     pub options: ExtractionOptions,
+    /// Enabled image types in [`IMAGE_TYPES`] order, each with its own options.
+    /// Without an `imageType` section this is `Original` alone, as in PyRadiomics.
+    pub image_types: Vec<ImageTypeSpec>,
 }
 
 /// Reads and parses a parameter file.
@@ -174,47 +187,71 @@ pub fn parse_parameters(text: &str) -> Result<ParameterFile, ParamsError> {
     if let Some(value) = sections.get("setting") {
         builder.apply(section_mapping(value, "setting")?)?;
     }
-    if let Some(value) = sections.get("imageType") {
-        apply_image_types(section_mapping(value, "imageType")?, &mut builder)?;
+    let general = builder.clone();
+    let enabled = match sections.get("imageType") {
+        Some(value) => enabled_image_types(section_mapping(value, "imageType")?)?,
+        None => vec![("Original", None)],
+    };
+    if let Some((_, Some(overrides))) = enabled.iter().find(|(name, _)| *name == "Original") {
+        builder.apply(overrides)?;
     }
     let (classes, selection) = match sections.get("featureClass") {
         Some(value) => parse_classes(section_mapping(value, "featureClass")?)?,
         None => (FeatureClass::ALL.to_vec(), BTreeMap::new()),
     };
-    builder.finish(classes, selection)
+
+    let mut image_types = Vec::with_capacity(enabled.len());
+    for (name, overrides) in &enabled {
+        let mut type_settings = general.clone();
+        if let Some(overrides) = overrides {
+            type_settings.apply(overrides)?;
+        }
+        let image_type = image_type::parse_image_type(name, &type_settings)?;
+        let parsed = type_settings.finish(classes.clone(), selection.clone())?;
+        image_types.push(ImageTypeSpec {
+            image_type,
+            options: parsed.options,
+        });
+    }
+    let mut parsed = builder.finish(classes, selection)?;
+    parsed.image_types = image_types;
+    Ok(parsed)
 }
 
-/// Checks `imageType`: `Original` only, whose own settings override `setting`, as in
-/// PyRadiomics.
-fn apply_image_types(
-    types: &Mapping,
-    builder: &mut setting::SettingsBuilder,
-) -> Result<(), ParamsError> {
+/// An enabled image type and the settings its own mapping overrides.
+type EnabledImageType<'a> = (&'static str, Option<&'a Mapping>);
+
+/// Lists the enabled image types of `imageType` in [`IMAGE_TYPES`] order, each with its
+/// mapping of settings (null for none).
+fn enabled_image_types(types: &Mapping) -> Result<Vec<EnabledImageType<'_>>, ParamsError> {
     if types.is_empty() {
         return Err(ParamsError::Empty("imageType", "`Original: {}`"));
     }
+    let mut enabled = Vec::new();
     for (key, value) in types {
         let name = key_name(key, "imageType", &IMAGE_TYPES)?;
-        if name != "Original" {
+        if name.starts_with("LBP") {
             return Err(ParamsError::NotImplemented {
                 key: format!("imageType.{name}"),
                 value: render(value),
-                reason: "only the Original image type is computed; filtered images are not",
+                reason: "local binary pattern (LBP) images are not implemented",
             });
         }
-        match value {
-            Value::Null => {}
-            Value::Mapping(overrides) => builder.apply(overrides)?,
+        let overrides = match value {
+            Value::Null => None,
+            Value::Mapping(overrides) => Some(overrides),
             other => {
                 return Err(ParamsError::InvalidValue {
-                    key: "imageType.Original".into(),
+                    key: format!("imageType.{name}"),
                     value: render(other),
                     expected: "an empty mapping {} or a mapping of settings",
                 });
             }
-        }
+        };
+        enabled.push((name, overrides));
     }
-    Ok(())
+    enabled.sort_by_key(|(name, _)| IMAGE_TYPES.iter().position(|known| known == name));
+    Ok(enabled)
 }
 
 /// Enabled classes, and the features chosen per class where the file lists them.

@@ -9,6 +9,7 @@ use crate::features::discretize::Discretization;
 use crate::features::normalize::Normalization;
 use crate::features::resegment::{ResegmentMode, Resegmentation};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
+use crate::image::resample::{Interpolator, ResampleSettings};
 
 /// Every key PyRadiomics accepts under `setting` (its `radiomics/schemas/paramSchema.yaml`).
 pub const SETTING_KEYS: [&str; 37] = [
@@ -66,7 +67,7 @@ const INTERPOLATORS: [&str; 10] = [
 ];
 
 /// Settings collected from one or more mappings; later mappings override earlier ones.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct SettingsBuilder {
     values: BTreeMap<&'static str, Value>,
 }
@@ -81,6 +82,11 @@ impl SettingsBuilder {
         Ok(())
     }
 
+    /// Returns the value of `key`, or none when it is unset or null (PyRadiomics' default).
+    pub(super) fn get(&self, key: &str) -> Option<&Value> {
+        self.values.get(key).filter(|value| !value.is_null())
+    }
+
     /// Validates the collected settings and builds the extraction settings. A key set to
     /// null means PyRadiomics' default, as in PyRadiomics.
     pub(super) fn finish(
@@ -88,14 +94,10 @@ impl SettingsBuilder {
         classes: Vec<FeatureClass>,
         selection: BTreeMap<FeatureClass, Vec<&'static str>>,
     ) -> Result<super::ParameterFile, ParamsError> {
-        let get = |key: &str| self.values.get(key).filter(|value| !value.is_null());
+        let get = |key: &str| self.get(key);
 
+        // The LoG, Wavelet and Gradient settings are read by `super::image_type`.
         for key in [
-            "sigma",
-            "start_level",
-            "level",
-            "wavelet",
-            "gradientUseSpacing",
             "lbp2DRadius",
             "lbp2DSamples",
             "lbp2DMethod",
@@ -107,16 +109,9 @@ impl SettingsBuilder {
                 return Err(not_implemented(
                     key,
                     value,
-                    "it configures a filtered image type (LoG, Wavelet, Gradient, LBP), and only the Original image is computed",
+                    "it configures the local binary pattern (LBP) image types, which are not implemented",
                 ));
             }
-        }
-        if let Some(value) = get("resampledPixelSpacing") {
-            return Err(not_implemented(
-                "resampledPixelSpacing",
-                value,
-                "resampling is not implemented; resample the image and mask beforehand",
-            ));
         }
         if let Some(value) = get("force2D")
             && bool_value("force2D", value)?
@@ -147,28 +142,32 @@ impl SettingsBuilder {
                 "masks are read as scalar label maps; vector masks are not supported",
             ));
         }
-        if let Some(value) = get("interpolator") {
-            match value {
-                Value::String(name) if INTERPOLATORS.contains(&name.as_str()) => {}
-                Value::Number(number) if number.as_i64().is_some_and(|n| (1..=10).contains(&n)) => {
-                }
-                other => {
-                    return Err(invalid(
-                        "interpolator",
-                        other,
-                        "a SimpleITK interpolator name such as sitkBSpline, or its number 1 to 10",
-                    ));
-                }
-            }
-        }
-        for key in ["additionalInfo", "preCrop", "correctMask"] {
+        let interpolator = match get("interpolator") {
+            None => Interpolator::BSpline,
+            Some(value) => interpolator(value)?,
+        };
+        for key in ["additionalInfo", "correctMask"] {
             if let Some(value) = get(key) {
                 bool_value(key, value)?;
             }
         }
-        if let Some(value) = get("padDistance") {
-            integer("padDistance", value, 0, i64::from(u32::MAX))?;
-        }
+        // PyRadiomics' default padDistance is 5 voxels.
+        let pad_distance = match get("padDistance") {
+            Some(value) => integer("padDistance", value, 0, i64::from(u32::MAX))? as usize,
+            None => 5,
+        };
+        let resampling = match get("resampledPixelSpacing") {
+            None => None,
+            Some(value) => resampled_spacing(value)?.map(|spacing| ResampleSettings {
+                spacing,
+                interpolator,
+                pad_distance: pad_distance as f64,
+            }),
+        };
+        let pre_crop = match get("preCrop") {
+            Some(value) => bool_value("preCrop", value)?,
+            None => false,
+        };
 
         let label = match get("label") {
             Some(value) => integer("label", value, 1, i64::from(u32::MAX))? as u32,
@@ -313,13 +312,80 @@ impl SettingsBuilder {
         options.minimum_roi_dimensions = minimum_roi_dimensions;
         options.minimum_roi_size = minimum_roi_size;
         options.geometry_tolerance_mm = geometry_tolerance;
+        options.pre_crop_pad_voxels = pre_crop.then_some(pad_distance);
+        options.resampling = resampling;
         options.glcm.distances = distances.clone();
         options.glcm.symmetric = symmetric;
         options.gldm.distances = distances.clone();
         options.gldm.alpha = gldm_alpha;
         options.ngtdm.distances = distances;
         options.selection = selection;
-        Ok(super::ParameterFile { settings, options })
+        Ok(super::ParameterFile {
+            settings,
+            options,
+            image_types: Vec::new(),
+        })
+    }
+}
+
+/// Reads `interpolator`: a SimpleITK name, or its enum number as PyRadiomics accepts it.
+/// Nearest neighbour (1), linear (2) and B-spline (3) are implemented; the windowed-sinc
+/// and Gaussian interpolators (4 to 10) are not.
+fn interpolator(value: &Value) -> Result<Interpolator, ParamsError> {
+    match value {
+        Value::String(name) => match Interpolator::from_sitk_name(name) {
+            Some(interpolator) => Ok(interpolator),
+            None if INTERPOLATORS.contains(&name.as_str()) => Err(not_implemented(
+                "interpolator",
+                value,
+                "only sitkNearestNeighbor, sitkLinear and sitkBSpline are implemented",
+            )),
+            None => Err(invalid(
+                "interpolator",
+                value,
+                "a SimpleITK interpolator name such as sitkBSpline, or its number 1 to 10",
+            )),
+        },
+        Value::Number(number) => match number.as_i64() {
+            Some(1) => Ok(Interpolator::Nearest),
+            Some(2) => Ok(Interpolator::Linear),
+            Some(3) => Ok(Interpolator::BSpline),
+            Some(4..=10) => Err(not_implemented(
+                "interpolator",
+                value,
+                "only sitkNearestNeighbor (1), sitkLinear (2) and sitkBSpline (3) are implemented",
+            )),
+            _ => Err(invalid(
+                "interpolator",
+                value,
+                "a SimpleITK interpolator name such as sitkBSpline, or its number 1 to 10",
+            )),
+        },
+        other => Err(invalid(
+            "interpolator",
+            other,
+            "a SimpleITK interpolator name such as sitkBSpline, or its number 1 to 10",
+        )),
+    }
+}
+
+/// Reads `resampledPixelSpacing`: null for none, or three spacings in mm, each > 0 or 0
+/// to keep that axis.
+fn resampled_spacing(value: &Value) -> Result<Option<[f64; 3]>, ParamsError> {
+    let expected = "null, or a list of three spacings in mm, each > 0 or 0 to keep the axis";
+    match value {
+        Value::Null => Ok(None),
+        Value::Sequence(items) if items.len() == 3 => {
+            let mut spacing = [0.0; 3];
+            for (slot, item) in spacing.iter_mut().zip(items) {
+                match item.as_f64() {
+                    Some(mm) if mm.is_finite() && mm >= 0.0 => *slot = mm,
+                    _ => return Err(invalid("resampledPixelSpacing", value, expected)),
+                }
+            }
+            Ok(Some(spacing))
+        }
+        other => Err(invalid("resampledPixelSpacing", other, expected)),
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::features::discretize::Discretization;
 use crate::features::resegment::ResegmentMode;
+use crate::filters::ImageType;
 
 #[test]
 fn parse_empty_file_gives_pyradiomics_defaults() {
@@ -117,14 +118,16 @@ fn parse_unknown_top_level_and_feature_are_named() {
 #[test]
 fn parse_unimplemented_settings_are_errors() {
     for (text, key) in [
-        ("imageType: {LoG: {sigma: [1.0]}}", "imageType.LoG"),
+        ("imageType: {LBP3D: {}}", "imageType.LBP3D"),
+        ("imageType: {Wavelet: {wavelet: haar}}", "wavelet"),
         (
-            "setting: {resampledPixelSpacing: [1, 1, 1]}",
-            "resampledPixelSpacing",
+            "setting: {interpolator: sitkLanczosWindowedSinc}",
+            "interpolator",
         ),
+        ("setting: {interpolator: 9}", "interpolator"),
         ("setting: {force2D: true}", "force2D"),
         ("setting: {weightingNorm: euclidean}", "weightingNorm"),
-        ("setting: {sigma: [1, 2]}", "sigma"),
+        ("setting: {lbp2DRadius: 1}", "lbp2DRadius"),
         ("featureClass: {shape2D: }", "featureClass.shape2D"),
         ("voxelSetting: {kernelRadius: 2}", "voxelSetting"),
         ("setting: {binCount: 16}", "binCount"),
@@ -134,6 +137,33 @@ fn parse_unimplemented_settings_are_errors() {
             other => panic!("{text}: expected NotImplemented for {key}, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn parse_resampling_reads_spacing_interpolator_and_pad() {
+    use crate::image::resample::{Interpolator, ResampleSettings};
+    let parsed = parse_parameters(
+        "setting: {resampledPixelSpacing: [2, 2, 0], interpolator: sitkLinear, padDistance: 3}",
+    )
+    .expect("resampling settings parse");
+    assert_eq!(
+        parsed.options.resampling,
+        Some(ResampleSettings {
+            spacing: [2.0, 2.0, 0.0],
+            interpolator: Interpolator::Linear,
+            pad_distance: 3.0,
+        })
+    );
+    // PyRadiomics' defaults: B-spline (SimpleITK number 3) and 5 voxels of padding.
+    let parsed = parse_parameters("setting: {resampledPixelSpacing: [1, 1, 1], interpolator: 3}")
+        .expect("numbered interpolator parses");
+    let resampling = parsed.options.resampling.expect("resampling set");
+    assert_eq!(resampling.interpolator, Interpolator::BSpline);
+    assert_eq!(resampling.pad_distance, 5.0);
+    assert!(matches!(
+        parse_parameters("setting: {resampledPixelSpacing: [1, -1, 1]}").unwrap_err(),
+        ParamsError::InvalidValue { key, .. } if key == "resampledPixelSpacing"
+    ));
 }
 
 #[test]
@@ -153,10 +183,80 @@ fn parse_invalid_values_name_key() {
         ("setting: {resegmentRange: [1, 2, 3]}", "resegmentRange"),
         ("setting: {distances: [0]}", "distances"),
         ("setting: {interpolator: sitkCubic}", "interpolator"),
+        ("imageType: {LoG: {}}", "sigma"),
+        ("imageType: {LoG: {sigma: []}}", "sigma"),
+        ("imageType: {LoG: {sigma: [1.0, 0]}}", "sigma"),
+        ("imageType: {LoG: {sigma: [one]}}", "sigma"),
+        ("imageType: {Wavelet: {level: 0}}", "level"),
+        ("imageType: {Wavelet: {start_level: -1}}", "start_level"),
+        (
+            "imageType: {Gradient: {gradientUseSpacing: 1}}",
+            "gradientUseSpacing",
+        ),
+        ("imageType: {Square: 3}", "imageType.Square"),
     ] {
         match parse_parameters(text) {
             Err(ParamsError::InvalidValue { key: found, .. }) => assert_eq!(found, key, "{text}"),
             other => panic!("{text}: expected InvalidValue for {key}, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn parse_image_types_with_own_settings() {
+    let text = "
+imageType:
+  Gradient: {gradientUseSpacing: false}
+  LoG: {sigma: [1, 2.5], binWidth: 5}
+  Wavelet: {start_level: 1, level: 2}
+  Original: {}
+  Square:
+setting:
+  binWidth: 10
+  sigma: [3.0]
+";
+    let parsed = parse_parameters(text).expect("valid file");
+    let keys: Vec<&str> = parsed
+        .image_types
+        .iter()
+        .map(|spec| spec.image_type.key())
+        .collect();
+    assert_eq!(keys, ["Original", "LoG", "Wavelet", "Square", "Gradient"]);
+
+    // LoG's own sigma and binWidth override `setting`; the others keep binWidth 10.
+    let log = &parsed.image_types[1];
+    assert_eq!(
+        log.image_type.image_names(),
+        ["log-sigma-1-mm-3D", "log-sigma-2-5-mm-3D"]
+    );
+    assert_eq!(
+        log.options.discretization,
+        Discretization::FixedBinWidth(5.0)
+    );
+    assert_eq!(
+        parsed.image_types[0].options.discretization,
+        Discretization::FixedBinWidth(10.0)
+    );
+    assert_eq!(
+        parsed.image_types[2].image_type,
+        ImageType::Wavelet {
+            start_level: 1,
+            level: 2
+        }
+    );
+    assert_eq!(
+        parsed.image_types[4].image_type,
+        ImageType::Gradient { use_spacing: false }
+    );
+}
+
+#[test]
+fn parse_without_image_type_enables_original_only() {
+    let parsed = parse_parameters("setting: {binWidth: 5}").expect("valid file");
+    assert_eq!(parsed.image_types.len(), 1);
+    assert_eq!(parsed.image_types[0].image_type, ImageType::Original);
+    assert_eq!(
+        parsed.image_types[0].options.discretization,
+        Discretization::FixedBinWidth(5.0)
+    );
 }
