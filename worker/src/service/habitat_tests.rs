@@ -62,6 +62,7 @@ fn habitat_service(patients: &[&str], min_patients: u32) -> (WorkerService, temp
         max_rounds_kept: 64,
         audit_log: folder.path().join("audit.jsonl"),
         output_dir: folder.path().join("habitat-maps"),
+        cache_dir: folder.path().join("cache"),
         tls: None,
     };
     let manifest = Manifest::parse(
