@@ -23,6 +23,9 @@ use crate::features::{self, ExtractionSettings};
 use crate::manifest::SequenceFiles;
 use crate::perturbed_features::RoundPerturbation;
 
+/// Age a file's modification time must have before its hash is reused.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Domain tag and version of the key derivation. The version changes
 /// whenever the list of hashed inputs changes.
 const KEY_DOMAIN: &[u8] = b"radstudy-result-cache-key-v1\0";
@@ -129,9 +132,11 @@ pub enum KeyError {
 /// Content hashes of files, reused while a file keeps its size and
 /// modification time.
 ///
-/// NOTE: a file rewritten with the same size within the file system's
-/// timestamp resolution keeps its old hash until the worker restarts. On
-/// ext4 and XFS the resolution is one nanosecond.
+/// A hash is kept only for a file modified at least [`SETTLED`] before it
+/// was hashed. Linux stamps files from a clock that advances in steps of a
+/// few milliseconds, so a file rewritten right after it was hashed can keep
+/// its size and modification time, and a kept hash would then be stale.
+/// Such recent files are hashed again on every use instead.
 #[derive(Debug, Default)]
 pub struct FileHasher {
     known: Mutex<HashMap<PathBuf, (FileStamp, [u8; 32])>>,
@@ -160,8 +165,14 @@ impl FileHasher {
         }
         let digest: [u8; 32] = hasher.finalize().into();
 
-        self.lock()
-            .insert(path.to_path_buf(), (stamp.clone(), digest));
+        let settled = stamp
+            .modified
+            .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+            .is_some_and(|age| age >= SETTLED);
+        if settled {
+            self.lock()
+                .insert(path.to_path_buf(), (stamp.clone(), digest));
+        }
         Ok((digest, stamp))
     }
 
