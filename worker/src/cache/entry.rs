@@ -22,7 +22,7 @@ const MAGIC: &[u8; 8] = b"RSCACHE\x01";
 /// Bytes before the payload: the magic and the payload's SHA-256.
 const HEADER_LEN: usize = MAGIC.len() + 32;
 
-/// Why an entry file cannot be used.
+/// The reason an entry file cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EntryError {
     /// The file is shorter than its header or has another magic or version.

@@ -1,13 +1,18 @@
 //! The cache key of one patient and sequence.
 //!
-//! The key is the SHA-256 of, in this order and each with an 8-byte
-//! little-endian length prefix: a domain tag with the key format version,
-//! the worker's software version, the feature-definition hash, the
-//! pseudonym key identity, the pseudonym, the sequence, the feature
-//! classes, bin width and mask label, the geometry tolerances, the
-//! perturbation settings with the study seed (or their absence), the
-//! requested regions, the habitat fingerprint (or its absence), and the
-//! extension and SHA-256 content hash of the image and of the mask file.
+//! The key is a SHA-256 over the following inputs, in this order, each with
+//! an 8-byte little-endian length prefix:
+//!
+//! - a domain tag with the key format version,
+//! - the worker's software version and the feature-definition hash,
+//! - the pseudonym key identity, the pseudonym and the sequence,
+//! - the feature classes, bin width and mask label,
+//! - the geometry tolerances,
+//! - the perturbation settings with the study seed, or their absence,
+//! - the requested regions, and the habitat fingerprint or its absence,
+//! - the file name ending and SHA-256 content hash of the image, then of
+//!   the mask.
+//!
 //! The length prefixes keep ("ab", "c") apart from ("a", "bc").
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! The per-patient result cache: the features of each extracted patient and
-//! sequence on local disk, so that a restarted worker answers a round it
+//! sequence on local disk, so that a restarted worker returns a round it
 //! already computed without extracting again.
 //!
 //! An entry is keyed by the content hashes of the image and mask and by
@@ -34,7 +34,7 @@ const ENTRY_EXTENSION: &str = "entry";
 /// Marker in the names of temporary files, which start-up removes.
 const TEMP_MARKER: &str = ".tmp-";
 
-/// What a lookup found.
+/// The result of a lookup.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
     /// A valid entry.
@@ -45,10 +45,10 @@ pub enum Lookup {
     Invalid,
 }
 
-/// How one job of a round used the cache.
+/// The cache use of one job of a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheUse {
-    /// Answered from a valid entry.
+    /// Read from a valid entry.
     Hit,
     /// Computed, because there was no entry.
     Miss,
@@ -74,7 +74,7 @@ impl CacheUse {
 /// Counts of a round's cache use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheCounts {
-    /// Jobs answered from an entry.
+    /// Jobs read from an entry.
     pub hits: u32,
     /// Jobs computed for lack of an entry, including invalid entries.
     pub misses: u32,
@@ -101,7 +101,7 @@ impl CacheCounts {
     }
 }
 
-/// Why an entry was not written.
+/// The reason an entry was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Writing, flushing or renaming the file failed.
@@ -162,7 +162,7 @@ impl ResultCache {
         &self.dir
     }
 
-    /// Computes the key of one patient and sequence; see [`key::cache_key`].
+    /// Computes the key of one patient and sequence with [`key::cache_key`].
     pub fn key(&self, inputs: &KeyInputs<'_>, canonical_root: &Path) -> Result<CacheKey, KeyError> {
         key::cache_key(inputs, canonical_root, &self.files)
     }

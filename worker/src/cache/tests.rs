@@ -63,8 +63,8 @@ fn perturbation(seed: u64) -> RoundPerturbation {
     .expect("valid perturbation")
 }
 
-/// An outcome with every part set, and values whose bits a text format
-/// could lose: -0.0, a subnormal and the largest finite `f64`.
+/// Returns an outcome with every part set, and values whose bits a text
+/// format could lose: -0.0, a subnormal and the largest finite `f64`.
 fn outcome() -> SequenceOutcome {
     SequenceOutcome {
         features: Ok(vec![
@@ -480,7 +480,7 @@ fn truncated_entry_is_invalid_with_warning_then_replaced() {
 }
 
 #[test]
-fn concurrent_stores_and_lookups_never_see_a_torn_entry() {
+fn concurrent_stores_keep_entry_intact() {
     let site = site();
     let cache = Arc::new(ResultCache::open(&site.cache_dir));
     let (settings, tolerance) = (settings(), GeometryTolerance::default());

@@ -1,6 +1,6 @@
 //! Tests of `Extract` through the result cache on STS patients: a new
-//! service over the same `cache_dir`, as after a restart, answers from the
-//! cache with the same events, table, copies and audit payload hash.
+//! service over the same `cache_dir`, as after a restart, returns the same
+//! events, table, copies and audit payload hash from the cache.
 
 use std::path::{Path, PathBuf};
 
@@ -176,7 +176,7 @@ async fn restarted_service_answers_rounds_from_cache() {
     );
     assert_eq!(value_bits(&new_round), value_bits(&first_round));
 
-    // The answer from the cache is audited with the original's payload hash.
+    // The cached response is audited with the original's payload hash.
     let original = audited_payloads(&folder.path().join("audit-first.jsonl"), ROUND);
     let cached = audited_payloads(&folder.path().join("audit-restarted.jsonl"), ROUND);
     assert_eq!(original.len(), 1);

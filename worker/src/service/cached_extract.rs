@@ -14,7 +14,7 @@ use crate::manifest::SequenceFiles;
 pub(super) struct CachedExtraction {
     pub(super) outcome: SequenceOutcome,
     pub(super) used: CacheUse,
-    /// Why the computed outcome was not stored, when writing failed.
+    /// The error that kept the computed outcome from being stored.
     pub(super) store_error: Option<StoreError>,
 }
 

@@ -248,10 +248,10 @@ fn excluded(exclusion: Exclusion) -> SequenceOutcome {
 }
 
 /// Returns the SHA-256 over everything of a habitat round that the features
-/// of one patient and sequence depend on: the supervoxel chain settings,
-/// voxel features and mask label, every space's model, the core/rim
-/// settings, `min_region_voxels`, and the patient's region masks and region
-/// exclusions, or the reason it has none. The result cache keys on it, so
+/// of one patient and sequence depend on. These are the supervoxel chain
+/// settings, voxel features and mask label, every space's model, the
+/// core/rim settings and `min_region_voxels`. They also include the
+/// patient's region masks and region exclusions, or the reason it has none. The result cache keys on it, so
 /// that a new `ApplyHabitatModel` round with the same inputs reuses the
 /// entries and any change misses.
 ///

@@ -19,7 +19,7 @@ pub(super) struct FinishedJob {
     pub(super) extraction: CachedExtraction,
 }
 
-/// What a round has collected so far.
+/// The totals of a round so far.
 pub(super) struct RoundTally {
     total: u32,
     perturbed: bool,
