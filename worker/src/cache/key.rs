@@ -4,7 +4,7 @@
 //! an 8-byte little-endian length prefix:
 //!
 //! - a domain tag with the key format version,
-//! - the worker's software version and the feature-definition hash,
+//! - the worker's build identity and the feature-definition hash,
 //! - the pseudonym key identity, the pseudonym and the sequence,
 //! - the feature classes, bin width and mask label,
 //! - the geometry tolerances,
@@ -201,16 +201,42 @@ impl KeyHasher {
     }
 }
 
-/// Computes the key of `inputs`, hashing the image and the mask after
-/// checking that each resolves under `canonical_root`.
+/// Returns the identity of the running build: the software version and
+/// the size and modification time of the executable. Any rebuild or
+/// upgrade changes it, so that entries computed by other code are not
+/// reused even when the version number stayed the same.
+///
+/// NOTE: where the executable cannot be inspected, only the version is
+/// used, and a rebuild with changed feature code but the same version
+/// would then reuse old entries.
+pub fn build_identity() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    let executable = std::env::current_exe().and_then(std::fs::metadata);
+    match executable {
+        Ok(metadata) => {
+            let modified = metadata
+                .modified()
+                .ok()
+                .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |age| age.as_nanos());
+            format!("{version} {} {modified}", metadata.len())
+        }
+        Err(_) => version.to_string(),
+    }
+}
+
+/// Computes the key of `inputs` under `build` ([`build_identity`]),
+/// hashing the image and the mask after checking that each resolves under
+/// `canonical_root`.
 pub fn cache_key(
+    build: &str,
     inputs: &KeyInputs<'_>,
     canonical_root: &Path,
     files: &FileHasher,
 ) -> Result<CacheKey, KeyError> {
     let mut hasher = KeyHasher(Sha256::new());
     hasher.0.update(KEY_DOMAIN);
-    hasher.field(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.field(build.as_bytes());
     hasher.field(features::definition_hash().as_bytes());
     hasher.field(inputs.key_identity.as_bytes());
     hasher.field(inputs.pseudonym.as_bytes());

@@ -125,6 +125,8 @@ pub enum StoreError {
 #[derive(Debug)]
 pub struct ResultCache {
     dir: PathBuf,
+    /// [`key::build_identity`] of this process.
+    build: String,
     files: key::FileHasher,
     temp_counter: AtomicU64,
 }
@@ -152,6 +154,7 @@ impl ResultCache {
         }
         ResultCache {
             dir: dir.to_path_buf(),
+            build: key::build_identity(),
             files: key::FileHasher::default(),
             temp_counter: AtomicU64::new(0),
         }
@@ -164,7 +167,7 @@ impl ResultCache {
 
     /// Computes the key of one patient and sequence with [`key::cache_key`].
     pub fn key(&self, inputs: &KeyInputs<'_>, canonical_root: &Path) -> Result<CacheKey, KeyError> {
-        key::cache_key(inputs, canonical_root, &self.files)
+        key::cache_key(&self.build, inputs, canonical_root, &self.files)
     }
 
     /// Returns the path of the entry file of `key`.
