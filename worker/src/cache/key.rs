@@ -107,7 +107,7 @@ impl CacheKey {
     }
 }
 
-/// Why a key could not be computed. The job then runs without the cache,
+/// The reason a key could not be computed. The job then runs without the cache,
 /// and its extraction reports the problem as an exclusion.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -138,9 +138,10 @@ pub enum KeyError {
 /// modification time.
 ///
 /// A hash is kept only for a file modified at least [`SETTLED`] before it
-/// was hashed. Linux stamps files from a clock that advances in steps of a
-/// few milliseconds, so a file rewritten right after it was hashed can keep
-/// its size and modification time, and a kept hash would then be stale.
+/// was hashed. File systems record modification times at a limited
+/// resolution, on Linux often one timer tick of several milliseconds. A
+/// file rewritten right after it was hashed can then keep its size and
+/// modification time, and a kept hash would be stale.
 /// Such recent files are hashed again on every use instead.
 #[derive(Debug, Default)]
 pub struct FileHasher {

@@ -10,8 +10,8 @@
 //! digits of the key>/<key>.entry`.
 //!
 //! A write goes to a temporary file in the same folder, is flushed with
-//! `fsync` and renamed over the entry, and the folder is flushed too, so a
-//! worker killed mid-write leaves either the old entry, the new one or a
+//! `fsync` and renamed over the entry, and then the folder is flushed. A
+//! worker killed mid-write therefore leaves the old entry, the new one or a
 //! stray temporary file, never a torn entry. An entry that cannot be read
 //! or decoded is logged and computed again, never an error of the round.
 
