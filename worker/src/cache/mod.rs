@@ -122,6 +122,9 @@ pub enum StoreError {
 }
 
 /// The cache in one directory.
+///
+/// NOTE: entries are never removed, so the directory grows with every new
+/// file, setting and worker build until the site clears it.
 #[derive(Debug)]
 pub struct ResultCache {
     dir: PathBuf,
