@@ -31,8 +31,14 @@ pub use outcome::{RegionCopyFeatures, SequenceOutcome};
 /// Ending of entry files.
 const ENTRY_EXTENSION: &str = "entry";
 
-/// Marker in the names of temporary files, which start-up removes.
+/// Marker in the names of temporary files.
 const TEMP_MARKER: &str = ".tmp-";
+
+/// Age after which start-up removes a temporary file. A write takes
+/// milliseconds, so an older file was left by a worker that stopped
+/// mid-write, and a younger one may belong to a worker that shares the
+/// directory and is writing it now.
+const STALE_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The result of a lookup.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,13 +142,11 @@ pub struct ResultCache {
 
 impl ResultCache {
     /// Opens the cache in `dir`, creating it, and removes temporary files
-    /// left by a worker that stopped mid-write. A directory that cannot be
-    /// created is logged; each later write then fails and is logged, and
-    /// the worker computes every job.
-    ///
-    /// NOTE: one worker process per directory. A second worker's start-up
-    /// would remove the first one's temporary files, and its writes would
-    /// then fail (and be logged) without harm to the entries.
+    /// that a worker stopped mid-write left more than
+    /// [`STALE_TEMPORARY_AGE`] ago. A directory that cannot be created is
+    /// logged. Each later write then fails and is logged, and the worker
+    /// computes every job. Several workers may share a directory, because
+    /// temporary names are unique per process and renames are atomic.
     pub fn open(dir: &Path) -> Self {
         match std::fs::create_dir_all(dir) {
             Ok(()) => {
@@ -275,7 +279,8 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Removes the temporary files under `dir` and returns how many it removed.
+/// Removes the temporary files under `dir` older than
+/// [`STALE_TEMPORARY_AGE`] and returns how many it removed.
 fn remove_temporary_files(dir: &Path) -> usize {
     let Ok(folders) = std::fs::read_dir(dir) else {
         return 0;
@@ -286,9 +291,16 @@ fn remove_temporary_files(dir: &Path) -> usize {
             continue;
         };
         for file in files.flatten() {
-            if file.file_name().to_string_lossy().contains(TEMP_MARKER)
-                && std::fs::remove_file(file.path()).is_ok()
-            {
+            if !file.file_name().to_string_lossy().contains(TEMP_MARKER) {
+                continue;
+            }
+            let stale = file
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMPORARY_AGE);
+            if stale && std::fs::remove_file(file.path()).is_ok() {
                 removed += 1;
             }
         }

@@ -530,18 +530,28 @@ fn concurrent_stores_keep_entry_intact() {
 }
 
 #[test]
-fn open_removes_stale_temporary_files() {
+fn open_removes_only_stale_temporary_files() {
     let site = site();
     let folder = site.cache_dir.join("ab");
     std::fs::create_dir_all(&folder).expect("cache folder");
     let stale = folder.join(format!("{}{TEMP_MARKER}123-0", "ab".repeat(32)));
     std::fs::write(&stale, b"half an entry").expect("stale file");
-    let kept = folder.join(format!("{}.entry", "ab".repeat(32)));
-    std::fs::write(&kept, b"an entry").expect("entry file");
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|file| file.set_modified(an_hour_ago))
+        .expect("stale file dated back");
+    // A temporary file of another worker that is writing now.
+    let fresh = folder.join(format!("{}{TEMP_MARKER}456-0", "ab".repeat(32)));
+    std::fs::write(&fresh, b"an entry being written").expect("fresh file");
+    let entry = folder.join(format!("{}.entry", "ab".repeat(32)));
+    std::fs::write(&entry, b"an entry").expect("entry file");
 
     ResultCache::open(&site.cache_dir);
     assert!(!stale.exists());
-    assert!(kept.exists());
+    assert!(fresh.exists());
+    assert!(entry.exists());
 }
 
 #[test]
