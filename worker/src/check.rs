@@ -259,6 +259,11 @@ pub fn run_check(config_path: &Path, options: &CheckOptions) -> CheckReport {
             .findings
             .push(site_problem("output_dir", "output_dir", reason));
     }
+    if let Some(reason) = cache_dir_problem(&config.cache_dir, &canonical_root) {
+        report
+            .findings
+            .push(site_problem("cache_dir", "cache_dir", reason));
+    }
     let manifest = match Manifest::load(&config.manifest, &config.data_root) {
         Ok(manifest) => manifest,
         Err(error) => {
@@ -434,6 +439,27 @@ fn output_dir_problem(output_dir: &Path, canonical_root: &Path) -> Option<String
     None
 }
 
+/// Returns why the result cache directory cannot be used: it is a file, or
+/// it lies under the data root, where its entries would mix with the site's
+/// originals. A directory that does not exist yet is fine, because the
+/// worker creates it at start.
+fn cache_dir_problem(cache_dir: &Path, canonical_root: &Path) -> Option<String> {
+    if cache_dir.exists() && !cache_dir.is_dir() {
+        return Some(format!(
+            "{} exists and is not a directory; set cache_dir to a directory for the result cache",
+            cache_dir.display()
+        ));
+    }
+    let resolved = std::fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf());
+    if resolved.starts_with(canonical_root) {
+        return Some(format!(
+            "{} is inside the data root; set cache_dir to a directory outside it",
+            cache_dir.display()
+        ));
+    }
+    None
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -583,6 +609,34 @@ mod tests {
             "{}",
             finding.reason
         );
+    }
+
+    #[test]
+    fn check_cache_dir_problems_are_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest =
+            format!("{HEADER}STS_001,0,sts/STS_001/PET_image.nii.gz,sts/STS_001/PET_mask.nii.gz\n");
+        let config = site(dir.path(), &manifest);
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let a_file = dir.path().join("not-a-folder");
+        std::fs::write(&a_file, b"").expect("write file");
+        let cases = [
+            (data_root().join("sts"), "inside the data root"),
+            (a_file, "is not a directory"),
+        ];
+        for (cache_dir, expected) in cases {
+            // Top-level keys go before the `[policy]` table.
+            std::fs::write(&config, format!("cache_dir = {cache_dir:?}\n{text}"))
+                .expect("write config");
+            let report = run_check(&config, &CheckOptions::default());
+            let finding = report
+                .findings
+                .iter()
+                .find(|f| f.field == "cache_dir")
+                .expect("a cache_dir finding");
+            assert_eq!(finding.severity, Severity::Error);
+            assert!(finding.reason.contains(expected), "{}", finding.reason);
+        }
     }
 
     #[test]

@@ -156,6 +156,8 @@ struct RawConfig {
     audit_log: PathBuf,
     #[serde(default = "default_output_dir")]
     output_dir: PathBuf,
+    #[serde(default = "default_cache_dir")]
+    cache_dir: PathBuf,
     #[serde(default)]
     tls: Option<TlsSettings>,
 }
@@ -166,6 +168,10 @@ fn default_audit_log() -> PathBuf {
 
 fn default_output_dir() -> PathBuf {
     PathBuf::from("habitat-maps")
+}
+
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from("cache")
 }
 
 fn default_max_rounds_kept() -> usize {
@@ -210,6 +216,12 @@ pub struct WorkerConfig {
     /// pseudonym and never sent. `habitat-maps` next to the config file
     /// unless set.
     pub output_dir: PathBuf,
+    /// Local directory of the per-patient result cache: the features of
+    /// each extracted patient and sequence, keyed by the SHA-256 of its
+    /// image and mask files and of every setting that changes the values,
+    /// so that a restarted worker reuses them. `cache` next to the config
+    /// file unless set.
+    pub cache_dir: PathBuf,
     /// Mutual TLS files (`[tls]`), with absolute paths; `None` serves
     /// plaintext gRPC, which is allowed only on a loopback address.
     pub tls: Option<TlsSettings>,
@@ -344,6 +356,7 @@ impl WorkerConfig {
             max_rounds_kept: raw.max_rounds_kept,
             audit_log: base.join(raw.audit_log),
             output_dir: base.join(raw.output_dir),
+            cache_dir: base.join(raw.cache_dir),
             tls: raw.tls.map(|tls| tls.resolved(base)),
         })
     }
@@ -374,6 +387,15 @@ pseudonym_key_file = "site.key"
         assert_eq!(config.policy, Policy::default());
         assert_eq!(config.max_rounds_kept, 64);
         assert_eq!(config.audit_log, PathBuf::from("/etc/radstudy/audit.jsonl"));
+        assert_eq!(config.cache_dir, PathBuf::from("/etc/radstudy/cache"));
+    }
+
+    #[test]
+    fn config_cache_dir_is_resolved() {
+        let text = format!("{MINIMAL}\ncache_dir = \"/var/cache/radstudy\"\n");
+        let config = WorkerConfig::parse(&text, Path::new("/etc/radstudy"), Path::new("w.toml"))
+            .expect("config with cache_dir is valid");
+        assert_eq!(config.cache_dir, PathBuf::from("/var/cache/radstudy"));
     }
 
     #[test]

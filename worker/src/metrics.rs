@@ -21,6 +21,7 @@ use tokio_stream::Stream;
 use tonic::{Response, Status};
 use tracing::{debug, info, warn};
 
+use crate::cache::CacheUse;
 use crate::error::ExclusionKind;
 
 /// Prefix of every metric name.
@@ -49,6 +50,9 @@ const EXCLUSION_KINDS: [ExclusionKind; 8] = [
     ExclusionKind::NotListed,
     ExclusionKind::ManifestInvalid,
 ];
+
+/// Every `result` label of `result_cache_total`.
+const CACHE_RESULTS: [&str; 5] = ["hit", "miss", "invalid", "bypassed", "store_failed"];
 
 /// Upper bounds of the round-duration buckets, in seconds: from a few
 /// patients on a fast disk to a large cohort with perturbed copies.
@@ -90,6 +94,7 @@ pub struct WorkerMetrics {
     requests: IntCounterVec,
     round_duration: Histogram,
     released_bytes: IntCounterVec,
+    result_cache: IntCounterVec,
 }
 
 impl std::fmt::Debug for WorkerMetrics {
@@ -136,6 +141,11 @@ impl WorkerMetrics {
             "Bytes of protobuf response messages handed to the transport, by RPC; every one of them leaves the site.",
             &["rpc"],
         );
+        let result_cache = counter(
+            "result_cache_total",
+            "Patient-sequence jobs of computed extraction rounds by their use of the result cache: hit, miss, invalid (an unusable entry, computed again) or bypassed (computed without the cache); store_failed counts entries that could not be written.",
+            &["result"],
+        );
         let round_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "round_duration_seconds",
@@ -152,6 +162,9 @@ impl WorkerMetrics {
         for kind in EXCLUSION_KINDS {
             exclusions.with_label_values(&[kind.as_str()]);
         }
+        for result in CACHE_RESULTS {
+            result_cache.with_label_values(&[result]);
+        }
         for rpc in RPC_NAMES {
             released_bytes.with_label_values(&[rpc]);
             for decision in [Decision::Answered, Decision::Refused] {
@@ -166,6 +179,7 @@ impl WorkerMetrics {
             requests,
             round_duration,
             released_bytes,
+            result_cache,
         }
     }
 
@@ -218,6 +232,16 @@ impl WorkerMetrics {
         self.patients_processed
             .with_label_values(&[sequence, result])
             .inc();
+    }
+
+    /// Counts one job's use of the result cache.
+    pub fn record_cache_use(&self, used: CacheUse) {
+        self.result_cache.with_label_values(&[used.as_str()]).inc();
+    }
+
+    /// Counts one cache entry that could not be written.
+    pub fn record_cache_store_failure(&self) {
+        self.result_cache.with_label_values(&["store_failed"]).inc();
     }
 
     /// Records the duration of a computed round.

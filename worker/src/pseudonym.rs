@@ -132,6 +132,19 @@ impl PseudonymKey {
         let digest = mac.finalize().into_bytes();
         format!("{center_id}-{}", hex::encode(&digest[..8]))
     }
+
+    /// Returns an identifier of this key that does not reveal it: the hex
+    /// HMAC-SHA256 of a fixed tag under the key. The result cache keys on
+    /// it, so that entries made under another key are never reused.
+    pub fn identity(&self) -> String {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.bytes) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC-SHA256 accepts keys of any length"),
+        };
+        // The NUL byte keeps the tag apart from any manifest patient id.
+        mac.update(b"\0radstudy-pseudonym-key-identity-v1");
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +185,13 @@ mod tests {
             PseudonymKey::generate(&path).is_err(),
             "an existing key is never overwritten"
         );
+    }
+
+    #[test]
+    fn pseudonym_key_identity_depends_on_key_only() {
+        assert_eq!(key(1).identity(), key(1).identity());
+        assert_ne!(key(1).identity(), key(2).identity());
+        assert_eq!(key(1).identity().len(), 64);
     }
 
     #[test]

@@ -381,13 +381,13 @@ fn extract_unimplemented_setting_says_so() {
         .arg(pyradiomics_case("breast1_image.nrrd"))
         .arg(pyradiomics_case("breast1_label.nrrd"))
         .arg("--param")
-        .arg(params("resampling.yaml"))
+        .arg(params("combined.yaml"))
         .output()
         .expect("worker runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("resampledPixelSpacing = [2, 2, 2] is not implemented"),
+        stderr.contains("weightingNorm = no_weighting is not implemented"),
         "{stderr}"
     );
 }

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 
 use radstudy_proto::v1::{ExtractRequest, RegionExclusion};
+use sha2::{Digest, Sha256};
 
 use super::habitat::check_round_id;
 use super::habitat_apply::HabitatRound;
-use super::rounds::{JobOutcome, ValidatedExtract};
+use super::rounds::ValidatedExtract;
 use super::{RequestError, WHOLE_REGION, WorkerState};
+use crate::cache::SequenceOutcome;
 use crate::error::{Exclusion, ExclusionKind};
 use crate::extract::{ExtractContext, LoadedSequence, compute_features};
 use crate::features::ExtractionSettings;
@@ -127,7 +129,7 @@ pub(super) fn extract_regions(
     context: &ExtractContext<'_>,
     request: &ValidatedExtract,
     habitat: &HabitatRegionsRef,
-) -> JobOutcome {
+) -> SequenceOutcome {
     let round = &habitat.round;
     let key = (pseudonym.to_string(), sequence.to_string());
     let mask_field = format!("{sequence}_mask");
@@ -213,6 +215,9 @@ pub(super) fn extract_regions(
                     &chain,
                     &extracted_regions,
                 )
+                .into_iter()
+                .map(|(region, result)| (region, result.map_err(|failure| failure.to_string())))
+                .collect()
             }
             // TODO: perturbed copies of a joint space must perturb every
             // sequence of the patient together and rerun the joint
@@ -225,23 +230,92 @@ pub(super) fn extract_regions(
                         repeat: 0,
                         reason: "perturbed copies of joint habitat spaces are not supported".into(),
                     };
-                    (region.clone(), Err(failure))
+                    (region.clone(), Err(failure.to_string()))
                 })
                 .collect(),
         }
     });
 
-    JobOutcome {
+    SequenceOutcome {
         features: Ok(features),
         region_exclusions,
         copies,
     }
 }
 
-fn excluded(exclusion: Exclusion) -> JobOutcome {
-    JobOutcome {
-        features: Err(exclusion),
-        region_exclusions: Vec::new(),
-        copies: None,
+fn excluded(exclusion: Exclusion) -> SequenceOutcome {
+    SequenceOutcome::excluded(exclusion)
+}
+
+/// Returns the SHA-256 over everything of a habitat round that the features
+/// of one patient and sequence depend on. These are the supervoxel chain
+/// settings, voxel features and mask label, every space's model, the
+/// core/rim settings and `min_region_voxels`. They also include the
+/// patient's region masks and region exclusions, or the reason it has none. The result cache keys on it, so
+/// that a new `ApplyHabitatModel` round with the same inputs reuses the
+/// entries and any change misses.
+///
+/// NOTE: settings and models are hashed through their `Debug` text, which
+/// prints every `f64` exactly and every map in key order. That text may
+/// change between releases, but the cache key also holds the software
+/// version.
+pub(super) fn habitat_fingerprint(
+    habitat: &HabitatRegionsRef,
+    pseudonym: &str,
+    sequence: &str,
+) -> [u8; 32] {
+    let round = &habitat.round;
+    let request = &round.supervoxels.request;
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(b"radstudy-habitat-fingerprint-v1");
+    // The alternate form keeps ndarray from eliding large arrays.
+    let settings = format!(
+        "{:#?}",
+        (
+            &request.chain,
+            &request.voxel_features,
+            request.label,
+            &round.models,
+            &round.geometric,
+            round.min_region_voxels,
+        )
+    );
+    field(settings.as_bytes());
+
+    let key = (pseudonym.to_string(), sequence.to_string());
+    match round.regions.get(&key) {
+        Some(patient) => {
+            let masks = &patient.masks;
+            field(b"regions");
+            field(format!("{:?}", masks.geometry).as_bytes());
+            let voxels: Vec<u8> = masks
+                .voxels
+                .iter()
+                .flat_map(|voxel| voxel.iter().flat_map(|&i| (i as u64).to_le_bytes()))
+                .collect();
+            field(&voxels);
+            let labels: Vec<u8> = masks.habitat.iter().flat_map(|h| h.to_le_bytes()).collect();
+            field(&labels);
+            field(format!("{:?}", masks.names).as_bytes());
+            field(format!("{:?}", masks.core).as_bytes());
+            field(format!("{:?}", patient.exclusions).as_bytes());
+        }
+        None => {
+            // The exclusion message names the habitat round.
+            field(b"no regions");
+            field(habitat.round_id.as_bytes());
+            field(
+                round
+                    .failures
+                    .get(&key)
+                    .map_or("", String::as_str)
+                    .as_bytes(),
+            );
+        }
     }
+    hasher.finalize().into()
 }

@@ -43,6 +43,13 @@ fn manifest(patients: &[&str]) -> String {
 /// aggregates over at least `min_patients` patients.
 fn habitat_service(patients: &[&str], min_patients: u32) -> (WorkerService, tempfile::TempDir) {
     let folder = tempfile::tempdir().expect("temporary folder");
+    let service = habitat_service_in(folder.path(), patients, min_patients);
+    (service, folder)
+}
+
+/// Builds a service like [`habitat_service`] with its audit log, maps and
+/// result cache in `folder`.
+fn habitat_service_in(folder: &Path, patients: &[&str], min_patients: u32) -> WorkerService {
     let root = data_root();
     let config = WorkerConfig {
         center_id: CENTER.into(),
@@ -60,8 +67,9 @@ fn habitat_service(patients: &[&str], min_patients: u32) -> (WorkerService, temp
         geometry_tolerance: GeometryTolerance::default(),
         extraction_threads: 2,
         max_rounds_kept: 64,
-        audit_log: folder.path().join("audit.jsonl"),
-        output_dir: folder.path().join("habitat-maps"),
+        audit_log: folder.join("audit.jsonl"),
+        output_dir: folder.join("habitat-maps"),
+        cache_dir: folder.join("cache"),
         tls: None,
     };
     let manifest = Manifest::parse(
@@ -73,7 +81,7 @@ fn habitat_service(patients: &[&str], min_patients: u32) -> (WorkerService, temp
     let key = PseudonymKey::from_bytes(vec![9; 32]).expect("32-byte key");
     let audit = AuditLog::open(&config.audit_log).expect("audit log opens");
     let state = WorkerState::new(config, manifest, key, audit).expect("data root exists");
-    (WorkerService::new(Arc::new(state)), folder)
+    WorkerService::new(Arc::new(state))
 }
 
 fn pseudonym(service: &WorkerService, patient_id: &str) -> String {
@@ -578,6 +586,78 @@ async fn extract_regions_perturbed_sums_per_region() {
         assert_eq!(patient.values.len(), 2);
         assert!(patient.values.iter().flatten().all(|v| v.is_finite()));
     }
+}
+
+/// Returns the `hit` and `miss` counts of a service's result cache metric.
+fn cache_hits_and_misses(service: &WorkerService) -> [f64; 2] {
+    let text = service.state.metrics().encode();
+    ["hit", "miss"].map(|result| {
+        let series = format!("radstudy_worker_result_cache_total{{result=\"{result}\"}}");
+        crate::metrics::tests::sample(&text, &series)
+            .unwrap_or_else(|| panic!("{series} is missing:\n{text}"))
+    })
+}
+
+#[tokio::test]
+async fn extract_regions_restarted_reads_cache() {
+    let (service, folder) = habitat_service(&PATIENTS, 3);
+    let supervoxels = supervoxel_round(&service).await;
+    let model = two_habitat_model(&supervoxels);
+    apply(&service, apply_request(model.clone(), 1))
+        .await
+        .expect("apply answers");
+    let perturbation = PerturbationSettings {
+        repeats: 2,
+        max_angle_deg: 10.0,
+        max_volume_change_mm: 1.0,
+        noise: true,
+        seed: 42,
+    };
+    let regions = ["inner", "marginal", "whole", "core", "rim"];
+    let first = extract(&service, extract_request(&regions, Some(perturbation)))
+        .await
+        .expect("extract answers");
+    assert_eq!(cache_hits_and_misses(&service), [0.0, 5.0]);
+    let key = (STUDY.to_string(), EXTRACT_ROUND.to_string());
+    let first_round = service.state.finished_round(&key).expect("round kept");
+
+    // After a restart the habitat rounds run again, then Extract reads the
+    // cache, because the regions and the model are the same.
+    let restarted = habitat_service_in(folder.path(), &PATIENTS, 3);
+    supervoxel_round(&restarted).await;
+    apply(&restarted, apply_request(model.clone(), 1))
+        .await
+        .expect("apply answers");
+    let again = extract(&restarted, extract_request(&regions, Some(perturbation)))
+        .await
+        .expect("extract answers");
+    assert_eq!(cache_hits_and_misses(&restarted), [5.0, 0.0]);
+    assert_eq!(again, first);
+    let round = restarted.state.finished_round(&key).expect("round kept");
+    assert_eq!(round.rows, first_round.rows);
+    let copy_values = |round: &RoundResult| -> Vec<u64> {
+        let copies = round.copies.as_ref().expect("perturbed copies");
+        copies
+            .sequences
+            .iter()
+            .flat_map(|sequence| &sequence.patients)
+            .flat_map(|patient| patient.values.iter().flatten())
+            .map(|value| value.to_bits())
+            .collect()
+    };
+    assert_eq!(copy_values(&round), copy_values(&first_round));
+
+    // Another min_region_voxels changes the habitat fingerprint, so the
+    // same patients miss.
+    let other_habitat_round = "1d1c2b3a-0000-4000-8000-000000000004";
+    let mut stricter = apply_request(model, 2);
+    stricter.round_id = other_habitat_round.into();
+    apply(&restarted, stricter).await.expect("apply answers");
+    let mut request = extract_request(&regions, Some(perturbation));
+    request.round_id = "1d1c2b3a-0000-4000-8000-000000000005".into();
+    request.habitat_round_id = other_habitat_round.into();
+    extract(&restarted, request).await.expect("extract answers");
+    assert_eq!(cache_hits_and_misses(&restarted), [5.0, 5.0]);
 }
 
 #[tokio::test]

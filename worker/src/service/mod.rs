@@ -17,10 +17,15 @@
 //! `ComputeSupervoxels` and `ApplyHabitatModel`, with `habitat_store`
 //! keeping them, `habitat_options` and `habitat_summary` for their
 //! settings and sums, and `habitat_extract` for `Extract` over their
-//! regions.
+//! regions. `cached_extract` runs each patient and sequence of a round
+//! through the on-disk result cache ([`crate::cache`]), and `round_tally`
+//! collects the finished jobs in plan order.
 
 mod aggregates;
 mod audited;
+#[cfg(test)]
+mod cache_tests;
+mod cached_extract;
 mod habitat;
 mod habitat_apply;
 mod habitat_extract;
@@ -29,6 +34,7 @@ mod habitat_store;
 mod habitat_summary;
 #[cfg(test)]
 mod habitat_tests;
+mod round_tally;
 mod rounds;
 #[cfg(test)]
 mod tests;
@@ -53,6 +59,7 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::audit::{AuditLog, AuditRecord, Released, payload_sha256};
+use crate::cache::ResultCache;
 use crate::config::WorkerConfig;
 use crate::features;
 use crate::manifest::Manifest;
@@ -222,11 +229,14 @@ pub struct WorkerState {
     habitat: Mutex<habitat_store::HabitatStore>,
     metrics: WorkerMetrics,
     audit: AuditLog,
+    cache: ResultCache,
+    /// [`PseudonymKey::identity`] of `key`, part of every cache key.
+    key_identity: String,
 }
 
 impl WorkerState {
     /// Creates the state from a loaded configuration, manifest, key and
-    /// opened audit log.
+    /// opened audit log, and opens the result cache in `cache_dir`.
     pub fn new(
         config: WorkerConfig,
         manifest: Manifest,
@@ -234,6 +244,8 @@ impl WorkerState {
         audit: AuditLog,
     ) -> std::io::Result<Self> {
         let canonical_root = std::fs::canonicalize(&config.data_root)?;
+        let cache = ResultCache::open(&config.cache_dir);
+        let key_identity = key.identity();
         Ok(WorkerState {
             config,
             manifest,
@@ -243,6 +255,8 @@ impl WorkerState {
             habitat: Mutex::new(habitat_store::HabitatStore::default()),
             metrics: WorkerMetrics::new(),
             audit,
+            cache,
+            key_identity,
         })
     }
 

@@ -1,28 +1,29 @@
 //! `Extract` rounds: request validation, the per-patient work, and the
 //! stored result that replays and aggregates read.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use radstudy_proto::v1::{
-    ExtractEvent, ExtractRequest, FeatureRow, PatientError, PatientResult, RegionExclusion,
-    RoundSummary, extract_event,
+    ExtractEvent, ExtractRequest, PatientResult, RoundSummary, extract_event,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tonic::Status;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::cached_extract::{CachedExtraction, extract_with_cache};
 use super::habitat_extract::{HabitatRegionsRef, extract_regions, validate_regions};
+use super::round_tally::{FinishedJob, RoundTally};
 use super::{
-    PatientCopies, RequestError, RoundCopies, RoundResult, SequenceCopies, WHOLE_REGION,
-    WorkerState, status_for,
+    RequestError, RoundCopies, RoundResult, SequenceCopies, WHOLE_REGION, WorkerState, status_for,
 };
+use crate::cache::SequenceOutcome;
 use crate::error::{Exclusion, ExclusionKind};
 use crate::extract::{ExtractContext, compute_features, load_sequence};
 use crate::features::ExtractionSettings;
 use crate::manifest::SequenceFiles;
 use crate::metrics::Decision;
-use crate::perturbed_features::{RegionCopies, RoundPerturbation, copy_features};
+use crate::perturbed_features::{RoundPerturbation, copy_features};
 
 /// A validated `Extract` request. A later request of the same round must
 /// equal it in every field, or it is a [`RequestError::RoundConflict`].
@@ -181,40 +182,19 @@ struct Job {
     work: Result<SequenceFiles, Exclusion>,
 }
 
-/// Result of the blocking part of a job.
-pub(super) struct JobOutcome {
-    /// Features per extracted region, in request order.
-    pub(super) features: Result<Vec<(String, Vec<f64>)>, Exclusion>,
-    /// Regions left out for this patient and sequence.
-    pub(super) region_exclusions: Vec<RegionExclusion>,
-    /// Features of the perturbed copies per region, when the round
-    /// perturbs and the original extracted.
-    pub(super) copies: Option<RegionCopies>,
-}
-
-impl JobOutcome {
-    fn excluded(exclusion: Exclusion) -> Self {
-        JobOutcome {
-            features: Err(exclusion),
-            region_exclusions: Vec::new(),
-            copies: None,
-        }
-    }
-}
-
 /// Extracts one patient and sequence, then its perturbed copies from the
 /// same loaded image and ROI. With a habitat round, each requested region
 /// is extracted instead of the single `whole` ROI.
-fn extract_job(
+pub(super) fn extract_job(
     sequence: &str,
     pseudonym: &str,
     files: &SequenceFiles,
     context: &ExtractContext<'_>,
     request: &ValidatedExtract,
-) -> JobOutcome {
+) -> SequenceOutcome {
     let loaded = match load_sequence(sequence, files, context) {
         Ok(loaded) => loaded,
-        Err(exclusion) => return JobOutcome::excluded(exclusion),
+        Err(exclusion) => return SequenceOutcome::excluded(exclusion),
     };
     if let Some(habitat) = &request.habitat {
         return extract_regions(sequence, pseudonym, &loaded, context, request, habitat);
@@ -223,11 +203,12 @@ fn extract_job(
     let copies = match (&features, &request.perturbation) {
         (Ok(_), Some(perturbation)) => Some(vec![(
             WHOLE_REGION.to_string(),
-            copy_features(sequence, pseudonym, &loaded, perturbation, context.settings),
+            copy_features(sequence, pseudonym, &loaded, perturbation, context.settings)
+                .map_err(|failure| failure.to_string()),
         )]),
         _ => None,
     };
-    JobOutcome {
+    SequenceOutcome {
         features: features.map(|values| vec![(WHOLE_REGION.to_string(), values)]),
         region_exclusions: Vec::new(),
         copies,
@@ -251,160 +232,55 @@ pub(super) async fn run_round(
     let permits = Arc::new(Semaphore::new(state.config.extraction_threads));
     let shared_request = Arc::new(request);
     let mut tasks = tokio::task::JoinSet::new();
-    for job in jobs {
-        let permits = permits.clone();
-        let state = state.clone();
-        let request = shared_request.clone();
+    let mut positions = HashMap::new();
+    for (position, job) in jobs.into_iter().enumerate() {
         let span = info_span!("patient", center = %center, patient = %job.pseudonym, sequence = %job.sequence);
-        tasks.spawn(
-            async move {
-                let Job {
-                    pseudonym,
-                    label,
-                    line,
-                    sequence,
-                    work,
-                } = job;
-                let outcome = match work {
-                    Err(exclusion) => JobOutcome::excluded(exclusion),
-                    Ok(files) => {
-                        let _permit = permits.acquire_owned().await;
-                        let worker_sequence = sequence.clone();
-                        let worker_pseudonym = pseudonym.clone();
-                        let span = tracing::Span::current();
-                        let joined = tokio::task::spawn_blocking(move || {
-                            let _entered = span.enter();
-                            let context = ExtractContext {
-                                canonical_root: &state.canonical_root,
-                                settings: &request.settings,
-                                tolerance: &state.config.geometry_tolerance,
-                            };
-                            extract_job(
-                                &worker_sequence,
-                                &worker_pseudonym,
-                                &files,
-                                &context,
-                                &request,
-                            )
-                        })
-                        .await;
-                        match joined {
-                            Ok(outcome) => outcome,
-                            Err(join_error) => JobOutcome::excluded(Exclusion::new(
-                                ExclusionKind::FileInvalid,
-                                format!("{sequence}_image"),
-                                format!("internal error while extracting ({join_error}); please report it"),
-                            )),
-                        }
-                    }
-                };
-                match &outcome.features {
-                    Ok(_) => info!("extracted"),
-                    Err(exclusion) => warn!(
-                        manifest_line = line,
-                        field = %exclusion.field,
-                        kind = exclusion.kind.as_str(),
-                        reason = %exclusion.reason,
-                        "excluded"
-                    ),
-                }
-                for exclusion in &outcome.region_exclusions {
-                    info!(region = %exclusion.region, voxels = exclusion.voxels, reason = %exclusion.reason, "region left out");
-                }
-                for (region, copies) in outcome.copies.iter().flatten() {
-                    match copies {
-                        Ok(_) => info!(region = %region, "extracted perturbed copies"),
-                        Err(failure) => warn!(
-                            manifest_line = line,
-                            region = %region,
-                            reason = %failure,
-                            "perturbed copies failed; the patient stays in the feature table but is left out of this sequence and region's reproducibility sums"
-                        ),
-                    }
-                }
-                (pseudonym, label, sequence, outcome)
-            }
-            .instrument(span),
-        );
+        let task = run_job(job, permits.clone(), state.clone(), shared_request.clone());
+        let handle = tasks.spawn(task.instrument(span));
+        positions.insert(handle.id(), position);
     }
 
-    let mut events = Vec::with_capacity(total as usize);
-    let mut rows = Vec::new();
-    let mut copies: BTreeMap<(String, String), Vec<PatientCopies>> = BTreeMap::new();
-    let mut n_copies_excluded = 0;
-    let mut index = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((pseudonym, label, sequence, outcome)) = joined else {
-            // A job task only panics if tracing itself does; count it as lost.
-            warn!("an extraction task ended abnormally");
+    // Events are sent in plan order, each once every job before it has
+    // finished. The event stream, and so the payload hash in the audit
+    // record, is then the same whichever job finishes first and whether a
+    // job was computed or read from the result cache.
+    let mut tally = RoundTally::new(total, repeats.is_some());
+    let mut finished: BTreeMap<usize, Option<FinishedJob>> = BTreeMap::new();
+    let mut next_position = 0;
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (id, job) = match joined {
+            Ok((id, job)) => (id, Some(job)),
+            Err(error) => {
+                // A job task only panics if tracing itself does; count it as lost.
+                warn!("an extraction task ended abnormally");
+                (error.id(), None)
+            }
+        };
+        let Some(&position) = positions.get(&id) else {
             continue;
         };
-        index += 1;
-        state.metrics.record_patient(
-            &sequence,
-            outcome
-                .features
-                .as_ref()
-                .err()
-                .map(|exclusion| exclusion.kind),
-            repeats.is_some(),
-        );
-        let mut any_copy_failed = false;
-        for (region, result) in outcome.copies.into_iter().flatten() {
-            match result {
-                Ok(values) => {
-                    copies
-                        .entry((sequence.clone(), region))
-                        .or_default()
-                        .push(PatientCopies {
-                            pseudonym: pseudonym.clone(),
-                            values,
-                        })
-                }
-                Err(_) => any_copy_failed = true,
+        finished.insert(position, job);
+        while let Some(job) = finished.remove(&next_position) {
+            next_position += 1;
+            if let Some(job) = job {
+                send_patient_event(sender, tally.add(&state.metrics, job)).await;
             }
         }
-        if any_copy_failed {
-            n_copies_excluded += 1;
-        }
-        let error = match outcome.features {
-            Ok(regions) => {
-                for (region, values) in regions {
-                    rows.push(FeatureRow {
-                        pseudonym: pseudonym.clone(),
-                        label: label as u32,
-                        sequence: sequence.clone(),
-                        region,
-                        values,
-                    });
-                }
-                None
-            }
-            Err(exclusion) => Some(PatientError {
-                pseudonym: pseudonym.clone(),
-                sequence: sequence.clone(),
-                kind: exclusion.kind.to_proto() as i32,
-                field: exclusion.field,
-                reason: exclusion.reason,
-            }),
-        };
-        let event = PatientResult {
-            pseudonym,
-            sequence,
-            index,
-            total,
-            error,
-            region_exclusions: outcome.region_exclusions,
-        };
-        events.push(event.clone());
-        let message = ExtractEvent {
-            event: Some(extract_event::Event::Patient(event)),
-        };
-        // A disconnected caller does not stop the round: its result is kept
-        // for a retry.
-        let _ = sender.send(Ok(message)).await;
+    }
+    // Only reached when a task id was missing from `positions`, which
+    // would leave a gap in the order.
+    for job in finished.into_values().flatten() {
+        send_patient_event(sender, tally.add(&state.metrics, job)).await;
     }
 
+    let RoundTally {
+        events,
+        mut rows,
+        mut copies,
+        n_copies_excluded,
+        cache,
+        ..
+    } = tally;
     let request = Arc::try_unwrap(shared_request).unwrap_or_else(|shared| (*shared).clone());
     // Regions keep their request order within a patient and sequence.
     let region_order = |region: &str| request.regions.iter().position(|r| r == region);
@@ -427,6 +303,11 @@ pub(super) async fn run_round(
         extracted = summary.n_extracted,
         excluded = summary.n_excluded,
         perturbed_copies_failed = n_copies_excluded,
+        cache_hits = cache.hits,
+        cache_misses = cache.misses,
+        cache_invalid_entries = cache.invalid,
+        cache_bypassed = cache.bypassed,
+        cache_store_failed = cache.store_failed,
         "round finished"
     );
     let message = ExtractEvent {
@@ -468,6 +349,100 @@ pub(super) async fn run_round(
         rows,
         patients,
         copies,
+    }
+}
+
+/// Sends one patient's event. A disconnected caller does not stop the
+/// round: its result is kept for a retry.
+async fn send_patient_event(
+    sender: &mpsc::Sender<Result<ExtractEvent, Status>>,
+    event: PatientResult,
+) {
+    let message = ExtractEvent {
+        event: Some(extract_event::Event::Patient(event)),
+    };
+    let _ = sender.send(Ok(message)).await;
+}
+
+/// Runs one job: a failed manifest row becomes its exclusion, and a patient
+/// and sequence is read from the result cache or extracted, under one of
+/// the round's `extraction_threads` permits. Logs the outcome.
+async fn run_job(
+    job: Job,
+    permits: Arc<Semaphore>,
+    state: Arc<WorkerState>,
+    request: Arc<ValidatedExtract>,
+) -> FinishedJob {
+    let Job {
+        pseudonym,
+        label,
+        line,
+        sequence,
+        work,
+    } = job;
+    let extraction = match work {
+        Err(exclusion) => CachedExtraction::bypassed(SequenceOutcome::excluded(exclusion)),
+        Ok(files) => {
+            let _permit = permits.acquire_owned().await;
+            let worker_sequence = sequence.clone();
+            let worker_pseudonym = pseudonym.clone();
+            let span = tracing::Span::current();
+            let joined = tokio::task::spawn_blocking(move || {
+                let _entered = span.enter();
+                extract_with_cache(
+                    &state,
+                    &worker_sequence,
+                    &worker_pseudonym,
+                    &files,
+                    &request,
+                )
+            })
+            .await;
+            match joined {
+                Ok(extraction) => extraction,
+                Err(join_error) => {
+                    CachedExtraction::bypassed(SequenceOutcome::excluded(Exclusion::new(
+                        ExclusionKind::FileInvalid,
+                        format!("{sequence}_image"),
+                        format!("internal error while extracting ({join_error}); please report it"),
+                    )))
+                }
+            }
+        }
+    };
+
+    let outcome = &extraction.outcome;
+    let cache = extraction.used.as_str();
+    match &outcome.features {
+        Ok(_) => info!(cache, "extracted"),
+        Err(exclusion) => warn!(
+            manifest_line = line,
+            field = %exclusion.field,
+            kind = exclusion.kind.as_str(),
+            reason = %exclusion.reason,
+            cache,
+            "excluded"
+        ),
+    }
+    for exclusion in &outcome.region_exclusions {
+        info!(region = %exclusion.region, voxels = exclusion.voxels, reason = %exclusion.reason, "region left out");
+    }
+    for (region, copies) in outcome.copies.iter().flatten() {
+        match copies {
+            Ok(_) => info!(region = %region, "extracted perturbed copies"),
+            Err(failure) => warn!(
+                manifest_line = line,
+                region = %region,
+                reason = %failure,
+                "perturbed copies failed; the patient stays in the feature table but is left out of this sequence and region's reproducibility sums"
+            ),
+        }
+    }
+    FinishedJob {
+        pseudonym,
+        label,
+        sequence,
+        extraction,
     }
 }
 

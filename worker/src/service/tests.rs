@@ -79,6 +79,7 @@ fn service_auditing(
         max_rounds_kept,
         audit_log: audit_log.to_path_buf(),
         output_dir: audit_log.with_file_name("habitat-maps"),
+        cache_dir: audit_log.with_file_name("cache"),
         tls: None,
     };
     let manifest =

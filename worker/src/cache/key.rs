@@ -1,0 +1,317 @@
+//! The cache key of one patient and sequence.
+//!
+//! The key is a SHA-256 over the following inputs, in this order, each with
+//! an 8-byte little-endian length prefix:
+//!
+//! - a domain tag with the key format version,
+//! - the worker's build identity and the feature-definition hash,
+//! - the pseudonym key identity, the pseudonym and the sequence,
+//! - the feature classes, bin width and mask label,
+//! - the geometry tolerances,
+//! - the perturbation settings with the study seed, or their absence,
+//! - the requested regions, and the habitat fingerprint or its absence,
+//! - the file name ending and SHA-256 content hash of the image, then of
+//!   the mask.
+//!
+//! The length prefixes keep ("ab", "c") apart from ("a", "bc").
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::GeometryTolerance;
+use crate::features::{self, ExtractionSettings};
+use crate::manifest::SequenceFiles;
+use crate::perturbed_features::RoundPerturbation;
+
+/// Age a file's modification time must have before its hash is reused.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Domain tag and version of the key derivation. The version changes
+/// whenever the list of hashed inputs changes.
+const KEY_DOMAIN: &[u8] = b"radstudy-result-cache-key-v1\0";
+
+/// Everything that the features of one patient and sequence depend on,
+/// other than the contents of its files.
+#[derive(Debug, Clone)]
+pub struct KeyInputs<'a> {
+    /// [`crate::pseudonym::PseudonymKey::identity`] of the site key.
+    pub key_identity: &'a str,
+    /// The patient's pseudonym, which seeds the perturbed copies and
+    /// appears in region exclusions.
+    pub pseudonym: &'a str,
+    /// The sequence, which names the manifest fields in exclusions and
+    /// seeds the perturbed copies.
+    pub sequence: &'a str,
+    /// Feature classes, bin width and mask label.
+    pub settings: &'a ExtractionSettings,
+    /// The worker's image/mask geometry tolerances.
+    pub tolerance: &'a GeometryTolerance,
+    /// The perturbation design, when the round makes perturbed copies.
+    pub perturbation: Option<&'a RoundPerturbation>,
+    /// Requested regions, in request order.
+    pub regions: &'a [String],
+    /// SHA-256 over the habitat round's settings, models and this
+    /// patient's region masks, for rounds over habitat regions.
+    pub habitat: Option<&'a [u8]>,
+    /// The image and mask files.
+    pub files: &'a SequenceFiles,
+}
+
+/// Size and modification time of a hashed file, to detect a change during
+/// extraction and to reuse its hash within the process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileStamp {
+    /// The resolved path.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time, where the file system reports one.
+    pub modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    fn read(path: &Path) -> std::io::Result<Self> {
+        let metadata = std::fs::metadata(path)?;
+        Ok(FileStamp {
+            path: path.to_path_buf(),
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        })
+    }
+
+    /// Returns whether the file still has this size and modification time.
+    pub fn is_current(&self) -> bool {
+        FileStamp::read(&self.path).is_ok_and(|now| now == *self)
+    }
+}
+
+/// The key of one patient and sequence, with the stamps of the files it
+/// hashed.
+#[derive(Debug, Clone)]
+pub struct CacheKey {
+    /// SHA-256 of the inputs.
+    pub digest: [u8; 32],
+    /// The image and mask as they were hashed.
+    pub stamps: Vec<FileStamp>,
+}
+
+impl CacheKey {
+    /// Returns the digest in lowercase hex, which names the entry file.
+    pub fn hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+}
+
+/// The reason a key could not be computed. The job then runs without the cache,
+/// and its extraction reports the problem as an exclusion.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A file could not be resolved or read.
+    #[error("cannot hash {field}: {source}")]
+    Unreadable {
+        /// The manifest field of the file, for example `PET_image`.
+        field: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file resolves outside the data root.
+    #[error("{field} resolves outside the data root")]
+    OutsideRoot {
+        /// The manifest field of the file.
+        field: String,
+    },
+    /// A detached NRRD header (`.nhdr`), whose voxels are in another file
+    /// that the key would not cover.
+    #[error("{field} is a detached NRRD header, whose data file the cache key does not cover")]
+    DetachedHeader {
+        /// The manifest field of the file.
+        field: String,
+    },
+}
+
+/// Content hashes of files, reused while a file keeps its size and
+/// modification time.
+///
+/// A hash is kept only for a file modified at least [`SETTLED`] before it
+/// was hashed. File systems record modification times at a limited
+/// resolution, on Linux often one timer tick of several milliseconds. A
+/// file rewritten right after it was hashed can then keep its size and
+/// modification time, and a kept hash would be stale.
+/// Such recent files are hashed again on every use instead.
+#[derive(Debug, Default)]
+pub struct FileHasher {
+    known: Mutex<HashMap<PathBuf, (FileStamp, [u8; 32])>>,
+}
+
+impl FileHasher {
+    /// Returns the SHA-256 of the file at `path`, read in 64 KiB blocks,
+    /// and its stamp.
+    fn hash(&self, path: &Path) -> std::io::Result<([u8; 32], FileStamp)> {
+        let stamp = FileStamp::read(path)?;
+        if let Some((known_stamp, digest)) = self.lock().get(path)
+            && *known_stamp == stamp
+        {
+            return Ok((*digest, stamp));
+        }
+
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = file.read(&mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+        }
+        let digest: [u8; 32] = hasher.finalize().into();
+
+        let settled = stamp
+            .modified
+            .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+            .is_some_and(|age| age >= SETTLED);
+        if settled {
+            self.lock()
+                .insert(path.to_path_buf(), (stamp.clone(), digest));
+        }
+        Ok((digest, stamp))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (FileStamp, [u8; 32])>> {
+        match self.known.lock() {
+            Ok(known) => known,
+            // Each update is a single insert, so a panic while holding the
+            // lock leaves the map consistent.
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// SHA-256 with a length prefix before each field.
+struct KeyHasher(Sha256);
+
+impl KeyHasher {
+    fn field(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+}
+
+/// Returns the identity of the running build: the software version and
+/// the size and modification time of the executable. Any rebuild or
+/// upgrade changes it, so that entries computed by other code are not
+/// reused even when the version number stayed the same.
+///
+/// NOTE: where the executable cannot be inspected, only the version is
+/// used, and a rebuild with changed feature code but the same version
+/// would then reuse old entries.
+pub fn build_identity() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    let executable = std::env::current_exe().and_then(std::fs::metadata);
+    match executable {
+        Ok(metadata) => {
+            let modified = metadata
+                .modified()
+                .ok()
+                .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |age| age.as_nanos());
+            format!("{version} {} {modified}", metadata.len())
+        }
+        Err(_) => version.to_string(),
+    }
+}
+
+/// Computes the key of `inputs` under `build` ([`build_identity`]),
+/// hashing the image and the mask after checking that each resolves under
+/// `canonical_root`.
+pub fn cache_key(
+    build: &str,
+    inputs: &KeyInputs<'_>,
+    canonical_root: &Path,
+    files: &FileHasher,
+) -> Result<CacheKey, KeyError> {
+    let mut hasher = KeyHasher(Sha256::new());
+    hasher.0.update(KEY_DOMAIN);
+    hasher.field(build.as_bytes());
+    hasher.field(features::definition_hash().as_bytes());
+    hasher.field(inputs.key_identity.as_bytes());
+    hasher.field(inputs.pseudonym.as_bytes());
+    hasher.field(inputs.sequence.as_bytes());
+
+    let settings = inputs.settings;
+    let classes: Vec<&str> = settings.classes.iter().map(|class| class.name()).collect();
+    hasher.field(classes.join(",").as_bytes());
+    hasher.field(&settings.bin_width.to_bits().to_le_bytes());
+    hasher.field(&settings.label.to_le_bytes());
+    let tolerance = inputs.tolerance;
+    for value in [
+        tolerance.origin_mm,
+        tolerance.spacing_relative,
+        tolerance.direction,
+    ] {
+        hasher.field(&value.to_bits().to_le_bytes());
+    }
+
+    match inputs.perturbation {
+        None => hasher.field(b"no perturbation"),
+        Some(perturbation) => {
+            let plan = &perturbation.plan;
+            hasher.field(b"perturbation");
+            hasher.field(&plan.repeats().to_le_bytes());
+            hasher.field(&plan.max_angle_deg().to_bits().to_le_bytes());
+            hasher.field(&plan.max_volume_change_mm().to_bits().to_le_bytes());
+            hasher.field(&[u8::from(plan.noise())]);
+            hasher.field(&perturbation.study_seed.to_le_bytes());
+        }
+    }
+    hasher.field(&(inputs.regions.len() as u64).to_le_bytes());
+    for region in inputs.regions {
+        hasher.field(region.as_bytes());
+    }
+    match inputs.habitat {
+        None => hasher.field(b"no habitat"),
+        Some(fingerprint) => {
+            hasher.field(b"habitat");
+            hasher.field(fingerprint);
+        }
+    }
+
+    let mut stamps = Vec::with_capacity(2);
+    for (suffix, path) in [("image", &inputs.files.image), ("mask", &inputs.files.mask)] {
+        let field = format!("{}_{suffix}", inputs.sequence);
+        let real = std::fs::canonicalize(path).map_err(|source| KeyError::Unreadable {
+            field: field.clone(),
+            source,
+        })?;
+        if !real.starts_with(canonical_root) {
+            return Err(KeyError::OutsideRoot { field });
+        }
+        // The reader picks the format by the file name's ending.
+        let name = real
+            .file_name()
+            .map(|name| name.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        // TODO: hash the data file that a `.nhdr` header names, so that
+        // detached NRRD pairs can be cached too.
+        if name.ends_with(".nhdr") {
+            return Err(KeyError::DetachedHeader { field });
+        }
+        let (digest, stamp) = files
+            .hash(&real)
+            .map_err(|source| KeyError::Unreadable { field, source })?;
+        let ending = name.split_once('.').map(|(_, ending)| ending).unwrap_or("");
+        hasher.field(ending.as_bytes());
+        hasher.field(&digest);
+        stamps.push(stamp);
+    }
+
+    Ok(CacheKey {
+        digest: hasher.0.finalize().into(),
+        stamps,
+    })
+}
