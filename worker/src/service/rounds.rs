@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tonic::Status;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::habitat_extract::{HabitatRegionsRef, extract_regions, validate_regions};
+use super::habitat_extract::{HabitatRegionsRef, PatientInput, extract_regions, validate_regions};
 use super::{
     PatientCopies, RequestError, RoundCopies, RoundResult, SequenceCopies, WHOLE_REGION,
     WorkerState, status_for,
@@ -179,6 +179,9 @@ struct Job {
     line: u64,
     sequence: String,
     work: Result<SequenceFiles, Exclusion>,
+    /// Every sequence of the patient that the manifest lists with valid
+    /// files, which the perturbed copies of a `joint` habitat space load.
+    patient_files: Arc<Vec<(String, SequenceFiles)>>,
 }
 
 /// Result of the blocking part of a job.
@@ -209,6 +212,7 @@ fn extract_job(
     sequence: &str,
     pseudonym: &str,
     files: &SequenceFiles,
+    patient_files: &[(String, SequenceFiles)],
     context: &ExtractContext<'_>,
     request: &ValidatedExtract,
 ) -> JobOutcome {
@@ -217,7 +221,12 @@ fn extract_job(
         Err(exclusion) => return JobOutcome::excluded(exclusion),
     };
     if let Some(habitat) = &request.habitat {
-        return extract_regions(sequence, pseudonym, &loaded, context, request, habitat);
+        let patient = PatientInput {
+            pseudonym,
+            loaded: &loaded,
+            files: patient_files,
+        };
+        return extract_regions(sequence, &patient, context, request, habitat);
     }
     let features = compute_features(sequence, &loaded.image, &loaded.roi, context.settings);
     let copies = match (&features, &request.perturbation) {
@@ -264,6 +273,7 @@ pub(super) async fn run_round(
                     line,
                     sequence,
                     work,
+                    patient_files,
                 } = job;
                 let outcome = match work {
                     Err(exclusion) => JobOutcome::excluded(exclusion),
@@ -283,6 +293,7 @@ pub(super) async fn run_round(
                                 &worker_sequence,
                                 &worker_pseudonym,
                                 &files,
+                                &patient_files,
                                 &context,
                                 &request,
                             )
@@ -491,6 +502,13 @@ fn plan_jobs(state: &WorkerState, request: &ValidatedExtract) -> Vec<Job> {
         if !requested(&pseudonym) {
             continue;
         }
+        let patient_files: Arc<Vec<(String, SequenceFiles)>> = Arc::new(
+            entry
+                .sequences
+                .iter()
+                .filter_map(|(name, files)| Some((name.clone(), files.as_ref().ok()?.clone())))
+                .collect(),
+        );
         for sequence in sequences {
             let work = match entry.sequences.get(sequence) {
                 Some(Ok(files)) => Ok(files.clone()),
@@ -515,6 +533,7 @@ fn plan_jobs(state: &WorkerState, request: &ValidatedExtract) -> Vec<Job> {
                 line: entry.line,
                 sequence: sequence.clone(),
                 work,
+                patient_files: patient_files.clone(),
             });
         }
     }
@@ -548,6 +567,7 @@ fn plan_jobs(state: &WorkerState, request: &ValidatedExtract) -> Vec<Job> {
                     &row.problem.field,
                     &row.problem.reason,
                 )),
+                patient_files: Arc::new(Vec::new()),
             });
         }
     }
