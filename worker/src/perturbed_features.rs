@@ -257,9 +257,9 @@ pub struct JointSpaceInputs<'a> {
 
 /// Makes the k perturbed copies of `sequence` in a `joint` habitat round.
 /// Copy p perturbs every sequence of the space together: each image with
-/// the reference mask and the draws of `sequence`'s patient seed, so all of
-/// them get the same rotation, the same volume change and one perturbed
-/// mask (only the noise level follows each image). The joint chain then
+/// the reference mask and the draws of `sequence`'s patient seed. All of
+/// them therefore get the same rotation, volume change and perturbed mask,
+/// and only the noise level follows each image. The joint chain then
 /// reruns on the perturbed sequences (seed space `"joint#copy<p>"`), the
 /// frozen joint model assigns the supervoxels, and the regions of
 /// `sequence`'s perturbed image give its features. Returns the same form as
@@ -299,7 +299,7 @@ pub fn joint_habitat_copy_features(
             .is_some()
     });
     if let Some((name, _)) = off_grid {
-        // NOTE: such a patient's joint space is the reference alone; its
+        // NOTE: such a patient's joint space is the reference alone. Its
         // copies would need each sequence perturbed on its own grid and the
         // labels carried again, which is not implemented.
         return fail_all(

@@ -401,7 +401,7 @@ pub fn fit_population(
     };
 
     // A mixture's own labels are its posterior argmax, the rule the
-    // workers apply; k-means labels can differ from the nearest final
+    // workers apply. k-means labels can differ from the nearest final
     // centroid after a stop on the shift tolerance, so they are recomputed.
     let assignments = match mixture {
         Some(_) => labels,

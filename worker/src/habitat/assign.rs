@@ -162,7 +162,7 @@ impl ValidHabitatModel {
     /// # Errors
     ///
     /// Only for a mixture whose covariance, restricted to a row's observed
-    /// columns, is not positive definite in floating point; the checks of
+    /// columns, is not positive definite in floating point. The checks of
     /// [`ValidHabitatModel::from_proto`] make that a rounding corner case.
     pub fn assign(&self, descriptors: ArrayView2<'_, f64>) -> Result<Vec<usize>, GmmError> {
         match &self.mixture {
@@ -518,10 +518,10 @@ mod tests {
     #[test]
     fn posterior_equals_coordinator_labels() {
         // Three blobs of 30 points with unequal spreads, fitted by the
-        // coordinator's mixture code; the worker, given the fitted
-        // parameters through the contract, must return the fit's own labels
-        // (the same argmax on the same numbers). Scales are powers of two
-        // and means 0, so standardising the descriptors returns the fitted
+        // coordinator's mixture code. Given the fitted parameters through
+        // the contract, the worker must return the fit's own labels (the
+        // same argmax on the same numbers). Scales are powers of two and
+        // means 0, so standardising the descriptors returns the fitted
         // values bit for bit.
         let centres = [(0.0, 0.0, 0.3), (2.0, 1.0, 0.8), (-1.0, 3.0, 0.1)];
         let z = Array2::from_shape_fn((90, 2), |(row, column)| {
@@ -536,6 +536,7 @@ mod tests {
         let fit =
             radstudy_cluster::gmm::gmm(z.view(), &radstudy_cluster::gmm::GmmParams::new(3), 7)
                 .expect("fit");
+
         let scale = [0.5, 2.0];
         let descriptors =
             Array2::from_shape_fn(z.dim(), |(row, column)| z[[row, column]] * scale[column]);
@@ -551,6 +552,7 @@ mod tests {
         };
         let valid = ValidHabitatModel::from_proto(0, &model, &columns()).expect("valid mixture");
         assert_eq!(valid.assign(descriptors.view()), Ok(fit.labels.clone()));
+
         // The three blobs are separated, so the labels form three groups
         // of 30: the check above compares real partitions.
         let mut counts = [0; 3];
@@ -575,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn diagonal_mixture_equals_full_with_zero_covariances() {
+    fn diagonal_mixture_equals_full() {
         let diagonal = HabitatModel {
             covariance_type: DIAGONAL_COVARIANCE.into(),
             covariances: vec![9.0, 9.0, 0.01, 0.01],

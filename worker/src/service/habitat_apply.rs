@@ -54,7 +54,7 @@ pub(super) struct PatientRegions {
     /// Regions below `min_region_voxels`.
     pub(super) exclusions: Vec<RegionExclusion>,
     /// Whether each lesion voxel's carried label was a vote between
-    /// habitats, in the order of the sequence's lesion voxels; empty when
+    /// habitats, in the order of the sequence's lesion voxels. Empty when
     /// the labels were not carried.
     pub(super) mixed: Vec<bool>,
 }

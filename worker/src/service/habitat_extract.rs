@@ -225,7 +225,7 @@ pub(super) fn extract_regions(
     }
 }
 
-/// What the perturbed copies of one patient and sequence compute.
+/// Inputs of the perturbed copies of one patient and sequence.
 struct CopyRequest<'a> {
     sequence: &'a str,
     perturbation: &'a RoundPerturbation,
@@ -244,8 +244,8 @@ fn fail_copies(copies: &CopyRequest<'_>, reason: String) -> RegionCopies {
         .collect()
 }
 
-/// The frozen chain of `space` in the habitat round, or `None` when the
-/// round has no model for it.
+/// Returns the frozen chain of `space` in the habitat round, or `None`
+/// when the round has no model for it.
 fn copy_chain<'a>(habitat: &'a HabitatRegionsRef, space: &str) -> Option<HabitatCopyChain<'a>> {
     let round = &habitat.round;
     let model = round.models.get(space)?;
@@ -257,7 +257,8 @@ fn copy_chain<'a>(habitat: &'a HabitatRegionsRef, space: &str) -> Option<Habitat
     })
 }
 
-/// Perturbed copies in a `per_sequence` round: the sequence alone.
+/// Makes the perturbed copies of a `per_sequence` round from the sequence
+/// alone.
 fn sequence_copies(
     copies: &CopyRequest<'_>,
     patient: &PatientInput<'_>,
@@ -283,8 +284,8 @@ fn sequence_copies(
     )
 }
 
-/// Perturbed copies in a `joint` round: every sequence of the joint space
-/// is loaded and perturbed together.
+/// Makes the perturbed copies of a `joint` round, which load and perturb
+/// every sequence of the joint space together.
 fn joint_copies(
     copies: &CopyRequest<'_>,
     patient: &PatientInput<'_>,
