@@ -350,8 +350,9 @@ fn mixture_of(
 }
 
 /// Relative difference allowed between a covariance entry and its mirror
-/// entry. The coordinator's matrices are symmetric to the bit; this only
-/// absorbs a sender that rounds the two halves differently.
+/// entry. The coordinator's M-step multiplies the two halves in another
+/// order, so they can differ in the last bits. The density reads the lower
+/// triangle only, as the coordinator's does.
 const SYMMETRY_TOLERANCE: f64 = 1e-9;
 
 /// Returns the mixture of the marginal distribution of the `observed`
