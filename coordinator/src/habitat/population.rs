@@ -529,6 +529,62 @@ mod tests {
     }
 
     #[test]
+    fn population_gmm_model_carries_mixture() {
+        let config = HabitatConfig {
+            k: KChoice::Fixed(3),
+            method: ClusterMethod::Gmm,
+            n_init: 2,
+            ..HabitatConfig::default()
+        };
+        let fit = fit_population("MR_T1", synthetic_sets(10, 2), &config, 42).expect("fit");
+        let mixture = fit.mixture.clone().expect("a gmm fit keeps its mixture");
+        // The training assignments are the mixture's own posterior labels.
+        let standardised = Array2::from_shape_fn((fit.assignments.len(), 2), |(row, column)| {
+            let (set, index) = locate(&fit.sets, row);
+            (fit.sets[set].descriptors[[index, column]] - fit.mean[column]) / fit.scale[column]
+        });
+        assert_eq!(
+            radstudy_cluster::gmm::predict(standardised.view(), &mixture).expect("valid"),
+            fit.assignments
+        );
+
+        let columns = vec!["intensity".to_string(), "entropy".to_string()];
+        let model = super::super::SpaceModel::new(&fit, columns, &config);
+        let message = model.to_proto();
+        assert_eq!(message.covariance_type, "full");
+        // Each habitat's weight and covariance follow its centroid into
+        // name order.
+        for (position, habitat) in model.naming.habitats.iter().enumerate() {
+            assert_eq!(message.weights[position], mixture.weights[habitat.cluster]);
+            let covariance: Vec<f64> = mixture
+                .covariances
+                .index_axis(Axis(0), habitat.cluster)
+                .iter()
+                .copied()
+                .collect();
+            assert_eq!(
+                message.covariances[position * 4..(position + 1) * 4],
+                covariance[..]
+            );
+            assert_eq!(
+                message.centroids[position * 2..(position + 1) * 2],
+                fit.centroids.row(habitat.cluster).to_vec()[..]
+            );
+        }
+    }
+
+    /// Returns the set and row within it of pooled row `row`.
+    fn locate(sets: &[SupervoxelSet], mut row: usize) -> (usize, usize) {
+        for (index, set) in sets.iter().enumerate() {
+            if row < set.descriptors.nrows() {
+                return (index, row);
+            }
+            row -= set.descriptors.nrows();
+        }
+        panic!("row {row} is past the pooled rows");
+    }
+
+    #[test]
     fn population_zscore_uses_population_sd() {
         // Column [1, 2, 3, 4]: mean 2.5, population variance 1.25.
         let rows = Array2::from_shape_vec((4, 2), vec![1.0, 7.0, 2.0, 7.0, 3.0, 7.0, 4.0, 7.0])

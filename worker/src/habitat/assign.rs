@@ -192,15 +192,14 @@ impl ValidHabitatModel {
 
         // Rows with NaN columns, each under the mixture marginalised onto
         // its observed columns.
-        for row in 0..standardised.nrows() {
-            let values = standardised.row(row);
+        for (values, label) in standardised.rows().into_iter().zip(labels.iter_mut()) {
             let observed: Vec<usize> = (0..values.len())
                 .filter(|&column| !values[column].is_nan())
                 .collect();
             if observed.len() == values.len() {
                 continue;
             }
-            labels[row] = if observed.is_empty() {
+            *label = if observed.is_empty() {
                 // No column left: the posterior is the prior.
                 heaviest(&mixture.weights)
             } else {
