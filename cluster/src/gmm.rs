@@ -248,7 +248,30 @@ pub fn em(
 
     let (mean_log_likelihood, responsibilities) = e_step(x, &mixture)?;
     let log_likelihood = mean_log_likelihood * x.nrows() as f64;
-    let labels = responsibilities
+    let labels = most_responsible(&responsibilities);
+    Ok(GmmFit {
+        bic: bic(log_likelihood, x.nrows(), k, d),
+        labels,
+        log_likelihood,
+        iterations,
+        converged,
+        requested_components: k,
+        mixture,
+    })
+}
+
+/// Returns the component of maximum posterior probability of each row of
+/// `x` under `mixture`, ties to the lower index: the rule of
+/// [`GmmFit::labels`], so a fit's own rows get its labels back.
+pub fn predict(x: ArrayView2<'_, f64>, mixture: &GaussianMixture) -> Result<Vec<usize>, GmmError> {
+    let (_, responsibilities) = e_step(x, mixture)?;
+    Ok(most_responsible(&responsibilities))
+}
+
+/// Returns the column of the largest value of each row, ties to the lower
+/// column.
+fn most_responsible(responsibilities: &Array2<f64>) -> Vec<usize> {
+    responsibilities
         .axis_iter(Axis(0))
         .map(|row| {
             let mut best = 0;
@@ -259,16 +282,7 @@ pub fn em(
             }
             best
         })
-        .collect();
-    Ok(GmmFit {
-        bic: bic(log_likelihood, x.nrows(), k, d),
-        labels,
-        log_likelihood,
-        iterations,
-        converged,
-        requested_components: k,
-        mixture,
-    })
+        .collect()
 }
 
 /// Returns log L = Σ_i ln p(x_i) of the rows of `x` under `mixture`.
@@ -528,6 +542,15 @@ mod tests {
         }
         assert_eq!(fit.labels, fixtures::GMM_LABELS.to_vec());
         assert!((fit.log_likelihood - fixtures::GMM_LOG_LIKELIHOOD).abs() < 1e-6);
+    }
+
+    #[test]
+    fn predict_matches_sklearn_labels() {
+        // scikit-learn's `predict` at its own fitted parameters: the same
+        // argmax of the posterior, so the labels must agree exactly.
+        let x = matrix(&fixtures::GMM_X);
+        let labels = predict(x.view(), &sklearn_mixture()).expect("valid mixture");
+        assert_eq!(labels, fixtures::GMM_LABELS.to_vec());
     }
 
     #[test]

@@ -10,15 +10,17 @@
 //! fields, so a worker of an older minor version takes part in every study
 //! that uses none of the newer calls: contract 1.0 workers can still
 //! extract and share tables, while the ICC filter (at development
-//! centers), scores-only validation and federated fitting need 1.1, and
-//! the habitat rounds need 1.2 at every center. Sites can therefore
-//! upgrade one at a time.
+//! centers), scores-only validation and federated fitting need 1.1, the
+//! habitat rounds need 1.2 at every center, and habitat models fitted as
+//! Gaussian mixtures need 1.3, whose workers assign by posterior. Sites
+//! can therefore upgrade one at a time.
 
 use radstudy_proto::v1::DescribeResponse;
 use tracing::{info, warn};
 
 use crate::client::CenterClient;
 use crate::config::{CenterConfig, CenterRole, Harmonization, StudyConfig};
+use crate::habitat::config::ClusterMethod;
 use crate::run::CenterFailure;
 
 /// Checks a worker's contract version against what this study needs from
@@ -66,6 +68,13 @@ pub(crate) fn check_contract(
     if minor < 2 && config.habitat.enabled {
         return Err(format!(
             "the worker speaks contract {contract_version}, and the habitat rounds need 1.2; upgrade the worker, or set [habitat] enabled = false in study.toml"
+        ));
+    }
+    // A 1.2 worker ignores the mixture fields of HabitatModel and would
+    // assign by nearest component mean.
+    if minor < 3 && config.habitat.enabled && config.habitat.method == ClusterMethod::Gmm {
+        return Err(format!(
+            "the worker speaks contract {contract_version}, and habitat models with method = \"gmm\" need 1.3; upgrade the worker, or set method = \"kmeans\" in [habitat] of study.toml"
         ));
     }
     Ok(())
@@ -263,6 +272,16 @@ mod tests {
             assert!(error.contains("habitat rounds need 1.2"), "{error}");
             assert_eq!(check_contract(&config, center, "1.2", false), Ok(()));
         }
+    }
+
+    #[test]
+    fn contract_1_2_lacks_mixture_assignment() {
+        let mut config = study(false, false);
+        config.habitat.enabled = true;
+        config.habitat.method = ClusterMethod::Gmm;
+        let error = check_contract(&config, "B", "1.2", false).expect_err("gmm");
+        assert!(error.contains("need 1.3"), "{error}");
+        assert_eq!(check_contract(&config, "B", "1.3", false), Ok(()));
     }
 
     #[test]

@@ -33,6 +33,7 @@
 //! last bits, which can change a label only for a point whose two nearest
 //! centroids are that close to equidistant.
 
+use super::layout::{Layout, TreeLayout, with_layout};
 use super::points::squared_distance;
 use super::tree::KdTree;
 
@@ -50,10 +51,8 @@ pub(super) struct Run {
     pub(super) converged: bool,
 }
 
-/// Runs Lloyd iterations from `centroids` (k × columns): assignment,
-/// relocation into empty clusters, then the centroid update, until no
-/// label changes, the shift Σ_c ‖c_new − c_old‖² is at most
-/// `shift_tolerance`, or `max_iter` assignment steps have run.
+/// Builds the layout of `tree` and runs [`lloyd_on`].
+#[cfg(test)]
 pub(super) fn lloyd(
     tree: &KdTree,
     centroids: Vec<f64>,
@@ -61,66 +60,46 @@ pub(super) fn lloyd(
     max_iter: usize,
     shift_tolerance: f64,
 ) -> Run {
+    let layout = Layout::new(tree);
+    lloyd_on(tree, &layout, centroids, k, max_iter, shift_tolerance)
+}
+
+/// Runs Lloyd iterations from `centroids` (k × columns): assignment,
+/// relocation into empty clusters, then the centroid update, until no
+/// label changes, the shift Σ_c ‖c_new − c_old‖² is at most
+/// `shift_tolerance`, or `max_iter` assignment steps have run. The walk
+/// reads `layout`, which must have been built from `tree`, so that the
+/// runs of one fit share one copy.
+pub(super) fn lloyd_on(
+    tree: &KdTree,
+    layout: &Layout,
+    centroids: Vec<f64>,
+    k: usize,
+    max_iter: usize,
+    shift_tolerance: f64,
+) -> Run {
     // A column count known at compile time lets the compiler unroll the
     // distance loops of the common 1- to 4-column cases.
-    match tree.columns {
-        1 => lloyd_with(Fixed::<1>, tree, centroids, k, max_iter, shift_tolerance),
-        2 => lloyd_with(Fixed::<2>, tree, centroids, k, max_iter, shift_tolerance),
-        3 => lloyd_with(Fixed::<3>, tree, centroids, k, max_iter, shift_tolerance),
-        4 => lloyd_with(Fixed::<4>, tree, centroids, k, max_iter, shift_tolerance),
-        columns => lloyd_with(
-            Dynamic(columns),
-            tree,
-            centroids,
-            k,
-            max_iter,
-            shift_tolerance,
-        ),
-    }
+    with_layout!(layout, tree, data => {
+        lloyd_with(data, tree, centroids, k, max_iter, shift_tolerance)
+    })
 }
 
-/// Most columns with a compile-time [`Fixed`] width.
+/// Most columns of the packed layouts, whose box centre fits in a fixed
+/// array.
 const MAX_FIXED_COLUMNS: usize = 4;
 
-/// Number of columns, fixed at compile time or not.
-trait Width: Copy {
-    fn columns(self) -> usize;
-}
-
-#[derive(Clone, Copy)]
-struct Fixed<const COLUMNS: usize>;
-
-impl<const COLUMNS: usize> Width for Fixed<COLUMNS> {
-    fn columns(self) -> usize {
-        COLUMNS
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Dynamic(usize);
-
-impl Width for Dynamic {
-    fn columns(self) -> usize {
-        self.0
-    }
-}
-
-/// Returns row `index` of a row-major matrix with `columns` columns.
-fn row_of(matrix: &[f64], index: usize, columns: usize) -> &[f64] {
-    &matrix[index * columns..(index + 1) * columns]
-}
-
-fn lloyd_with<W: Width>(
-    width: W,
+fn lloyd_with<L: TreeLayout>(
+    layout: &L,
     tree: &KdTree,
     mut centroids: Vec<f64>,
     k: usize,
     max_iter: usize,
     shift_tolerance: f64,
 ) -> Run {
-    let columns = width.columns();
+    let columns = layout.columns();
     let mut state = Assignment {
-        width,
+        layout,
         tree,
         // No point has a label before the first assignment step, so that
         // step never counts as unchanged.
@@ -190,8 +169,9 @@ fn lloyd_with<W: Width>(
 }
 
 /// State of the assignment steps of one run.
-struct Assignment<'a, W: Width> {
-    width: W,
+struct Assignment<'a, L: TreeLayout> {
+    /// The tree data read by the walk.
+    layout: &'a L,
     tree: &'a KdTree,
     /// Cluster of each point, in tree order.
     labels: Vec<u32>,
@@ -217,7 +197,7 @@ struct Assignment<'a, W: Width> {
     relative_error: f64,
 }
 
-impl<W: Width> Assignment<'_, W> {
+impl<L: TreeLayout> Assignment<'_, L> {
     fn assign(&mut self, centroids: &[f64], k: usize, step: u32) {
         self.step = step;
         self.changes = 0;
@@ -232,13 +212,9 @@ impl<W: Width> Assignment<'_, W> {
     /// Assigns the points of `node` given the candidates that start at
     /// `first` in the candidate stack and run to its end.
     fn visit(&mut self, node: usize, first: usize, centroids: &[f64]) {
-        let tree = self.tree;
-        let columns = self.width.columns();
-        let (low, high) = (
-            row_of(&tree.low, node, columns),
-            row_of(&tree.high, node, columns),
-        );
-        let current = tree.nodes[node];
+        let layout = self.layout;
+        let columns = layout.columns();
+        let (low, high) = (layout.low(node), layout.high(node));
 
         let stack_end = self.candidates.len();
         let mut list_start = first;
@@ -286,10 +262,10 @@ impl<W: Width> Assignment<'_, W> {
         if self.candidates.len() - list_start == 1 {
             let cluster = self.candidates[list_start];
             self.assign_node(node, cluster);
-        } else if current.is_leaf() {
+        } else if layout.is_leaf(node) {
             self.assign_points(node, list_start, centroids);
         } else {
-            let (left, right) = (current.left as usize, current.right as usize);
+            let (left, right) = (node + 1, layout.right_child(node));
             self.visit(left, list_start, centroids);
             self.visit(right, list_start, centroids);
             let shared = self.node_labels[left];
@@ -335,35 +311,36 @@ impl<W: Width> Assignment<'_, W> {
 
     /// Puts every point of `node` into `cluster`.
     fn assign_node(&mut self, node: usize, cluster: u32) {
-        let tree = self.tree;
-        let columns = self.width.columns();
-        let current = tree.nodes[node];
+        let layout = self.layout;
+        let columns = layout.columns();
+        let points = layout.node_points(node);
         let label = cluster as usize;
-        self.cluster_weights[label] += tree.node_weights[node];
-        self.cluster_points[label] += current.points().len();
+        self.cluster_weights[label] += layout.node_weight(node);
+        self.cluster_points[label] += points.len();
         for (sum, &value) in self.sums[label * columns..(label + 1) * columns]
             .iter_mut()
-            .zip(row_of(&tree.weighted_sums, node, columns))
+            .zip(layout.node_sums(node))
         {
             *sum += value;
         }
         if self.node_labels[node] == cluster {
             return;
         }
-        for point in current.points() {
+        for point in points {
             self.set_label(point, cluster);
         }
-        self.node_labels[node..current.subtree_end as usize].fill(cluster);
+        let subtree_end = layout.subtree_end(node);
+        self.node_labels[node..subtree_end].fill(cluster);
     }
 
     /// Assigns each point of leaf `node` to its nearest candidate among
     /// those from `first` to the end of the candidate stack.
     fn assign_points(&mut self, node: usize, first: usize, centroids: &[f64]) {
-        let tree = self.tree;
-        let columns = self.width.columns();
+        let layout = self.layout;
+        let columns = layout.columns();
         let mut shared = None;
-        for point in tree.nodes[node].points() {
-            let values = row_of(&tree.values, point, columns);
+        for point in layout.node_points(node) {
+            let values = layout.point(point);
             let mut best = (NO_LABEL, f64::INFINITY);
             for &candidate in &self.candidates[first..] {
                 let distance = squared_distance(values, centroid_of(centroids, candidate, columns));
@@ -373,7 +350,7 @@ impl<W: Width> Assignment<'_, W> {
             }
             let cluster = best.0;
             let label = cluster as usize;
-            let weight = tree.weights[point];
+            let weight = layout.point_weight(point);
             self.cluster_weights[label] += weight;
             self.cluster_points[label] += 1;
             for (sum, &value) in self.sums[label * columns..(label + 1) * columns]
@@ -697,7 +674,7 @@ mod tests {
             let k = k.min(points.len());
             let tolerance = [0.0, 1e-4][case % 2] * mean_column_variance(&points);
             let mut rng_run = run_rng(case as u64, 0);
-            let seeds = Seeding::new(&tree).choose(&tree, k, &mut rng_run);
+            let seeds = Seeding::new(&tree).choose(&tree, &tree, k, &mut rng_run);
 
             let run = lloyd(&tree, seeds.clone(), k, 300, tolerance);
             let reference = plain_lloyd(&data, seeds, k, 300, tolerance);

@@ -67,6 +67,7 @@
 //! the same result, because no run reads another's stream.
 
 mod criteria;
+mod layout;
 mod lloyd;
 mod points;
 mod seeding;
@@ -77,6 +78,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 pub use criteria::{calinski_harabasz, inertia};
+use layout::Layout;
 use points::{DistinctPoints, Rows, mean_column_variance};
 use seeding::Seeding;
 use tree::KdTree;
@@ -271,13 +273,22 @@ pub fn kmeans(
     let k = params.n_clusters.min(points.len());
     let shift_tolerance = params.tol * mean_column_variance(&points);
     let tree = KdTree::new(&points);
+    let layout = Layout::new(&tree);
 
     let mut seeding = Seeding::new(&tree);
     let mut best: Option<(usize, lloyd::Run)> = None;
     for run_index in 0..params.n_init {
         let mut rng = run_rng(seed, run_index);
-        let centroids = seeding.choose(&tree, k, &mut rng);
-        let run = lloyd::lloyd(&tree, centroids, k, params.max_iter, shift_tolerance);
+        let centroids =
+            layout::with_layout!(&layout, &tree, data => seeding.choose(&tree, data, k, &mut rng));
+        let run = lloyd::lloyd_on(
+            &tree,
+            &layout,
+            centroids,
+            k,
+            params.max_iter,
+            shift_tolerance,
+        );
         let better = match &best {
             None => true,
             Some((_, incumbent)) => run.inertia < incumbent.inertia,
@@ -703,7 +714,7 @@ mod tests {
         let tree = KdTree::new(&points);
         let tolerance = all.tol * mean_column_variance(&points);
         let mut rng = run_rng(21, fit.best_run);
-        let centroids = Seeding::new(&tree).choose(&tree, 5, &mut rng);
+        let centroids = Seeding::new(&tree).choose(&tree, &tree, 5, &mut rng);
         let run = lloyd::lloyd(&tree, centroids, 5, all.max_iter, tolerance);
         assert_eq!(run.inertia, fit.inertia);
         assert_eq!(run.iterations, fit.iterations);

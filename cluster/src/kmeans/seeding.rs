@@ -20,6 +20,7 @@
 use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::layout::TreeLayout;
 use super::points::squared_distance;
 use super::tree::KdTree;
 
@@ -44,31 +45,40 @@ impl Seeding {
 
     /// Chooses k initial centroids (k × columns, row-major). Requires
     /// 1 ≤ k ≤ the number of points.
+    ///
+    /// `layout` is the tree's data as [`super::lloyd`] reads it; any layout
+    /// of the same tree gives the same centroids.
     pub(super) fn choose(
         &mut self,
         tree: &KdTree,
+        layout: &impl TreeLayout,
         k: usize,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Vec<f64> {
         let columns = tree.columns;
         let mut centroids = Vec::with_capacity(k * columns);
 
-        let first = sample(tree, &tree.node_weights, |point| tree.weights[point], rng);
-        centroids.extend_from_slice(tree.point(first));
+        let first = sample(
+            layout,
+            &tree.node_weights,
+            |point| layout.point_weight(point),
+            rng,
+        );
+        centroids.extend_from_slice(layout.point(first));
         for point in 0..tree.len() {
-            self.nearest[point] = squared_distance(tree.point(point), tree.point(first));
+            self.nearest[point] = squared_distance(layout.point(point), layout.point(first));
         }
         for node in (0..tree.nodes.len()).rev() {
-            self.summarise(tree, node);
+            self.summarise(layout, node);
         }
 
         for _ in 1..k {
             let chosen = if self.node_scores[0] > 0.0 {
                 let nearest = &self.nearest;
                 sample(
-                    tree,
+                    layout,
                     &self.node_scores,
-                    |point| tree.weights[point] * nearest[point],
+                    |point| layout.point_weight(point) * nearest[point],
                     rng,
                 )
             } else {
@@ -77,8 +87,8 @@ impl Seeding {
                 // centroid: take the first such point.
                 first_unchosen(tree, &centroids)
             };
-            let centroid = tree.point(chosen).to_vec();
-            self.add_centroid(tree, 0, &centroid);
+            let centroid = layout.point(chosen).to_vec();
+            self.add_centroid(layout, 0, &centroid);
             centroids.extend_from_slice(&centroid);
         }
         centroids
@@ -86,7 +96,7 @@ impl Seeding {
 
     /// Lowers D² to the distance to `centroid` wherever that is smaller,
     /// below `node`. Returns whether any D² changed.
-    fn add_centroid(&mut self, tree: &KdTree, node: usize, centroid: &[f64]) -> bool {
+    fn add_centroid(&mut self, layout: &impl TreeLayout, node: usize, centroid: &[f64]) -> bool {
         if self.node_max[node] == 0.0 {
             return false;
         }
@@ -94,16 +104,15 @@ impl Seeding {
         // is at least (1 − 4 ε (d + 2)) times the computed distance to the
         // box. A node whose box distance clears max D² by that factor
         // therefore has no point to update.
-        let box_distance = distance_to_box(tree.low(node), tree.high(node), centroid);
-        let relative_error = 4.0 * f64::EPSILON * (tree.columns + 2) as f64;
+        let box_distance = distance_to_box(layout.low(node), layout.high(node), centroid);
+        let relative_error = 4.0 * f64::EPSILON * (layout.columns() + 2) as f64;
         if box_distance * (1.0 - relative_error) > self.node_max[node] {
             return false;
         }
-        let current = tree.nodes[node];
-        let changed = if current.is_leaf() {
+        let changed = if layout.is_leaf(node) {
             let mut changed = false;
-            for point in current.points() {
-                let distance = squared_distance(tree.point(point), centroid);
+            for point in layout.node_points(node) {
+                let distance = squared_distance(layout.point(point), centroid);
                 if distance < self.nearest[point] {
                     self.nearest[point] = distance;
                     changed = true;
@@ -111,31 +120,30 @@ impl Seeding {
             }
             changed
         } else {
-            let left = self.add_centroid(tree, current.left as usize, centroid);
-            let right = self.add_centroid(tree, current.right as usize, centroid);
+            let left = self.add_centroid(layout, node + 1, centroid);
+            let right = self.add_centroid(layout, layout.right_child(node), centroid);
             left || right
         };
         if changed {
-            self.summarise(tree, node);
+            self.summarise(layout, node);
         }
         changed
     }
 
     /// Recomputes a node's total score and max D² from its points (leaf)
     /// or its children.
-    fn summarise(&mut self, tree: &KdTree, node: usize) {
-        let current = tree.nodes[node];
-        if current.is_leaf() {
+    fn summarise(&mut self, layout: &impl TreeLayout, node: usize) {
+        if layout.is_leaf(node) {
             let mut score = 0.0;
             let mut max: f64 = 0.0;
-            for point in current.points() {
-                score += tree.weights[point] * self.nearest[point];
+            for point in layout.node_points(node) {
+                score += layout.point_weight(point) * self.nearest[point];
                 max = max.max(self.nearest[point]);
             }
             self.node_scores[node] = score;
             self.node_max[node] = max;
         } else {
-            let (left, right) = (current.left as usize, current.right as usize);
+            let (left, right) = (node + 1, layout.right_child(node));
             self.node_scores[node] = self.node_scores[left] + self.node_scores[right];
             self.node_max[node] = self.node_max[left].max(self.node_max[right]);
         }
@@ -145,7 +153,7 @@ impl Seeding {
 /// Draws a point with probability proportional to `score`, given the
 /// node totals of those scores. Requires a positive root total.
 fn sample(
-    tree: &KdTree,
+    layout: &impl TreeLayout,
     node_scores: &[f64],
     score: impl Fn(usize) -> f64,
     rng: &mut Xoshiro256PlusPlus,
@@ -153,11 +161,10 @@ fn sample(
     let mut target = rng.r#gen::<f64>() * node_scores[0];
     let mut node = 0;
     loop {
-        let current = tree.nodes[node];
-        if current.is_leaf() {
+        if layout.is_leaf(node) {
             break;
         }
-        let (left, right) = (current.left as usize, current.right as usize);
+        let (left, right) = (node + 1, layout.right_child(node));
         // Only children with a positive total are entered, so the leaf
         // reached has a point with a positive score.
         if node_scores[left] > 0.0 && (target < node_scores[left] || node_scores[right] <= 0.0) {
@@ -167,7 +174,7 @@ fn sample(
             node = right;
         }
     }
-    let points = tree.nodes[node].points();
+    let points = layout.node_points(node);
     let mut running = 0.0;
     let mut last_positive = points.start;
     for point in points {
@@ -233,7 +240,7 @@ mod tests {
         let mut seeding = Seeding::new(&tree);
         for seed in 0..20 {
             let mut rng = run_rng(seed, 0);
-            let mut centroids = seeding.choose(&tree, 3, &mut rng);
+            let mut centroids = seeding.choose(&tree, &tree, 3, &mut rng);
             centroids.sort_by(f64::total_cmp);
             assert_eq!(centroids, vec![0.0, 1.0, 7.0], "seed {seed}");
         }
@@ -247,7 +254,7 @@ mod tests {
         let x = Array2::from_shape_fn((3000, 2), |_| rng.r#gen::<f64>());
         let tree = tree_of(&x);
         let mut seeding = Seeding::new(&tree);
-        let centroids = seeding.choose(&tree, 40, &mut rng);
+        let centroids = seeding.choose(&tree, &tree, 40, &mut rng);
         for point in 0..tree.len() {
             let expected = centroids
                 .chunks_exact(2)
@@ -270,7 +277,7 @@ mod tests {
         let heavy = (0..4000)
             .filter(|&seed| {
                 let mut rng = run_rng(seed, 0);
-                seeding.choose(&tree, 1, &mut rng) == vec![1.0]
+                seeding.choose(&tree, &tree, 1, &mut rng) == vec![1.0]
             })
             .count();
         assert!((heavy as i64 - 3000).abs() < 150, "heavy first {heavy}");

@@ -56,7 +56,7 @@ pub enum ClusterMethod {
     /// k-means (Lloyd) with k-means++ seeding.
     Kmeans,
     /// Full-covariance Gaussian mixture by EM; a supervoxel goes to the
-    /// nearest component mean, as with k-means centroids.
+    /// component of maximum posterior probability.
     Gmm,
 }
 

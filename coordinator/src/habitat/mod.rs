@@ -51,6 +51,10 @@ pub struct SpaceModel {
     pub names: Vec<String>,
     /// Clustering method, "kmeans" or "gmm".
     pub method: String,
+    /// For "gmm", the mixture's weights and covariances in name order; the
+    /// component means are `centroids`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mixture: Option<MixtureModel>,
     /// Criterion that chose K, or "fixed".
     pub criterion: String,
     /// The chosen K.
@@ -76,6 +80,26 @@ impl SpaceModel {
             .iter()
             .map(|habitat| fit.centroids.row(habitat.cluster).to_vec())
             .collect();
+        let mixture = fit.mixture.as_ref().map(|mixture| MixtureModel {
+            weights: naming
+                .habitats
+                .iter()
+                .map(|habitat| mixture.weights[habitat.cluster])
+                .collect(),
+            covariances: naming
+                .habitats
+                .iter()
+                .map(|habitat| {
+                    mixture
+                        .covariances
+                        .index_axis(ndarray::Axis(0), habitat.cluster)
+                        .rows()
+                        .into_iter()
+                        .map(|row| row.to_vec())
+                        .collect()
+                })
+                .collect(),
+        });
         let criterion = match fit.criterion {
             None => "fixed".to_string(),
             Some(criterion) => serde_json::to_value(criterion)
@@ -90,6 +114,7 @@ impl SpaceModel {
             scale: fit.scale.clone(),
             centroids,
             names: naming.habitats.iter().map(|h| h.name.clone()).collect(),
+            mixture,
             method: match config.method {
                 config::ClusterMethod::Kmeans => "kmeans".into(),
                 config::ClusterMethod::Gmm => "gmm".into(),
@@ -116,6 +141,42 @@ impl SpaceModel {
             scale: self.scale.clone(),
             centroids: self.centroids.iter().flatten().copied().collect(),
             names: self.names.clone(),
+            covariance_type: match self.mixture {
+                Some(_) => FULL_COVARIANCE.into(),
+                None => String::new(),
+            },
+            weights: self
+                .mixture
+                .as_ref()
+                .map(|mixture| mixture.weights.clone())
+                .unwrap_or_default(),
+            covariances: self
+                .mixture
+                .as_ref()
+                .map(|mixture| {
+                    mixture
+                        .covariances
+                        .iter()
+                        .flatten()
+                        .flatten()
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
+}
+
+/// `HabitatModel.covariance_type` of the mixtures the coordinator fits.
+pub const FULL_COVARIANCE: &str = "full";
+
+/// The parameters of a Gaussian mixture beyond its means, in habitat
+/// name order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MixtureModel {
+    /// Mixing weight of each component.
+    pub weights: Vec<f64>,
+    /// Full covariance of each component in the standardised space, one
+    /// (column × column) matrix per habitat.
+    pub covariances: Vec<Vec<Vec<f64>>>,
 }

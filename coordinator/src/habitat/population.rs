@@ -23,22 +23,23 @@
 //!    name, so each K starts from the same random stream.
 //!
 //! The centroids sent to the workers are the cluster means (k-means) or
-//! component means (mixture) in the standardised space. A worker assigns
-//! a supervoxel to the nearest centroid, Euclidean, ties to the lower index.
+//! component means (mixture) in the standardised space. For k-means a
+//! worker assigns a supervoxel to the nearest centroid, Euclidean, ties to
+//! the lower index. For a mixture the model also carries the weights and
+//! full covariances, and a worker assigns the component of maximum
+//! posterior probability, the rule of the mixture's own training labels
+//! ([`PopulationFit::assignments`]).
 //!
 //! With `weight_by_size`, each supervoxel weighs its voxel count in the
 //! k-means fit and in the Calinski–Harabasz index.
 //!
-//! NOTE: the contract carries centroids only, so a mixture's supervoxels
-//! go to the nearest component mean rather than to the component of
-//! highest posterior, and the silhouette criterion ignores `weight_by_size`.
-//! With unequal covariances a few supervoxels can land in another habitat
-//! than the mixture's own labels would put them.
+//! NOTE: the silhouette criterion and the mixture fit ignore
+//! `weight_by_size`; every supervoxel counts once there.
 
 use std::collections::BTreeSet;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
-use radstudy_cluster::gmm::{GmmParams, gmm};
+use radstudy_cluster::gmm::{GaussianMixture, GmmParams, gmm};
 use radstudy_cluster::kmeans::{KMeansParams, calinski_harabasz, kmeans};
 use radstudy_cluster::silhouette::silhouette_score;
 use serde::Serialize;
@@ -149,8 +150,11 @@ pub struct PopulationFit {
     pub candidates: Vec<CandidateScore>,
     /// The pooled sets, in canonical order.
     pub sets: Vec<SupervoxelSet>,
-    /// Nearest-centroid habitat of every pooled row, in pooled order.
+    /// Habitat of every pooled row, in pooled order: the nearest centroid
+    /// for k-means, the component of maximum posterior for a mixture.
     pub assignments: Vec<usize>,
+    /// The mixture's parameters in cluster order, for `method = "gmm"`.
+    pub mixture: Option<GaussianMixture>,
 }
 
 /// Sorts sets by (pseudonym, space), then by center for a pseudonym that
@@ -263,7 +267,7 @@ pub fn fit_population(
     let seed = space_seed(study_seed, space);
     let weights = config.weight_by_size.then_some(weights);
     let mut candidates = Vec::new();
-    let mut best: Option<(usize, f64, Array2<f64>)> = None;
+    let mut best: Option<Best> = None;
     for k in config.candidates() {
         if k + 1 > n {
             candidates.push(CandidateScore {
@@ -281,7 +285,7 @@ pub fn fit_population(
             k,
             message,
         };
-        let (centroids, labels, bic) = match config.method {
+        let (centroids, labels, bic, mixture) = match config.method {
             ClusterMethod::Kmeans => {
                 let params = KMeansParams {
                     n_init: config.n_init,
@@ -294,7 +298,7 @@ pub fn fit_population(
                     seed,
                 )
                 .map_err(|e| fit_error(e.to_string()))?;
-                (fit.centroids, fit.labels, None)
+                (fit.centroids, fit.labels, None, None)
             }
             ClusterMethod::Gmm => {
                 let params = GmmParams {
@@ -303,7 +307,12 @@ pub fn fit_population(
                 };
                 let fit = gmm(standardised.view(), &params, seed)
                     .map_err(|e| fit_error(e.to_string()))?;
-                (fit.mixture.means, fit.labels, Some(fit.bic))
+                (
+                    fit.mixture.means.clone(),
+                    fit.labels,
+                    Some(fit.bic),
+                    Some(fit.mixture),
+                )
             }
         };
         if centroids.nrows() < k {
@@ -363,13 +372,26 @@ pub fn fit_population(
         // Strictly better only, so ties stay with the smaller K.
         let better = match &best {
             None => true,
-            Some((_, incumbent, _)) => score > *incumbent,
+            Some(incumbent) => score > incumbent.score,
         };
         if better {
-            best = Some((k, score, centroids));
+            best = Some(Best {
+                k,
+                score,
+                centroids,
+                labels,
+                mixture,
+            });
         }
     }
-    let Some((k, _, centroids)) = best else {
+    let Some(Best {
+        k,
+        centroids,
+        labels,
+        mixture,
+        ..
+    }) = best
+    else {
         return Err(PopulationError::NoCandidate {
             space: space.to_string(),
             rows: n,
@@ -378,10 +400,16 @@ pub fn fit_population(
         });
     };
 
-    let assignments = standardised
-        .axis_iter(Axis(0))
-        .map(|row| nearest_centroid(&row.to_vec(), centroids.view()))
-        .collect();
+    // A mixture's own labels are its posterior argmax, the rule the
+    // workers apply. k-means labels can differ from the nearest final
+    // centroid after a stop on the shift tolerance, so they are recomputed.
+    let assignments = match mixture {
+        Some(_) => labels,
+        None => standardised
+            .axis_iter(Axis(0))
+            .map(|row| nearest_centroid(&row.to_vec(), centroids.view()))
+            .collect(),
+    };
     Ok(PopulationFit {
         space: space.to_string(),
         mean,
@@ -392,7 +420,18 @@ pub fn fit_population(
         candidates,
         sets,
         assignments,
+        mixture,
     })
+}
+
+/// The best candidate K so far.
+struct Best {
+    k: usize,
+    /// Criterion value, larger is better.
+    score: f64,
+    centroids: Array2<f64>,
+    labels: Vec<usize>,
+    mixture: Option<GaussianMixture>,
 }
 
 fn count_distinct(rows: ArrayView2<'_, f64>) -> usize {
@@ -487,6 +526,62 @@ mod tests {
         let fit = fit_population("MR_T1", sets, &bic, 42).expect("fit");
         assert_eq!(fit.k, 3);
         assert_eq!(fit.criterion, Some(KCriterion::Bic));
+    }
+
+    #[test]
+    fn population_gmm_model_carries_mixture() {
+        let config = HabitatConfig {
+            k: KChoice::Fixed(3),
+            method: ClusterMethod::Gmm,
+            n_init: 2,
+            ..HabitatConfig::default()
+        };
+        let fit = fit_population("MR_T1", synthetic_sets(10, 2), &config, 42).expect("fit");
+        let mixture = fit.mixture.clone().expect("a gmm fit keeps its mixture");
+        // The training assignments are the mixture's own posterior labels.
+        let standardised = Array2::from_shape_fn((fit.assignments.len(), 2), |(row, column)| {
+            let (set, index) = locate(&fit.sets, row);
+            (fit.sets[set].descriptors[[index, column]] - fit.mean[column]) / fit.scale[column]
+        });
+        assert_eq!(
+            radstudy_cluster::gmm::predict(standardised.view(), &mixture).expect("valid"),
+            fit.assignments
+        );
+
+        let columns = vec!["intensity".to_string(), "entropy".to_string()];
+        let model = super::super::SpaceModel::new(&fit, columns, &config);
+        let message = model.to_proto();
+        assert_eq!(message.covariance_type, "full");
+        // Each habitat's weight and covariance follow its centroid into
+        // name order.
+        for (position, habitat) in model.naming.habitats.iter().enumerate() {
+            assert_eq!(message.weights[position], mixture.weights[habitat.cluster]);
+            let covariance: Vec<f64> = mixture
+                .covariances
+                .index_axis(Axis(0), habitat.cluster)
+                .iter()
+                .copied()
+                .collect();
+            assert_eq!(
+                message.covariances[position * 4..(position + 1) * 4],
+                covariance[..]
+            );
+            assert_eq!(
+                message.centroids[position * 2..(position + 1) * 2],
+                fit.centroids.row(habitat.cluster).to_vec()[..]
+            );
+        }
+    }
+
+    /// Returns the set and row within it of pooled row `row`.
+    fn locate(sets: &[SupervoxelSet], mut row: usize) -> (usize, usize) {
+        for (index, set) in sets.iter().enumerate() {
+            if row < set.descriptors.nrows() {
+                return (index, row);
+            }
+            row -= set.descriptors.nrows();
+        }
+        panic!("row {row} is past the pooled rows");
     }
 
     #[test]

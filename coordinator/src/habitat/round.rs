@@ -52,8 +52,10 @@ pub struct RegionTotal {
     pub mean_intensity: Option<f64>,
     /// See `mean_entropy`.
     pub mean_depth: Option<f64>,
-    /// Voxels whose label was carried from another grid and fell in more
-    /// than one habitat.
+    /// Voxels of the region whose label was carried from another grid and
+    /// whose sub-samples fell in more than one habitat; such a voxel
+    /// belongs to the habitat with the most votes. Workers of contract 1.2
+    /// report them for `whole` only.
     pub mixed_voxels: u64,
 }
 
@@ -416,6 +418,7 @@ mod tests {
             centroids: Vec::new(),
             names: names.iter().map(|n| n.to_string()).collect(),
             method: "kmeans".into(),
+            mixture: None,
             criterion: "fixed".into(),
             k: names.len(),
             candidates: Vec::new(),

@@ -1,14 +1,27 @@
 //! Assignment of supervoxels to a frozen population habitat model.
 //!
 //! Each supervoxel descriptor x is standardised with the model's training
-//! mean and scale, z_c = (x_c − μ_c) / σ_c, and goes to the centroid at the
-//! smallest Euclidean distance in the standardised space, ties to the lower
-//! centroid index. Every voxel inherits its supervoxel's habitat. Columns
-//! whose descriptor value is NaN (the other sequences of a joint patient
-//! clustered on the reference alone) are left out of the distance, so such
-//! a patient is assigned on the columns it has.
+//! mean and scale, z_c = (x_c − μ_c) / σ_c. Every voxel inherits its
+//! supervoxel's habitat. The habitat of z is:
+//!
+//! - k-means model (empty `covariance_type`): the centroid at the smallest
+//!   Euclidean distance in the standardised space, ties to the lower
+//!   centroid index.
+//! - Gaussian mixture (`covariance_type` "full" or "diag"): the component
+//!   of maximum posterior probability, argmax_k ln π_k + ln N(z | μ_k, Σ_k),
+//!   ties to the lower index, computed by
+//!   [`radstudy_cluster::gmm::predict`], the function behind the
+//!   coordinator's training labels. A "diag" model becomes full matrices
+//!   with zero off-diagonal entries.
+//!
+//! Columns whose descriptor value is NaN (the other sequences of a joint
+//! patient clustered on the reference alone) are left out: of the distance
+//! for k-means, and by marginalising the mixture onto the observed columns
+//! (the sub-vector of each mean and the sub-matrix of each covariance),
+//! so such a patient is assigned on the columns it has.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, Array3, ArrayView2, Axis};
+use radstudy_cluster::gmm::{GaussianMixture, GmmError, predict};
 use radstudy_proto::v1::HabitatModel;
 
 /// Region names that a habitat may not take, because the worker builds
@@ -28,7 +41,14 @@ pub struct ValidHabitatModel {
     centroids: Array2<f64>,
     /// Region name of each habitat.
     pub names: Vec<String>,
+    /// The mixture whose means are `centroids`, for a mixture model.
+    mixture: Option<GaussianMixture>,
 }
+
+/// `HabitatModel.covariance_type` of a mixture with full covariances.
+pub const FULL_COVARIANCE: &str = "full";
+/// `HabitatModel.covariance_type` of a mixture with diagonal covariances.
+pub const DIAGONAL_COVARIANCE: &str = "diag";
 
 /// An invalid `HabitatModel`; `field` is the request field in dotted form.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -121,6 +141,8 @@ impl ValidHabitatModel {
         }
         let centroids = Array2::from_shape_vec((habitats, dimensions), model.centroids.clone())
             .map_err(|shape| error("centroids", shape.to_string()))?;
+        let mixture =
+            mixture_of(model, &centroids).map_err(|(name, reason)| error(name, reason))?;
         Ok(ValidHabitatModel {
             space: model.space.clone(),
             columns: model.columns.clone(),
@@ -128,12 +150,68 @@ impl ValidHabitatModel {
             scale: model.scale.clone(),
             centroids,
             names: model.names.clone(),
+            mixture,
         })
     }
 
-    /// Returns the habitat index of each descriptor row: the nearest
-    /// centroid after standardisation, ties to the lower index.
-    pub fn assign(&self, descriptors: ArrayView2<'_, f64>) -> Vec<usize> {
+    /// Returns the habitat index of each descriptor row after
+    /// standardisation: the nearest centroid for a k-means model, the
+    /// component of maximum posterior for a mixture, ties to the lower
+    /// index (module documentation).
+    ///
+    /// # Errors
+    ///
+    /// Only for a mixture whose covariance, restricted to a row's observed
+    /// columns, is not positive definite in floating point. The checks of
+    /// [`ValidHabitatModel::from_proto`] make that a rounding corner case.
+    pub fn assign(&self, descriptors: ArrayView2<'_, f64>) -> Result<Vec<usize>, GmmError> {
+        match &self.mixture {
+            None => Ok(self.assign_nearest(descriptors)),
+            Some(mixture) => self.assign_posterior(descriptors, mixture),
+        }
+    }
+
+    fn assign_posterior(
+        &self,
+        descriptors: ArrayView2<'_, f64>,
+        mixture: &GaussianMixture,
+    ) -> Result<Vec<usize>, GmmError> {
+        let standardised = Array2::from_shape_fn(descriptors.dim(), |(row, column)| {
+            (descriptors[[row, column]] - self.mean[column]) / self.scale[column]
+        });
+        let complete: Vec<usize> = (0..standardised.nrows())
+            .filter(|&row| standardised.row(row).iter().all(|v| !v.is_nan()))
+            .collect();
+        let mut labels = vec![0; standardised.nrows()];
+
+        // Complete rows in one call, as the coordinator labels its rows.
+        let rows = standardised.select(Axis(0), &complete);
+        for (&row, label) in complete.iter().zip(predict(rows.view(), mixture)?) {
+            labels[row] = label;
+        }
+
+        // Rows with NaN columns, each under the mixture marginalised onto
+        // its observed columns.
+        for (values, label) in standardised.rows().into_iter().zip(labels.iter_mut()) {
+            let observed: Vec<usize> = (0..values.len())
+                .filter(|&column| !values[column].is_nan())
+                .collect();
+            if observed.len() == values.len() {
+                continue;
+            }
+            *label = if observed.is_empty() {
+                // No column left: the posterior is the prior.
+                heaviest(&mixture.weights)
+            } else {
+                let marginal = marginal_mixture(mixture, &observed);
+                let point = values.select(Axis(0), &observed).insert_axis(Axis(0));
+                predict(point.view(), &marginal)?[0]
+            };
+        }
+        Ok(labels)
+    }
+
+    fn assign_nearest(&self, descriptors: ArrayView2<'_, f64>) -> Vec<usize> {
         descriptors
             .rows()
             .into_iter()
@@ -158,6 +236,150 @@ impl ValidHabitatModel {
     }
 }
 
+/// Builds the mixture of a model with a non-empty `covariance_type`, or
+/// `None` for a k-means model. Errors name the field and the problem.
+fn mixture_of(
+    model: &HabitatModel,
+    centroids: &Array2<f64>,
+) -> Result<Option<GaussianMixture>, (&'static str, String)> {
+    let (habitats, dimensions) = centroids.dim();
+    let diagonal = match model.covariance_type.as_str() {
+        "" => {
+            if !model.weights.is_empty() || !model.covariances.is_empty() {
+                return Err((
+                    "covariance_type",
+                    format!(
+                        "is empty but weights or covariances are set; send {FULL_COVARIANCE:?} or {DIAGONAL_COVARIANCE:?} for a mixture"
+                    ),
+                ));
+            }
+            return Ok(None);
+        }
+        FULL_COVARIANCE => false,
+        DIAGONAL_COVARIANCE => true,
+        other => {
+            return Err((
+                "covariance_type",
+                format!(
+                    "{other:?} is not supported; expected {FULL_COVARIANCE:?}, {DIAGONAL_COVARIANCE:?} or empty for k-means"
+                ),
+            ));
+        }
+    };
+
+    if model.weights.len() != habitats {
+        return Err((
+            "weights",
+            format!(
+                "has {} values; expected one per habitat ({habitats})",
+                model.weights.len()
+            ),
+        ));
+    }
+    if let Some(bad) = model.weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+        return Err((
+            "weights",
+            format!("contains {bad}; expected finite values > 0"),
+        ));
+    }
+    let per_habitat = if diagonal {
+        dimensions
+    } else {
+        dimensions * dimensions
+    };
+    if model.covariances.len() != habitats * per_habitat {
+        return Err((
+            "covariances",
+            format!(
+                "has {} values; expected {habitats} habitats × {per_habitat} for {:?}",
+                model.covariances.len(),
+                model.covariance_type
+            ),
+        ));
+    }
+    if let Some(bad) = model.covariances.iter().find(|v| !v.is_finite()) {
+        return Err((
+            "covariances",
+            format!("contains {bad}; expected finite values"),
+        ));
+    }
+
+    let covariances = Array3::from_shape_fn((habitats, dimensions, dimensions), |(k, i, j)| {
+        if diagonal {
+            if i == j {
+                model.covariances[k * dimensions + i]
+            } else {
+                0.0
+            }
+        } else {
+            model.covariances[k * per_habitat + i * dimensions + j]
+        }
+    });
+    for habitat in 0..habitats {
+        let matrix = covariances.index_axis(Axis(0), habitat);
+        for i in 0..dimensions {
+            for j in 0..i {
+                let (a, b) = (matrix[[i, j]], matrix[[j, i]]);
+                if (a - b).abs() > SYMMETRY_TOLERANCE * a.abs().max(b.abs()) {
+                    return Err((
+                        "covariances",
+                        format!(
+                            "matrix of habitat {habitat} is not symmetric: entry ({i}, {j}) is {a}, entry ({j}, {i}) is {b}"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mixture = GaussianMixture {
+        weights: Array1::from(model.weights.clone()),
+        means: centroids.clone(),
+        covariances,
+    };
+    // A mixture whose density cannot be evaluated fails here, naming the
+    // habitat, instead of at the first patient.
+    let probe = Array2::zeros((1, dimensions));
+    if let Err(GmmError::NotPositiveDefinite { component }) = predict(probe.view(), &mixture) {
+        return Err((
+            "covariances",
+            format!("matrix of habitat {component} is not positive definite"),
+        ));
+    }
+    Ok(Some(mixture))
+}
+
+/// Relative difference allowed between a covariance entry and its mirror
+/// entry. The coordinator's M-step multiplies the two halves in another
+/// order, so they can differ in the last bits. The density reads the lower
+/// triangle only, as the coordinator's does.
+const SYMMETRY_TOLERANCE: f64 = 1e-9;
+
+/// Returns the mixture of the marginal distribution of the `observed`
+/// columns: the same weights, and each component's mean and covariance
+/// restricted to those columns.
+fn marginal_mixture(mixture: &GaussianMixture, observed: &[usize]) -> GaussianMixture {
+    let components = mixture.weights.len();
+    let size = observed.len();
+    GaussianMixture {
+        weights: mixture.weights.clone(),
+        means: mixture.means.select(Axis(1), observed),
+        covariances: Array3::from_shape_fn((components, size, size), |(k, i, j)| {
+            mixture.covariances[[k, observed[i], observed[j]]]
+        }),
+    }
+}
+
+/// Returns the index of the largest weight, ties to the lower index.
+fn heaviest(weights: &Array1<f64>) -> usize {
+    let mut best = 0;
+    for (component, &weight) in weights.iter().enumerate() {
+        if weight > weights[best] {
+            best = component;
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::array;
@@ -177,6 +399,7 @@ mod tests {
             // Centroid 0 at z = (-1, 0), centroid 1 at z = (1, 0).
             centroids: vec![-1.0, 0.0, 1.0, 0.0],
             names: vec!["inner".into(), "marginal".into()],
+            ..HabitatModel::default()
         }
     }
 
@@ -186,14 +409,14 @@ mod tests {
         // x = 0.3 gives z = -0.8 (habitat 0); x = 0.7 gives z = 0.8
         // (habitat 1); x = 0.5 is equidistant, so the lower index wins.
         let descriptors = array![[0.3, 0.9], [0.7, 0.1], [0.5, 0.5]];
-        assert_eq!(valid.assign(descriptors.view()), vec![0, 1, 0]);
+        assert_eq!(valid.assign(descriptors.view()), Ok(vec![0, 1, 0]));
     }
 
     #[test]
     fn assign_skips_nan_columns() {
         let valid = ValidHabitatModel::from_proto(0, &model(), &columns()).expect("valid");
         let descriptors = array![[0.8, f64::NAN]];
-        assert_eq!(valid.assign(descriptors.view()), vec![1]);
+        assert_eq!(valid.assign(descriptors.view()), Ok(vec![1]));
     }
 
     #[test]
@@ -252,6 +475,185 @@ mod tests {
         for (case, field) in cases {
             let error = ValidHabitatModel::from_proto(0, &case, &columns()).unwrap_err();
             assert_eq!(error.field, field, "{error}");
+        }
+    }
+
+    /// Two components in the standardised space that disagree with the
+    /// nearest-mean rule: component 0 at (0, 0) with variance 9 on both
+    /// axes, component 1 at (2, 0) with variance 0.01, equal weights.
+    fn disagreeing_mixture() -> HabitatModel {
+        HabitatModel {
+            mean: vec![0.0, 0.0],
+            scale: vec![1.0, 1.0],
+            centroids: vec![0.0, 0.0, 2.0, 0.0],
+            covariance_type: FULL_COVARIANCE.into(),
+            weights: vec![0.5, 0.5],
+            covariances: vec![9.0, 0.0, 0.0, 9.0, 0.01, 0.0, 0.0, 0.01],
+            ..model()
+        }
+    }
+
+    #[test]
+    fn posterior_differs_from_nearest_mean() {
+        // z = (1.5, 0) is 0.5 from mean 1 and 1.5 from mean 0, so the
+        // nearest mean is 1. Its log densities, without the common
+        // −ln 2π and ln 0.5 terms, are −½ (ln 81 + 2.25 / 9) = −2.32 for
+        // component 0 and −½ (ln 1e-4 + 0.25 / 0.01) = −7.89 for component
+        // 1, so the posterior picks 0.
+        let descriptors = array![[1.5, 0.0]];
+        let mixture = ValidHabitatModel::from_proto(0, &disagreeing_mixture(), &columns())
+            .expect("valid mixture");
+        assert_eq!(mixture.assign(descriptors.view()), Ok(vec![0]));
+
+        let means_only = HabitatModel {
+            covariance_type: String::new(),
+            weights: Vec::new(),
+            covariances: Vec::new(),
+            ..disagreeing_mixture()
+        };
+        let nearest = ValidHabitatModel::from_proto(0, &means_only, &columns()).expect("valid");
+        assert_eq!(nearest.assign(descriptors.view()), Ok(vec![1]));
+    }
+
+    #[test]
+    fn posterior_equals_coordinator_labels() {
+        // Three blobs of 30 points with unequal spreads, fitted by the
+        // coordinator's mixture code. Given the fitted parameters through
+        // the contract, the worker must return the fit's own labels (the
+        // same argmax on the same numbers). Scales are powers of two and
+        // means 0, so standardising the descriptors returns the fitted
+        // values bit for bit.
+        let centres = [(0.0, 0.0, 0.3), (2.0, 1.0, 0.8), (-1.0, 3.0, 0.1)];
+        let z = Array2::from_shape_fn((90, 2), |(row, column)| {
+            let (x, y, spread) = centres[row % 3];
+            let angle = row as f64 * 2.399;
+            let radius = spread * ((row / 3) as f64 / 30.0).sqrt();
+            match column {
+                0 => x + radius * angle.cos(),
+                _ => y + radius * angle.sin(),
+            }
+        });
+        let fit =
+            radstudy_cluster::gmm::gmm(z.view(), &radstudy_cluster::gmm::GmmParams::new(3), 7)
+                .expect("fit");
+
+        let scale = [0.5, 2.0];
+        let descriptors =
+            Array2::from_shape_fn(z.dim(), |(row, column)| z[[row, column]] * scale[column]);
+        let model = HabitatModel {
+            mean: vec![0.0, 0.0],
+            scale: scale.to_vec(),
+            centroids: fit.mixture.means.iter().copied().collect(),
+            names: vec!["inner".into(), "mid_2".into(), "marginal".into()],
+            covariance_type: FULL_COVARIANCE.into(),
+            weights: fit.mixture.weights.to_vec(),
+            covariances: fit.mixture.covariances.iter().copied().collect(),
+            ..model()
+        };
+        let valid = ValidHabitatModel::from_proto(0, &model, &columns()).expect("valid mixture");
+        assert_eq!(valid.assign(descriptors.view()), Ok(fit.labels.clone()));
+
+        // The three blobs are separated, so the labels form three groups
+        // of 30: the check above compares real partitions.
+        let mut counts = [0; 3];
+        for &label in &fit.labels {
+            counts[label] += 1;
+        }
+        assert_eq!(counts, [30, 30, 30]);
+    }
+
+    #[test]
+    fn posterior_marginalises_nan_columns() {
+        // With column 1 missing, the marginal mixture is 1-D: N(0, 9) and
+        // N(2, 0.01). At z = 1.5 the same arithmetic as in
+        // `posterior_differs_from_nearest_mean` picks component 0, and at
+        // z = 2.0 component 1 (log density −½ ln 0.01 = 2.30 against
+        // −½ (ln 9 + 4 / 9) = −1.32).
+        let valid = ValidHabitatModel::from_proto(0, &disagreeing_mixture(), &columns())
+            .expect("valid mixture");
+        let descriptors = array![[1.5, f64::NAN], [2.0, f64::NAN], [f64::NAN, f64::NAN]];
+        // An all-NaN row keeps only the prior, a tie that goes to 0.
+        assert_eq!(valid.assign(descriptors.view()), Ok(vec![0, 1, 0]));
+    }
+
+    #[test]
+    fn diagonal_mixture_equals_full() {
+        let diagonal = HabitatModel {
+            covariance_type: DIAGONAL_COVARIANCE.into(),
+            covariances: vec![9.0, 9.0, 0.01, 0.01],
+            ..disagreeing_mixture()
+        };
+        let full =
+            ValidHabitatModel::from_proto(0, &disagreeing_mixture(), &columns()).expect("valid");
+        let diagonal = ValidHabitatModel::from_proto(0, &diagonal, &columns()).expect("valid");
+        assert_eq!(full, diagonal);
+    }
+
+    #[test]
+    fn mixture_errors_name_field() {
+        let cases: Vec<(HabitatModel, &str, &str)> = vec![
+            (
+                HabitatModel {
+                    covariance_type: "spherical".into(),
+                    ..disagreeing_mixture()
+                },
+                "models[0].covariance_type",
+                "not supported",
+            ),
+            (
+                HabitatModel {
+                    covariance_type: String::new(),
+                    ..disagreeing_mixture()
+                },
+                "models[0].covariance_type",
+                "weights or covariances are set",
+            ),
+            (
+                HabitatModel {
+                    weights: vec![0.5],
+                    ..disagreeing_mixture()
+                },
+                "models[0].weights",
+                "one per habitat",
+            ),
+            (
+                HabitatModel {
+                    weights: vec![0.5, 0.0],
+                    ..disagreeing_mixture()
+                },
+                "models[0].weights",
+                "> 0",
+            ),
+            (
+                HabitatModel {
+                    covariances: vec![9.0; 7],
+                    ..disagreeing_mixture()
+                },
+                "models[0].covariances",
+                "2 habitats × 4",
+            ),
+            (
+                HabitatModel {
+                    covariances: vec![9.0, 1.0, 0.0, 9.0, 0.01, 0.0, 0.0, 0.01],
+                    ..disagreeing_mixture()
+                },
+                "models[0].covariances",
+                "not symmetric",
+            ),
+            (
+                // Habitat 1's matrix has determinant 0.01 − 1 < 0.
+                HabitatModel {
+                    covariances: vec![9.0, 0.0, 0.0, 9.0, 0.01, 1.0, 1.0, 0.01],
+                    ..disagreeing_mixture()
+                },
+                "models[0].covariances",
+                "habitat 1 is not positive definite",
+            ),
+        ];
+        for (case, field, reason) in cases {
+            let error = ValidHabitatModel::from_proto(0, &case, &columns()).unwrap_err();
+            assert_eq!(error.field, field, "{error}");
+            assert!(error.reason.contains(reason), "{error}");
         }
     }
 }

@@ -628,6 +628,12 @@ struct Histogram {
     counts: Vec<u32>,
     /// round(c log₂ c · 2⁴⁶) for c = 0..=|W|.
     n_log_n: Vec<i64>,
+    /// n_log_n[c + 1] − n_log_n[c] for c = 0..|W|: the change of S when a
+    /// cell's count goes from c to c + 1.
+    increase: Vec<i64>,
+    /// All bits set for the counted cells and 0 for the sentinel, so that
+    /// an update adds `increase & mask` without a branch on the cell.
+    cell_mask: Vec<i64>,
     /// round(log₂ c · 2⁴⁶) for c = 0..=|W|; entry 0 is unused.
     log2: Vec<i64>,
     /// Σ n_log_n[n_l] over the non-sentinel cells.
@@ -639,18 +645,23 @@ impl Histogram {
     fn new(bins: usize, window_positions: usize) -> Self {
         let scale = 2f64.powi(FIXED_POINT_BITS);
         let fixed = |value: f64| (value * scale).round() as i64;
+        let n_log_n: Vec<i64> = (0..=window_positions)
+            .map(|c| {
+                let count = c as f64;
+                if c == 0 {
+                    0
+                } else {
+                    fixed(count * count.log2())
+                }
+            })
+            .collect();
+        let mut cell_mask = vec![-1i64; bins + 1];
+        cell_mask[bins] = 0;
         Histogram {
             counts: vec![0; bins + 1],
-            n_log_n: (0..=window_positions)
-                .map(|c| {
-                    let count = c as f64;
-                    if c == 0 {
-                        0
-                    } else {
-                        fixed(count * count.log2())
-                    }
-                })
-                .collect(),
+            increase: n_log_n.windows(2).map(|pair| pair[1] - pair[0]).collect(),
+            n_log_n,
+            cell_mask,
             log2: (0..=window_positions)
                 .map(|c| if c == 0 { 0 } else { fixed((c as f64).log2()) })
                 .collect(),
@@ -688,17 +699,13 @@ impl Histogram {
     fn add(&mut self, cell: usize) {
         let count = self.counts[cell] as usize;
         self.counts[cell] += 1;
-        if cell != self.sentinel {
-            self.sum_n_log_n += self.n_log_n[count + 1] - self.n_log_n[count];
-        }
+        self.sum_n_log_n += self.increase[count] & self.cell_mask[cell];
     }
 
     fn remove(&mut self, cell: usize) {
         let count = self.counts[cell] as usize;
         self.counts[cell] -= 1;
-        if cell != self.sentinel {
-            self.sum_n_log_n -= self.n_log_n[count] - self.n_log_n[count - 1];
-        }
+        self.sum_n_log_n -= self.increase[count - 1] & self.cell_mask[cell];
     }
 
     /// Returns the entropy in bits, E = (C log₂ N − S) / N with C the

@@ -63,6 +63,11 @@ pub struct CarriedLabels {
     pub mask_voxels: usize,
     /// Voted voxels whose votes fell in more than one habitat.
     pub mixed_voxels: usize,
+    /// Whether each target voxel is mixed, shape = target dims; false
+    /// outside the mask and for voxels labelled by rule 5. A mixed voxel
+    /// keeps the winning label of rule 3, so it belongs to that habitat's
+    /// region.
+    pub mixed: Array3<bool>,
     /// Voxels that received no vote and took the label of the nearest voted
     /// voxel (rule 5). Includes `unreachable_voxels`.
     pub unlabelled_voxels: usize,
@@ -212,6 +217,7 @@ pub fn carry_labels(
         labels,
         mask_voxels: vote.mask_voxels,
         mixed_voxels: vote.mixed_voxels,
+        mixed: vote.mixed,
         unlabelled_voxels: filled.by_path + filled.by_straight_line,
         unreachable_voxels: filled.by_straight_line,
         voted_point_share: vote.voted_points as f64
@@ -282,6 +288,8 @@ struct Vote {
     /// Winning label per target voxel; 0 outside the mask and where no
     /// point voted.
     labels: Array3<u8>,
+    /// Whether each target voxel's votes fell in more than one habitat.
+    mixed: Array3<bool>,
     mask_voxels: usize,
     voted_voxels: usize,
     mixed_voxels: usize,
@@ -301,8 +309,10 @@ fn vote_labels(
         [a, b, c]
     };
     let mut labels = Array3::<u8>::zeros(target_mask.dim());
+    let mut mixed = Array3::from_elem(target_mask.dim(), false);
     let mut vote = Vote {
         labels: Array3::zeros((0, 0, 0)),
+        mixed: Array3::from_elem((0, 0, 0), false),
         mask_voxels: 0,
         voted_voxels: 0,
         mixed_voxels: 0,
@@ -362,6 +372,7 @@ fn vote_labels(
         vote.min_majority_share = vote.min_majority_share.min(share);
         if seen.len() > 1 {
             vote.mixed_voxels += 1;
+            mixed[[i, j, k]] = true;
         }
 
         for &label in &seen {
@@ -371,6 +382,7 @@ fn vote_labels(
     }
 
     vote.labels = labels;
+    vote.mixed = mixed;
     vote
 }
 

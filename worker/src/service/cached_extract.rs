@@ -37,6 +37,7 @@ pub(super) fn extract_with_cache(
     sequence: &str,
     pseudonym: &str,
     files: &SequenceFiles,
+    patient_files: &[(String, SequenceFiles)],
     request: &ValidatedExtract,
 ) -> CachedExtraction {
     let habitat = request
@@ -52,6 +53,9 @@ pub(super) fn extract_with_cache(
         perturbation: request.perturbation.as_ref(),
         regions: &request.regions,
         habitat: habitat.as_ref().map(|digest| digest.as_slice()),
+        // NOTE: the perturbed copies of a `joint` habitat round also read
+        // the patient's other sequences, whose files are not in the key; the
+        // habitat fingerprint covers them only through the region masks.
         files,
     };
     let key = match state.cache.key(&inputs, &state.canonical_root) {
@@ -83,7 +87,7 @@ pub(super) fn extract_with_cache(
         settings: &request.settings,
         tolerance: &state.config.geometry_tolerance,
     };
-    let outcome = extract_job(sequence, pseudonym, files, &context, request);
+    let outcome = extract_job(sequence, pseudonym, files, patient_files, &context, request);
     let store_error = match &key {
         Some(key) if is_cacheable(&outcome) => {
             state.cache.store(key, pseudonym, sequence, &outcome).err()

@@ -8,7 +8,10 @@
 //! voxel labels directly. A sequence on another grid (joint space, grids
 //! differ) gets the reference labels carried by physical position within
 //! its own mask ([`crate::habitat::transfer`]), and its voxels whose
-//! sub-samples fall in more than one habitat count as mixed.
+//! sub-samples fall in more than one habitat count as mixed. A mixed voxel
+//! takes the habitat with the most sub-sample votes (ties to the inner
+//! one) and counts as mixed in every region it belongs to: that habitat,
+//! `whole`, and `core` or `rim`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -50,8 +53,21 @@ pub(super) struct PatientRegions {
     pub(super) masks: RegionMasks,
     /// Regions below `min_region_voxels`.
     pub(super) exclusions: Vec<RegionExclusion>,
-    /// Voxels whose carried label was a vote between habitats.
-    pub(super) mixed_voxels: usize,
+    /// Whether each lesion voxel's carried label was a vote between
+    /// habitats, in the order of the sequence's lesion voxels. Empty when
+    /// the labels were not carried.
+    pub(super) mixed: Vec<bool>,
+}
+
+impl PatientRegions {
+    /// Returns the number of mixed voxels among the lesion voxels at
+    /// `indices`.
+    pub(super) fn mixed_among(&self, indices: &[usize]) -> usize {
+        if self.mixed.is_empty() {
+            return 0;
+        }
+        indices.iter().filter(|&&index| self.mixed[index]).count()
+    }
 }
 
 /// A finished `ApplyHabitatModel` round.
@@ -230,7 +246,7 @@ fn sequence_regions(
     reference_habitats: &[u16],
     model: &ValidHabitatModel,
     geometric: Option<&ValidGeometricSettings>,
-) -> Result<(RegionMasks, usize), String> {
+) -> Result<(RegionMasks, Vec<bool>), String> {
     let names = model.names.clone();
     if sequence.on_space_grid {
         let masks = RegionMasks::new(
@@ -240,7 +256,7 @@ fn sequence_regions(
             geometric,
         )
         .map_err(|error| error.to_string())?;
-        return Ok((masks, 0));
+        return Ok((masks, Vec::new()));
     }
     let reference = &space.sequences[0].maps;
     let source = RegionMasks::new(reference, reference_habitats.to_vec(), names.clone(), None)
@@ -261,9 +277,15 @@ fn sequence_regions(
         .iter()
         .map(|voxel| u16::from(carried.labels[*voxel].saturating_sub(1)))
         .collect();
+    let mixed = sequence
+        .maps
+        .voxels
+        .iter()
+        .map(|voxel| carried.mixed[*voxel])
+        .collect();
     let masks = RegionMasks::new(&sequence.maps, habitats, names, geometric)
         .map_err(|error| error.to_string())?;
-    Ok((masks, carried.mixed_voxels))
+    Ok((masks, mixed))
 }
 
 /// Output directory of the habitat maps and the images under the overlays.
@@ -288,7 +310,18 @@ fn apply_patient(
         let Some(model) = apply.models.get(space_name) else {
             continue;
         };
-        let supervoxel_habitats = model.assign(space.descriptors.view());
+        let supervoxel_habitats = match model.assign(space.descriptors.view()) {
+            Ok(habitats) => habitats,
+            Err(error) => {
+                let reason = format!(
+                    "assigning the supervoxels of space {space_name} to the habitat model failed: {error}"
+                );
+                for sequence in &space.sequences {
+                    outcome.push((sequence.sequence.clone(), Err(reason.clone())));
+                }
+                continue;
+            }
+        };
         let voxel_habitats: Vec<u16> = space
             .labels
             .iter()
@@ -302,7 +335,7 @@ fn apply_patient(
                 model,
                 apply.geometric.as_ref(),
             )
-            .map(|(masks, mixed_voxels)| {
+            .map(|(masks, mixed)| {
                 let exclusions = region_exclusions(
                     pseudonym,
                     &sequence.sequence,
@@ -312,7 +345,7 @@ fn apply_patient(
                 PatientRegions {
                     masks,
                     exclusions,
-                    mixed_voxels,
+                    mixed,
                 }
             });
             if let (Ok(regions), Some(output)) = (&result, output) {

@@ -1,11 +1,13 @@
 //! `Extract` over the regions of an `ApplyHabitatModel` round: request
 //! checks, and the features of one patient and sequence per region, with
-//! perturbed copies that rerun the habitat chain with the frozen model.
+//! perturbed copies that rerun the habitat chain with the frozen model. In
+//! a `joint` round a copy perturbs every sequence of the patient's joint
+//! space together and reruns the joint chain.
 
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use radstudy_proto::v1::{ExtractRequest, RegionExclusion};
-use sha2::{Digest, Sha256};
 
 use super::habitat::check_round_id;
 use super::habitat_apply::HabitatRound;
@@ -13,10 +15,14 @@ use super::rounds::ValidatedExtract;
 use super::{RequestError, WHOLE_REGION, WorkerState};
 use crate::cache::SequenceOutcome;
 use crate::error::{Exclusion, ExclusionKind};
-use crate::extract::{ExtractContext, LoadedSequence, compute_features};
+use crate::extract::{ExtractContext, LoadedSequence, compute_features, load_sequence};
 use crate::features::ExtractionSettings;
-use crate::habitat::pipeline::VoxelFeatures;
-use crate::perturbed_features::{CopyFailure, HabitatCopyChain, habitat_copy_features};
+use crate::habitat::pipeline::{JOINT_SPACE, VoxelFeatures};
+use crate::manifest::SequenceFiles;
+use crate::perturbed_features::{
+    CopyFailure, HabitatCopyChain, JointSpaceInputs, RegionCopies, RoundPerturbation,
+    habitat_copy_features, joint_habitat_copy_features,
+};
 
 /// A habitat round named by an `Extract` request. Two references are equal
 /// when they name the same round, so that a replayed `Extract` request
@@ -119,21 +125,30 @@ pub(super) fn validate_regions(
     Ok((Some(reference), regions))
 }
 
+/// One patient of an extraction job.
+pub(super) struct PatientInput<'a> {
+    pub(super) pseudonym: &'a str,
+    /// The job's sequence, loaded.
+    pub(super) loaded: &'a LoadedSequence,
+    /// Files of every sequence the manifest lists for the patient.
+    pub(super) files: &'a [(String, SequenceFiles)],
+}
+
 /// Extracts every requested region of one patient and sequence. A region
 /// below the minimum size, or whose features fail, becomes a
 /// [`RegionExclusion`] and the other regions stay.
 pub(super) fn extract_regions(
     sequence: &str,
-    pseudonym: &str,
-    loaded: &LoadedSequence,
+    patient: &PatientInput<'_>,
     context: &ExtractContext<'_>,
     request: &ValidatedExtract,
     habitat: &HabitatRegionsRef,
 ) -> SequenceOutcome {
+    let (pseudonym, loaded) = (patient.pseudonym, patient.loaded);
     let round = &habitat.round;
     let key = (pseudonym.to_string(), sequence.to_string());
     let mask_field = format!("{sequence}_mask");
-    let Some(patient) = round.regions.get(&key) else {
+    let Some(regions) = round.regions.get(&key) else {
         let reason = match round.failures.get(&key) {
             Some(reason) => format!("habitat regions failed: {reason}"),
             None => format!(
@@ -147,7 +162,7 @@ pub(super) fn extract_regions(
             reason,
         ));
     };
-    let masks = &patient.masks;
+    let masks = &regions.masks;
     if masks.geometry.dims != loaded.image.geometry.dims {
         return excluded(Exclusion::new(
             ExclusionKind::GeometryMismatch,
@@ -163,7 +178,7 @@ pub(super) fn extract_regions(
     let mut region_exclusions = Vec::new();
     let mut extracted_regions = Vec::new();
     for region in &request.regions {
-        if let Some(exclusion) = patient.exclusions.iter().find(|e| &e.region == region) {
+        if let Some(exclusion) = regions.exclusions.iter().find(|e| &e.region == region) {
             region_exclusions.push(exclusion.clone());
             continue;
         }
@@ -193,47 +208,20 @@ pub(super) fn extract_regions(
     }
 
     let copies = request.perturbation.as_ref().map(|perturbation| {
-        let space = match round.supervoxels.request.voxel_features {
-            VoxelFeatures::PerSequence => Some(sequence),
-            VoxelFeatures::Joint => None,
+        let copies = CopyRequest {
+            sequence,
+            perturbation,
+            settings: context.settings,
+            regions: &extracted_regions,
         };
-        let model = space.and_then(|space| round.models.get(space));
-        match model {
-            Some(model) => {
-                let chain = HabitatCopyChain {
-                    chain: &round.supervoxels.request.chain,
-                    model,
-                    geometric: round.geometric.as_ref(),
-                    min_region_voxels: round.min_region_voxels,
-                };
-                habitat_copy_features(
-                    sequence,
-                    pseudonym,
-                    loaded,
-                    perturbation,
-                    context.settings,
-                    &chain,
-                    &extracted_regions,
-                )
-                .into_iter()
-                .map(|(region, result)| (region, result.map_err(|failure| failure.to_string())))
-                .collect()
-            }
-            // TODO: perturbed copies of a joint space must perturb every
-            // sequence of the patient together and rerun the joint
-            // clustering. Until that exists they fail, so the ICC sums of
-            // joint rounds stay empty.
-            None => extracted_regions
-                .iter()
-                .map(|region| {
-                    let failure = CopyFailure::Habitat {
-                        repeat: 0,
-                        reason: "perturbed copies of joint habitat spaces are not supported".into(),
-                    };
-                    (region.clone(), Err(failure.to_string()))
-                })
-                .collect(),
-        }
+        let region_copies = match round.supervoxels.request.voxel_features {
+            VoxelFeatures::PerSequence => sequence_copies(&copies, patient, habitat),
+            VoxelFeatures::Joint => joint_copies(&copies, patient, context, habitat),
+        };
+        region_copies
+            .into_iter()
+            .map(|(region, result)| (region, result.map_err(|failure| failure.to_string())))
+            .collect()
     });
 
     SequenceOutcome {
@@ -241,6 +229,119 @@ pub(super) fn extract_regions(
         region_exclusions,
         copies,
     }
+}
+
+/// Inputs of the perturbed copies of one patient and sequence.
+struct CopyRequest<'a> {
+    sequence: &'a str,
+    perturbation: &'a RoundPerturbation,
+    settings: &'a ExtractionSettings,
+    /// The regions extracted from the original, in request order.
+    regions: &'a [String],
+}
+
+/// Returns `reason` as the copy failure of every region.
+fn fail_copies(copies: &CopyRequest<'_>, reason: String) -> RegionCopies {
+    let failure = CopyFailure::Habitat { repeat: 0, reason };
+    copies
+        .regions
+        .iter()
+        .map(|region| (region.clone(), Err(failure.clone())))
+        .collect()
+}
+
+/// Returns the frozen chain of `space` in the habitat round, or `None`
+/// when the round has no model for it.
+fn copy_chain<'a>(habitat: &'a HabitatRegionsRef, space: &str) -> Option<HabitatCopyChain<'a>> {
+    let round = &habitat.round;
+    let model = round.models.get(space)?;
+    Some(HabitatCopyChain {
+        chain: &round.supervoxels.request.chain,
+        model,
+        geometric: round.geometric.as_ref(),
+        min_region_voxels: round.min_region_voxels,
+    })
+}
+
+/// Makes the perturbed copies of a `per_sequence` round from the sequence
+/// alone.
+fn sequence_copies(
+    copies: &CopyRequest<'_>,
+    patient: &PatientInput<'_>,
+    habitat: &HabitatRegionsRef,
+) -> RegionCopies {
+    let Some(chain) = copy_chain(habitat, copies.sequence) else {
+        return fail_copies(
+            copies,
+            format!(
+                "the habitat round has no model for space {}",
+                copies.sequence
+            ),
+        );
+    };
+    habitat_copy_features(
+        copies.sequence,
+        patient.pseudonym,
+        patient.loaded,
+        copies.perturbation,
+        copies.settings,
+        &chain,
+        copies.regions,
+    )
+}
+
+/// Makes the perturbed copies of a `joint` round, which load and perturb
+/// every sequence of the joint space together.
+fn joint_copies(
+    copies: &CopyRequest<'_>,
+    patient: &PatientInput<'_>,
+    context: &ExtractContext<'_>,
+    habitat: &HabitatRegionsRef,
+) -> RegionCopies {
+    let Some(chain) = copy_chain(habitat, JOINT_SPACE) else {
+        return fail_copies(
+            copies,
+            format!("the habitat round has no model for space {JOINT_SPACE}"),
+        );
+    };
+    let mut sequences = Vec::new();
+    for name in &habitat.round.supervoxels.request.sequences {
+        if name == copies.sequence {
+            sequences.push((name.clone(), patient.loaded.clone()));
+            continue;
+        }
+        let Some((_, files)) = patient.files.iter().find(|(listed, _)| listed == name) else {
+            return fail_copies(
+                copies,
+                format!("sequence {name} of the joint space has no valid files in the manifest"),
+            );
+        };
+        match load_sequence(name, files, context) {
+            Ok(loaded) => sequences.push((name.clone(), loaded)),
+            Err(exclusion) => {
+                return fail_copies(
+                    copies,
+                    format!(
+                        "sequence {name} of the joint space failed to load: {} ({})",
+                        exclusion.reason, exclusion.field
+                    ),
+                );
+            }
+        }
+    }
+    let space = JointSpaceInputs {
+        sequences: &sequences,
+        tolerance: context.tolerance,
+    };
+    joint_habitat_copy_features(
+        copies.sequence,
+        patient.pseudonym,
+        &space,
+        copies.perturbation,
+        copies.settings,
+        &chain,
+        copies.regions,
+    )
 }
 
 fn excluded(exclusion: Exclusion) -> SequenceOutcome {

@@ -62,11 +62,7 @@ pub(super) fn region_summaries(
             total.entropy_sum += indices.iter().map(|&i| maps.entropy[i]).sum::<f64>();
             total.intensity_sum += indices.iter().map(|&i| maps.intensity[i]).sum::<f64>();
             total.depth_sum += indices.iter().map(|&i| maps.depth[i]).sum::<f64>();
-            // NOTE: the label transfer returns only a count of mixed voxels,
-            // not which voxels, so the count goes to the whole lesion alone.
-            if region == crate::habitat::regions::WHOLE {
-                total.mixed_voxels += patient.mixed_voxels as u64;
-            }
+            total.mixed_voxels += patient.mixed_among(&indices) as u64;
         }
     }
     let mut summaries = Vec::new();

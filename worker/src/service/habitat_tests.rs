@@ -151,6 +151,7 @@ fn two_habitat_model(response: &SupervoxelResponse) -> HabitatModel {
         scale,
         centroids: vec![-1.0, -1.0, 1.0, 1.0],
         names: vec!["inner".into(), "marginal".into()],
+        ..HabitatModel::default()
     }
 }
 
@@ -746,6 +747,7 @@ async fn joint_sts_clusters_mr_and_carries_to_pet() {
         scale: vec![0.25; 4],
         centroids: vec![-1.0, -1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0],
         names: vec!["inner".into(), "marginal".into()],
+        ..HabitatModel::default()
     };
     let applied = apply(&service, apply_request(model, 1))
         .await
@@ -772,7 +774,116 @@ async fn joint_sts_clusters_mr_and_carries_to_pet() {
         .iter()
         .find(|r| r.sequence == "PET" && r.region == "whole")
         .expect("PET whole summary");
-    assert_eq!(pet_whole.mixed_voxels, pet.mixed_voxels as u64);
+    let pet_mixed = pet.mixed.iter().filter(|&&mixed| mixed).count() as u64;
+    assert_eq!(pet_whole.mixed_voxels, pet_mixed);
+    // Labels carried from MR's 3.3 mm slices onto 4–5 mm PET voxels split
+    // some votes, and every mixed voxel lies in exactly one habitat.
+    assert!(pet_mixed > 0);
+    let habitat_mixed: u64 = ["inner", "marginal"]
+        .iter()
+        .map(|region| {
+            applied
+                .regions
+                .iter()
+                .find(|r| r.sequence == "PET" && r.region == *region)
+                .map_or(0, |summary| summary.mixed_voxels)
+        })
+        .sum();
+    assert_eq!(habitat_mixed, pet_mixed);
+    let mr_whole = applied
+        .regions
+        .iter()
+        .find(|r| r.sequence == "MR_T1" && r.region == "whole")
+        .expect("MR whole summary");
+    assert_eq!(mr_whole.mixed_voxels, 0);
+}
+
+/// Builds a service whose manifest lists each patient's PET files twice,
+/// as PET and PET_TWIN, so that a joint space has two sequences on one
+/// grid.
+fn twin_pet_service(patients: &[&str]) -> (WorkerService, tempfile::TempDir) {
+    let (service, folder) = habitat_service(patients, 1);
+    let mut text =
+        String::from("patient_id,label,PET_image,PET_mask,PET_TWIN_image,PET_TWIN_mask\n");
+    for (index, patient) in patients.iter().enumerate() {
+        let files = format!("sts/{patient}/PET_image.nii.gz,sts/{patient}/PET_mask.nii.gz");
+        text.push_str(&format!("{patient},{},{files},{files}\n", index % 2));
+    }
+    let root = data_root();
+    let manifest =
+        Manifest::parse(text.as_bytes(), Path::new("manifest.csv"), &root).expect("manifest");
+    let state = &service.state;
+    let key = PseudonymKey::from_bytes(vec![9; 32]).expect("32-byte key");
+    let audit = AuditLog::open(&state.config.audit_log).expect("audit log opens");
+    let state = WorkerState::new(state.config.clone(), manifest, key, audit).expect("state");
+    (WorkerService::new(Arc::new(state)), folder)
+}
+
+#[tokio::test]
+async fn joint_perturbed_copies_rerun_joint_chain() {
+    let patients = &PATIENTS[..3];
+    let (service, _folder) = twin_pet_service(patients);
+    let everyone: Vec<String> = patients.iter().map(|p| pseudonym(&service, p)).collect();
+    let mut request = supervoxel_request(SUPERVOXEL_ROUND, Vec::new(), everyone);
+    request.sequences = vec!["PET".into(), "PET_TWIN".into()];
+    request.voxel_features = "joint".into();
+    let response = compute(&service, request)
+        .await
+        .expect("joint round answers");
+    assert_eq!(response.n_excluded, 0, "{:?}", response.errors);
+
+    // Splits at the pooled mean of the four columns, so both habitats get
+    // voxels in every lesion and every perturbed copy.
+    let model = HabitatModel {
+        space: "joint".into(),
+        columns: response.columns.clone(),
+        mean: vec![0.5; 4],
+        scale: vec![0.25; 4],
+        centroids: vec![-1.0, -1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0],
+        names: vec!["inner".into(), "marginal".into()],
+        ..HabitatModel::default()
+    };
+    apply(&service, apply_request(model, 1))
+        .await
+        .expect("apply answers");
+
+    let perturbation = PerturbationSettings {
+        repeats: 2,
+        max_angle_deg: 10.0,
+        max_volume_change_mm: 1.0,
+        noise: true,
+        seed: 42,
+    };
+    extract(
+        &service,
+        extract_request(&["whole", "inner"], Some(perturbation)),
+    )
+    .await
+    .expect("extract answers");
+    let key = (STUDY.to_string(), EXTRACT_ROUND.to_string());
+    let round = service.state.finished_round(&key).expect("round kept");
+    let copies = round.copies.as_ref().expect("perturbed copies");
+    let entries: Vec<(&str, &str)> = copies
+        .sequences
+        .iter()
+        .map(|s| (s.sequence.as_str(), s.region.as_str()))
+        .collect();
+    assert_eq!(entries, [("PET", "whole"), ("PET", "inner")]);
+    // Before joint copies existed every patient's copies failed here, so
+    // the counts are the check that the joint chain reran.
+    for region in &copies.sequences {
+        assert_eq!(
+            region.patients.len(),
+            patients.len(),
+            "{}: n_excluded = {}",
+            region.region,
+            copies.n_excluded
+        );
+        for patient in &region.patients {
+            assert_eq!(patient.values.len(), 2, "{}", region.region);
+            assert!(patient.values.iter().flatten().all(|v| v.is_finite()));
+        }
+    }
 }
 
 /// Runs the supervoxel round on every STS patient directory, both

@@ -12,7 +12,7 @@ use tonic::Status;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::cached_extract::{CachedExtraction, extract_with_cache};
-use super::habitat_extract::{HabitatRegionsRef, extract_regions, validate_regions};
+use super::habitat_extract::{HabitatRegionsRef, PatientInput, extract_regions, validate_regions};
 use super::round_tally::{FinishedJob, RoundTally};
 use super::{
     RequestError, RoundCopies, RoundResult, SequenceCopies, WHOLE_REGION, WorkerState, status_for,
@@ -180,6 +180,9 @@ struct Job {
     line: u64,
     sequence: String,
     work: Result<SequenceFiles, Exclusion>,
+    /// Every sequence of the patient that the manifest lists with valid
+    /// files, which the perturbed copies of a `joint` habitat space load.
+    patient_files: Arc<Vec<(String, SequenceFiles)>>,
 }
 
 /// Extracts one patient and sequence, then its perturbed copies from the
@@ -189,6 +192,7 @@ pub(super) fn extract_job(
     sequence: &str,
     pseudonym: &str,
     files: &SequenceFiles,
+    patient_files: &[(String, SequenceFiles)],
     context: &ExtractContext<'_>,
     request: &ValidatedExtract,
 ) -> SequenceOutcome {
@@ -197,7 +201,12 @@ pub(super) fn extract_job(
         Err(exclusion) => return SequenceOutcome::excluded(exclusion),
     };
     if let Some(habitat) = &request.habitat {
-        return extract_regions(sequence, pseudonym, &loaded, context, request, habitat);
+        let patient = PatientInput {
+            pseudonym,
+            loaded: &loaded,
+            files: patient_files,
+        };
+        return extract_regions(sequence, &patient, context, request, habitat);
     }
     let features = compute_features(sequence, &loaded.image, &loaded.roi, context.settings);
     let copies = match (&features, &request.perturbation) {
@@ -379,6 +388,7 @@ async fn run_job(
         line,
         sequence,
         work,
+        patient_files,
     } = job;
     let extraction = match work {
         Err(exclusion) => CachedExtraction::bypassed(SequenceOutcome::excluded(exclusion)),
@@ -394,6 +404,7 @@ async fn run_job(
                     &worker_sequence,
                     &worker_pseudonym,
                     &files,
+                    &patient_files,
                     &request,
                 )
             })
@@ -466,6 +477,13 @@ fn plan_jobs(state: &WorkerState, request: &ValidatedExtract) -> Vec<Job> {
         if !requested(&pseudonym) {
             continue;
         }
+        let patient_files: Arc<Vec<(String, SequenceFiles)>> = Arc::new(
+            entry
+                .sequences
+                .iter()
+                .filter_map(|(name, files)| Some((name.clone(), files.as_ref().ok()?.clone())))
+                .collect(),
+        );
         for sequence in sequences {
             let work = match entry.sequences.get(sequence) {
                 Some(Ok(files)) => Ok(files.clone()),
@@ -490,6 +508,7 @@ fn plan_jobs(state: &WorkerState, request: &ValidatedExtract) -> Vec<Job> {
                 line: entry.line,
                 sequence: sequence.clone(),
                 work,
+                patient_files: patient_files.clone(),
             });
         }
     }
@@ -523,6 +542,7 @@ fn plan_jobs(state: &WorkerState, request: &ValidatedExtract) -> Vec<Job> {
                     &row.problem.field,
                     &row.problem.reason,
                 )),
+                patient_files: Arc::new(Vec::new()),
             });
         }
     }

@@ -88,6 +88,12 @@ fn transfer_coarser_aligned_grid_takes_block_majority() {
     assert_eq!(carried.labels[[0, 1, 0]], 2);
     assert_eq!(carried.labels[[1, 1, 0]], 3);
     assert_eq!(carried.mixed_voxels, 3);
+    // Blocks (0, 0), (1, 0) and (0, 1) split their votes; block (1, 1) is
+    // all label 3.
+    assert!(carried.mixed[[0, 0, 0]]);
+    assert!(carried.mixed[[1, 0, 0]]);
+    assert!(carried.mixed[[0, 1, 0]]);
+    assert!(!carried.mixed[[1, 1, 0]]);
     assert_eq!(carried.unlabelled_voxels, 0);
     // 64 + 64 + 40 + 64 voted points out of 4 × 64.
     assert!((carried.voted_point_share - 232.0 / 256.0).abs() < SHARE_TOLERANCE);
