@@ -233,6 +233,7 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
         features: FeatureConfig::default(),
         model: ModelConfig::default(),
         timeouts: TimeoutConfig::default(),
+        retry: Default::default(),
         icc: IccConfig::default(),
         validation: ValidationConfig::default(),
         federated: FederatedConfig::default(),
