@@ -12,8 +12,8 @@
 //! - `icc.json`: the reproducibility filter's report.
 //!
 //! `radstudy run --resume` loads the newest stage and runs only the steps
-//! after it, under the stored round ids, so a worker that still holds a
-//! round returns it instead of computing it again. The later steps are
+//! after it, under the stored round ids, so a worker that still keeps a
+//! round in memory returns it instead of computing it again. The later steps are
 //! deterministic given the stored results, which makes a resumed study's
 //! files equal to an uninterrupted one's.
 //!
@@ -49,9 +49,9 @@ const FORMAT: u32 = 1;
 /// Errors reading or writing checkpoints.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// A new study was started in a directory that holds checkpoints.
+    /// A new study was started in a directory that contains checkpoints.
     #[error(
-        "the study directory {dir} holds the checkpoints of an earlier run ({state}); rerun with --resume to continue that study, or give an empty --out directory to start over"
+        "the study directory {dir} contains the checkpoints of an earlier run ({state}); rerun with --resume to continue that study, or give an empty --out directory to start over"
     )]
     StateExists {
         /// The study directory.
@@ -59,7 +59,7 @@ pub enum CheckpointError {
         /// Its `state/study.json`.
         state: PathBuf,
     },
-    /// `--resume` was given, but the directory holds no checkpoint.
+    /// `--resume` was given, but the directory contains no checkpoint.
     #[error(
         "cannot resume: {state} not found, so no earlier run of this study wrote checkpoints in {dir}; check --out, or run without --resume to start the study"
     )]
@@ -88,7 +88,7 @@ pub enum CheckpointError {
     Invalid {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// The parse or decode error.
         message: String,
     },
     /// A checkpoint file cannot be written.

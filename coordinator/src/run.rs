@@ -115,7 +115,7 @@ struct CenterProvenance {
 /// checkpoints in its study directory ([`crate::checkpoint`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMode {
-    /// Start a new study; a directory that holds checkpoints is rejected.
+    /// Start a new study; a directory that contains checkpoints is rejected.
     New,
     /// Continue from the last completed stage, with the stored round ids.
     Resume,

@@ -93,7 +93,7 @@ pub enum CenterError {
     },
     /// A call did not finish within its deadline.
     #[error(
-        "{call} timed out: no answer within {seconds} s; check that the worker is running and not overloaded"
+        "{call} timed out: no reply within {seconds} s; check that the worker is running and not overloaded"
     )]
     Timeout {
         /// The center.
@@ -105,7 +105,7 @@ pub enum CenterError {
     },
     /// Every attempt of a call failed with a transient error, or the next
     /// wait would have passed the call's budget.
-    #[error("{call} failed after {attempts} attempts in {seconds} s: {last}")]
+    #[error("{call} got no reply within {seconds} s ({attempts} attempts; last error: {last})")]
     RetriesExhausted {
         /// The center.
         center: String,

@@ -5,8 +5,8 @@
 //! keep-alive pings) and the status `Unavailable`. A worker's own reply
 //! (`InvalidArgument`, `FailedPrecondition`, `PermissionDenied`, a policy
 //! rejection), a TLS failure, an invalid reply and a timed-out call are
-//! final, because repeating the same request gets the same answer or waits
-//! the same time again.
+//! final, because the same request would get the same reply or wait as
+//! long again.
 //!
 //! Attempt `n` (1-based) that failed is followed by a wait of
 //! `d = min(max, initial * 2^(n-1))` with equal jitter: a uniform draw in
@@ -88,8 +88,8 @@ impl RetryConfig {
     }
 }
 
-/// How one client retries: the `[retry]` settings and the budget of one
-/// call, retries included.
+/// Retry policy of one client: the `[retry]` settings and the time
+/// budget of one call, retries included.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts per call, the first included.

@@ -109,6 +109,11 @@ impl WorkerProcess {
         }
     }
 
+    /// Returns the worker's process id, for tests that signal it.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the worker: SIGTERM, then SIGKILL if it has not exited after
     /// five seconds.
     pub fn stop(&mut self) {
