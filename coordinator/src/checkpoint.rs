@@ -17,6 +17,10 @@
 //! deterministic given the stored results, which makes a resumed study's
 //! files equal to an uninterrupted one's.
 //!
+//! NOTE: the habitat rounds have no checkpoint of their own. A study
+//! resumed from `extraction.json` runs them again under the stored round
+//! ids, which a worker that restarted in between computes from scratch.
+//!
 //! Every file is written to a temporary name, synced and renamed, so a
 //! crash leaves either the old file or the new one. Feature values are
 //! stored bit-exact: tables as protobuf (hex in JSON), floats of the ICC

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod extraction;
+mod feature_stage;
 pub mod federated;
 pub mod habitat;
 pub mod handshake;

@@ -2,9 +2,9 @@
 //! them killed or stopped mid-study.
 //!
 //! The study is a small part of the soft-tissue-sarcoma cohort (20
-//! patients at the development center A, 10 at the external center B),
-//! first-order features only and a small ICC filter, so that each run
-//! takes seconds. Results are compared byte for byte with an
+//! patients at the development center A, 10 at the external center B,
+//! which keeps its table and validates by scores only), first-order
+//! features only and a small ICC filter, so that each run takes seconds. Results are compared byte for byte with an
 //! uninterrupted run of the same study: the workers use fixed pseudonym
 //! keys and the study a fixed seed, so every run of it writes the same
 //! files.
@@ -32,8 +32,9 @@ const PATIENTS_B: usize = 10;
 /// Files that must be equal between an interrupted and an uninterrupted
 /// study. `provenance.json` and `report.html` name the round ids, which
 /// differ between two new studies, so they are left out.
-const COMPARED_FILES: [&str; 6] = [
+const COMPARED_FILES: [&str; 7] = [
     "metrics.csv",
+    "scores_only.json",
     "models.json",
     "predictions.csv",
     "selection.json",
@@ -76,7 +77,7 @@ fn start_centers(dir: &Path) -> anyhow::Result<RunningCenters> {
                 role: CenterRole::External,
                 data_root: data_root(),
                 manifest: manifest_b,
-                share_feature_tables: true,
+                share_feature_tables: false,
             },
         ],
     )
@@ -310,6 +311,13 @@ fn coordinator_killed_then_resumed() -> anyhow::Result<()> {
     assert!(!again.status.success(), "a second new study was accepted");
     assert!(message.contains("--resume"), "{message}");
 
+    // Both workers restart on new ports, so they hold no round in memory,
+    // and study.toml follows them: endpoints are not part of the settings
+    // hash.
+    drop(running);
+    let running = start_centers(dir.path())?;
+    let study = write_study(dir.path(), &running)?;
+
     let resumed = run_coordinator(&study, &out, true)?;
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert!(
@@ -320,6 +328,12 @@ fn coordinator_killed_then_resumed() -> anyhow::Result<()> {
     assert!(
         stderr.contains("restored from the checkpoint"),
         "the resumed study did not use its checkpoint:\n{stderr}"
+    );
+    // B validates by scores only, from the extraction round, which the
+    // restarted worker had to compute again.
+    assert!(
+        stderr.contains("extraction round sent again"),
+        "the extraction round was not sent again:\n{stderr}"
     );
     assert_same_files(&out);
     Ok(())

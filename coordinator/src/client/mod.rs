@@ -383,12 +383,28 @@ impl CenterClient {
             async move {
                 match tokio::time::timeout(deadline, reply).await {
                     Ok(Ok(response)) => Ok(response.into_inner()),
-                    Ok(Err(status)) => Err(self.call_error(call, status)),
+                    Ok(Err(status)) => Err(self.status_error(call, status, deadline)),
                     Err(_) => Err(self.timeout_error(call, deadline)),
                 }
             }
         })
         .await
+    }
+
+    /// Maps a failed status like [`CenterClient::call_error`], except
+    /// that tonic's own expiry of the request's `grpc-timeout` (status
+    /// `Cancelled`, "Timeout expired", in tonic 0.14) is a timeout after
+    /// `deadline`.
+    fn status_error(
+        &self,
+        call: &'static str,
+        status: tonic::Status,
+        deadline: Duration,
+    ) -> CenterError {
+        if status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired" {
+            return self.timeout_error(call, deadline);
+        }
+        self.call_error(call, status)
     }
 
     fn call_error(&self, call: &'static str, status: tonic::Status) -> CenterError {
@@ -442,7 +458,7 @@ impl CenterClient {
             async move {
                 match tokio::time::timeout(deadline, client.describe(request)).await {
                     Ok(Ok(response)) => Ok(response.into_inner()),
-                    Ok(Err(status)) => Err(this.call_error("Describe", status)),
+                    Ok(Err(status)) => Err(this.status_error("Describe", status, deadline)),
                     Err(_) => Err(this.timeout_error("Describe", deadline)),
                 }
             }
@@ -525,7 +541,7 @@ impl CenterClient {
                 call: "Extract",
                 message: "the stream ended without a round summary".into(),
             }),
-            Ok(Err(status)) => Err(self.call_error("Extract", status)),
+            Ok(Err(status)) => Err(self.status_error("Extract", status, round_timeout)),
             Err(_) => Err(self.timeout_error("Extract", round_timeout)),
         }
     }
@@ -557,7 +573,9 @@ impl CenterClient {
                 async move {
                     match tokio::time::timeout(deadline, consume).await {
                         Ok(Ok(chunks)) => Ok(chunks),
-                        Ok(Err(status)) => Err(this.call_error("FetchFeatureTable", status)),
+                        Ok(Err(status)) => {
+                            Err(this.status_error("FetchFeatureTable", status, deadline))
+                        }
                         Err(_) => Err(this.timeout_error("FetchFeatureTable", deadline)),
                     }
                 }

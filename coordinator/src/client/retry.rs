@@ -187,13 +187,16 @@ where
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        if !is_transient(&error) {
+        // A timeout after a transient failure ends the call like running
+        // out of attempts, so that the reason gives the whole time spent.
+        let timed_out = matches!(error, CenterError::Timeout { .. });
+        if !is_transient(&error) && !(timed_out && number > 1) {
             return Err(error);
         }
 
         let wait = policy.draw_wait(number);
         let left = deadline.saturating_duration_since(Instant::now());
-        if number >= policy.attempts || wait >= left {
+        if timed_out || number >= policy.attempts || wait >= left {
             if number == 1 {
                 return Err(error);
             }
@@ -353,6 +356,33 @@ mod tests {
         match result {
             Err(CenterError::RetriesExhausted { attempts, .. }) => assert_eq!(attempts, 3),
             other => panic!("expected RetriesExhausted, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn with_retry_reports_timeout_after_retry() {
+        // A worker that dropped the connection and then stopped answering:
+        // the second attempt times out, and the error gives both attempts.
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> =
+            with_retry(&policy(5, 5000), "A", "Extract", Duration::MAX, |_| async {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(lost())
+                } else {
+                    Err(CenterError::Timeout {
+                        center: "A".into(),
+                        call: "Extract",
+                        seconds: 3,
+                    })
+                }
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        match result {
+            Err(error @ CenterError::RetriesExhausted { attempts: 2, .. }) => {
+                assert!(error.to_string().contains("no reply within"), "{error}");
+            }
+            other => panic!("expected RetriesExhausted after 2 attempts, got {other:?}"),
         }
     }
 

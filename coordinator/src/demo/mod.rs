@@ -250,7 +250,16 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
             ..Default::default()
         },
     };
-    let outcome = run_study(&study, &out_dir.join("study"), show_progress).await;
+    // Every demo run is a new study on a new synthetic cohort, so the
+    // checkpoints of an earlier demo in the same folder are removed
+    // instead of rejecting the run.
+    let study_dir = out_dir.join("study");
+    let state_dir = study_dir.join(crate::checkpoint::STATE_DIR);
+    if state_dir.exists() {
+        std::fs::remove_dir_all(&state_dir)
+            .with_context(|| format!("cannot remove {}", state_dir.display()))?;
+    }
+    let outcome = run_study(&study, &study_dir, show_progress).await;
     for process in &mut processes {
         process.stop();
     }
