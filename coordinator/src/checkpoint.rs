@@ -183,8 +183,8 @@ pub struct Checkpoints {
 impl Checkpoints {
     /// Starts the checkpoints of a new study in `out_dir`, or loads those
     /// of an earlier run when `resume` is set. A new study is rejected
-    /// when `state/` already holds one; a resumed study when it holds
-    /// none, or one of different settings.
+    /// when `state/` already contains one. A resumed study is rejected when
+    /// it contains none, or one of different settings.
     pub fn open(
         out_dir: &Path,
         config: &StudyConfig,

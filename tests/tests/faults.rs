@@ -1,10 +1,11 @@
 //! Fault tests on loopback: real worker and coordinator processes, one of
 //! them killed or stopped mid-study.
 //!
-//! The study is a small part of the soft-tissue-sarcoma cohort (20
-//! patients at the development center A, 10 at the external center B,
-//! which keeps its table and validates by scores only), first-order
-//! features only and a small ICC filter, so that each run takes seconds. Results are compared byte for byte with an
+//! The study is a small part of the soft-tissue-sarcoma cohort: 20
+//! patients at the development center A and 10 at the external center B,
+//! which keeps its table and validates by scores only. It extracts
+//! first-order features only and runs a small ICC filter, so that each run
+//! takes seconds. Results are compared byte for byte with an
 //! uninterrupted run of the same study: the workers use fixed pseudonym
 //! keys and the study a fixed seed, so every run of it writes the same
 //! files.
@@ -44,7 +45,7 @@ const COMPARED_FILES: [&str; 7] = [
 
 /// Deadlines of the study: short, so that a stopped worker ends the study
 /// within seconds. The round deadline must still cover a whole extraction
-/// round of center A on a loaded 2-core machine (about 10 s measured).
+/// round of center A on a loaded 2-core machine, with room to spare.
 const CALL_S: u64 = 5;
 const ROUND_S: u64 = 40;
 const KEEPALIVE_S: u64 = 2;
@@ -184,7 +185,8 @@ fn read_files(out: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// The files of one uninterrupted run, computed once for every test.
+/// Runs the study once without faults and returns its compared files,
+/// shared by every test.
 fn baseline() -> &'static Vec<(String, Vec<u8>)> {
     static BASELINE: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     BASELINE.get_or_init(|| {
@@ -397,6 +399,10 @@ fn stopped_worker_ends_study_partial() -> anyhow::Result<()> {
     .and_then(|()| signal(pid_b, "STOP"));
     let output = child.wait_with_output();
     let elapsed = start.elapsed();
+    eprintln!(
+        "study with B stopped ended after {:.1} s",
+        elapsed.as_secs_f64()
+    );
     // Resume B whatever happened, so that dropping it can stop it.
     signal(pid_b, "CONT")?;
     stopped?;
@@ -410,6 +416,7 @@ fn stopped_worker_ends_study_partial() -> anyhow::Result<()> {
         .lines()
         .find(|l| l.starts_with("center B left out:"))
         .unwrap_or_else(|| panic!("no failure line for B:\n{stdout}"));
+    eprintln!("{line}");
     assert!(line.contains("no reply within"), "{line}");
     assert!(out.join("metrics.csv").is_file(), "no metrics for A");
     // Bound: B's round deadline plus the rest of the study (handshake,

@@ -190,7 +190,8 @@ where
         // A timeout after a transient failure ends the call like running
         // out of attempts, so that the reason gives the whole time spent.
         let timed_out = matches!(error, CenterError::Timeout { .. });
-        if !is_transient(&error) && !(timed_out && number > 1) {
+        let timed_out_after_retry = timed_out && number > 1;
+        if !is_transient(&error) && !timed_out_after_retry {
             return Err(error);
         }
 
@@ -361,7 +362,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_retry_reports_timeout_after_retry() {
-        // A worker that dropped the connection and then stopped answering:
+        // A worker that dropped the connection and then stopped replying:
         // the second attempt times out, and the error gives both attempts.
         let calls = AtomicU32::new(0);
         let result: Result<(), _> =
