@@ -247,6 +247,26 @@ mod tests {
     }
 
     #[test]
+    fn retry_config_check_rejects_invalid() {
+        assert_eq!(RetryConfig::default().check(), Ok(()));
+        let cases = [
+            (0, 500, 10_000, "retry.attempts"),
+            (101, 500, 10_000, "retry.attempts"),
+            (5, 0, 10_000, "retry.initial_ms"),
+            (5, 500, 499, "retry.max_ms"),
+        ];
+        for (attempts, initial_ms, max_ms, field) in cases {
+            let config = RetryConfig {
+                attempts,
+                initial_ms,
+                max_ms,
+            };
+            let error = config.check().expect_err("invalid [retry]");
+            assert_eq!(error.0, field, "{config:?}");
+        }
+    }
+
+    #[test]
     fn max_wait_doubles_up_to_max() {
         // initial 10 ms doubled per attempt: 10, 20, 40, then capped at
         // max_ms = 40.
