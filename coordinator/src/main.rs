@@ -44,7 +44,7 @@ enum Command {
         out: PathBuf,
         /// Continue the study in --out from its last completed stage
         /// (extraction, feature table, ICC filter), reusing its round ids.
-        /// Without it, a --out that holds checkpoints (state/) is rejected.
+        /// Without it, a --out that contains checkpoints (state/) is rejected.
         #[arg(long)]
         resume: bool,
     },
