@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::client::retry::{RetryConfig, RetryPolicy};
 use crate::federated::FederatedConfig;
 use crate::habitat::HabitatConfig;
 use crate::reproducibility::IccConfig;
@@ -412,6 +413,8 @@ struct RawStudy {
     #[serde(default)]
     timeouts: TimeoutConfig,
     #[serde(default)]
+    retry: RetryConfig,
+    #[serde(default)]
     icc: IccConfig,
     #[serde(default)]
     validation: ValidationConfig,
@@ -446,6 +449,8 @@ pub struct StudyConfig {
     pub model: ModelConfig,
     /// Call deadlines.
     pub timeouts: TimeoutConfig,
+    /// Retries of calls that failed with a transient error.
+    pub retry: RetryConfig,
     /// Reproducibility (ICC) filter.
     pub icc: IccConfig,
     /// External validation.
@@ -637,7 +642,12 @@ impl StudyConfig {
                 return Err(invalid(field, "0".into(), "at least 1 second"));
             }
         }
-        for check in [raw.icc.check(), raw.validation.check(), raw.habitat.check()] {
+        for check in [
+            raw.retry.check(),
+            raw.icc.check(),
+            raw.validation.check(),
+            raw.habitat.check(),
+        ] {
             if let Err((field, value, expected)) = check {
                 return Err(invalid(field, value, expected));
             }
@@ -670,6 +680,7 @@ impl StudyConfig {
             features: raw.features,
             model: raw.model,
             timeouts: raw.timeouts,
+            retry: raw.retry,
             icc: raw.icc,
             validation: raw.validation,
             federated: raw.federated,
@@ -691,6 +702,12 @@ impl StudyConfig {
     /// HTTP/2 keep-alive interval and timeout.
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.timeouts.keepalive_s)
+    }
+
+    /// Retry policy of every call: the `[retry]` settings, with every
+    /// call's attempts and waits bounded by the round deadline.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(&self.retry, self.round_timeout())
     }
 }
 

@@ -19,6 +19,7 @@ use radstudy_proto::v1::DescribeResponse;
 use tracing::{info, warn};
 
 use crate::client::CenterClient;
+use crate::client::retry::with_retry;
 use crate::config::{CenterConfig, CenterRole, Harmonization, StudyConfig};
 use crate::habitat::config::ClusterMethod;
 use crate::run::CenterFailure;
@@ -97,9 +98,14 @@ pub(crate) async fn handshake(
             .find(|c| c.id == center)
             .and_then(|c| c.server_name.clone()),
     };
-    let mut client = CenterClient::connect_for_study(&config, &center_config)
-        .await
-        .map_err(|e| e.to_string())?;
+    // A worker that is still starting refuses connections for a moment, so
+    // connecting is retried like any call.
+    let policy = config.retry_policy();
+    let mut client = with_retry(&policy, &center, "connect", config.call_timeout(), |_| {
+        CenterClient::connect_for_study(&config, &center_config)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let description = client
         .describe(&config.study_id)
         .await

@@ -4,9 +4,12 @@
 //! gRPC, gathers their pseudonymised feature tables, and fits and validates
 //! the models on training patients only.
 
+pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod extraction;
+mod feature_stage;
 pub mod federated;
 pub mod habitat;
 pub mod handshake;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use radstudy::config::StudyConfig;
-use radstudy::run::{StudyOutcome, run_study};
+use radstudy::run::{StartMode, StudyOutcome, run_study_from};
 
 /// Runs multi-center radiomics studies: drives the hospital workers over
 /// gRPC, gathers pseudonymised feature tables, fits and validates models.
@@ -42,6 +42,11 @@ enum Command {
         /// Study directory to write (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Continue the study in --out from its last completed stage
+        /// (extraction, feature table, ICC filter), reusing its round ids.
+        /// Without it, a --out that contains checkpoints (state/) is rejected.
+        #[arg(long)]
+        resume: bool,
     },
     /// Generate a synthetic two-center cohort, start two local workers, and
     /// run a study on it.
@@ -71,13 +76,18 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let show_progress = !cli.no_progress;
     let outcome = match cli.command {
-        Command::Run { study, out } => {
+        Command::Run { study, out, resume } => {
             let config = StudyConfig::load(&study)?;
+            let mode = if resume {
+                StartMode::Resume
+            } else {
+                StartMode::New
+            };
             tokio::select! {
-                outcome = run_study(&config, &out, show_progress) => outcome?,
+                outcome = run_study_from(&config, &out, show_progress, mode) => outcome?,
                 _ = tokio::signal::ctrl_c() => {
                     eprintln!(
-                        "radstudy: interrupted; the study in {} is incomplete. A worker finishes the round it is running and keeps it in memory, so a new run repeats the work.",
+                        "radstudy: interrupted; the study in {} is incomplete. Rerun the same command with --resume to continue from its last completed stage.",
                         out.display()
                     );
                     return Ok(ExitCode::from(130));

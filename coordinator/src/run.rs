@@ -21,17 +21,20 @@
 //! study goes on with the others. The study stops only when no development
 //! center remains.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use radstudy_proto::v1::{DescribeResponse, ExtractRequest, ExtractionSettings};
-use serde::Serialize;
+use radstudy_proto::v1::{DescribeResponse, ExtractionSettings};
+use serde::{Deserialize, Serialize};
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::client::{CenterClient, CenterTable, ExclusionRecord};
 use crate::config::{CenterRole, StudyConfig};
+use crate::feature_stage::{
+    FeatureStage, feature_stage, replay_extraction, restore_feature_stage, save_feature_stage,
+};
 use crate::federated;
-use crate::habitat;
 use crate::handshake::{check_definitions, handshake, validates_by_scores_only};
 use crate::harmonize;
 use crate::model::missing::impute_missing_regions;
@@ -64,10 +67,13 @@ pub enum StudyError {
     /// The gathered tables are inconsistent, or a file cannot be written.
     #[error(transparent)]
     Table(#[from] crate::table::TableError),
+    /// A checkpoint cannot be written, or the study cannot be resumed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// A center left out of the study, with the reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CenterFailure {
     /// The center.
     pub center: String,
@@ -106,12 +112,33 @@ struct CenterProvenance {
     feature_definition_hash: String,
 }
 
-/// Runs a study and writes its directory; `show_progress` draws progress
-/// bars on standard error.
+/// Whether `radstudy run` starts a new study or continues one from the
+/// checkpoints in its study directory ([`crate::checkpoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// Start a new study; a directory that contains checkpoints is rejected.
+    New,
+    /// Continue from the last completed stage, with the stored round ids.
+    Resume,
+}
+
+/// Runs a new study and writes its directory; `show_progress` draws
+/// progress bars on standard error.
 pub async fn run_study(
     config: &StudyConfig,
     out_dir: &Path,
     show_progress: bool,
+) -> Result<StudyOutcome, StudyError> {
+    run_study_from(config, out_dir, show_progress, StartMode::New).await
+}
+
+/// Runs a study as [`run_study`] does, or resumes it from its checkpoints
+/// when `mode` is [`StartMode::Resume`].
+pub async fn run_study_from(
+    config: &StudyConfig,
+    out_dir: &Path,
+    show_progress: bool,
+    mode: StartMode,
 ) -> Result<StudyOutcome, StudyError> {
     std::fs::create_dir_all(out_dir).map_err(|source| StudyError::OutputDir {
         path: out_dir.to_path_buf(),
@@ -125,9 +152,14 @@ pub async fn run_study(
             path: out_dir.to_path_buf(),
             source,
         })?;
-    let round_id = uuid::Uuid::new_v4().to_string();
-    let span = info_span!("study", study = %config.study_id, round = %round_id);
-    run_rounds(config, out_dir, show_progress, &round_id)
+
+    let checkpoints = Checkpoints::open(out_dir, config, mode == StartMode::Resume)?;
+    let span = info_span!(
+        "study",
+        study = %config.study_id,
+        round = %checkpoints.round_ids().extraction
+    );
+    run_rounds(config, out_dir, show_progress, &checkpoints)
         .instrument(span)
         .await
 }
@@ -136,11 +168,13 @@ async fn run_rounds(
     config: &StudyConfig,
     out_dir: &Path,
     show_progress: bool,
-    round_id: &str,
+    checkpoints: &Checkpoints,
 ) -> Result<StudyOutcome, StudyError> {
-    let mut failures = Vec::new();
+    let round_ids = checkpoints.round_ids().clone();
+    let mut handshake_failures = Vec::new();
 
-    // Round 1: handshake.
+    // Round 1: handshake, also when resuming, because later rounds need
+    // the connections.
     let mut handshakes = Vec::new();
     for center in &config.centers {
         let span = info_span!("center", center = %center.id);
@@ -152,162 +186,74 @@ async fn run_rounds(
     for (center, task) in config.centers.iter().zip(handshakes) {
         match task.await {
             Ok(Ok(pair)) => connected.push(pair),
-            Ok(Err(reason)) => failures.push(CenterFailure {
+            Ok(Err(reason)) => handshake_failures.push(CenterFailure {
                 center: center.id.clone(),
                 reason,
             }),
-            Err(join_error) => failures.push(CenterFailure {
+            Err(join_error) => handshake_failures.push(CenterFailure {
                 center: center.id.clone(),
                 reason: format!("internal error: {join_error}"),
             }),
         }
     }
-    check_definitions(&mut connected, &mut failures);
-    let scores_only: std::collections::BTreeSet<String> = connected
+    check_definitions(&mut connected, &mut handshake_failures);
+    let scores_only: BTreeSet<String> = connected
         .iter()
         .filter(|(client, description)| {
             validates_by_scores_only(config, client.center(), description).unwrap_or(false)
         })
         .map(|(client, _)| client.center().to_string())
         .collect();
-
-    // Round 2: extraction, all centers at once.
     let settings = ExtractionSettings {
         feature_classes: config.features.classes.clone(),
         bin_width: config.features.bin_width,
         label: config.features.label,
     };
-    let extraction = extraction_round(
-        config,
-        &connected,
-        round_id,
-        &settings,
-        &scores_only,
-        None,
-        show_progress,
-    )
-    .await;
-    failures.extend(extraction.failures);
-    let (mut tables, mut remote_validation, mut exclusions) = (
-        extraction.tables,
-        extraction.remote_validation,
-        extraction.exclusions,
-    );
-    require_development_center(config, &tables, &failures)?;
 
-    // Round 3: one table, with cohorts.
-    let mut table = StudyTable::assemble(&tables, &config.sequences)?;
-    let cohorts = split_cohorts(config, &table);
-    for (patient, cohort) in table.patients.iter_mut().zip(cohorts) {
-        patient.cohort = cohort;
-    }
-
-    // Habitat rounds, then every region extracted again under a new round.
-    let mut notes = Vec::new();
-    let mut extraction_round_id = round_id.to_string();
-    let mut habitat_regions: Option<(String, Vec<String>)> = None;
-    if config.habitat.enabled {
-        let participants: Vec<(CenterClient, DescribeResponse)> = connected
-            .iter()
-            .filter(|(client, _)| {
-                let center = client.center();
-                tables.iter().any(|(c, _)| c == center)
-                    || remote_validation.iter().any(|r| r.center() == center)
-            })
-            .cloned()
-            .collect();
-        let mut training: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for patient in table
-            .patients
-            .iter()
-            .filter(|p| p.cohort == Cohort::Training)
-        {
-            training
-                .entry(patient.center.clone())
-                .or_default()
-                .push(patient.pseudonym.clone());
-        }
-        let rounds = habitat::round::run_rounds(config, &config.habitat, &participants, &training)
-            .instrument(info_span!("phase", phase = "habitat"))
+    let stage = match checkpoints.load_features()? {
+        Some(stored) => {
+            info!(
+                round = %stored.extraction_round_id,
+                "feature table restored from the checkpoint; extraction and habitat rounds skipped"
+            );
+            let stage = restore_feature_stage(config, &connected, handshake_failures, stored)?;
+            replay_extraction(
+                config,
+                &connected,
+                &stage,
+                &scores_only,
+                &settings,
+                show_progress,
+            )
             .await;
-        match rounds {
-            Ok(outcome) => {
-                habitat::report::write_report(out_dir, &config.habitat, &outcome)?;
-                for (center, reason) in &outcome.failed {
-                    failures.push(CenterFailure {
-                        center: center.clone(),
-                        reason: format!("left out of the habitat rounds: {reason}"),
-                    });
-                }
-                let applied: Vec<(CenterClient, DescribeResponse)> = participants
-                    .into_iter()
-                    .filter(|(client, _)| {
-                        outcome.applied_centers.iter().any(|c| c == client.center())
-                    })
-                    .collect();
-                extraction_round_id = uuid::Uuid::new_v4().to_string();
-                let regions = (outcome.apply_round_id.clone(), outcome.regions.clone());
-                info!(round = %extraction_round_id, regions = ?regions.1, "habitat extraction round started");
-                let extraction = extraction_round(
-                    config,
-                    &applied,
-                    &extraction_round_id,
-                    &settings,
-                    &scores_only,
-                    Some((&regions.0, &regions.1)),
-                    show_progress,
-                )
-                .await;
-                failures.extend(extraction.failures);
-                tables = extraction.tables;
-                remote_validation = extraction.remote_validation;
-                exclusions = extraction.exclusions;
-                // A patient that the extraction excluded for a sequence is
-                // listed once; habitats.json keeps the habitat step's own
-                // record.
-                for record in &outcome.exclusions {
-                    let listed = exclusions.iter().any(|e| {
-                        (&e.center, &e.pseudonym, &e.sequence)
-                            == (&record.center, &record.pseudonym, &record.sequence)
-                    });
-                    if !listed {
-                        exclusions.push(record.clone());
-                    }
-                }
-                require_development_center(config, &tables, &failures)?;
-
-                // The cohorts of the first table carry over by patient, so
-                // the habitat model's training patients stay the training
-                // cohort.
-                let first: std::collections::BTreeMap<(String, String), Cohort> = table
-                    .patients
-                    .iter()
-                    .map(|p| ((p.center.clone(), p.pseudonym.clone()), p.cohort))
-                    .collect();
-                table = StudyTable::assemble(&tables, &config.sequences)?;
-                let fallback = split_cohorts(config, &table);
-                for (patient, fallback) in table.patients.iter_mut().zip(fallback) {
-                    patient.cohort = first
-                        .get(&(patient.center.clone(), patient.pseudonym.clone()))
-                        .copied()
-                        .unwrap_or(fallback);
-                }
-                habitat_regions = Some(regions);
-            }
-            Err((reason, outcome)) => {
-                habitat::report::write_report(out_dir, &config.habitat, &outcome)?;
-                error!(%reason, "habitat rounds failed; the study goes on with the whole lesion only");
-                notes.push(format!(
-                    "habitat rounds failed, so only the whole lesion was modelled: {reason}"
-                ));
-                for (center, reason) in &outcome.failed {
-                    notes.push(format!(
-                        "center {center} failed in the habitat rounds: {reason}"
-                    ));
-                }
-            }
+            stage
         }
-    }
+        None => {
+            let stage = feature_stage(
+                config,
+                out_dir,
+                show_progress,
+                checkpoints,
+                &connected,
+                handshake_failures,
+                &scores_only,
+                &settings,
+            )
+            .await?;
+            save_feature_stage(checkpoints, &stage)?;
+            stage
+        }
+    };
+    let FeatureStage {
+        tables: _,
+        mut table,
+        remote_validation,
+        exclusions,
+        mut failures,
+        mut notes,
+        extraction_round_id,
+        habitat_regions,
+    } = stage;
     for failure in &failures {
         error!(center = %failure.center, reason = %failure.reason, "center left out of the study");
     }
@@ -323,10 +269,27 @@ async fn run_rounds(
     let habitat_round = habitat_regions
         .as_ref()
         .map(|(round, regions)| (round.as_str(), regions.as_slice()));
-    let icc_report =
-        reproducibility::run_round(config, &connected, &table, &settings, habitat_round)
+    let icc_report = match checkpoints.load_icc()? {
+        Some(report) => {
+            info!("ICC filter restored from the checkpoint; perturbation round skipped");
+            report
+        }
+        None => {
+            let report = reproducibility::run_round(
+                config,
+                &connected,
+                &table,
+                &settings,
+                habitat_round,
+                &round_ids.icc,
+            )
             .instrument(icc_span)
             .await;
+            checkpoints.save_icc(&report)?;
+            info!("checkpoint written: ICC filter");
+            report
+        }
+    };
     for (center, reason) in &icc_report.failed {
         failures.push(CenterFailure {
             center: center.clone(),
@@ -419,7 +382,7 @@ async fn run_rounds(
     write_outputs(out_dir, &modelling, &exclusions)?;
     let provenance = serde_json::json!({
         "study_id": config.study_id,
-        "round_id": round_id,
+        "round_id": round_ids.extraction,
         "extraction_round_id": extraction_round_id,
         "habitat_apply_round_id": habitat_regions.as_ref().map(|(round, _)| round),
         "seed": config.seed,
@@ -455,102 +418,8 @@ async fn run_rounds(
     })
 }
 
-/// Results of one extraction round over the centers.
-struct ExtractionResults {
-    /// Feature tables of the centers that share them.
-    tables: Vec<(String, CenterTable)>,
-    /// Centers that validate by scores only.
-    remote_validation: Vec<CenterClient>,
-    /// Patients excluded, per sequence.
-    exclusions: Vec<ExclusionRecord>,
-    /// Centers that failed the round.
-    failures: Vec<CenterFailure>,
-}
-
-/// Runs one extraction round at every center of `connected` at once and
-/// fetches the tables of the centers that share them. `habitat` names the
-/// apply round and the regions to extract.
-async fn extraction_round(
-    config: &StudyConfig,
-    connected: &[(CenterClient, DescribeResponse)],
-    round_id: &str,
-    settings: &ExtractionSettings,
-    scores_only: &std::collections::BTreeSet<String>,
-    habitat: Option<(&str, &[String])>,
-    show_progress: bool,
-) -> ExtractionResults {
-    let bars = MultiProgress::new();
-    if !show_progress {
-        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let mut rounds = Vec::new();
-    for (client, description) in connected.iter() {
-        let bar = bars.add(ProgressBar::new(0));
-        bar.set_style(
-            ProgressStyle::with_template("center {prefix:<6} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(description.center_id.clone());
-        let span = info_span!("center", center = %description.center_id);
-        let request = ExtractRequest {
-            study_id: config.study_id.clone(),
-            round_id: round_id.to_string(),
-            sequences: config.sequences.clone(),
-            settings: Some(settings.clone()),
-            perturbation: None,
-            pseudonyms: Vec::new(),
-            habitat_round_id: habitat
-                .map(|(round, _)| round.to_string())
-                .unwrap_or_default(),
-            regions: habitat
-                .map(|(_, regions)| regions.to_vec())
-                .unwrap_or_default(),
-        };
-        rounds.push(tokio::spawn(
-            extract_and_fetch(
-                config.clone(),
-                client.clone(),
-                request,
-                bar,
-                !scores_only.contains(client.center()),
-            )
-            .instrument(span),
-        ));
-    }
-    let mut results = ExtractionResults {
-        tables: Vec::new(),
-        remote_validation: Vec::new(),
-        exclusions: Vec::new(),
-        failures: Vec::new(),
-    };
-    for ((client, _), task) in connected.iter().zip(rounds) {
-        let center = client.center().to_string();
-        match task.await {
-            Ok(Ok((_, center_exclusions))) if scores_only.contains(&center) => {
-                results.exclusions.extend(center_exclusions);
-                info!(center = %center, "center validates by scores only");
-                results.remote_validation.push(client.clone());
-            }
-            Ok(Ok((table, center_exclusions))) => {
-                results.exclusions.extend(center_exclusions);
-                results.tables.push((center, table));
-            }
-            Ok(Err((reason, center_exclusions))) => {
-                results.exclusions.extend(center_exclusions);
-                results.failures.push(CenterFailure { center, reason });
-            }
-            Err(join_error) => results.failures.push(CenterFailure {
-                center,
-                reason: format!("internal error: {join_error}"),
-            }),
-        }
-    }
-    results
-}
-
 /// Stops the study when no development center's table arrived.
-fn require_development_center(
+pub(crate) fn require_development_center(
     config: &StudyConfig,
     tables: &[(String, CenterTable)],
     failures: &[CenterFailure],
@@ -573,7 +442,7 @@ fn require_development_center(
 }
 
 /// Assigns the cohorts of `table`'s patients ([`crate::split`]).
-fn split_cohorts(config: &StudyConfig, table: &StudyTable) -> Vec<Cohort> {
+pub(crate) fn split_cohorts(config: &StudyConfig, table: &StudyTable) -> Vec<Cohort> {
     let inputs: Vec<SplitInput<'_>> = table
         .patients
         .iter()
@@ -592,59 +461,6 @@ fn split_cohorts(config: &StudyConfig, table: &StudyTable) -> Vec<Cohort> {
     assign_cohorts(&inputs, config.split.train_fraction, config.seed)
 }
 
-type CenterResult = Result<(CenterTable, Vec<ExclusionRecord>), (String, Vec<ExclusionRecord>)>;
-
-async fn extract_and_fetch(
-    config: StudyConfig,
-    mut client: CenterClient,
-    request: ExtractRequest,
-    bar: ProgressBar,
-    fetch_table: bool,
-) -> CenterResult {
-    let progress = bar.clone();
-    let round_id = request.round_id.clone();
-    let outcome = client
-        .extract(request, config.round_timeout(), move |index, total| {
-            progress.set_length(total as u64);
-            progress.set_position(index as u64);
-        })
-        .await;
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            bar.abandon_with_message("failed");
-            return Err((error.to_string(), Vec::new()));
-        }
-    };
-    bar.finish_with_message(format!(
-        "{} extracted, {} excluded",
-        outcome.summary.n_extracted, outcome.summary.n_excluded
-    ));
-    for exclusion in &outcome.exclusions {
-        warn!(
-            patient = %exclusion.pseudonym,
-            sequence = %exclusion.sequence,
-            kind = %exclusion.kind,
-            reason = %exclusion.reason,
-            "patient excluded"
-        );
-    }
-    if !fetch_table {
-        let kept = CenterTable {
-            feature_names: Vec::new(),
-            rows: Vec::new(),
-        };
-        return Ok((kept, outcome.exclusions));
-    }
-    match client
-        .fetch_feature_table(&config.study_id, &round_id)
-        .await
-    {
-        Ok(table) => Ok((table, outcome.exclusions)),
-        Err(error) => Err((error.to_string(), outcome.exclusions)),
-    }
-}
-
 /// Returns a SHA-256 (hex) over every study setting that changes a result:
 /// seed, sequences, split, features, habitats, ICC, model, validation and
 /// federated settings. Endpoints, TLS files and timeouts are left out, so
@@ -653,7 +469,7 @@ async fn extract_and_fetch(
 /// NOTE: the hash covers the settings' `Debug` form, which is stable for
 /// one radstudy version but may change between versions; compare it within
 /// one `coordinator_version`.
-fn settings_hash(config: &StudyConfig) -> String {
+pub(crate) fn settings_hash(config: &StudyConfig) -> String {
     use sha2::{Digest, Sha256};
 
     let settings = format!(

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use crate::config::CenterRole;
 
 /// The cohort a patient belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Cohort {
     /// Fits every model and cut-off.

@@ -16,7 +16,7 @@ use radstudy::client::CenterClient;
 use radstudy::config::StudyConfig;
 use radstudy::demo::WorkerProcess;
 use radstudy::habitat::config::{KChoice, KCriterion};
-use radstudy::habitat::round::{HabitatOutcome, run_rounds};
+use radstudy::habitat::round::{HabitatOutcome, HabitatRoundIds, run_rounds};
 use radstudy_e2e::{data_root, sts_study, workspace_binary, workspace_root};
 use radstudy_proto::v1::{DescribeResponse, ExtractRequest, ExtractionSettings};
 
@@ -158,9 +158,15 @@ async fn habitat_outcome(dir: &Path, groups: &[Vec<String>]) -> anyhow::Result<H
     let (connected, training) = connect(&study, &workers).await?;
     let all: usize = training.values().map(Vec::len).sum();
     assert_eq!(all, PATIENTS, "every patient has a PET image");
-    let outcome = run_rounds(&study, &study.habitat, &connected, &training)
-        .await
-        .map_err(|(reason, _)| anyhow::anyhow!("habitat rounds failed: {reason}"))?;
+    let outcome = run_rounds(
+        &study,
+        &study.habitat,
+        &connected,
+        &training,
+        HabitatRoundIds::fresh(),
+    )
+    .await
+    .map_err(|(reason, _)| anyhow::anyhow!("habitat rounds failed: {reason}"))?;
     assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
     // Dropping the processes stops the workers.
     drop(workers);
@@ -249,9 +255,15 @@ async fn habitat_regions_reach_feature_table() -> anyhow::Result<()> {
     let workers = start_group_workers(dir.path(), &header, &[rows])?;
     let study = study()?;
     let (mut connected, training) = connect(&study, &workers).await?;
-    let outcome = run_rounds(&study, &study.habitat, &connected, &training)
-        .await
-        .map_err(|(reason, _)| anyhow::anyhow!("habitat rounds failed: {reason}"))?;
+    let outcome = run_rounds(
+        &study,
+        &study.habitat,
+        &connected,
+        &training,
+        HabitatRoundIds::fresh(),
+    )
+    .await
+    .map_err(|(reason, _)| anyhow::anyhow!("habitat rounds failed: {reason}"))?;
 
     let (client, _) = &mut connected[0];
     client

@@ -4,8 +4,6 @@
 //! the coordinator's own statistics types, so that a malformed reply fails
 //! here with the center's name instead of deep inside a computation.
 
-use std::future::Future;
-
 use ndarray::{Array1, Array2};
 use radstudy_proto::v1::{
     LinearModel, LogisticStepRequest, ReproducibilitySumsRequest, ScoreModelRequest,
@@ -52,31 +50,12 @@ pub struct ScoreReply {
 }
 
 impl CenterClient {
-    /// Runs one unary call with the call deadline, mapping its status.
-    async fn unary<T, F>(&self, call: &'static str, future: F) -> Result<T, CenterError>
-    where
-        F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    {
-        let deadline = self.call_timeout;
-        match tokio::time::timeout(deadline, future).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(self.call_error(call, status)),
-            Err(_) => Err(self.timeout_error(call, deadline)),
-        }
-    }
-
     fn protocol(&self, call: &'static str, message: String) -> CenterError {
         CenterError::Protocol {
             center: self.center.clone(),
             call,
             message,
         }
-    }
-
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.set_timeout(self.call_timeout);
-        request
     }
 
     /// Fetches the ICC sums of a finished perturbation round.
@@ -86,13 +65,15 @@ impl CenterClient {
         round_id: &str,
     ) -> Result<ReproducibilityReply, CenterError> {
         const CALL: &str = "FetchReproducibilitySums";
-        let request = self.request(ReproducibilitySumsRequest {
+        let request = ReproducibilitySumsRequest {
             study_id: study_id.to_string(),
             round_id: round_id.to_string(),
-        });
-        let mut client = self.client.clone();
+        };
+
         let reply = self
-            .unary(CALL, client.fetch_reproducibility_sums(request))
+            .unary_retried(CALL, self.call_timeout, request, |mut client, request| async move {
+ client.fetch_reproducibility_sums(request).await
+ })
             .await?;
 
         let k = reply.repeats as usize;
@@ -157,14 +138,21 @@ impl CenterClient {
     ) -> Result<LogisticSums, CenterError> {
         const CALL: &str = "LogisticStep";
         let d = model.terms.len() + 1;
-        let request = self.request(LogisticStepRequest {
+        let request = LogisticStepRequest {
             study_id: study_id.to_string(),
             round_id: round_id.to_string(),
             model: Some(model),
             pseudonyms,
-        });
-        let mut client = self.client.clone();
-        let reply = self.unary(CALL, client.logistic_step(request)).await?;
+        };
+
+        let reply = self
+            .unary_retried(
+                CALL,
+                self.call_timeout,
+                request,
+                |mut client, request| async move { client.logistic_step(request).await },
+            )
+            .await?;
 
         if reply.gradient.len() != d || reply.hessian.len() != d * d {
             return Err(self.protocol(
@@ -213,7 +201,7 @@ impl CenterClient {
         edges: &[f64],
     ) -> Result<ScoreReply, CenterError> {
         const CALL: &str = "ScoreModel";
-        let request = self.request(ScoreModelRequest {
+        let request = ScoreModelRequest {
             study_id: study_id.to_string(),
             round_id: round_id.to_string(),
             model_name: model_name.to_string(),
@@ -221,9 +209,16 @@ impl CenterClient {
             cutoff,
             calibration_edges: edges.to_vec(),
             pseudonyms: Vec::new(),
-        });
-        let mut client = self.client.clone();
-        let reply = self.unary(CALL, client.score_model(request)).await?;
+        };
+
+        let reply = self
+            .unary_retried(
+                CALL,
+                self.call_timeout,
+                request,
+                |mut client, request| async move { client.score_model(request).await },
+            )
+            .await?;
 
         let bins = edges.len().saturating_sub(1);
         if reply.bin_counts.len() != bins

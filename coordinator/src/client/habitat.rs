@@ -121,19 +121,6 @@ pub(crate) fn exclusion_record(center: &str, error: PatientError) -> ExclusionRe
 }
 
 impl CenterClient {
-    async fn habitat_call<T>(
-        &self,
-        call: &'static str,
-        deadline: Duration,
-        future: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    ) -> Result<T, CenterError> {
-        match tokio::time::timeout(deadline, future).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(self.call_error(call, status)),
-            Err(_) => Err(self.timeout_error(call, deadline)),
-        }
-    }
-
     fn habitat_protocol(&self, call: &'static str, message: String) -> CenterError {
         CenterError::Protocol {
             center: self.center.clone(),
@@ -154,11 +141,13 @@ impl CenterClient {
         const CALL: &str = "ComputeSupervoxels";
         let shared: std::collections::BTreeSet<String> =
             round.share_pseudonyms.iter().cloned().collect();
-        let mut request = tonic::Request::new(round);
-        request.set_timeout(round_timeout);
-        let mut client = self.client.clone();
         let reply = self
-            .habitat_call(CALL, round_timeout, client.compute_supervoxels(request))
+            .unary_retried(
+                CALL,
+                round_timeout,
+                round,
+                |mut client, request| async move { client.compute_supervoxels(request).await },
+            )
             .await?;
 
         let columns = reply.columns.len();
@@ -248,11 +237,13 @@ impl CenterClient {
         round_timeout: Duration,
     ) -> Result<ApplyReply, CenterError> {
         const CALL: &str = "ApplyHabitatModel";
-        let mut request = tonic::Request::new(round);
-        request.set_timeout(round_timeout);
-        let mut client = self.client.clone();
         let reply = self
-            .habitat_call(CALL, round_timeout, client.apply_habitat_model(request))
+            .unary_retried(
+                CALL,
+                round_timeout,
+                round,
+                |mut client, request| async move { client.apply_habitat_model(request).await },
+            )
             .await?;
 
         let mut regions = Vec::with_capacity(reply.regions.len());

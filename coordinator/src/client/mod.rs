@@ -8,6 +8,7 @@
 
 mod aggregates;
 mod habitat;
+pub mod retry;
 
 pub use aggregates::{FeatureIcc, ReproducibilityReply, ScoreReply};
 pub use habitat::{
@@ -25,6 +26,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::config::{CenterConfig, StudyConfig};
 use crate::tls::{ClientTls, HandshakeFailure, check_handshake, explain_tls_failure};
+use retry::{RetryPolicy, with_retry};
 
 /// Errors talking to one center.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +92,9 @@ pub enum CenterError {
         message: String,
     },
     /// A call did not finish within its deadline.
-    #[error("{call} timed out after {seconds} s")]
+    #[error(
+        "{call} timed out: no reply within {seconds} s; check that the worker is running and not overloaded"
+    )]
     Timeout {
         /// The center.
         center: String,
@@ -98,6 +102,21 @@ pub enum CenterError {
         call: &'static str,
         /// The deadline.
         seconds: u64,
+    },
+    /// Every attempt of a call failed with a transient error, or the next
+    /// wait would have passed the call's budget.
+    #[error("{call} got no reply within {seconds} s ({attempts} attempts; last error: {last})")]
+    RetriesExhausted {
+        /// The center.
+        center: String,
+        /// The RPC.
+        call: &'static str,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent, waits included.
+        seconds: u64,
+        /// The error of the last attempt.
+        last: Box<CenterError>,
     },
     /// The worker returned a reply that breaks the contract.
     #[error("{call} returned an invalid answer: {message}")]
@@ -112,7 +131,7 @@ pub enum CenterError {
 }
 
 /// A patient excluded at a center, as reported by its worker.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExclusionRecord {
     /// The center.
     pub center: String,
@@ -168,6 +187,7 @@ pub struct CenterClient {
     server_name: Option<String>,
     client: WorkerClient<Channel>,
     call_timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl CenterClient {
@@ -225,14 +245,15 @@ impl CenterClient {
             }
             (_, false) => None,
         };
-        Self::connect_with_tls(
+        let client = Self::connect_with_tls(
             &center.id,
             &center.endpoint,
             study.call_timeout(),
             study.keepalive(),
             tls,
         )
-        .await
+        .await?;
+        Ok(client.with_retry_policy(study.retry_policy()))
     }
 
     /// Connects like [`CenterClient::connect_with_keepalive`], over mutual
@@ -310,12 +331,80 @@ impl CenterClient {
             server_name,
             client: WorkerClient::new(channel),
             call_timeout,
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// Returns the client with `policy` for every later call.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     /// Returns the center id this client was configured with.
     pub fn center(&self) -> &str {
         &self.center
+    }
+
+    /// Runs `attempt` under this client's retry policy, each attempt
+    /// limited to `per_attempt` and to the time left in the budget.
+    async fn retried<T, F, Fut>(
+        &self,
+        call: &'static str,
+        per_attempt: Duration,
+        attempt: F,
+    ) -> Result<T, CenterError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<T, CenterError>>,
+    {
+        with_retry(&self.retry, &self.center, call, per_attempt, attempt).await
+    }
+
+    /// Sends one unary request under the retry policy, each attempt with
+    /// a fresh copy of `message` and the deadline `per_attempt` (or the
+    /// time left in the budget), mapping a failed status.
+    async fn unary_retried<M, T, F, Fut>(
+        &self,
+        call: &'static str,
+        per_attempt: Duration,
+        message: M,
+        send: F,
+    ) -> Result<T, CenterError>
+    where
+        M: Clone,
+        F: Fn(WorkerClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.retried(call, per_attempt, |deadline| {
+            let mut request = tonic::Request::new(message.clone());
+            request.set_timeout(deadline);
+            let reply = send(self.client.clone(), request);
+            async move {
+                match tokio::time::timeout(deadline, reply).await {
+                    Ok(Ok(response)) => Ok(response.into_inner()),
+                    Ok(Err(status)) => Err(self.status_error(call, status, deadline)),
+                    Err(_) => Err(self.timeout_error(call, deadline)),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Maps a failed status like [`CenterClient::call_error`], except
+    /// that tonic's own expiry of the request's `grpc-timeout` (status
+    /// `Cancelled`, "Timeout expired", in tonic 0.14) is a timeout after
+    /// `deadline`.
+    fn status_error(
+        &self,
+        call: &'static str,
+        status: tonic::Status,
+        deadline: Duration,
+    ) -> CenterError {
+        if status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired" {
+            return self.timeout_error(call, deadline);
+        }
+        self.call_error(call, status)
     }
 
     fn call_error(&self, call: &'static str, status: tonic::Status) -> CenterError {
@@ -359,25 +448,48 @@ impl CenterClient {
 
     /// Asks the worker for its description.
     pub async fn describe(&mut self, study_id: &str) -> Result<DescribeResponse, CenterError> {
-        let mut request = tonic::Request::new(DescribeRequest {
-            study_id: study_id.to_string(),
-        });
-        request.set_timeout(self.call_timeout);
-        let deadline = self.call_timeout;
-        match tokio::time::timeout(deadline, self.client.describe(request)).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(self.call_error("Describe", status)),
-            Err(_) => Err(self.timeout_error("Describe", deadline)),
-        }
+        let this = &*self;
+        this.retried("Describe", this.call_timeout, |deadline| {
+            let mut request = tonic::Request::new(DescribeRequest {
+                study_id: study_id.to_string(),
+            });
+            request.set_timeout(deadline);
+            let mut client = this.client.clone();
+            async move {
+                match tokio::time::timeout(deadline, client.describe(request)).await {
+                    Ok(Ok(response)) => Ok(response.into_inner()),
+                    Ok(Err(status)) => Err(this.status_error("Describe", status, deadline)),
+                    Err(_) => Err(this.timeout_error("Describe", deadline)),
+                }
+            }
+        })
+        .await
     }
 
     /// Runs the extraction round `round`, calling `on_patient(index,
-    /// total)` after each patient and sequence.
+    /// total)` after each patient and sequence. A lost connection repeats
+    /// the request with the same round id, so the worker replays the
+    /// patients it finished and extracts the rest.
     pub async fn extract(
         &mut self,
         round: ExtractRequest,
         round_timeout: Duration,
-        mut on_patient: impl FnMut(u32, u32),
+        on_patient: impl FnMut(u32, u32),
+    ) -> Result<RoundOutcome, CenterError> {
+        // Every attempt reports progress through the same callback.
+        let on_patient = std::sync::Mutex::new(on_patient);
+        let this = &*self;
+        this.retried("Extract", round_timeout, |deadline| {
+            this.extract_once(round.clone(), deadline, &on_patient)
+        })
+        .await
+    }
+
+    async fn extract_once(
+        &self,
+        round: ExtractRequest,
+        round_timeout: Duration,
+        on_patient: &std::sync::Mutex<impl FnMut(u32, u32)>,
     ) -> Result<RoundOutcome, CenterError> {
         let mut request = tonic::Request::new(round);
         request.set_timeout(round_timeout);
@@ -390,7 +502,9 @@ impl CenterClient {
             while let Some(event) = stream.message().await? {
                 match event.event {
                     Some(extract_event::Event::Patient(patient)) => {
-                        on_patient(patient.index, patient.total);
+                        if let Ok(mut report) = on_patient.lock() {
+                            report(patient.index, patient.total);
+                        }
                         if let Some(error) = patient.error {
                             let kind = radstudy_proto::v1::ErrorKind::try_from(error.kind)
                                 .map(|kind| {
@@ -427,7 +541,7 @@ impl CenterClient {
                 call: "Extract",
                 message: "the stream ended without a round summary".into(),
             }),
-            Ok(Err(status)) => Err(self.call_error("Extract", status)),
+            Ok(Err(status)) => Err(self.status_error("Extract", status, round_timeout)),
             Err(_) => Err(self.timeout_error("Extract", round_timeout)),
         }
     }
@@ -438,27 +552,35 @@ impl CenterClient {
         study_id: &str,
         round_id: &str,
     ) -> Result<CenterTable, CenterError> {
-        let mut request = tonic::Request::new(FetchFeatureTableRequest {
-            study_id: study_id.to_string(),
-            round_id: round_id.to_string(),
-            max_rows_per_chunk: 0,
-        });
-        request.set_timeout(self.call_timeout);
-        let mut client = self.client.clone();
-        let consume = async move {
-            let mut stream = client.fetch_feature_table(request).await?.into_inner();
-            let mut chunks = Vec::new();
-            while let Some(chunk) = stream.message().await? {
-                chunks.push(chunk);
-            }
-            Ok::<_, tonic::Status>(chunks)
-        };
-        let deadline = self.call_timeout;
-        let chunks = match tokio::time::timeout(deadline, consume).await {
-            Ok(Ok(chunks)) => chunks,
-            Ok(Err(status)) => return Err(self.call_error("FetchFeatureTable", status)),
-            Err(_) => return Err(self.timeout_error("FetchFeatureTable", deadline)),
-        };
+        let this = &*self;
+        let chunks = this
+            .retried("FetchFeatureTable", this.call_timeout, |deadline| {
+                let mut request = tonic::Request::new(FetchFeatureTableRequest {
+                    study_id: study_id.to_string(),
+                    round_id: round_id.to_string(),
+                    max_rows_per_chunk: 0,
+                });
+                request.set_timeout(deadline);
+                let mut client = this.client.clone();
+                let consume = async move {
+                    let mut stream = client.fetch_feature_table(request).await?.into_inner();
+                    let mut chunks = Vec::new();
+                    while let Some(chunk) = stream.message().await? {
+                        chunks.push(chunk);
+                    }
+                    Ok::<_, tonic::Status>(chunks)
+                };
+                async move {
+                    match tokio::time::timeout(deadline, consume).await {
+                        Ok(Ok(chunks)) => Ok(chunks),
+                        Ok(Err(status)) => {
+                            Err(this.status_error("FetchFeatureTable", status, deadline))
+                        }
+                        Err(_) => Err(this.timeout_error("FetchFeatureTable", deadline)),
+                    }
+                }
+            })
+            .await?;
 
         let protocol = |message: String| CenterError::Protocol {
             center: self.center.clone(),

@@ -109,6 +109,11 @@ impl WorkerProcess {
         }
     }
 
+    /// Returns the worker's process id, for tests that signal it.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the worker: SIGTERM, then SIGKILL if it has not exited after
     /// five seconds.
     pub fn stop(&mut self) {
@@ -233,6 +238,7 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
         features: FeatureConfig::default(),
         model: ModelConfig::default(),
         timeouts: TimeoutConfig::default(),
+        retry: Default::default(),
         icc: IccConfig::default(),
         validation: ValidationConfig::default(),
         federated: FederatedConfig::default(),
@@ -244,7 +250,16 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
             ..Default::default()
         },
     };
-    let outcome = run_study(&study, &out_dir.join("study"), show_progress).await;
+    // Every demo run is a new study on a new synthetic cohort, so the
+    // checkpoints of an earlier demo in the same folder are removed
+    // instead of rejecting the run.
+    let study_dir = out_dir.join("study");
+    let state_dir = study_dir.join(crate::checkpoint::STATE_DIR);
+    if state_dir.exists() {
+        std::fs::remove_dir_all(&state_dir)
+            .with_context(|| format!("cannot remove {}", state_dir.display()))?;
+    }
+    let outcome = run_study(&study, &study_dir, show_progress).await;
     for process in &mut processes {
         process.stop();
     }

@@ -92,18 +92,39 @@ pub fn habitat_spaces(config: &StudyConfig, habitat: &HabitatConfig) -> Vec<Stri
     }
 }
 
-/// Runs both habitat rounds. `training` lists each center's training
-/// pseudonyms; centers absent from it share no descriptors but still
-/// apply the model. `Err` gives the reason no model could be used.
+/// Round ids of the two habitat rounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HabitatRoundIds {
+    /// The `ComputeSupervoxels` round.
+    pub supervoxel: String,
+    /// The `ApplyHabitatModel` round.
+    pub apply: String,
+}
+
+impl HabitatRoundIds {
+    /// Draws new random (v4 UUID) ids.
+    pub fn fresh() -> Self {
+        HabitatRoundIds {
+            supervoxel: uuid::Uuid::new_v4().to_string(),
+            apply: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
+/// Runs both habitat rounds under `round_ids`. `training` lists each
+/// center's training pseudonyms; centers absent from it share no
+/// descriptors but still apply the model. `Err` gives the reason no model
+/// could be used.
 pub async fn run_rounds(
     config: &StudyConfig,
     habitat: &HabitatConfig,
     connected: &[(CenterClient, DescribeResponse)],
     training: &BTreeMap<String, Vec<String>>,
+    round_ids: HabitatRoundIds,
 ) -> Result<HabitatOutcome, (String, HabitatOutcome)> {
     let mut outcome = HabitatOutcome {
-        supervoxel_round_id: uuid::Uuid::new_v4().to_string(),
-        apply_round_id: uuid::Uuid::new_v4().to_string(),
+        supervoxel_round_id: round_ids.supervoxel,
+        apply_round_id: round_ids.apply,
         ..HabitatOutcome::default()
     };
     info!(

@@ -16,7 +16,8 @@ use crate::table::StudyTable;
 /// `ApplyHabitatModel` round and the regions of the study's extraction.
 /// The perturbed copies then rerun the habitat chain with the frozen model,
 /// and their regions match the table's columns. `None` extracts the whole
-/// lesion.
+/// lesion. `round_id` names the perturbation round; a resumed study sends
+/// the id of its first run again.
 ///
 /// A center that fails or rejects the request is left out with its
 /// reason, and the ICC is computed over the others. When no center returns
@@ -27,6 +28,7 @@ pub async fn run_round(
     table: &StudyTable,
     settings: &ExtractionSettings,
     habitat: Option<(&str, &[String])>,
+    round_id: &str,
 ) -> IccReport {
     let icc = &config.icc;
     if !icc.enabled {
@@ -48,7 +50,7 @@ pub async fn run_round(
     let draw = select_patients(table, icc, config.seed, min_patients);
     let (shares, left_out) = (draw.shares, draw.left_out);
     let mut failed = Vec::new();
-    let round_id = uuid::Uuid::new_v4().to_string();
+    let round_id = round_id.to_string();
     info!(
         round = %round_id,
         centers = shares.len(),
