@@ -10,6 +10,7 @@ pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod dial_out;
 pub mod error;
 pub mod extract;
 pub mod features;

@@ -63,6 +63,7 @@ fn habitat_service(patients: &[&str], min_patients: u32) -> (WorkerService, temp
         audit_log: folder.path().join("audit.jsonl"),
         output_dir: folder.path().join("habitat-maps"),
         tls: None,
+        dial_out: None,
     };
     let manifest = Manifest::parse(
         manifest(patients).as_bytes(),

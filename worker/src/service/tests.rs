@@ -80,6 +80,7 @@ fn service_auditing(
         audit_log: audit_log.to_path_buf(),
         output_dir: audit_log.with_file_name("habitat-maps"),
         tls: None,
+        dial_out: None,
     };
     let manifest =
         Manifest::parse(manifest.as_bytes(), Path::new("manifest.csv"), root).expect("manifest");
