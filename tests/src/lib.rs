@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use radstudy::config::{CenterConfig, CenterRole, StudyConfig};
+use radstudy::config::{CenterConfig, CenterMode, CenterRole, StudyConfig};
 use radstudy::demo::WorkerProcess;
 
 /// Default data root, relative to the workspace root: the repository's
@@ -116,6 +116,7 @@ pub fn start_workers(dir: &Path, centers: &[TestCenter]) -> anyhow::Result<Runni
             role: center.role,
             // The test workers listen on loopback and serve plaintext.
             server_name: None,
+            mode: CenterMode::Direct,
         });
         processes.push(process);
     }

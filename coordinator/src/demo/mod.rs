@@ -220,6 +220,7 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
             },
             // The demo's workers listen on loopback and serve plaintext.
             server_name: None,
+            mode: crate::config::CenterMode::Direct,
         });
         processes.push(process);
     }
@@ -243,6 +244,7 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
             enabled: true,
             ..Default::default()
         },
+        dial_in: None,
     };
     let outcome = run_study(&study, &out_dir.join("study"), show_progress).await;
     for process in &mut processes {
