@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -57,6 +57,12 @@ impl ClientTls {
             .map_err(|error| bad_key(error.to_string()))?;
         // gRPC runs over HTTP/2 only.
         config.alpn_protocols = vec![b"h2".to_vec()];
+        // A resumed TLS 1.3 session skips the client certificate check, so a
+        // worker certificate that expired or was replaced since the first
+        // handshake would still be admitted. Every standby gets a full
+        // handshake instead.
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }

@@ -11,10 +11,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
+use tokio_rustls::rustls::client::{Resumption, WebPkiServerVerifier};
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
@@ -68,6 +68,9 @@ pub fn dial_out_client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig
         .map_err(bad_key)?;
     // HTTP/2 runs over the connection once the coordinator claims it.
     config.alpn_protocols = vec![b"h2".to_vec()];
+    // Every standby gets a full handshake, so that both sides check the
+    // other's current certificate; the coordinator turns resumption off too.
+    config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
 }
 
