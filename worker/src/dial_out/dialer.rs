@@ -138,15 +138,23 @@ async fn dial_loop(
             }
             Err(StandbyEnd::Failed(error)) => {
                 let delay = backoff.next_delay();
-                let cause = explain_dial_out_failure(&error).unwrap_or("see the error");
-                warn!(
-                    attempt,
-                    coordinator,
-                    %error,
-                    cause,
-                    retry_in_s = delay.as_secs(),
-                    "dial-out attempt failed"
-                );
+                match explain_dial_out_failure(&error) {
+                    Some(cause) => warn!(
+                        attempt,
+                        coordinator,
+                        %error,
+                        cause,
+                        retry_in_s = delay.as_secs(),
+                        "dial-out attempt failed"
+                    ),
+                    None => warn!(
+                        attempt,
+                        coordinator,
+                        %error,
+                        retry_in_s = delay.as_secs(),
+                        "dial-out attempt failed"
+                    ),
+                }
                 tokio::time::sleep(delay).await;
             }
         }
