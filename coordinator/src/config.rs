@@ -65,7 +65,7 @@ pub enum CenterRole {
     External,
 }
 
-/// How the coordinator reaches a center's worker.
+/// Connection direction between the coordinator and a center's worker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CenterMode {
@@ -1032,7 +1032,7 @@ role = "external"
     }
 
     #[test]
-    fn study_config_dial_in_plaintext_on_public_address_is_rejected() {
+    fn study_config_dial_in_rejects_public_plaintext() {
         let text = dial_out_study().replace("127.0.0.1:0", "0.0.0.0:7443");
         let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
         assert!(error.to_string().contains("dial_in.listen"), "{error}");

@@ -35,7 +35,7 @@ fn centers() -> Vec<TestCenter> {
     ]
 }
 
-/// The STS example study, made cheaper but still with every round kind
+/// Returns the STS example study, made cheaper but still with every round kind
 /// that needs no habitat model: extraction, feature tables, and the
 /// perturbation round with its reproducibility sums.
 fn study(centers: Vec<CenterConfig>) -> anyhow::Result<StudyConfig> {
@@ -179,5 +179,37 @@ async fn dial_out_center_without_worker_times_out() -> anyhow::Result<()> {
         "{message}"
     );
     assert!(message.contains("[dial_out]"), "{message}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_out_client_reconnects_to_restarted_worker() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let center_a = &centers()[..1];
+    let mut study = study(dial_out_centers(center_a))?;
+    let listener = start_dial_in(&mut study).await?;
+    let workers = start_dial_out_workers(dir.path(), center_a, listener)?;
+    let center = study.centers[0].clone();
+    let mut client = radstudy::client::CenterClient::connect_for_study(&study, &center).await?;
+    assert_eq!(client.describe(&study.study_id).await?.center_id, "A");
+
+    // The worker stops, which closes its connection, and a new worker
+    // process dials in. The same client must reach it, as a direct-mode
+    // client reaches a restarted worker on its port.
+    drop(workers);
+    let _restarted = start_dial_out_workers(dir.path(), center_a, listener)?;
+    // The first call after the break can fail as a lost connection, in
+    // either mode; a later one runs on the new connection.
+    let mut answered = None;
+    for attempt in 1..=3 {
+        match client.describe(&study.study_id).await {
+            Ok(description) => {
+                answered = Some(description.center_id);
+                break;
+            }
+            Err(error) => eprintln!("call {attempt} after the restart failed: {error}"),
+        }
+    }
+    assert_eq!(answered.as_deref(), Some("A"));
     Ok(())
 }

@@ -440,7 +440,7 @@ async fn start_listener(study: &StudyConfig) -> std::net::SocketAddr {
         .local_addr()
 }
 
-/// The `[dial_out]` table of a worker that dials `listener` and expects
+/// Returns the `[dial_out]` table of a worker that dials `listener` and expects
 /// the coordinator's certificate to name `server_name`.
 fn dial_out_table(listener: std::net::SocketAddr, server_name: &str) -> String {
     format!(
@@ -470,7 +470,7 @@ fn assert_rejected(result: Result<String, CenterError>, dir: &Path, name: &str) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dial_out_mtls_accepts_study_worker_and_audits_coordinator() {
+async fn dial_out_mtls_accepts_and_audits() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pki = make_pki(dir.path());
     let study = dial_out_study(dir.path(), &pki.coordinator, WORKER_NAME);
@@ -555,7 +555,7 @@ async fn dial_out_mtls_rejects_client_without_certificate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dial_out_mtls_rejects_worker_certificate_of_other_ca() {
+async fn dial_out_mtls_rejects_worker_of_other_ca() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pki = make_pki(dir.path());
     let study = dial_out_study(dir.path(), &pki.coordinator, WORKER_NAME);
@@ -619,7 +619,7 @@ async fn dial_out_mtls_rejects_wrong_coordinator_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dial_out_mtls_rejects_coordinator_not_in_allowed_clients() {
+async fn dial_out_mtls_rejects_unlisted_coordinator() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pki = make_pki(dir.path());
     let study = dial_out_study(dir.path(), &pki.coordinator, WORKER_NAME);
@@ -670,6 +670,7 @@ async fn dial_out_mtls_rejects_expired_worker_certificate() {
     let pki = make_pki(dir.path());
     let study = dial_out_study(dir.path(), &pki.coordinator, WORKER_NAME);
     let listener = start_listener(&study).await;
+
     // As in direct mode, the certificate expires while the worker runs.
     // The worker's first standby is admitted before it expires, so the
     // coordinator claims it only after not_after, when the worker redials.
@@ -695,8 +696,10 @@ async fn dial_out_mtls_rejects_expired_worker_certificate() {
             dial_out_table(listener, "coordinator")
         )),
     );
+
     let wait = (not_after + 1).saturating_sub(unix_now());
     tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(500)).await;
+
     let log_path = dir.path().join("expired.log");
     // Wait for the worker's redial after its idle standby closes.
     let started = std::time::Instant::now();

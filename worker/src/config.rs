@@ -566,7 +566,7 @@ pseudonym_key_file = "site.key"
     }
 
     #[test]
-    fn config_dial_out_over_tls_to_remote_is_allowed() {
+    fn config_dial_out_tls_allows_remote() {
         let text = format!(
             "{MINIMAL}\n[tls]\ncert = \"a.pem\"\nkey = \"a.key\"\nclient_ca = \"ca.pem\"\n\
              [dial_out]\ncoordinator = \"study.example.org:7443\"\nserver_name = \"coordinator\"\n"

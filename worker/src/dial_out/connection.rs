@@ -1,4 +1,4 @@
-//! A claimed dial-out connection as the gRPC server sees it: a byte stream
+//! A claimed dial-out connection as the gRPC server receives it: a byte stream
 //! that carries the coordinator's address and certificate chain for the
 //! audit log.
 

@@ -20,8 +20,8 @@ use super::DialOutSettings;
 use super::connection::{DialedConnection, DialedStream};
 use crate::tls::dial_out::explain_dial_out_failure;
 
-/// Most connections that the worker keeps open to the coordinator at
-/// once: claimed ones plus the standby. A coordinator that claims more
+/// Maximum number of connections that the worker keeps open to the
+/// coordinator at once: claimed ones plus the standby. A coordinator that claims more
 /// waits until one of them closes.
 const MAX_CONNECTIONS: usize = 8;
 
@@ -32,7 +32,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Deadline of the `READY` reply's write after a claim.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a standby did not become a served connection.
+/// Reason a standby did not become a served connection.
 #[derive(Debug)]
 enum StandbyEnd {
     /// Unclaimed for `idle_redial_s`; the worker dials again at once.
@@ -74,7 +74,8 @@ async fn dial_loop(
     let coordinator = settings.coordinator.as_str();
     let mut attempt: u64 = 0;
     loop {
-        // The semaphore is never closed, so acquiring fails only if it were.
+        // Acquiring fails only on a closed semaphore, and this one is never
+        // closed.
         let Ok(permit) = limit.clone().acquire_owned().await else {
             return;
         };
@@ -219,7 +220,7 @@ async fn open_standby(
     }
 }
 
-/// Waits until the coordinator sends `CLAIM` and answers `READY`. A
+/// Waits until the coordinator sends `CLAIM`, then replies `READY`. A
 /// standby unclaimed for `idle` is dropped, which closes it.
 async fn await_claim(mut stream: DialedStream, idle: Duration) -> Result<DialedStream, StandbyEnd> {
     let mut claim = [0u8; CLAIM_LINE.len()];

@@ -36,7 +36,7 @@ pub struct DialOutSettings {
     /// Each further failure doubles it, up to `backoff_max_s`.
     #[serde(default = "default_backoff_initial_s")]
     pub backoff_initial_s: u64,
-    /// Longest delay between two attempts, in seconds.
+    /// Maximum delay between two attempts, in seconds.
     #[serde(default = "default_backoff_max_s")]
     pub backoff_max_s: u64,
     /// A standby that the coordinator has not claimed for this many
@@ -59,7 +59,7 @@ fn default_idle_redial_s() -> u64 {
 }
 
 impl DialOutSettings {
-    /// Checks the values; `Err` holds the dotted key, the value as written
+    /// Checks the values; `Err` contains the dotted key, the value as written
     /// and the expected form. `has_tls` says whether worker.toml has a
     /// `[tls]` table, without which only a loopback coordinator is allowed.
     pub fn check(&self, has_tls: bool) -> Result<(), (&'static str, String, &'static str)> {

@@ -155,6 +155,13 @@ pub fn explain_dial_out_failure(message: &str) -> Option<&'static str> {
     } else if text.contains("notvalidforname") || text.contains("not valid for name") {
         "the coordinator's certificate does not name the expected server; set [dial_out] \
          server_name to a DNS name in the coordinator's certificate"
+    } else if text.contains("extended key usage for server authentication") {
+        "the coordinator's certificate lacks the serverAuth extended key usage that the dial-in \
+         listener needs; the study must issue it a new one (deploy/pki/make-study-pki.sh)"
+    } else if text.contains("alert: unsupportedcertificate") {
+        "the coordinator rejected the worker's certificate, most likely because it lacks the \
+         clientAuth extended key usage that dial-out needs; issue a new tls.cert \
+         (deploy/pki/make-study-pki.sh)"
     } else if text.contains("applicationverificationfailure") {
         "no name of the coordinator's certificate is in tls.allowed_clients"
     } else if text.contains("peer certificate: expired") || text.contains("certificate expired") {
@@ -192,6 +199,9 @@ mod tests {
         assert!(
             explain_dial_out_failure(alert).is_some_and(|cause| cause.contains("study's tls.ca"))
         );
+        let usage = "invalid peer certificate: certificate does not allow extended key usage for \
+                     server authentication, allows client authentication";
+        assert!(explain_dial_out_failure(usage).is_some_and(|cause| cause.contains("serverAuth")));
         assert_eq!(
             explain_dial_out_failure("Connection refused (os error 111)"),
             None

@@ -63,7 +63,7 @@ impl tower_service::Service<Uri> for ClaimConnector {
 }
 
 impl ClaimConnector {
-    /// Returns the newest standby that answers a claim, waiting up to
+    /// Returns the newest standby that replies to a claim, waiting up to
     /// `wait` for the worker to connect when none is left.
     async fn claim(&self) -> std::io::Result<Box<dyn Io>> {
         let deadline = tokio::time::Instant::now() + self.wait;
@@ -82,7 +82,7 @@ impl ClaimConnector {
                     Err(error) => {
                         // A standby that the worker closed, or whose
                         // network path died, while it waited.
-                        debug!(center = %self.center, %peer, %error, "standby did not answer the claim; trying the next");
+                        debug!(center = %self.center, %peer, %error, "standby did not reply to the claim; trying the next");
                         continue;
                     }
                 }

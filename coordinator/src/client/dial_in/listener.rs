@@ -19,9 +19,9 @@ use crate::tls::certificate_names;
 /// Deadline of a new connection's TLS handshake and hello line.
 const ADMISSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Standbys kept per center. A worker keeps one open, so a second one
-/// means that the worker reconnected and the older one may be dead; the
-/// oldest beyond this number is closed.
+/// Maximum number of standbys kept per center. A worker keeps one open,
+/// so a second one means that the worker reconnected and the older one may
+/// be dead. The oldest beyond this number is closed.
 const STANDBYS_PER_CENTER: usize = 2;
 
 /// Rejected connections logged per [`REJECTION_LOG_WINDOW`]; further ones
@@ -185,8 +185,8 @@ async fn accept_loop(
     }
 }
 
-/// Runs the TLS handshake and reads the hello line, then answers `OK` and
-/// returns the center, or answers `ERROR` and returns the reason.
+/// Runs the TLS handshake and reads the hello line, then replies `OK` and
+/// returns the center, or replies `ERROR` and returns the reason.
 async fn admit(
     tcp: TcpStream,
     peer: SocketAddr,

@@ -11,8 +11,8 @@
 //! [`connect_dial_out`] then builds the same [`CenterClient`] as direct
 //! mode, whose tonic channel gets its connection from the center's
 //! standbys instead of dialling: the coordinator stays the HTTP/2 and gRPC
-//! client. When that connection breaks, tonic asks for a new one, which is
-//! the next standby that the worker opens. Calls, deadlines and
+//! client. When that connection breaks, the channel calls the connector
+//! again, which claims the next standby that the worker opens. Calls, deadlines and
 //! keep-alives are those of direct mode.
 
 mod claim;
@@ -52,7 +52,7 @@ fn default_wait_s() -> u64 {
 }
 
 impl DialInSettings {
-    /// Checks the values; `Err` holds the dotted key, the value and the
+    /// Checks the values; `Err` contains the dotted key, the value and the
     /// expected form. Without `[tls]` only a loopback address is allowed.
     pub fn check(&self, has_tls: bool) -> Result<(), (&'static str, String, &'static str)> {
         let Ok(address) = self.listen.parse::<SocketAddr>() else {
@@ -187,7 +187,8 @@ pub(super) async fn connect_dial_out(
     Ok(CenterClient {
         center: center.id.clone(),
         endpoint,
-        // TLS ends at the listener, so calls cannot fail on a certificate.
+        // The listener did the TLS handshake, so no call fails on a
+        // certificate and the error explanations need no server name.
         server_name: None,
         client: WorkerClient::new(channel),
         call_timeout: study.call_timeout(),
