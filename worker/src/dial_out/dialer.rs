@@ -170,6 +170,8 @@ async fn open_standby(
     tls: Option<&Arc<ClientConfig>>,
 ) -> Result<DialedStream, StandbyEnd> {
     let coordinator = &settings.coordinator;
+    // NOTE: the worker connects directly; a site whose outbound traffic
+    // must go through an HTTP proxy (CONNECT) cannot use dial-out yet.
     let tcp = TcpStream::connect(coordinator)
         .await
         .map_err(|error| StandbyEnd::Failed(format!("cannot connect to {coordinator}: {error}")))?;
