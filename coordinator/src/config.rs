@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::client::dial_in::{DialIn, DialInSettings};
 use crate::client::retry::{RetryConfig, RetryPolicy};
 use crate::federated::FederatedConfig;
 use crate::habitat::HabitatConfig;
@@ -65,6 +66,18 @@ pub enum CenterRole {
     External,
 }
 
+/// Connection direction between the coordinator and a center's worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CenterMode {
+    /// The coordinator connects to the worker's `endpoint`.
+    #[default]
+    Direct,
+    /// The worker connects to the coordinator's `[dial_in]` listener, so
+    /// the hospital opens no inbound port.
+    DialOut,
+}
+
 /// One center of the study.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -72,14 +85,20 @@ pub struct CenterConfig {
     /// Center id; must equal the id the worker reports.
     pub id: String,
     /// Worker endpoint: `https://host:port`, or `http://host:port` for a
-    /// worker on a loopback address.
+    /// worker on a loopback address. Empty for a dial-out center.
+    #[serde(default)]
     pub endpoint: String,
     /// What the center's patients are used for.
     pub role: CenterRole,
-    /// Name that the worker's TLS certificate must contain (a
-    /// subjectAltName DNS name); the endpoint's host when unset.
+    /// Name that the worker's TLS certificate must contain (its subject
+    /// common name or a subjectAltName DNS name). In direct mode the
+    /// endpoint's host when unset; a dial-out center over TLS must set it,
+    /// because it identifies the worker that dials in.
     #[serde(default)]
     pub server_name: Option<String>,
+    /// Direct (the default) or dial-out.
+    #[serde(default)]
+    pub mode: CenterMode,
 }
 
 /// Split of development centers.
@@ -424,6 +443,8 @@ struct RawStudy {
     tls: Option<TlsSettings>,
     #[serde(default)]
     habitat: HabitatConfig,
+    #[serde(default)]
+    dial_in: Option<DialInSettings>,
 }
 
 fn default_seed() -> u64 {
@@ -462,6 +483,9 @@ pub struct StudyConfig {
     pub tls: Option<ClientTls>,
     /// Habitat method; off by default.
     pub habitat: HabitatConfig,
+    /// The listener of dial-out workers (`[dial_in]`); `None` when every
+    /// center is direct.
+    pub dial_in: Option<DialIn>,
 }
 
 impl StudyConfig {
@@ -568,13 +592,40 @@ impl StudyConfig {
                     "unique center ids",
                 ));
             }
-            if let Err(expected) = check_endpoint(center, raw.tls.is_some()) {
+            if center.mode == CenterMode::DialOut {
+                if let Err((field, value, expected)) =
+                    check_dial_out_center(center, raw.dial_in.is_some(), raw.tls.is_some())
+                {
+                    return Err(invalid(field, value, &expected));
+                }
+                if let Some(name) = &center.server_name
+                    && raw.centers[..index].iter().any(|other| {
+                        other.mode == CenterMode::DialOut
+                            && other
+                                .server_name
+                                .as_ref()
+                                .is_some_and(|other| other.eq_ignore_ascii_case(name))
+                    })
+                {
+                    return Err(invalid(
+                        "centers.server_name",
+                        format!("{name:?}"),
+                        "a different server_name for each dial-out center, because it identifies \
+                         the worker that dials in",
+                    ));
+                }
+            } else if let Err(expected) = check_endpoint(center, raw.tls.is_some()) {
                 return Err(invalid(
                     "centers.endpoint",
                     format!("{:?}", center.endpoint),
                     &expected,
                 ));
             }
+        }
+        if let Some(dial_in) = &raw.dial_in
+            && let Err((field, value, expected)) = dial_in.check(raw.tls.is_some())
+        {
+            return Err(invalid(field, value, expected));
         }
         if !raw
             .centers
@@ -686,6 +737,7 @@ impl StudyConfig {
             federated: raw.federated,
             tls,
             habitat: raw.habitat,
+            dial_in: raw.dial_in.map(DialIn::new),
         })
     }
 
@@ -708,6 +760,53 @@ impl StudyConfig {
     /// call's attempts and waits bounded by the round deadline.
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::new(&self.retry, self.round_timeout())
+    }
+}
+
+/// Checks a dial-out center; `Err` gives the key, the value and the
+/// expected form.
+fn check_dial_out_center(
+    center: &CenterConfig,
+    has_dial_in: bool,
+    has_tls: bool,
+) -> Result<(), (&'static str, String, String)> {
+    if !center.endpoint.is_empty() {
+        return Err((
+            "centers.endpoint",
+            format!("{:?}", center.endpoint),
+            "no endpoint for a dial-out center, because its worker connects to [dial_in] listen; \
+             remove endpoint, or remove mode = \"dial_out\""
+                .into(),
+        ));
+    }
+    if !has_dial_in {
+        return Err((
+            "centers.mode",
+            "\"dial_out\"".into(),
+            "a [dial_in] table with listen = \"host:port\" for the workers to connect to".into(),
+        ));
+    }
+    match (&center.server_name, has_tls) {
+        (None, true) => Err((
+            "centers.server_name",
+            "none".into(),
+            format!(
+                "the name in the worker certificate of center {:?} (its CN or a DNS name), \
+                 because it identifies the worker that dials in",
+                center.id
+            ),
+        )),
+        (Some(name), false) => Err((
+            "centers.server_name",
+            format!("{name:?}"),
+            "a [tls] table, because server_name applies only to TLS".into(),
+        )),
+        (Some(name), true) if name.trim().is_empty() => Err((
+            "centers.server_name",
+            format!("{name:?}"),
+            "a certificate name, not empty".into(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -909,5 +1008,61 @@ role = "external"
         let text = format!("{STUDY}\n[model]\nalpha = 0.1\n");
         let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
         assert!(error.to_string().contains("alpha"), "{error}");
+    }
+
+    /// STUDY with center B in dial-out mode over plaintext loopback.
+    fn dial_out_study() -> String {
+        format!(
+            "{}\n[dial_in]\nlisten = \"127.0.0.1:0\"\n",
+            STUDY.replace("endpoint = \"http://127.0.0.1:2\"", "mode = \"dial_out\"")
+        )
+    }
+
+    #[test]
+    fn study_config_dial_out_center_is_parsed() {
+        let study =
+            StudyConfig::parse(&dial_out_study(), Path::new("study.toml")).expect("valid study");
+        assert_eq!(study.centers[0].mode, CenterMode::Direct);
+        assert_eq!(study.centers[1].mode, CenterMode::DialOut);
+        assert_eq!(study.centers[1].endpoint, "");
+        let dial_in = study.dial_in.expect("[dial_in] is kept");
+        assert_eq!(dial_in.settings.listen, "127.0.0.1:0");
+        assert_eq!(dial_in.settings.wait_s, 60);
+    }
+
+    #[test]
+    fn study_config_dial_out_needs_dial_in_table() {
+        let text = dial_out_study().replace("[dial_in]\nlisten = \"127.0.0.1:0\"\n", "");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("centers.mode"), "{error}");
+        assert!(error.to_string().contains("[dial_in]"), "{error}");
+    }
+
+    #[test]
+    fn study_config_dial_out_with_endpoint_is_rejected() {
+        let text = dial_out_study().replace(
+            "mode = \"dial_out\"",
+            "mode = \"dial_out\"\nendpoint = \"http://127.0.0.1:2\"",
+        );
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("remove endpoint"), "{error}");
+    }
+
+    #[test]
+    fn study_config_dial_in_rejects_public_plaintext() {
+        let text = dial_out_study().replace("127.0.0.1:0", "0.0.0.0:7443");
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("dial_in.listen"), "{error}");
+        assert!(error.to_string().contains("[tls]"), "{error}");
+    }
+
+    #[test]
+    fn study_config_dial_out_plaintext_rejects_server_name() {
+        let text = dial_out_study().replace(
+            "mode = \"dial_out\"",
+            "mode = \"dial_out\"\nserver_name = \"worker-b\"",
+        );
+        let error = StudyConfig::parse(&text, Path::new("study.toml")).unwrap_err();
+        assert!(error.to_string().contains("centers.server_name"), "{error}");
     }
 }

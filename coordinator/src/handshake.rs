@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::client::CenterClient;
 use crate::client::retry::with_retry;
-use crate::config::{CenterConfig, CenterRole, Harmonization, StudyConfig};
+use crate::config::{CenterConfig, CenterMode, CenterRole, Harmonization, StudyConfig};
 use crate::habitat::config::ClusterMethod;
 use crate::run::CenterFailure;
 
@@ -88,15 +88,13 @@ pub(crate) async fn handshake(
     center: String,
     endpoint: String,
 ) -> Result<(CenterClient, DescribeResponse), String> {
+    let configured = config.centers.iter().find(|c| c.id == center);
     let center_config = CenterConfig {
         id: center.clone(),
         endpoint: endpoint.clone(),
         role: center_role(&config, &center),
-        server_name: config
-            .centers
-            .iter()
-            .find(|c| c.id == center)
-            .and_then(|c| c.server_name.clone()),
+        server_name: configured.and_then(|c| c.server_name.clone()),
+        mode: configured.map(|c| c.mode).unwrap_or_default(),
     };
     // A worker that is still starting refuses connections for a moment, so
     // connecting is retried like any call.
@@ -111,8 +109,12 @@ pub(crate) async fn handshake(
         .await
         .map_err(|e| e.to_string())?;
     if description.center_id != center {
+        let worker = match center_config.mode {
+            CenterMode::Direct => format!("the worker at {endpoint}"),
+            CenterMode::DialOut => "the dial-out worker".to_string(),
+        };
         return Err(format!(
-            "the worker at {endpoint} reports center id {:?}, but study.toml expects {center:?}",
+            "{worker} reports center id {:?}, but study.toml expects {center:?}",
             description.center_id
         ));
     }

@@ -199,12 +199,14 @@ mod tests {
                 endpoint: "http://127.0.0.1:1".into(),
                 role: CenterRole::Development,
                 server_name: None,
+                mode: crate::config::CenterMode::Direct,
             },
             CenterConfig {
                 id: "B".into(),
                 endpoint: "http://127.0.0.1:2".into(),
                 role: CenterRole::External,
                 server_name: None,
+                mode: crate::config::CenterMode::Direct,
             },
         ]
     }

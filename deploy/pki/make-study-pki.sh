@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the certificates of a study's mutual TLS with the openssl command
-# line: a study CA, a client certificate for the coordinator, and a server
-# certificate for each site named on the command line.
+# line: a study CA, a certificate for the coordinator, and one for each
+# site named on the command line.
 #
 # Usage: deploy/pki/make-study-pki.sh [--force] [--days N] [--coordinator NAME] OUT_DIR SITE...
 #   OUT_DIR            folder to write into; created when missing
@@ -15,7 +15,8 @@
 #                      days (default 397); the CA gets 10 years
 #   --coordinator NAME CN and subjectAltName of the coordinator certificate
 #                      (default coordinator), as the workers' allowed_clients
-#                      names it
+#                      names it, and as a dial-out worker's [dial_out]
+#                      server_name expects it
 #
 # Output, one folder per party, each with the study CA certificate:
 #   OUT_DIR/ca/ca.pem, ca.key         the study CA; keep ca.key offline
@@ -27,10 +28,12 @@
 # certificates. The coordinator's certificate is made when missing, and
 # renewed with --force. Remove OUT_DIR/ca to start a new study CA.
 #
-# Keys are ECDSA P-256 and written with mode 0600. Site certificates carry
-# both the serverAuth and the clientAuth extended key usage, so that
-# `radstudy-worker health --config` can present the worker's own
-# certificate to it.
+# Keys are ECDSA P-256 and written with mode 0600. Site and coordinator
+# certificates carry both the serverAuth and the clientAuth extended key
+# usage. In direct mode the worker is the TLS server, and
+# `radstudy-worker health --config` presents the worker's own certificate
+# to it as a client. In dial-out mode the worker is the TLS client and the
+# coordinator's dial-in listener the TLS server.
 # NOTE: the script makes every key in one place, which suits a test or a
 # single operator. Where each hospital must keep its key to itself, the
 # hospital makes its key and a request (`openssl req -new`), and the study
@@ -146,7 +149,7 @@ EOF
 }
 
 if [[ $force -eq 1 || ! -e "$out/$coordinator/cert.pem" ]]; then
-  issue "$out/$coordinator" "$coordinator" clientAuth
+  issue "$out/$coordinator" "$coordinator" "serverAuth,clientAuth"
 fi
 for site in "${sites[@]}"; do
   issue "$out/$site" "$site" "serverAuth,clientAuth"

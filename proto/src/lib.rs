@@ -1,6 +1,8 @@
 //! The versioned gRPC contract between the radstudy coordinator and its
 //! hospital workers, generated from `radstudy/v1/worker.proto`.
 
+pub mod dial_out;
+
 /// Messages and services of contract version 1.
 #[allow(missing_docs, clippy::all)]
 pub mod v1 {

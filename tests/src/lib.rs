@@ -1,9 +1,12 @@
 //! Helpers shared by the end-to-end tests: where the data and binaries
-//! are, and how to start a worker on a free loopback port.
+//! are, and how to start a worker on a free loopback port or in dial-out
+//! mode.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use radstudy::config::{CenterConfig, CenterRole, StudyConfig};
+use radstudy::client::dial_in::{DialIn, DialInSettings};
+use radstudy::config::{CenterConfig, CenterMode, CenterRole, StudyConfig};
 use radstudy::demo::WorkerProcess;
 
 /// Default data root, relative to the workspace root: the repository's
@@ -81,6 +84,57 @@ pub struct RunningCenters {
 /// Writes a config and key for each center into `dir` and starts its
 /// worker process on a free loopback port.
 pub fn start_workers(dir: &Path, centers: &[TestCenter]) -> anyhow::Result<RunningCenters> {
+    start_workers_in_mode(dir, centers, None)
+}
+
+/// Returns the study entries of `centers` in dial-out mode: no endpoint,
+/// and no server name, because the test workers dial plaintext loopback.
+pub fn dial_out_centers(centers: &[TestCenter]) -> Vec<CenterConfig> {
+    centers.iter().map(dial_out_center).collect()
+}
+
+fn dial_out_center(center: &TestCenter) -> CenterConfig {
+    CenterConfig {
+        id: center.id.clone(),
+        endpoint: String::new(),
+        role: center.role,
+        server_name: None,
+        mode: CenterMode::DialOut,
+    }
+}
+
+/// Gives `study` a plaintext dial-in listener on a free loopback port,
+/// starts it for the study's current centers, and returns its address.
+pub async fn start_dial_in(study: &mut StudyConfig) -> anyhow::Result<SocketAddr> {
+    study.dial_in = Some(DialIn::new(DialInSettings {
+        listen: "127.0.0.1:0".into(),
+        wait_s: 60,
+    }));
+    let hub = match &study.dial_in {
+        Some(dial_in) => dial_in.start(study).await?,
+        None => anyhow::bail!("the dial-in settings were just set"),
+    };
+    Ok(hub.local_addr())
+}
+
+/// Writes a config and key for each center into `dir` and starts its
+/// worker process in dial-out mode towards the plaintext dial-in listener
+/// at `coordinator`. The returned centers are the dial-out study entries.
+pub fn start_dial_out_workers(
+    dir: &Path,
+    centers: &[TestCenter],
+    coordinator: SocketAddr,
+) -> anyhow::Result<RunningCenters> {
+    start_workers_in_mode(dir, centers, Some(coordinator))
+}
+
+/// Starts the workers of `centers`: listening on a free loopback port, or
+/// dialling `dial_out` when it is set.
+fn start_workers_in_mode(
+    dir: &Path,
+    centers: &[TestCenter],
+    dial_out: Option<SocketAddr>,
+) -> anyhow::Result<RunningCenters> {
     let binary = workspace_binary("radstudy-worker")?;
     let mut processes = Vec::new();
     let mut configs = Vec::new();
@@ -99,23 +153,38 @@ pub fn start_workers(dir: &Path, centers: &[TestCenter]) -> anyhow::Result<Runni
         std::fs::write(
             &config,
             format!(
-                "center_id = {id:?}\nlisten = \"127.0.0.1:0\"\ndata_root = {root:?}\nmanifest = {manifest:?}\n\
-                 pseudonym_key_file = {key:?}\n[policy]\nshare_feature_tables = {share}\n",
+                "center_id = {id:?}\n{transport}data_root = {root:?}\nmanifest = {manifest:?}\n\
+                 pseudonym_key_file = {key:?}\n[policy]\nshare_feature_tables = {share}\n{dial_out}",
                 id = center.id,
                 root = center.data_root,
                 manifest = center.manifest,
                 key = key,
                 share = center.share_feature_tables,
+                transport = match dial_out {
+                    Some(_) => String::new(),
+                    None => "listen = \"127.0.0.1:0\"\n".to_string(),
+                },
+                dial_out = match dial_out {
+                    // A one-second backoff cap keeps a redial within the
+                    // tests' patience.
+                    Some(address) =>
+                        format!("[dial_out]\ncoordinator = \"{address}\"\nbackoff_max_s = 1\n"),
+                    None => String::new(),
+                },
             ),
         )?;
         let log = dir.join(format!("worker_{}.log", center.id));
         let process = WorkerProcess::start(&binary, &config, &log)?;
-        configs.push(CenterConfig {
-            id: center.id.clone(),
-            endpoint: format!("http://{}", process.address),
-            role: center.role,
-            // The test workers listen on loopback and serve plaintext.
-            server_name: None,
+        configs.push(match dial_out {
+            Some(_) => dial_out_center(center),
+            None => CenterConfig {
+                id: center.id.clone(),
+                endpoint: format!("http://{}", process.address),
+                role: center.role,
+                // The test workers listen on loopback and serve plaintext.
+                server_name: None,
+                mode: CenterMode::Direct,
+            },
         });
         processes.push(process);
     }

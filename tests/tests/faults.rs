@@ -360,6 +360,7 @@ fn resume_rejects_changed_study() -> anyhow::Result<()> {
                     CenterRole::External
                 },
                 server_name: None,
+                mode: radstudy::config::CenterMode::Direct,
             })
             .collect(),
     };

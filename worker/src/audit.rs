@@ -118,9 +118,20 @@ struct TimedRecord<'a> {
 /// subjectAltName DNS names, then the peer address, as
 /// `CN=coordinator DNS=coordinator,study.example from 10.0.0.5:41234`.
 /// Without TLS it is the peer address (`Request::remote_addr`) alone.
+///
+/// In dial-out mode the same form names the coordinator's server
+/// certificate and address, from [`crate::dial_out::DialOutConnectInfo`].
 pub fn requester_identity<T>(request: &tonic::Request<T>) -> Option<String> {
-    let address = request.remote_addr().map(|address| address.to_string());
-    let certificates = request.peer_certs();
+    let dial_out = request
+        .extensions()
+        .get::<crate::dial_out::DialOutConnectInfo>();
+    let address = request
+        .remote_addr()
+        .or_else(|| dial_out.and_then(|info| info.remote_addr))
+        .map(|address| address.to_string());
+    let certificates = request
+        .peer_certs()
+        .or_else(|| dial_out.and_then(|info| info.peer_certs.clone()));
     let Some(certificate) = certificates.as_deref().and_then(|chain| chain.first()) else {
         return address;
     };

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::dial_out::DialOutSettings;
 use crate::tls::TlsSettings;
 
 /// Errors while loading `worker.toml`.
@@ -137,8 +138,8 @@ impl Default for GeometryTolerance {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     center_id: String,
-    #[serde(default = "default_listen")]
-    listen: String,
+    #[serde(default)]
+    listen: Option<String>,
     #[serde(default)]
     metrics_listen: Option<String>,
     data_root: PathBuf,
@@ -160,6 +161,8 @@ struct RawConfig {
     cache_dir: PathBuf,
     #[serde(default)]
     tls: Option<TlsSettings>,
+    #[serde(default)]
+    dial_out: Option<DialOutSettings>,
 }
 
 fn default_audit_log() -> PathBuf {
@@ -187,7 +190,8 @@ fn default_listen() -> String {
 pub struct WorkerConfig {
     /// Center identifier shown to the coordinator, for example `A`.
     pub center_id: String,
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on; port 0 picks a free port. Unused in dial-out
+    /// mode, which opens no gRPC listener.
     pub listen: SocketAddr,
     /// Address of the Prometheus metrics endpoint (HTTP, `GET /metrics`);
     /// `None`, the default, serves no metrics.
@@ -225,6 +229,9 @@ pub struct WorkerConfig {
     /// Mutual TLS files (`[tls]`), with absolute paths; `None` serves
     /// plaintext gRPC, which is allowed only on a loopback address.
     pub tls: Option<TlsSettings>,
+    /// Dial-out mode (`[dial_out]`): the worker connects to the coordinator
+    /// instead of listening. `None` listens on `listen`.
+    pub dial_out: Option<DialOutSettings>,
 }
 
 impl WorkerConfig {
@@ -268,18 +275,27 @@ impl WorkerConfig {
                 "1 to 32 characters from A-Z, a-z, 0-9, '_' and '-'",
             ));
         }
-        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        if let (Some(text), Some(_)) = (&raw.listen, &raw.dial_out) {
+            return Err(invalid(
+                "listen",
+                format!("{text:?}"),
+                "no `listen` with a [dial_out] table, because a dial-out worker opens no gRPC \
+                 listener; remove `listen`",
+            ));
+        }
+        let listen_text = raw.listen.clone().unwrap_or_else(default_listen);
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
             invalid(
                 "listen",
-                format!("{:?}", raw.listen),
+                format!("{listen_text:?}"),
                 "an address such as \"127.0.0.1:50051\"",
             )
         })?;
         // Plaintext gRPC would expose the released tables on the network.
-        if raw.tls.is_none() && !listen.ip().is_loopback() {
+        if raw.tls.is_none() && raw.dial_out.is_none() && !listen.ip().is_loopback() {
             return Err(invalid(
                 "listen",
-                format!("{:?}", raw.listen),
+                format!("{listen_text:?}"),
                 "a loopback address (127.0.0.0/8 or ::1) unless worker.toml has a [tls] table \
                  with cert, key and client_ca; add one to serve mutual TLS on this address",
             ));
@@ -306,7 +322,13 @@ impl WorkerConfig {
                 )
             })?),
         };
+        if let Some(dial_out) = &raw.dial_out
+            && let Err((field, value, expected)) = dial_out.check(raw.tls.is_some())
+        {
+            return Err(invalid(field, value, expected));
+        }
         if let Some(metrics) = metrics_listen
+            && raw.dial_out.is_none()
             && metrics.port() != 0
             && metrics == listen
         {
@@ -358,6 +380,7 @@ impl WorkerConfig {
             output_dir: base.join(raw.output_dir),
             cache_dir: base.join(raw.cache_dir),
             tls: raw.tls.map(|tls| tls.resolved(base)),
+            dial_out: raw.dial_out,
         })
     }
 }
@@ -526,5 +549,53 @@ pseudonym_key_file = "site.key"
         );
         let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
         assert!(error.to_string().contains("other than `listen`"), "{error}");
+    }
+
+    #[test]
+    fn config_dial_out_table_is_parsed() {
+        let text = format!(
+            "{MINIMAL}\n[dial_out]\ncoordinator = \"127.0.0.1:7443\"\nbackoff_max_s = 60\n"
+        );
+        let config = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml"))
+            .expect("plaintext dial-out to loopback is valid");
+        let dial_out = config.dial_out.expect("[dial_out] is kept");
+        assert_eq!(dial_out.coordinator, "127.0.0.1:7443");
+        assert_eq!(dial_out.server_name(), "127.0.0.1");
+        assert_eq!(dial_out.backoff_initial_s, 1);
+        assert_eq!(dial_out.backoff_max_s, 60);
+        assert_eq!(dial_out.idle_redial_s, 180);
+    }
+
+    #[test]
+    fn config_dial_out_with_listen_is_rejected() {
+        let text = format!(
+            "{MINIMAL}\nlisten = \"127.0.0.1:50051\"\n[dial_out]\ncoordinator = \"127.0.0.1:7443\"\n"
+        );
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(error.to_string().contains("`listen`"), "{error}");
+        assert!(error.to_string().contains("remove `listen`"), "{error}");
+    }
+
+    #[test]
+    fn config_dial_out_plaintext_to_remote_is_rejected() {
+        let text = format!("{MINIMAL}\n[dial_out]\ncoordinator = \"study.example.org:7443\"\n");
+        let error = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml")).unwrap_err();
+        assert!(
+            error.to_string().contains("dial_out.coordinator"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("[tls]"), "{error}");
+    }
+
+    #[test]
+    fn config_dial_out_tls_allows_remote() {
+        let text = format!(
+            "{MINIMAL}\n[tls]\ncert = \"a.pem\"\nkey = \"a.key\"\nclient_ca = \"ca.pem\"\n\
+             [dial_out]\ncoordinator = \"study.example.org:7443\"\nserver_name = \"coordinator\"\n"
+        );
+        let config = WorkerConfig::parse(&text, Path::new("."), Path::new("w.toml"))
+            .expect("dial-out over TLS may reach any host");
+        let dial_out = config.dial_out.expect("[dial_out] is kept");
+        assert_eq!(dial_out.server_name(), "coordinator");
     }
 }

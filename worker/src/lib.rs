@@ -11,6 +11,7 @@ pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod dial_out;
 pub mod error;
 pub mod extract;
 pub mod features;

@@ -11,7 +11,9 @@
 //!
 //! With a `[tls]` table the gRPC listener serves mutual TLS (see
 //! [`crate::tls`]). Without one it serves plaintext, which the config
-//! allows only on a loopback address.
+//! allows only on a loopback address. With a `[dial_out]` table the worker
+//! binds no gRPC listener and serves the connections that it opens to the
+//! coordinator instead (see [`crate::dial_out`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,10 +29,12 @@ use tracing::{info, warn};
 use crate::audit::AuditLog;
 use crate::check::cohort_policy_problems;
 use crate::config::WorkerConfig;
+use crate::dial_out::dial_connections;
 use crate::manifest::Manifest;
 use crate::metrics::serve_metrics;
 use crate::pseudonym::PseudonymKey;
 use crate::service::{WorkerService, WorkerState};
+use crate::tls::dial_out::dial_out_client_config;
 use crate::tls::pem_files::{format_utc, unix_now};
 use crate::tls::{EXPIRY_WARNING_DAYS, ServerTls, TlsSettings, accept_tls};
 
@@ -39,7 +43,8 @@ use crate::tls::{EXPIRY_WARNING_DAYS, ServerTls, TlsSettings, accept_tls};
 pub struct ServeOptions {
     /// Replaces the config's `data_root`.
     pub data_root: Option<PathBuf>,
-    /// File to write the bound address to once the server accepts calls.
+    /// File to write the bound address to once the server accepts calls;
+    /// in dial-out mode, the coordinator address that the worker dials.
     pub ready_file: Option<PathBuf>,
 }
 
@@ -79,12 +84,30 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
         );
     }
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
+    // A dial-out worker opens no gRPC listener.
+    let dial_out = config.dial_out.clone();
+    let listener = match &dial_out {
+        Some(_) => None,
+        None => Some(
+            TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?,
+        ),
+    };
+    let address = match (&listener, &dial_out) {
+        (Some(listener), _) => listener
+            .local_addr()
+            .context("cannot read the bound address")?
+            .to_string(),
+        (None, settings) => settings
+            .as_ref()
+            .map(|settings| settings.coordinator.clone())
+            .unwrap_or_default(),
+    };
+    let dial_out_tls = match (&dial_out, &config.tls) {
+        (Some(_), Some(settings)) => Some(dial_out_client_config(settings)?),
+        _ => None,
+    };
     let metrics_listener = match config.metrics_listen {
         Some(metrics_address) => Some(
             TcpListener::bind(metrics_address)
@@ -123,15 +146,28 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
     }
 
     if let Some(path) = &options.ready_file {
-        write_ready_file(path, &address.to_string())?;
+        write_ready_file(path, &address)?;
     }
-    info!(center = %center, %address, tls = tls.is_some(), "worker listening");
+    if dial_out.is_some() {
+        info!(center = %center, coordinator = %address, tls = tls.is_some(), "worker dialing out");
+    } else {
+        info!(center = %center, %address, tls = tls.is_some(), "worker listening");
+    }
 
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(WorkerServer::new(service));
-    let served = match tls {
-        Some(tls) => {
+    let served = match (listener, tls) {
+        (None, _) => {
+            let settings = dial_out.context("a dial-out worker has [dial_out] settings")?;
+            router
+                .serve_with_incoming_shutdown(
+                    dial_connections(settings, center.clone(), dial_out_tls),
+                    shutdown_signal_then_not_serving(health),
+                )
+                .await
+        }
+        (Some(listener), Some(tls)) => {
             router
                 .serve_with_incoming_shutdown(
                     accept_tls(listener, tls.acceptor()),
@@ -139,7 +175,7 @@ pub async fn serve(config_path: &Path, options: ServeOptions) -> anyhow::Result<
                 )
                 .await
         }
-        None => {
+        (Some(listener), None) => {
             router
                 .serve_with_incoming_shutdown(
                     TcpListenerStream::new(listener),

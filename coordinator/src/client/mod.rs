@@ -7,6 +7,7 @@
 //! sums, logistic steps, scores-only validation) are in [`aggregates`].
 
 mod aggregates;
+pub mod dial_in;
 mod habitat;
 pub mod retry;
 
@@ -215,11 +216,17 @@ impl CenterClient {
     }
 
     /// Connects to the study's center `center` with the study's timeouts,
-    /// over mutual TLS when the endpoint is `https://`.
+    /// over mutual TLS when the endpoint is `https://`. A dial-out center
+    /// is reached through the study's dial-in listener instead
+    /// ([`dial_in`]).
     pub async fn connect_for_study(
         study: &StudyConfig,
         center: &CenterConfig,
     ) -> Result<Self, CenterError> {
+        if center.mode == crate::config::CenterMode::DialOut {
+            let client = dial_in::connect_dial_out(study, center).await?;
+            return Ok(client.with_retry_policy(study.retry_policy()));
+        }
         let host = center
             .endpoint
             .parse::<tonic::transport::Uri>()

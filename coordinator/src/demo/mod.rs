@@ -225,6 +225,7 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
             },
             // The demo's workers listen on loopback and serve plaintext.
             server_name: None,
+            mode: crate::config::CenterMode::Direct,
         });
         processes.push(process);
     }
@@ -249,6 +250,7 @@ pub async fn run_demo(out_dir: &Path, show_progress: bool) -> anyhow::Result<Stu
             enabled: true,
             ..Default::default()
         },
+        dial_in: None,
     };
     // Every demo run is a new study on a new synthetic cohort, so the
     // checkpoints of an earlier demo in the same folder are removed

@@ -10,8 +10,10 @@
 //! The worker checks the same kinds of file in `radstudy_worker::tls`; the
 //! two crates do not share code, so both sets of checks change together.
 
+mod dial_in;
 mod probe;
 
+pub use dial_in::certificate_names;
 pub use probe::{HandshakeFailure, check_handshake};
 
 use std::path::{Path, PathBuf};

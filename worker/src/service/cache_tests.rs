@@ -45,6 +45,7 @@ fn service(folder: &Path, audit_name: &str) -> WorkerService {
         output_dir: folder.join("habitat-maps"),
         cache_dir: folder.join("cache"),
         tls: None,
+        dial_out: None,
     };
     let mut manifest = String::from("patient_id,label,PET_image,PET_mask\n");
     for (index, patient) in PATIENTS.iter().enumerate() {

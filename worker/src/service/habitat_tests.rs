@@ -71,6 +71,7 @@ fn habitat_service_in(folder: &Path, patients: &[&str], min_patients: u32) -> Wo
         output_dir: folder.join("habitat-maps"),
         cache_dir: folder.join("cache"),
         tls: None,
+        dial_out: None,
     };
     let manifest = Manifest::parse(
         manifest(patients).as_bytes(),

@@ -81,6 +81,7 @@ fn service_auditing(
         output_dir: audit_log.with_file_name("habitat-maps"),
         cache_dir: audit_log.with_file_name("cache"),
         tls: None,
+        dial_out: None,
     };
     let manifest =
         Manifest::parse(manifest.as_bytes(), Path::new("manifest.csv"), root).expect("manifest");

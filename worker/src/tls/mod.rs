@@ -11,6 +11,7 @@
 //! Without `[tls]` the worker serves plaintext gRPC, which the config allows
 //! only on a loopback listen address.
 
+pub mod dial_out;
 mod incoming;
 pub mod pem_files;
 mod verifier;
