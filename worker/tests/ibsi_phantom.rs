@@ -10,16 +10,18 @@
 //! half a unit in the third significant digit, because the manual prints three digits;
 //! 1e-12 absorbs float rounding, since the one reference value of 0 has tolerance 0.
 //!
-//! The test prints one table row per family and fails on any miss. Reference rows that no
+//! Both tests print one table row per family and fail on any miss. Reference rows that no
 //! implemented feature covers must be listed in `NOT_IMPLEMENTED`, and every entry there
 //! must cover at least one row, so nothing is skipped silently.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use radstudy_worker::features::ibsi::{Family, IbsiSettings, compute};
-use radstudy_worker::image::read_volume;
-use radstudy_worker::mask::select_label_spanning;
+use radstudy_worker::features::compute_with_options;
+use radstudy_worker::features::ibsi::{Family, IbsiSettings, code_of, compute};
+use radstudy_worker::image::{Volume, read_volume};
+use radstudy_worker::mask::{Roi, select_label_spanning};
+use radstudy_worker::params::parse_parameters;
 
 /// Float rounding allowance on top of compare_abs_tol.
 const ROUNDING: f64 = 1e-12;
@@ -101,40 +103,53 @@ fn not_implemented_reason(tag: &str) -> Option<&'static str> {
         .map(|(_, reason)| *reason)
 }
 
-#[test]
-fn digital_phantom_matches_ibsi_reference() {
-    let root = data_root().join("ibsi");
-    let image =
-        read_volume(&root.join("digital_phantom/image.nii.gz")).expect("phantom image reads");
-    let labels =
-        read_volume(&root.join("digital_phantom/mask.nii.gz")).expect("phantom mask reads");
+/// Parameter file of the phantom conventions: bins of width 1 from the lower bound of the
+/// re-segmentation range [1, 6], which is also the IVH range.
+const PHANTOM_PARAMETERS: &str = "
+setting:
+  ibsiMode: true
+  binWidth: 1
+  resegmentRange: [1, 6]
+  label: 1
+featureClass:
+  shape:
+  firstorder:
+  glcm:
+  glrlm:
+  glszm:
+  gldm:
+  ngtdm:
+";
+
+fn read_phantom() -> (Volume, Roi) {
+    let root = data_root().join("ibsi/digital_phantom");
+    let image = read_volume(&root.join("image.nii.gz")).expect("phantom image reads");
+    let labels = read_volume(&root.join("mask.nii.gz")).expect("phantom mask reads");
     let roi = select_label_spanning(&labels, 1, 3).expect("phantom mask has label 1");
     assert_eq!(roi.voxel_count, 74, "the phantom ROI has 74 voxels");
+    (image, roi)
+}
 
-    let features = compute(&image, &roi, &Family::ALL, &IbsiSettings::digital_phantom())
-        .expect("IBSI features of the phantom");
-    let computed: BTreeMap<&str, (f64, &str)> = features
-        .iter()
-        .map(|feature| (feature.tag.as_str(), (feature.value, feature.code)))
-        .collect();
-    assert_eq!(computed.len(), features.len(), "feature tags are unique");
-
-    let reference = read_reference(&root.join("digital_phantom_reference.csv"));
+/// Compares computed values, by tag, with every reference row; prints the per-family
+/// table and fails on a miss, an unlisted missing tag or a wrong IBSI code.
+fn compare_with_reference(label: &str, computed: &BTreeMap<String, f64>) {
+    let path = data_root().join("ibsi/digital_phantom_reference.csv");
+    let reference = read_reference(&path);
     let mut passed: BTreeMap<&str, usize> = BTreeMap::new();
     let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
     let mut skipped: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     let mut misses = Vec::new();
     let mut code_mismatches = Vec::new();
-    let mut used_patterns = std::collections::BTreeSet::new();
+    let mut used_reasons = std::collections::BTreeSet::new();
     for row in &reference {
-        let Some(&(value, code)) = computed.get(row.tag.as_str()) else {
+        let Some(&value) = computed.get(&row.tag) else {
             let reason = not_implemented_reason(&row.tag).unwrap_or_else(|| {
                 panic!(
                     "reference tag {} is neither computed nor listed as not implemented",
                     row.tag
                 )
             });
-            used_patterns.insert(reason);
+            used_reasons.insert(reason);
             *skipped
                 .entry(&row.family)
                 .or_default()
@@ -143,6 +158,7 @@ fn digital_phantom_matches_ibsi_reference() {
             continue;
         };
         *totals.entry(&row.family).or_default() += 1;
+        let code = code_of(&row.tag);
         if code != row.code {
             code_mismatches.push(format!("{}: code {code}, reference {}", row.tag, row.code));
         }
@@ -156,8 +172,9 @@ fn digital_phantom_matches_ibsi_reference() {
         }
     }
 
+    println!("{label}");
     println!(
-        "{:<28} {:>8} {:>6}  not implemented",
+        "{:<28} {:>6} {:>6}  not implemented",
         "family", "passed", "total"
     );
     for family in Family::ALL {
@@ -172,7 +189,7 @@ fn digital_phantom_matches_ibsi_reference() {
             })
             .unwrap_or_default();
         println!(
-            "{:<28} {:>8} {:>6}  {}",
+            "{:<28} {:>6} {:>6}  {}",
             name,
             passed.get(name).copied().unwrap_or(0),
             totals.get(name).copied().unwrap_or(0),
@@ -186,13 +203,13 @@ fn digital_phantom_matches_ibsi_reference() {
     for family in Family::ALL {
         assert!(
             totals.get(family.name()).copied().unwrap_or(0) > 0,
-            "family {} has no compared value",
+            "{label}: family {} has no compared value",
             family.name()
         );
     }
     assert!(
         misses.is_empty(),
-        "{} values outside tolerance:\n{}",
+        "{label}: {} values outside tolerance:\n{}",
         misses.len(),
         misses.join("\n")
     );
@@ -203,8 +220,55 @@ fn digital_phantom_matches_ibsi_reference() {
     );
     for (_, reason) in NOT_IMPLEMENTED {
         assert!(
-            used_patterns.contains(reason),
+            used_reasons.contains(reason),
             "NOT_IMPLEMENTED reason {reason:?} covers no reference row"
         );
     }
+}
+
+#[test]
+fn phantom_families_match_reference() {
+    let (image, roi) = read_phantom();
+    let features = compute(
+        &image,
+        &roi,
+        &roi,
+        &Family::ALL,
+        &IbsiSettings::digital_phantom(),
+    )
+    .expect("IBSI features of the phantom");
+    let computed: BTreeMap<String, f64> = features
+        .iter()
+        .map(|feature| (feature.tag.clone(), feature.value))
+        .collect();
+    assert_eq!(computed.len(), features.len(), "feature tags are unique");
+    for feature in &features {
+        assert_eq!(
+            feature.code,
+            code_of(&feature.tag),
+            "code of {}",
+            feature.tag
+        );
+        assert!(!feature.code.is_empty(), "{} has an IBSI code", feature.tag);
+    }
+    compare_with_reference("IBSI families, phantom settings", &computed);
+}
+
+#[test]
+fn phantom_parameter_file_matches_reference() {
+    let (image, roi) = read_phantom();
+    let parameters = parse_parameters(PHANTOM_PARAMETERS).expect("phantom parameter file parses");
+    let columns = compute_with_options(&image, &roi, &parameters.settings, &parameters.options)
+        .expect("IBSI mode computes the phantom");
+    let mut computed = BTreeMap::new();
+    for (name, value) in columns {
+        let tag = name
+            .strip_prefix("ibsi_")
+            .unwrap_or_else(|| panic!("column {name} lacks the ibsi_ prefix"));
+        assert!(
+            computed.insert(tag.to_string(), value).is_none(),
+            "column {name} is repeated"
+        );
+    }
+    compare_with_reference("ibsiMode parameter file", &computed);
 }

@@ -266,6 +266,11 @@ pub struct ExtractionOptions {
     pub ngtdm: ngtdm::NgtdmSettings,
     /// Features to keep per class; a class not listed keeps all its features.
     pub selection: BTreeMap<FeatureClass, Vec<&'static str>>,
+    /// PyRadiomics or IBSI definitions; IBSI mode computes the IBSI families of each
+    /// requested class (see [`ibsi::Family::for_class`]) and names columns `ibsi_<tag>`.
+    pub convention: ibsi::Convention,
+    /// Settings of the IBSI mode; used only when `convention` is IBSI.
+    pub ibsi: ibsi::IbsiSettings,
 }
 
 impl ExtractionOptions {
@@ -285,6 +290,8 @@ impl ExtractionOptions {
             gldm: gldm::GldmSettings::default(),
             ngtdm: ngtdm::NgtdmSettings::default(),
             selection: BTreeMap::new(),
+            convention: ibsi::Convention::Pyradiomics,
+            ibsi: ibsi::IbsiSettings::for_bin_width(settings.bin_width, None),
         }
     }
 }
@@ -312,6 +319,9 @@ pub enum FeatureError {
         /// Non-finite voxels in the ROI.
         count: usize,
     },
+    /// The IBSI mode could not compute the ROI's features.
+    #[error(transparent)]
+    Ibsi(#[from] ibsi::IbsiError),
     /// A feature is undefined for this ROI.
     #[error("feature {name} evaluates to {value}; the ROI intensities cannot support it")]
     NotFinite {
@@ -357,6 +367,9 @@ pub fn compute_with_options(
     } else {
         roi
     };
+    if options.convention == ibsi::Convention::Ibsi {
+        return compute_ibsi(image, shape_roi, feature_roi, settings, options);
+    }
 
     let mut texture: Option<discretize::TextureInput> = None;
     let mut output = Vec::new();
@@ -408,6 +421,41 @@ pub fn compute_with_options(
             }
             output.push((name, value));
         }
+    }
+    Ok(output)
+}
+
+/// Computes the IBSI families that stand in for the requested classes, named
+/// `ibsi_<tag>`, and rejects any value that is not finite.
+fn compute_ibsi(
+    image: &Volume,
+    morphological_roi: &Roi,
+    intensity_roi: &Roi,
+    settings: &ExtractionSettings,
+    options: &ExtractionOptions,
+) -> Result<Vec<(String, f64)>, FeatureError> {
+    let families: Vec<ibsi::Family> = settings
+        .classes
+        .iter()
+        .flat_map(|&class| ibsi::Family::for_class(class).iter().copied())
+        .collect();
+    let features = ibsi::compute(
+        image,
+        morphological_roi,
+        intensity_roi,
+        &families,
+        &options.ibsi,
+    )?;
+    let mut output = Vec::with_capacity(features.len());
+    for feature in features {
+        let name = format!("ibsi_{}", feature.tag);
+        if !feature.value.is_finite() {
+            return Err(FeatureError::NotFinite {
+                name,
+                value: feature.value,
+            });
+        }
+        output.push((name, feature.value));
     }
     Ok(output)
 }

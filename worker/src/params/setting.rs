@@ -10,8 +10,9 @@ use crate::features::normalize::Normalization;
 use crate::features::resegment::{ResegmentMode, Resegmentation};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
 
-/// Every key PyRadiomics accepts under `setting` (its `radiomics/schemas/paramSchema.yaml`).
-pub const SETTING_KEYS: [&str; 37] = [
+/// Every key PyRadiomics accepts under `setting` (its `radiomics/schemas/paramSchema.yaml`),
+/// then radstudy's own `ibsiMode`.
+pub const SETTING_KEYS: [&str; 38] = [
     "minimumROIDimensions",
     "minimumROISize",
     "geometryTolerance",
@@ -49,6 +50,7 @@ pub const SETTING_KEYS: [&str; 37] = [
     "symmetricalGLCM",
     "weightingNorm",
     "gldm_a",
+    "ibsiMode",
 ];
 
 /// SimpleITK interpolator names PyRadiomics accepts for `interpolator`.
@@ -319,6 +321,11 @@ impl SettingsBuilder {
         options.gldm.alpha = gldm_alpha;
         options.ngtdm.distances = distances;
         options.selection = selection;
+        if let Some(value) = get("ibsiMode")
+            && bool_value("ibsiMode", value)?
+        {
+            super::ibsi_mode::apply(&mut options, value)?;
+        }
         Ok(super::ParameterFile { settings, options })
     }
 }

@@ -165,6 +165,20 @@ pub struct IbsiSettings {
 }
 
 impl IbsiSettings {
+    /// Returns the settings for a fixed bin size w from `lower_bound` (or the ROI minimum):
+    /// the texture families and the intensity histogram use w, and the IVH uses bins of
+    /// width w over the ROI's intensity range. NGLDM α is 0.
+    pub fn for_bin_width(width: f64, lower_bound: Option<f64>) -> Self {
+        IbsiSettings {
+            discretization: GreyLevelRule::FixedBinSize { width, lower_bound },
+            ivh: IvhSettings {
+                bin_width: width,
+                range: None,
+            },
+            ngldm_alpha: 0,
+        }
+    }
+
     /// Returns the settings of the IBSI digital phantom: grey levels equal to the
     /// intensities (fixed bin size 1 from 1), IVH over [1, 6] in steps of 1, α = 0.
     pub fn digital_phantom() -> Self {
@@ -230,15 +244,23 @@ pub enum IbsiError {
 
 /// Computes the requested IBSI families of one ROI, in the order of [`Family::ALL`].
 ///
-/// `image` must be on the mask's grid. The morphological and intensity masks are both
-/// `roi`; local intensity also reads image voxels outside the ROI.
+/// `image` must be on the masks' grid. `morphological_roi` gives the mesh and axes of the
+/// morphology family; `intensity_roi` (the re-segmented ROI, or the same ROI) gives every
+/// intensity, including those of Moran's I, Geary's C and the integrated intensity. Local
+/// intensity also reads image voxels outside the ROI.
 pub fn compute(
     image: &Volume,
-    roi: &Roi,
+    morphological_roi: &Roi,
+    intensity_roi: &Roi,
     families: &[Family],
     settings: &IbsiSettings,
 ) -> Result<Vec<IbsiFeature>, IbsiError> {
-    let grid = RoiGrid::new(image, roi, &settings.discretization, super::MAX_GREY_LEVELS)?;
+    let grid = RoiGrid::new(
+        image,
+        intensity_roi,
+        &settings.discretization,
+        super::MAX_GREY_LEVELS,
+    )?;
 
     let mut output = Vec::new();
     for family in Family::ALL {
@@ -247,7 +269,7 @@ pub fn compute(
         }
         let _span = tracing::debug_span!("ibsi_family", family = family.name()).entered();
         let values: Vec<(String, f64)> = match family {
-            Family::Morphology => morphology::compute(roi, &grid),
+            Family::Morphology => morphology::compute(morphological_roi, &grid),
             Family::LocalIntensity => local_intensity::compute(image, &grid),
             Family::IntensityStatistics => statistics::compute_tagged(&grid.roi_intensities()),
             Family::IntensityHistogram => histogram::compute(&grid),

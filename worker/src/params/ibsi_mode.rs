@@ -1,0 +1,67 @@
+//! The `ibsiMode` setting: a radstudy extension that switches a parameter file to the IBSI
+//! definitions (see `features::ibsi`).
+//!
+//! The PyRadiomics settings map onto the IBSI mode as follows. `binWidth` w becomes the
+//! IBSI fixed bin size, with bins from the lower bound of an absolute `resegmentRange`, or
+//! else from the ROI minimum. `binCount` becomes the IBSI fixed bin number. The IVH uses
+//! bins of width w (or 1, the IBSI choice for discrete intensities such as CT numbers,
+//! with `binCount`) over an absolute `resegmentRange` with both bounds, or else over the
+//! ROI's range. `gldm_a` becomes the NGLDM coarseness α.
+
+use serde_norway::Value;
+
+use super::ParamsError;
+use crate::features::ExtractionOptions;
+use crate::features::discretize::Discretization;
+use crate::features::ibsi::{Convention, GreyLevelRule};
+use crate::features::resegment::ResegmentMode;
+
+/// Switches `options`, already filled from the other settings, to the IBSI mode; `value`
+/// is the `ibsiMode` value for error messages.
+pub(super) fn apply(options: &mut ExtractionOptions, value: &Value) -> Result<(), ParamsError> {
+    let reject = |reason: &'static str| ParamsError::NotImplemented {
+        key: "ibsiMode".into(),
+        value: super::render(value),
+        reason,
+    };
+    if !options.selection.is_empty() {
+        return Err(reject(
+            "IBSI mode computes whole families; list feature classes without feature names",
+        ));
+    }
+    if options.glcm.distances != [1] {
+        return Err(reject("IBSI mode uses distance 1 only; remove distances"));
+    }
+    let alpha = options.gldm.alpha;
+    if alpha.fract() != 0.0 || alpha > f64::from(u32::MAX) {
+        return Err(reject(
+            "IBSI mode needs a whole-number gldm_a (NGLDM coarseness on grey levels)",
+        ));
+    }
+
+    let absolute_range = options
+        .resegmentation
+        .as_ref()
+        .filter(|resegmentation| resegmentation.mode == ResegmentMode::Absolute);
+    let lower_bound = absolute_range.map(|resegmentation| resegmentation.lower);
+    let full_range = absolute_range.and_then(|resegmentation| {
+        resegmentation
+            .upper
+            .map(|upper| [resegmentation.lower, upper])
+    });
+
+    options.convention = Convention::Ibsi;
+    options.ibsi.ngldm_alpha = alpha as u32;
+    options.ibsi.ivh.range = full_range;
+    match options.discretization {
+        Discretization::FixedBinWidth(width) => {
+            options.ibsi.discretization = GreyLevelRule::FixedBinSize { width, lower_bound };
+            options.ibsi.ivh.bin_width = width;
+        }
+        Discretization::FixedBinCount(count) => {
+            options.ibsi.discretization = GreyLevelRule::FixedBinNumber(count);
+            options.ibsi.ivh.bin_width = 1.0;
+        }
+    }
+    Ok(())
+}
