@@ -27,15 +27,9 @@ use radstudy_worker::params::parse_parameters;
 const ROUNDING: f64 = 1e-12;
 
 /// Reference tags without a computed value, as (tag suffix or tag, reason).
-const NOT_IMPLEMENTED: [(&str, &str); 8] = [
+const NOT_IMPLEMENTED: [(&str, &str); 2] = [
     ("morph_vol_dens_conv_hull", "convex hull not implemented"),
     ("morph_area_dens_conv_hull", "convex hull not implemented"),
-    ("_2D_avg", "2-D aggregation not implemented"),
-    ("_2D_comb", "2-D aggregation not implemented"),
-    ("_2_5D_avg", "2.5-D aggregation not implemented"),
-    ("_2_5D_comb", "2.5-D aggregation not implemented"),
-    ("_2D", "2-D aggregation not implemented"),
-    ("_2_5D", "2.5-D aggregation not implemented"),
 ];
 
 fn data_root() -> PathBuf {

@@ -4,7 +4,8 @@
 //! v + Δ, M_Δ[X(v), X(v+Δ)] and M_Δ[X(v+Δ), X(v)] each gain 1. `_3D_avg` (IBSI ITBB)
 //! computes each feature per direction and averages the 13 values, as PyRadiomics does;
 //! `_3D_comb` (IBSI IAZD) sums the 13 matrices first. A direction without pairs is left out
-//! of the average.
+//! of the average. The 2-D and 2.5-D aggregations use the 4 in-plane directions per slice
+//! (see the `aggregation` module).
 //!
 //! With p_ij = M_ij / Σ M, N_g grey levels, marginals p_i = Σ_j p_ij, μ = Σ i p_i (the
 //! matrix is symmetric, so both marginals are equal), σ² = Σ (i − μ)² p_i, p_(i−j)(k) =
@@ -24,7 +25,8 @@
 //! with HX = −Σ p_i log p_i, HXY the joint entropy, HXY1 = −Σ p_ij log(p_i p_j) and
 //! HXY2 = −Σ p_i p_j log(p_i p_j).
 
-use super::grey_levels::{DIRECTIONS, RoiGrid};
+use super::aggregation::{Counted, DIRECTIONAL_SUFFIXES, directional};
+use super::grey_levels::{DIRECTIONS, PLANAR_DIRECTIONS, RoiGrid};
 
 const NAMES: [&str; 25] = [
     "joint_max",
@@ -54,8 +56,8 @@ const NAMES: [&str; 25] = [
     "info_corr2",
 ];
 
-/// Computes the 25 GLCM features in both 3-D aggregations, tagged `cm_<name>_3D_avg`
-/// and `cm_<name>_3D_comb`.
+/// Computes the 25 GLCM features in all six aggregations, tagged `cm_<name><suffix>` with
+/// suffix `_3D_avg`, `_3D_comb`, `_2D_avg`, `_2D_comb`, `_2_5D_avg` or `_2_5D_comb`.
 pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
     let n = grid.n_levels as usize;
     let matrices: Vec<Vec<f64>> = DIRECTIONS
@@ -84,6 +86,24 @@ pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
         NAMES,
         features(&merged, n),
     ));
+
+    let per_slice: Vec<Vec<Counted<Vec<f64>>>> = grid
+        .slices()
+        .iter()
+        .map(|slice| {
+            PLANAR_DIRECTIONS
+                .iter()
+                .map(|&direction| Counted {
+                    matrix: cooccurrences(slice, direction),
+                    voxels: slice.voxel_count as f64,
+                })
+                .collect()
+        })
+        .collect();
+    let planar = directional(&per_slice, |matrix, _| features(matrix, n));
+    for (suffix, values) in DIRECTIONAL_SUFFIXES.iter().zip(planar) {
+        output.extend(super::tagged("cm_", suffix, NAMES, values));
+    }
     output
 }
 

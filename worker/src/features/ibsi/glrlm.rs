@@ -8,9 +8,12 @@
 //! sizes (IBSI codes): SRE 22OV, LRE W4KF, LGRE V3SW, HGRE G3QZ, SRLGE HTZT, SRHGE GD3A,
 //! LRLGE IVPO, LRHGE 3KUM, GLNU R5YN, GLNU normalised OVBL, RLNU W92Y, RLNU normalised
 //! IC23, run percentage 9ZK5, grey level variance 8CE5, run length variance SXLW, run
-//! entropy HJ9O.
+//! entropy HJ9O. The 2-D and 2.5-D aggregations use the 4 in-plane directions per slice
+//! (see the `aggregation` module), with the voxels of the slice, or of everything merged,
+//! as N_v.
 
-use super::grey_levels::{DIRECTIONS, RoiGrid};
+use super::aggregation::{Counted, DIRECTIONAL_SUFFIXES, directional};
+use super::grey_levels::{DIRECTIONS, PLANAR_DIRECTIONS, RoiGrid};
 use super::size_matrix::{SizeMatrix, features, tag16};
 
 const NAMES: [&str; 16] = [
@@ -32,8 +35,8 @@ const NAMES: [&str; 16] = [
     "rl_entr",
 ];
 
-/// Computes the 16 GLRLM features in both 3-D aggregations, tagged `rlm_<name>_3D_avg`
-/// and `rlm_<name>_3D_comb`.
+/// Computes the 16 GLRLM features in all six aggregations, tagged `rlm_<name><suffix>`
+/// with the suffixes of the GLCM.
 pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
     let voxels = grid.voxel_count as f64;
     let matrices: Vec<SizeMatrix> = DIRECTIONS.iter().map(|&d| runs(grid, d)).collect();
@@ -50,6 +53,24 @@ pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
 
     let mut output = tag16("rlm_", "_3D_avg", NAMES, average);
     output.extend(tag16("rlm_", "_3D_comb", NAMES, combined));
+
+    let per_slice: Vec<Vec<Counted<SizeMatrix>>> = grid
+        .slices()
+        .iter()
+        .map(|slice| {
+            PLANAR_DIRECTIONS
+                .iter()
+                .map(|&direction| Counted {
+                    matrix: runs(slice, direction),
+                    voxels: slice.voxel_count as f64,
+                })
+                .collect()
+        })
+        .collect();
+    let planar = directional(&per_slice, features);
+    for (suffix, values) in DIRECTIONAL_SUFFIXES.iter().zip(planar) {
+        output.extend(tag16("rlm_", suffix, NAMES, values));
+    }
     output
 }
 

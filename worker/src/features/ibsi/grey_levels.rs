@@ -152,6 +152,28 @@ impl RoiGrid {
         output
     }
 
+    /// Returns one grid per slice of constant k that contains ROI voxels, for the 2-D and
+    /// 2.5-D aggregations; IBSI stacks the slices of its phantoms along k.
+    pub fn slices(&self) -> Vec<RoiGrid> {
+        let size_k = self.levels.dim().2;
+        (0..size_k)
+            .filter_map(|k| {
+                let plane = s![.., .., k..k + 1];
+                let mask = self.mask.slice(plane).to_owned();
+                let voxel_count = mask.iter().filter(|&&inside| inside).count();
+                (voxel_count > 0).then(|| RoiGrid {
+                    intensities: self.intensities.slice(plane).to_owned(),
+                    mask,
+                    levels: self.levels.slice(plane).to_owned(),
+                    n_levels: self.n_levels,
+                    offset: [self.offset[0], self.offset[1], self.offset[2] + k],
+                    spacing: self.spacing,
+                    voxel_count,
+                })
+            })
+            .collect()
+    }
+
     /// Returns the grey level at a signed index, or 0 outside the box or the ROI.
     pub fn level_at(&self, index: [isize; 3]) -> u32 {
         let dims = self.levels.dim();
@@ -181,7 +203,11 @@ pub(super) const DIRECTIONS: [[isize; 3]; 13] = [
     [1, -1, -1],
 ];
 
-/// Returns the 26 neighbour offsets of Chebyshev distance 1.
+/// The 4 in-plane direction vectors (constant k) of Chebyshev distance 1.
+pub(super) const PLANAR_DIRECTIONS: [[isize; 3]; 4] = [[1, 0, 0], [0, 1, 0], [1, 1, 0], [1, -1, 0]];
+
+/// Returns the 26 neighbour offsets of Chebyshev distance 1. On a one-slice grid from
+/// [`RoiGrid::slices`] only the 8 in-plane ones can reach a voxel.
 pub(super) fn neighbour_offsets() -> Vec<[isize; 3]> {
     DIRECTIONS
         .iter()

@@ -25,6 +25,7 @@
 //! GLCM and 26-connected zones. Not implemented: the convex-hull densities of morphology
 //! and the 2-D and 2.5-D aggregations of the texture families.
 
+mod aggregation;
 mod codes;
 mod glcm;
 mod glrlm;
@@ -304,8 +305,19 @@ pub fn code_of(tag: &str) -> &'static str {
         .map_or("", |(_, code)| code)
 }
 
-/// Aggregation suffixes of texture tags, longest first so that `_3D_avg` is not read as `_3D`.
-const AGGREGATION_SUFFIXES: [&str; 3] = ["_3D_avg", "_3D_comb", "_3D"];
+/// Aggregation suffixes of texture tags, each before any suffix it ends with, so that
+/// `_2_5D_avg` is not read as `_5D_avg` or `_3D_avg` as `_3D`.
+const AGGREGATION_SUFFIXES: [&str; 9] = [
+    "_2_5D_avg",
+    "_2_5D_comb",
+    "_2_5D",
+    "_2D_avg",
+    "_2D_comb",
+    "_2D",
+    "_3D_avg",
+    "_3D_comb",
+    "_3D",
+];
 
 /// Prefixes `tag` with a family prefix, for the feature modules.
 fn tagged<const N: usize>(

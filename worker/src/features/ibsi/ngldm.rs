@@ -11,6 +11,7 @@
 //! 1PFV, dependence count variance DNX2, dependence count entropy FCBV, dependence count
 //! energy CAS9.
 
+use super::aggregation::{self, Counted, SLICE_SUFFIXES};
 use super::grey_levels::{RoiGrid, neighbour_offsets};
 use super::size_matrix::{SizeMatrix, features};
 
@@ -34,8 +35,34 @@ const NAMES: [&str; 17] = [
     "dc_energy",
 ];
 
-/// Computes the 17 NGLDM features with coarseness `alpha`, tagged `ngl_<name>_3D`.
+/// Computes the 17 NGLDM features with coarseness `alpha`, tagged `ngl_<name>_3D`, `_2D`
+/// and `_2_5D`; the 2-D matrices count the 8 in-plane neighbours.
 pub(super) fn compute(grid: &RoiGrid, alpha: u32) -> Vec<(String, f64)> {
+    let volume = dependence_matrix(grid, alpha);
+    let mut output = super::tagged(
+        "ngl_",
+        "_3D",
+        NAMES,
+        features(&volume, grid.voxel_count as f64),
+    );
+
+    let per_slice: Vec<Counted<SizeMatrix>> = grid
+        .slices()
+        .iter()
+        .map(|slice| Counted {
+            matrix: dependence_matrix(slice, alpha),
+            voxels: slice.voxel_count as f64,
+        })
+        .collect();
+    let planar = aggregation::per_slice(&per_slice, features);
+    for (suffix, values) in SLICE_SUFFIXES.iter().zip(planar) {
+        output.extend(super::tagged("ngl_", suffix, NAMES, values));
+    }
+    output
+}
+
+/// Counts ROI voxels by grey level and dependence count + 1.
+fn dependence_matrix(grid: &RoiGrid, alpha: u32) -> SizeMatrix {
     let offsets = neighbour_offsets();
     let mut matrix = SizeMatrix::zeros(grid.n_levels as usize, offsets.len() + 1);
     for ((i, j, k), &level) in grid.levels.indexed_iter() {
@@ -55,10 +82,5 @@ pub(super) fn compute(grid: &RoiGrid, alpha: u32) -> Vec<(String, f64)> {
             .count();
         matrix.add(level, dependent + 1);
     }
-    super::tagged(
-        "ngl_",
-        "_3D",
-        NAMES,
-        features(&matrix, grid.voxel_count as f64),
-    )
+    matrix
 }

@@ -12,14 +12,43 @@
 //! Coarseness is 10⁶ when Σ p_i s_i = 0 (PyRadiomics' convention; IBSI leaves it open),
 //! and the other features are 0 when their denominator is 0.
 
+use super::aggregation::{self, Counted, SLICE_SUFFIXES};
 use super::grey_levels::{RoiGrid, neighbour_offsets};
 
-/// Computes the five NGTDM features, tagged `ngt_<name>_3D`.
+const NAMES: [&str; 5] = [
+    "coarseness",
+    "contrast",
+    "busyness",
+    "complexity",
+    "strength",
+];
+
+/// Computes the five NGTDM features, tagged `ngt_<name>_3D`, `_2D` and `_2_5D`.
 pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
     let n = grid.n_levels as usize;
+    let mut output = super::tagged("ngt_", "_3D", NAMES, features(&difference_matrix(grid), n));
+
+    let per_slice: Vec<Counted<Vec<f64>>> = grid
+        .slices()
+        .iter()
+        .map(|slice| Counted {
+            matrix: difference_matrix(slice),
+            voxels: slice.voxel_count as f64,
+        })
+        .collect();
+    let planar = aggregation::per_slice(&per_slice, |matrix, _| features(matrix, n));
+    for (suffix, values) in SLICE_SUFFIXES.iter().zip(planar) {
+        output.extend(super::tagged("ngt_", suffix, NAMES, values));
+    }
+    output
+}
+
+/// Returns n_i for i = 1 … N_g followed by s_i, one vector so that slices merge by adding.
+fn difference_matrix(grid: &RoiGrid) -> Vec<f64> {
+    let n = grid.n_levels as usize;
     let offsets = neighbour_offsets();
-    let mut counts = vec![0.0_f64; n];
-    let mut differences = vec![0.0_f64; n];
+    let mut matrix = vec![0.0_f64; 2 * n];
+    let (counts, differences) = matrix.split_at_mut(n);
     for ((i, j, k), &level) in grid.levels.indexed_iter() {
         if level == 0 {
             continue;
@@ -43,6 +72,12 @@ pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
         counts[level as usize - 1] += 1.0;
         differences[level as usize - 1] += (f64::from(level) - sum / neighbours).abs();
     }
+    matrix
+}
+
+/// Computes the five features from n_i and s_i.
+fn features(matrix: &[f64], n: usize) -> [f64; 5] {
+    let (counts, differences) = matrix.split_at(n);
 
     let total: f64 = counts.iter().sum();
     let present: Vec<(f64, f64, f64)> = (0..n)
@@ -89,16 +124,5 @@ pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
     } else {
         0.0
     };
-    super::tagged(
-        "ngt_",
-        "_3D",
-        [
-            "coarseness",
-            "contrast",
-            "busyness",
-            "complexity",
-            "strength",
-        ],
-        [coarseness, contrast, busyness, complexity, strength],
-    )
+    [coarseness, contrast, busyness, complexity, strength]
 }

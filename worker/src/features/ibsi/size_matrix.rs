@@ -128,3 +128,13 @@ pub(super) fn tag16(
     first.copy_from_slice(&values[..16]);
     super::tagged(prefix, suffix, names, first)
 }
+
+impl super::aggregation::TextureMatrix for SizeMatrix {
+    fn merge(&mut self, other: &Self) {
+        SizeMatrix::merge(self, other);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.iter().all(|&count| count == 0.0)
+    }
+}

@@ -1,5 +1,5 @@
 //! IBSI zone matrices: grey level size zone (GLSZM) and grey level distance zone (GLDZM)
-//! features, 3-D (aggregation `_3D`, IBSI KOBO).
+//! features, 3-D (aggregation `_3D`, IBSI KOBO), 2-D and 2.5-D.
 //!
 //! A zone is a maximal 26-connected set of ROI voxels with equal grey level. GLSZM counts
 //! zones by grey level and size in voxels. GLDZM counts them by grey level and distance:
@@ -17,6 +17,9 @@
 //! ZDNU normalised IATH, zone percentage VIWW, grey level variance QK93, zone distance
 //! variance 7WT1, zone distance entropy GBDU.
 //!
+//! The 2-D and 2.5-D aggregations count zones per slice (8-connected in the plane) with
+//! border distances in the plane (4-connected steps), see the `aggregation` module.
+//!
 //! NOTE: the distance map is taken from the intensity mask. IBSI takes it from the
 //! morphological mask, which differs only after re-segmentation, and this module does not
 //! receive the two masks separately.
@@ -25,6 +28,7 @@ use std::collections::VecDeque;
 
 use ndarray::Array3;
 
+use super::aggregation::{self, Counted, SLICE_SUFFIXES};
 use super::grey_levels::{RoiGrid, neighbour_offsets};
 use super::size_matrix::{SizeMatrix, features, tag16};
 
@@ -73,41 +77,72 @@ struct Zone {
     distance: usize,
 }
 
-/// Computes the 16 GLSZM features, tagged `szm_<name>_3D`.
-pub(super) fn compute_glszm(grid: &RoiGrid) -> Vec<(String, f64)> {
-    let zones = find_zones(grid);
-    let largest = zones.iter().map(|zone| zone.size).max().unwrap_or(1);
-    let mut matrix = SizeMatrix::zeros(grid.n_levels as usize, largest);
-    for zone in &zones {
-        matrix.add(zone.level, zone.size);
-    }
-    tag16(
-        "szm_",
-        "_3D",
-        GLSZM_NAMES,
-        features(&matrix, grid.voxel_count as f64),
-    )
+/// Which matrix of the zones to count.
+#[derive(Clone, Copy)]
+enum ZoneMatrix {
+    Size,
+    Distance,
 }
 
-/// Computes the 16 GLDZM features, tagged `dzm_<name>_3D`.
+/// Computes the 16 GLSZM features, tagged `szm_<name>_3D`, `_2D` and `_2_5D`.
+pub(super) fn compute_glszm(grid: &RoiGrid) -> Vec<(String, f64)> {
+    compute(grid, ZoneMatrix::Size, "szm_", GLSZM_NAMES)
+}
+
+/// Computes the 16 GLDZM features, tagged `dzm_<name>_3D`, `_2D` and `_2_5D`.
 pub(super) fn compute_gldzm(grid: &RoiGrid) -> Vec<(String, f64)> {
-    let zones = find_zones(grid);
-    let farthest = zones.iter().map(|zone| zone.distance).max().unwrap_or(1);
-    let mut matrix = SizeMatrix::zeros(grid.n_levels as usize, farthest);
-    for zone in &zones {
-        matrix.add(zone.level, zone.distance);
-    }
-    tag16(
-        "dzm_",
+    compute(grid, ZoneMatrix::Distance, "dzm_", GLDZM_NAMES)
+}
+
+/// Counts the zone matrix in 3-D and per slice and tags its features.
+fn compute(
+    grid: &RoiGrid,
+    kind: ZoneMatrix,
+    prefix: &str,
+    names: [&str; 16],
+) -> Vec<(String, f64)> {
+    let volume = zone_matrix(grid, kind, false);
+    let mut output = tag16(
+        prefix,
         "_3D",
-        GLDZM_NAMES,
-        features(&matrix, grid.voxel_count as f64),
-    )
+        names,
+        features(&volume, grid.voxel_count as f64),
+    );
+
+    let per_slice: Vec<Counted<SizeMatrix>> = grid
+        .slices()
+        .iter()
+        .map(|slice| Counted {
+            matrix: zone_matrix(slice, kind, true),
+            voxels: slice.voxel_count as f64,
+        })
+        .collect();
+    let planar = aggregation::per_slice(&per_slice, features);
+    for (suffix, values) in SLICE_SUFFIXES.iter().zip(planar) {
+        output.extend(tag16(prefix, suffix, names, values));
+    }
+    output
+}
+
+/// Counts zones by grey level and size or distance. `planar` measures border distances in
+/// the slice (4-connected steps), for the 2-D aggregations.
+fn zone_matrix(grid: &RoiGrid, kind: ZoneMatrix, planar: bool) -> SizeMatrix {
+    let zones = find_zones(grid, planar);
+    let column = |zone: &Zone| match kind {
+        ZoneMatrix::Size => zone.size,
+        ZoneMatrix::Distance => zone.distance,
+    };
+    let columns = zones.iter().map(column).max().unwrap_or(1);
+    let mut matrix = SizeMatrix::zeros(grid.n_levels as usize, columns);
+    for zone in &zones {
+        matrix.add(zone.level, column(zone));
+    }
+    matrix
 }
 
 /// Labels the 26-connected zones of equal grey level by breadth-first search.
-fn find_zones(grid: &RoiGrid) -> Vec<Zone> {
-    let distances = border_distances(grid);
+fn find_zones(grid: &RoiGrid, planar: bool) -> Vec<Zone> {
+    let distances = border_distances(grid, planar);
     let offsets = neighbour_offsets();
     let mut visited = Array3::from_elem(grid.levels.dim(), false);
     let mut zones = Vec::new();
@@ -145,8 +180,9 @@ fn find_zones(grid: &RoiGrid) -> Vec<Zone> {
 }
 
 /// Returns each ROI voxel's distance to the ROI border (1 at the border), 0 outside.
-fn border_distances(grid: &RoiGrid) -> Array3<usize> {
-    let faces: [[isize; 3]; 6] = [
+/// `planar` uses only the 4 in-plane face neighbours.
+fn border_distances(grid: &RoiGrid, planar: bool) -> Array3<usize> {
+    let all_faces: [[isize; 3]; 6] = [
         [1, 0, 0],
         [-1, 0, 0],
         [0, 1, 0],
@@ -154,6 +190,11 @@ fn border_distances(grid: &RoiGrid) -> Array3<usize> {
         [0, 0, 1],
         [0, 0, -1],
     ];
+    let faces = if planar {
+        &all_faces[..4]
+    } else {
+        &all_faces[..]
+    };
     let mut distances = Array3::from_elem(grid.levels.dim(), 0_usize);
     let mut queue = VecDeque::new();
     for ((i, j, k), &level) in grid.levels.indexed_iter() {
@@ -171,7 +212,7 @@ fn border_distances(grid: &RoiGrid) -> Array3<usize> {
     }
     while let Some(voxel) = queue.pop_front() {
         let distance = distances[voxel.map(|x| x as usize)];
-        for face in &faces {
+        for face in faces {
             let next = [0, 1, 2].map(|axis| voxel[axis] + face[axis]);
             if grid.level_at(next) == 0 {
                 continue;

@@ -1,0 +1,108 @@
+//! The 2-D and 2.5-D aggregations of IBSI texture features over slices of constant k.
+//!
+//! For matrices with one instance per in-plane direction (GLCM, GLRLM), IBSI defines four:
+//! `_2D_avg` (BTW3) averages the feature over every slice and direction, `_2D_comb` (SUJT)
+//! merges each slice's directions and averages over slices, `_2_5D_avg` (JJUI) merges each
+//! direction over slices and averages over directions, and `_2_5D_comb` (ZW7Z) merges
+//! everything. For matrices with one instance per slice (GLSZM, GLDZM, NGTDM, NGLDM),
+//! `_2D` (8QNN) averages over slices and `_2_5D` (62GR) merges the slices. Empty matrices
+//! are left out of averages. The voxel count passed with a merged matrix is the sum over
+//! what was merged, so that percentages stay fractions.
+
+/// A matrix with the number of ROI voxels behind it.
+#[derive(Debug, Clone)]
+pub(super) struct Counted<M> {
+    pub matrix: M,
+    pub voxels: f64,
+}
+
+/// How a family merges and evaluates its matrices.
+pub(super) trait TextureMatrix: Clone {
+    /// Adds the counts of `other` to `self`.
+    fn merge(&mut self, other: &Self);
+    /// Whether the matrix has no counts.
+    fn is_empty(&self) -> bool;
+}
+
+/// Merges a non-empty list of counted matrices.
+fn merge_all<M: TextureMatrix>(items: &[&Counted<M>]) -> Counted<M> {
+    let mut merged = items[0].clone();
+    for item in &items[1..] {
+        merged.matrix.merge(&item.matrix);
+        merged.voxels += item.voxels;
+    }
+    merged
+}
+
+/// Averages `features` over the non-empty matrices.
+fn average<M: TextureMatrix, const N: usize>(
+    items: &[Counted<M>],
+    features: &impl Fn(&M, f64) -> [f64; N],
+) -> [f64; N] {
+    let used: Vec<&Counted<M>> = items
+        .iter()
+        .filter(|item| !item.matrix.is_empty())
+        .collect();
+    let mut sum = [0.0; N];
+    for item in &used {
+        for (total, value) in sum.iter_mut().zip(features(&item.matrix, item.voxels)) {
+            *total += value / used.len() as f64;
+        }
+    }
+    sum
+}
+
+/// Returns the `_2D_avg`, `_2D_comb`, `_2_5D_avg` and `_2_5D_comb` values, with
+/// `per_slice[s][d]` the matrix of slice s and in-plane direction d.
+pub(super) fn directional<M: TextureMatrix, const N: usize>(
+    per_slice: &[Vec<Counted<M>>],
+    features: impl Fn(&M, f64) -> [f64; N],
+) -> [[f64; N]; 4] {
+    let all: Vec<Counted<M>> = per_slice.iter().flatten().cloned().collect();
+    let slice_merged: Vec<Counted<M>> = per_slice
+        .iter()
+        .map(|directions| merge_all(&directions.iter().collect::<Vec<_>>()))
+        .collect();
+    let directions = per_slice.first().map_or(0, Vec::len);
+    let direction_merged: Vec<Counted<M>> = (0..directions)
+        .map(|d| merge_all(&per_slice.iter().map(|slice| &slice[d]).collect::<Vec<_>>()))
+        .collect();
+    let everything = merge_all(&all.iter().collect::<Vec<_>>());
+    [
+        average(&all, &features),
+        average(&slice_merged, &features),
+        average(&direction_merged, &features),
+        features(&everything.matrix, everything.voxels),
+    ]
+}
+
+/// Returns the `_2D` and `_2_5D` values, with `per_slice[s]` the matrix of slice s.
+pub(super) fn per_slice<M: TextureMatrix, const N: usize>(
+    per_slice: &[Counted<M>],
+    features: impl Fn(&M, f64) -> [f64; N],
+) -> [[f64; N]; 2] {
+    let merged = merge_all(&per_slice.iter().collect::<Vec<_>>());
+    [
+        average(per_slice, &features),
+        features(&merged.matrix, merged.voxels),
+    ]
+}
+
+/// Tag suffixes of [`directional`]'s results, in order.
+pub(super) const DIRECTIONAL_SUFFIXES: [&str; 4] =
+    ["_2D_avg", "_2D_comb", "_2_5D_avg", "_2_5D_comb"];
+
+/// Tag suffixes of [`per_slice`]'s results, in order.
+pub(super) const SLICE_SUFFIXES: [&str; 2] = ["_2D", "_2_5D"];
+
+impl TextureMatrix for Vec<f64> {
+    fn merge(&mut self, other: &Self) {
+        for (total, value) in self.iter_mut().zip(other) {
+            *total += value;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.iter().all(|&value| value == 0.0)
+    }
+}
