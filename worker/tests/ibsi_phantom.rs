@@ -27,10 +27,7 @@ use radstudy_worker::params::parse_parameters;
 const ROUNDING: f64 = 1e-12;
 
 /// Reference tags without a computed value, as (tag suffix or tag, reason).
-const NOT_IMPLEMENTED: [(&str, &str); 2] = [
-    ("morph_vol_dens_conv_hull", "convex hull not implemented"),
-    ("morph_area_dens_conv_hull", "convex hull not implemented"),
-];
+const NOT_IMPLEMENTED: [(&str, &str); 0] = [];
 
 fn data_root() -> PathBuf {
     std::env::var_os("RADSTUDY_DATA_ROOT")

@@ -22,11 +22,12 @@
 //! Each feature carries its IBSI-style tag (the `feature_tag` of the IBSI reference tables,
 //! for example `stat_kurt` or `cm_joint_max_3D_avg`) and its IBSI permanent identifier.
 //! Texture matrices use Chebyshev distance 1 (26 neighbours, 13 directions), a symmetric
-//! GLCM and 26-connected zones. Not implemented: the convex-hull densities of morphology
-//! and the 2-D and 2.5-D aggregations of the texture families.
+//! GLCM and 26-connected zones; the 2-D and 2.5-D aggregations work on slices of constant
+//! k.
 
 mod aggregation;
 mod codes;
+mod convex_hull;
 mod glcm;
 mod glrlm;
 mod grey_levels;

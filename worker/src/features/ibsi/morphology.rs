@@ -22,20 +22,22 @@
 //!   a = 2√λ_major, b = 2√λ_minor, c = 2√λ_least: V / (4π a b c / 3) (6BDE) and A / A_aee
 //!   (RDD2), with A_aee = 4π a b Σ_(ν=0)^(20) (αβ)^ν P_ν((α² + β²)/(2αβ)) / (1 − 4ν²),
 //!   α = √(1 − b²/a²), β = √(1 − c²/a²) and P_ν the Legendre polynomials;
+//! - volume and area density of the convex hull of the mesh vertices V / V_hull (R3ER)
+//!   and A / A_hull (7T7F);
 //! - integrated intensity V × mean(X_k) (99N0);
 //! - Moran's I (N365) N_v Σ_(k≠l) w_kl (X_k − μ)(X_l − μ) / (Σ_(k≠l) w_kl Σ_k (X_k − μ)²) and
 //!   Geary's C (NPT7) (N_v − 1) Σ_(k≠l) w_kl (X_k − X_l)² / (2 Σ_(k≠l) w_kl Σ_k (X_k − μ)²),
 //!   with weights w_kl = 1 / |x_k − x_l|.
 //!
-//! Not implemented: the convex-hull volume and area densities (R3ER, 7T7F), and the
-//! oriented bounding box and minimum-volume ellipsoid densities, which have no IBSI
-//! reference values.
+//! Not implemented: the oriented bounding box and minimum-volume ellipsoid densities,
+//! which have no IBSI reference values.
 
+use super::convex_hull;
 use super::grey_levels::RoiGrid;
 use crate::features::shape::mesh_summary;
 use crate::mask::Roi;
 
-const NAMES: [&str; 23] = [
+const NAMES: [&str; 25] = [
     "volume",
     "vol_approx",
     "area_mesh",
@@ -56,12 +58,14 @@ const NAMES: [&str; 23] = [
     "area_dens_aabb",
     "vol_dens_aee",
     "area_dens_aee",
+    "vol_dens_conv_hull",
+    "area_dens_conv_hull",
     "integ_int",
     "moran_i",
     "geary_c",
 ];
 
-/// Computes the 23 implemented IBSI morphological features, tagged `morph_<name>`.
+/// Computes the 25 implemented IBSI morphological features, tagged `morph_<name>`.
 pub(super) fn compute(roi: &Roi, grid: &RoiGrid) -> Vec<(String, f64)> {
     let spacing = grid.spacing;
     let Some(mesh) = mesh_summary(roi.mask.view(), spacing) else {
@@ -105,6 +109,12 @@ pub(super) fn compute(roi: &Roi, grid: &RoiGrid) -> Vec<(String, f64)> {
     let ellipsoid_volume = 4.0 * pi * a * b * c / 3.0;
     let ellipsoid_area = ellipsoid_surface(a, b, c);
 
+    // The mesh of a non-empty voxel mask always spans a volume.
+    let hull = convex_hull::measure(&mesh.vertices_mm).unwrap_or(convex_hull::HullMeasures {
+        volume: f64::NAN,
+        area: f64::NAN,
+    });
+
     let points = voxel_points(grid);
     let mean_intensity = points.iter().map(|(_, x)| x).sum::<f64>() / voxels;
     let (moran, geary) = spatial_autocorrelation(&points, mean_intensity);
@@ -130,6 +140,8 @@ pub(super) fn compute(roi: &Roi, grid: &RoiGrid) -> Vec<(String, f64)> {
         area / box_area,
         volume / ellipsoid_volume,
         area / ellipsoid_area,
+        volume / hull.volume,
+        area / hull.area,
         volume * mean_intensity,
         moran,
         geary,
