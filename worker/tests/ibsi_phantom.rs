@@ -121,8 +121,8 @@ fn read_phantom() -> (Volume, Roi) {
     (image, roi)
 }
 
-/// Compares computed values, by tag, with every reference row; prints the per-family
-/// table and fails on a miss, an unlisted missing tag or a wrong IBSI code.
+/// Compares computed values, by tag, with every reference row and prints the per-family
+/// table. Fails on a miss, on an unlisted missing tag and on a wrong IBSI code.
 fn compare_with_reference(label: &str, computed: &BTreeMap<String, f64>) {
     let path = data_root().join("ibsi/digital_phantom_reference.csv");
     let reference = read_reference(&path);

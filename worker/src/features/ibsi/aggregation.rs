@@ -16,11 +16,11 @@ pub(super) struct Counted<M> {
     pub voxels: f64,
 }
 
-/// How a family merges and evaluates its matrices.
+/// Merging and emptiness test of a family's texture matrix.
 pub(super) trait TextureMatrix: Clone {
     /// Adds the counts of `other` to `self`.
     fn merge(&mut self, other: &Self);
-    /// Whether the matrix has no counts.
+    /// Returns true when the matrix has no counts.
     fn is_empty(&self) -> bool;
 }
 

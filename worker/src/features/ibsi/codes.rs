@@ -1,8 +1,8 @@
 //! IBSI permanent identifiers of the features this module computes, by feature tag
-//! without its aggregation suffix. Codes follow the IBSI reference manual (Zwanenburg et
-//! al., arXiv:1612.07003, identifiers as of December 2021); the IVH entries are the
-//! identifiers of the specific parameterisations (V10, V90, I10, I90 and their
-//! differences) that mirp documents.
+//! without its aggregation suffix. The codes are those of the IBSI reference manual
+//! (Zwanenburg et al., arXiv:1612.07003). The IVH entries identify specific
+//! parameterisations (V10, V90, I10, I90 and their differences), as mirp's documentation
+//! lists them.
 
 /// (tag without aggregation suffix, IBSI code), in IBSI manual order.
 pub const FEATURE_CODES: [(&str, &str); 169] = [

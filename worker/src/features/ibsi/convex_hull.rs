@@ -1,6 +1,6 @@
 //! Volume and surface area of the convex hull of a point set, by incremental
-//! construction: start from a tetrahedron, then for each point outside the hull replace
-//! the faces it sees by a cone from the point to their horizon.
+//! construction. It starts from a tetrahedron. Each point outside the hull then replaces
+//! the faces visible from it by a cone from the point to their horizon.
 //!
 //! Mesh vertices lie on a half-voxel lattice, so many points are coplanar with a face. A
 //! point counts as outside a face only beyond a tolerance of 10⁻⁹ × the point set's

@@ -2,9 +2,9 @@
 //!
 //! One matrix per direction Δ of the 13: a run is a maximal line of ROI voxels with equal
 //! grey level along Δ, and r_ij counts runs of level i and length j. `_3D_avg` (ITBB)
-//! averages each feature over the 13 directions with N_v voxels each; `_3D_comb` (IAZD)
-//! sums the matrices and takes N_v as 13 × the ROI voxels, so that the run percentage
-//! stays a fraction. The formulas are those of the `size_matrix` module with runs as
+//! averages each feature over the 13 directions, with N_v voxels each. `_3D_comb` (IAZD)
+//! sums the matrices and takes N_v as 13 × the ROI voxels, so the run percentage stays a
+//! fraction. The formulas are those of the `size_matrix` module with runs as
 //! sizes (IBSI codes): SRE 22OV, LRE W4KF, LGRE V3SW, HGRE G3QZ, SRLGE HTZT, SRHGE GD3A,
 //! LRLGE IVPO, LRHGE 3KUM, GLNU R5YN, GLNU normalised OVBL, RLNU W92Y, RLNU normalised
 //! IC23, run percentage 9ZK5, grey level variance 8CE5, run length variance SXLW, run

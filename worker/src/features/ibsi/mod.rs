@@ -22,8 +22,8 @@
 //! Each feature carries its IBSI-style tag (the `feature_tag` of the IBSI reference tables,
 //! for example `stat_kurt` or `cm_joint_max_3D_avg`) and its IBSI permanent identifier.
 //! Texture matrices use Chebyshev distance 1 (26 neighbours, 13 directions), a symmetric
-//! GLCM and 26-connected zones; the 2-D and 2.5-D aggregations work on slices of constant
-//! k.
+//! GLCM and 26-connected zones. The 2-D and 2.5-D aggregations work on slices of
+//! constant k.
 
 mod aggregation;
 mod codes;
@@ -48,7 +48,7 @@ use crate::image::Volume;
 use crate::mask::Roi;
 use grey_levels::RoiGrid;
 
-/// Which definitions the feature engine follows.
+/// Feature definitions and column names of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Convention {
     /// PyRadiomics 3.1.4 definitions and names (`original_<class>_<Feature>`).
@@ -118,10 +118,11 @@ impl Family {
         }
     }
 
-    /// Returns the IBSI families that stand in for a PyRadiomics class in IBSI mode:
-    /// `shape` → morphology; `firstorder` → intensity statistics, intensity histogram,
-    /// intensity-volume histogram and local intensity; `glszm` → GLSZM and GLDZM (both
-    /// zone matrices); `gldm` → NGLDM; the other texture classes → their IBSI namesake.
+    /// Returns the IBSI families computed for a PyRadiomics class in IBSI mode. `shape`
+    /// gives morphology, and `firstorder` the intensity statistics, intensity histogram,
+    /// intensity-volume histogram and local intensity. `glszm` gives both zone matrices
+    /// (GLSZM and GLDZM), `gldm` gives NGLDM, and the other texture classes give their
+    /// IBSI namesake.
     pub fn for_class(class: super::FeatureClass) -> &'static [Family] {
         use super::FeatureClass;
         match class {
@@ -229,7 +230,7 @@ pub enum IbsiError {
         field: &'static str,
         /// The rejected value.
         value: f64,
-        /// What the value must satisfy.
+        /// Condition the value must meet.
         reason: &'static str,
     },
     /// Discretisation gives more grey levels than the texture families accept.
@@ -247,9 +248,9 @@ pub enum IbsiError {
 /// Computes the requested IBSI families of one ROI, in the order of [`Family::ALL`].
 ///
 /// `image` must be on the masks' grid. `morphological_roi` gives the mesh and axes of the
-/// morphology family; `intensity_roi` (the re-segmented ROI, or the same ROI) gives every
-/// intensity, including those of Moran's I, Geary's C and the integrated intensity. Local
-/// intensity also reads image voxels outside the ROI.
+/// morphology family. `intensity_roi` is the re-segmented ROI (or the same ROI), and every
+/// intensity comes from it, including those of Moran's I, Geary's C and the integrated
+/// intensity. Local intensity also reads image voxels outside the ROI.
 pub fn compute(
     image: &Volume,
     morphological_roi: &Roi,
@@ -320,7 +321,7 @@ const AGGREGATION_SUFFIXES: [&str; 9] = [
     "_3D",
 ];
 
-/// Prefixes `tag` with a family prefix, for the feature modules.
+/// Pairs each value with its tag `<prefix><name><suffix>`.
 fn tagged<const N: usize>(
     prefix: &str,
     suffix: &str,

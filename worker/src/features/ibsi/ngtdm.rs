@@ -2,7 +2,7 @@
 //! distance 1.
 //!
 //! For each ROI voxel with at least one of its 26 neighbours in the ROI, Ā is the mean
-//! grey level of those neighbours; voxels without any are left out, as IBSI prescribes.
+//! grey level of those neighbours. IBSI leaves out voxels without such neighbours.
 //! With n_i such voxels of grey level i, N_vc = Σ n_i, p_i = n_i / N_vc, s_i = Σ |i − Ā|
 //! over those voxels and N_p the number of levels with p_i > 0, the features (IBSI codes)
 //! are: coarseness 1 / Σ p_i s_i (QCDE), contrast (Σ_i Σ_j p_i p_j (i − j)² / (N_p (N_p − 1)))

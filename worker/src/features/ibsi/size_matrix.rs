@@ -67,6 +67,7 @@ pub(super) fn features(matrix: &SizeMatrix, voxels: f64) -> [f64; 17] {
     if total == 0.0 {
         return f;
     }
+
     let rows = matrix.counts.len() / columns;
     let mut row_sums = vec![0.0; rows];
     let mut column_sums = vec![0.0; columns];
@@ -97,6 +98,7 @@ pub(super) fn features(matrix: &SizeMatrix, voxels: f64) -> [f64; 17] {
             f[16] += p * p;
         }
     }
+
     for value in f.iter_mut().take(8) {
         *value /= total;
     }
@@ -107,6 +109,7 @@ pub(super) fn features(matrix: &SizeMatrix, voxels: f64) -> [f64; 17] {
     f[10] = column_square / total;
     f[11] = column_square / (total * total);
     f[12] = total / voxels;
+
     for row in 0..rows {
         for column in 0..columns {
             let p = matrix.counts[row * columns + column] / total;

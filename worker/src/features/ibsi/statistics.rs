@@ -2,9 +2,10 @@
 //! intensities X_1 … X_N.
 //!
 //! Moments are population moments (divisor N): μ = Σ X_k / N, m_r = Σ (X_k − μ)^r / N.
-//! Percentiles P_q interpolate linearly between order statistics (numpy's default,
-//! position (N − 1) q / 100 in the sorted values); the IBSI manual fixes no method, and
-//! the digital phantom gives the same P10, P25, P75 and P90 under every numpy method.
+//! Percentiles P_q interpolate linearly between order statistics, at position
+//! (N − 1) q / 100 in the sorted values (numpy's default). The IBSI manual fixes no
+//! method, and the digital phantom gives the same P10, P25, P75 and P90 under every numpy
+//! method.
 
 /// Descriptive statistics shared by the intensity statistics and the intensity histogram.
 #[derive(Debug, Clone, Copy, PartialEq)]

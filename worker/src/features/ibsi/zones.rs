@@ -2,10 +2,10 @@
 //! features, 3-D (aggregation `_3D`, IBSI KOBO), 2-D and 2.5-D.
 //!
 //! A zone is a maximal 26-connected set of ROI voxels with equal grey level. GLSZM counts
-//! zones by grey level and size in voxels. GLDZM counts them by grey level and distance:
-//! a voxel's distance to the ROI border is 1 plus the fewest 6-connected steps from it to
-//! a voxel with a face neighbour outside the ROI (so border voxels have distance 1), and
-//! a zone's distance is the smallest distance of its voxels. The image border counts as
+//! zones by grey level and size in voxels. GLDZM counts them by grey level and distance.
+//! A voxel's distance to the ROI border is 1 plus the fewest 6-connected steps from it to
+//! a voxel with a face neighbour outside the ROI, so border voxels have distance 1. A
+//! zone's distance is the smallest distance of its voxels. The image border counts as
 //! ROI border.
 //!
 //! The features are those of the `size_matrix` module with zone size or distance as the
@@ -77,7 +77,7 @@ struct Zone {
     distance: usize,
 }
 
-/// Which matrix of the zones to count.
+/// Column index of a zone matrix.
 #[derive(Clone, Copy)]
 enum ZoneMatrix {
     Size,
