@@ -65,3 +65,61 @@ pub(super) fn apply(options: &mut ExtractionOptions, value: &Value) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::features::ibsi::{Convention, GreyLevelRule};
+    use crate::params::{ParamsError, parse_parameters};
+
+    #[test]
+    fn range_sets_bin_start_and_ivh_range() {
+        let file = parse_parameters(
+            "setting: {ibsiMode: true, binWidth: 25, resegmentRange: [-1000, 400]}",
+        )
+        .expect("valid IBSI parameter file");
+        assert_eq!(file.options.convention, Convention::Ibsi);
+        assert_eq!(
+            file.options.ibsi.discretization,
+            GreyLevelRule::FixedBinSize {
+                width: 25.0,
+                lower_bound: Some(-1000.0)
+            }
+        );
+        assert_eq!(file.options.ibsi.ivh.range, Some([-1000.0, 400.0]));
+        assert_eq!(file.options.ibsi.ivh.bin_width, 25.0);
+    }
+
+    #[test]
+    fn bin_count_becomes_bin_number() {
+        let file = parse_parameters("setting: {ibsiMode: true, binCount: 32, gldm_a: 1}")
+            .expect("valid IBSI parameter file");
+        assert_eq!(
+            file.options.ibsi.discretization,
+            GreyLevelRule::FixedBinNumber(32)
+        );
+        assert_eq!(file.options.ibsi.ivh.range, None);
+        assert_eq!(file.options.ibsi.ivh.bin_width, 1.0);
+        assert_eq!(file.options.ibsi.ngldm_alpha, 1);
+    }
+
+    #[test]
+    fn ibsi_mode_false_keeps_pyradiomics() {
+        let file = parse_parameters("setting: {ibsiMode: false}").expect("valid parameter file");
+        assert_eq!(file.options.convention, Convention::Pyradiomics);
+    }
+
+    #[test]
+    fn unsupported_combinations_are_rejected() {
+        for text in [
+            "setting: {ibsiMode: true, distances: [2]}",
+            "setting: {ibsiMode: true, gldm_a: 0.5}",
+            "setting: {ibsiMode: true}\nfeatureClass: {firstorder: [Mean]}",
+        ] {
+            let result = parse_parameters(text);
+            assert!(
+                matches!(result, Err(ParamsError::NotImplemented { ref key, .. }) if key == "ibsiMode"),
+                "{text}: {result:?}"
+            );
+        }
+    }
+}

@@ -189,8 +189,14 @@ impl SettingsBuilder {
             }
             None => Discretization::FixedBinWidth(bin_width),
         };
+        // The IBSI mode bins its intensity histogram with a fixed bin number too.
+        let ibsi_mode = match get("ibsiMode") {
+            Some(value) => bool_value("ibsiMode", value)?,
+            None => false,
+        };
         if let (Some(value), Discretization::FixedBinCount(_)) = (get("binCount"), discretization)
             && classes.contains(&FeatureClass::FirstOrder)
+            && !ibsi_mode
         {
             return Err(not_implemented(
                 "binCount",
@@ -322,7 +328,7 @@ impl SettingsBuilder {
         options.ngtdm.distances = distances;
         options.selection = selection;
         if let Some(value) = get("ibsiMode")
-            && bool_value("ibsiMode", value)?
+            && ibsi_mode
         {
             super::ibsi_mode::apply(&mut options, value)?;
         }

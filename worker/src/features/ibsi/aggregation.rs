@@ -1,13 +1,17 @@
 //! The 2-D and 2.5-D aggregations of IBSI texture features over slices of constant k.
 //!
-//! For matrices with one instance per in-plane direction (GLCM, GLRLM), IBSI defines four:
-//! `_2D_avg` (BTW3) averages the feature over every slice and direction, `_2D_comb` (SUJT)
-//! merges each slice's directions and averages over slices, `_2_5D_avg` (JJUI) merges each
-//! direction over slices and averages over directions, and `_2_5D_comb` (ZW7Z) merges
-//! everything. For matrices with one instance per slice (GLSZM, GLDZM, NGTDM, NGLDM),
-//! `_2D` (8QNN) averages over slices and `_2_5D` (62GR) merges the slices. Empty matrices
-//! are left out of averages. The voxel count passed with a merged matrix is the sum over
-//! what was merged, so that percentages stay fractions.
+//! GLCM and GLRLM have one matrix per in-plane direction, and IBSI defines four
+//! aggregations for them:
+//!
+//! - `_2D_avg` (BTW3) averages the feature over every slice and direction;
+//! - `_2D_comb` (SUJT) merges each slice's directions and averages over slices;
+//! - `_2_5D_avg` (JJUI) merges each direction over slices and averages over directions;
+//! - `_2_5D_comb` (ZW7Z) merges everything.
+//!
+//! GLSZM, GLDZM, NGTDM and NGLDM have one matrix per slice. `_2D` (8QNN) averages over
+//! slices, and `_2_5D` (62GR) merges the slices. Empty matrices are left out of averages.
+//! A merged matrix carries the sum of the voxel counts of its parts, so percentages stay
+//! fractions.
 
 /// A matrix with the number of ROI voxels behind it.
 #[derive(Debug, Clone)]

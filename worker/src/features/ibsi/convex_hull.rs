@@ -4,7 +4,8 @@
 //!
 //! Mesh vertices lie on a half-voxel lattice, so many points are coplanar with a face. A
 //! point counts as outside a face only beyond a tolerance of 10⁻⁹ × the point set's
-//! extent, so coplanar points are skipped; they cannot change the hull's volume or area.
+//! extent. Coplanar points are therefore skipped, which leaves the hull's volume and area
+//! unchanged.
 //! The cost is O(n × h) for n points and h hull faces.
 
 /// Volume and area of a convex hull, in the units of the points.
