@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use radstudy_worker::features::compute_with_options;
-use radstudy_worker::features::ibsi::{Family, IbsiSettings, code_of, compute};
+use radstudy_worker::features::ibsi::{Family, IbsiSettings, code_of, compute, feature_tags};
+use radstudy_worker::features::{compute_with_options, ibsi_columns};
 use radstudy_worker::image::{Volume, read_volume};
 use radstudy_worker::mask::{Roi, select_label_spanning};
 use radstudy_worker::params::parse_parameters;
@@ -233,6 +233,14 @@ fn phantom_families_match_reference() {
         .map(|feature| (feature.tag.clone(), feature.value))
         .collect();
     assert_eq!(computed.len(), features.len(), "feature tags are unique");
+    for family in Family::ALL {
+        let tags: Vec<&str> = features
+            .iter()
+            .filter(|feature| feature.family == family)
+            .map(|feature| feature.tag.as_str())
+            .collect();
+        assert_eq!(tags, feature_tags(family), "tags of {}", family.name());
+    }
     for feature in &features {
         assert_eq!(
             feature.code,
@@ -251,6 +259,9 @@ fn phantom_parameter_file_matches_reference() {
     let parameters = parse_parameters(PHANTOM_PARAMETERS).expect("phantom parameter file parses");
     let columns = compute_with_options(&image, &roi, &parameters.settings, &parameters.options)
         .expect("IBSI mode computes the phantom");
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ibsi_columns(&parameters.settings), "column order");
+
     let mut computed = BTreeMap::new();
     for (name, value) in columns {
         let tag = name

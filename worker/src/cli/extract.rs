@@ -293,6 +293,9 @@ pub fn load_parameters(
 
 /// Returns the feature columns the settings produce, in output order.
 pub fn feature_columns(settings: &ExtractionSettings, options: &ExtractionOptions) -> Vec<String> {
+    if options.convention == crate::features::ibsi::Convention::Ibsi {
+        return crate::features::ibsi_columns(settings);
+    }
     settings
         .classes
         .iter()

@@ -425,6 +425,28 @@ pub fn compute_with_options(
     Ok(output)
 }
 
+/// Returns the IBSI-mode column names of the requested classes, in output order.
+pub fn ibsi_columns(settings: &ExtractionSettings) -> Vec<String> {
+    ibsi_families(settings)
+        .into_iter()
+        .flat_map(ibsi::feature_tags)
+        .map(|tag| format!("ibsi_{tag}"))
+        .collect()
+}
+
+/// Returns the IBSI families of the requested classes, in [`ibsi::Family::ALL`] order.
+fn ibsi_families(settings: &ExtractionSettings) -> Vec<ibsi::Family> {
+    ibsi::Family::ALL
+        .into_iter()
+        .filter(|family| {
+            settings
+                .classes
+                .iter()
+                .any(|&class| ibsi::Family::for_class(class).contains(family))
+        })
+        .collect()
+}
+
 /// Computes the IBSI families that stand in for the requested classes, named
 /// `ibsi_<tag>`, and rejects any value that is not finite.
 fn compute_ibsi(
@@ -434,11 +456,7 @@ fn compute_ibsi(
     settings: &ExtractionSettings,
     options: &ExtractionOptions,
 ) -> Result<Vec<(String, f64)>, FeatureError> {
-    let families: Vec<ibsi::Family> = settings
-        .classes
-        .iter()
-        .flat_map(|&class| ibsi::Family::for_class(class).iter().copied())
-        .collect();
+    let families = ibsi_families(settings);
     let features = ibsi::compute(
         image,
         morphological_roi,

@@ -28,7 +28,8 @@
 use super::aggregation::{Counted, DIRECTIONAL_SUFFIXES, directional};
 use super::grey_levels::{DIRECTIONS, PLANAR_DIRECTIONS, RoiGrid};
 
-const NAMES: [&str; 25] = [
+/// Feature names without prefix and aggregation suffix, in output order.
+pub(super) const NAMES: [&str; 25] = [
     "joint_max",
     "joint_avg",
     "joint_var",

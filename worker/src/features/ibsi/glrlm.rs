@@ -16,7 +16,8 @@ use super::aggregation::{Counted, DIRECTIONAL_SUFFIXES, directional};
 use super::grey_levels::{DIRECTIONS, PLANAR_DIRECTIONS, RoiGrid};
 use super::size_matrix::{SizeMatrix, features, tag16};
 
-const NAMES: [&str; 16] = [
+/// Feature names without prefix and aggregation suffix, in output order.
+pub(super) const NAMES: [&str; 16] = [
     "sre",
     "lre",
     "lgre",

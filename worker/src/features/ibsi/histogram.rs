@@ -9,6 +9,33 @@
 use super::grey_levels::RoiGrid;
 use super::statistics::describe;
 
+/// Tags of [`compute`] without the `ih_` prefix, in output order.
+pub(super) const NAMES: [&str; 23] = [
+    "mean",
+    "var",
+    "skew",
+    "kurt",
+    "median",
+    "min",
+    "p10",
+    "p90",
+    "max",
+    "mode",
+    "iqr",
+    "range",
+    "mad",
+    "rmad",
+    "medad",
+    "cov",
+    "qcod",
+    "entropy",
+    "uniformity",
+    "max_grad",
+    "max_grad_g",
+    "min_grad",
+    "min_grad_g",
+];
+
 /// Computes the 23 IBSI intensity histogram features, tagged `ih_*`: the descriptive
 /// statistics of X_d (mean X6K6 … quartile coefficient of dispersion SLWD), the mode
 /// (AMMC, the lowest of equally frequent levels), entropy −Σ p_i log₂ p_i (TLU2),
@@ -63,31 +90,7 @@ pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
     super::tagged(
         "ih_",
         "",
-        [
-            "mean",
-            "var",
-            "skew",
-            "kurt",
-            "median",
-            "min",
-            "p10",
-            "p90",
-            "max",
-            "mode",
-            "iqr",
-            "range",
-            "mad",
-            "rmad",
-            "medad",
-            "cov",
-            "qcod",
-            "entropy",
-            "uniformity",
-            "max_grad",
-            "max_grad_g",
-            "min_grad",
-            "min_grad_g",
-        ],
+        NAMES,
         [
             stats.mean,
             stats.variance,

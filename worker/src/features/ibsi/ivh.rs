@@ -29,6 +29,9 @@ pub struct IvhSettings {
     pub range: Option<[f64; 2]>,
 }
 
+/// Tags of [`compute`] without the `ivh_` prefix, in output order.
+pub(super) const NAMES: [&str; 6] = ["v10", "v90", "i10", "i90", "diff_v10_v90", "diff_i10_i90"];
+
 /// Computes the six IBSI IVH features, tagged `ivh_v10`, `ivh_v90`, `ivh_i10`, `ivh_i90`,
 /// `ivh_diff_v10_v90` and `ivh_diff_i10_i90`.
 pub(super) fn compute(
@@ -94,7 +97,7 @@ pub(super) fn compute(
     Ok(super::tagged(
         "ivh_",
         "",
-        ["v10", "v90", "i10", "i90", "diff_v10_v90", "diff_i10_i90"],
+        NAMES,
         [v10, v90, i10, i90, v10 - v90, i10 - i90],
     ))
 }

@@ -13,6 +13,9 @@
 use super::grey_levels::RoiGrid;
 use crate::image::Volume;
 
+/// Tags of [`compute`] without the `loc_` prefix, in output order.
+pub(super) const NAMES: [&str; 2] = ["peak_loc", "peak_glob"];
+
 /// Computes the local and global intensity peaks, tagged `loc_peak_loc` and
 /// `loc_peak_glob`.
 pub(super) fn compute(image: &Volume, grid: &RoiGrid) -> Vec<(String, f64)> {
@@ -66,10 +69,5 @@ pub(super) fn compute(image: &Volume, grid: &RoiGrid) -> Vec<(String, f64)> {
             local_peak = local_peak.max(mean);
         }
     }
-    super::tagged(
-        "loc_",
-        "",
-        ["peak_loc", "peak_glob"],
-        [local_peak, global_peak],
-    )
+    super::tagged("loc_", "", NAMES, [local_peak, global_peak])
 }

@@ -294,6 +294,34 @@ pub fn compute(
     Ok(output)
 }
 
+/// Returns the tags that [`compute`] gives a family, in output order.
+pub fn feature_tags(family: Family) -> Vec<String> {
+    use aggregation::{DIRECTIONAL_SUFFIXES, SLICE_SUFFIXES};
+    let directional = [&["_3D_avg", "_3D_comb"][..], &DIRECTIONAL_SUFFIXES[..]].concat();
+    let per_slice = [&["_3D"][..], &SLICE_SUFFIXES[..]].concat();
+    let (prefix, names, suffixes): (&str, &[&str], Vec<&str>) = match family {
+        Family::Morphology => ("morph_", &morphology::NAMES, vec![""]),
+        Family::LocalIntensity => ("loc_", &local_intensity::NAMES, vec![""]),
+        Family::IntensityStatistics => ("stat_", &statistics::NAMES, vec![""]),
+        Family::IntensityHistogram => ("ih_", &histogram::NAMES, vec![""]),
+        Family::IntensityVolumeHistogram => ("ivh_", &ivh::NAMES, vec![""]),
+        Family::Glcm => ("cm_", &glcm::NAMES, directional),
+        Family::Glrlm => ("rlm_", &glrlm::NAMES, directional),
+        Family::Glszm => ("szm_", &zones::GLSZM_NAMES, per_slice),
+        Family::Gldzm => ("dzm_", &zones::GLDZM_NAMES, per_slice),
+        Family::Ngtdm => ("ngt_", &ngtdm::NAMES, per_slice),
+        Family::Ngldm => ("ngl_", &ngldm::NAMES, per_slice),
+    };
+    suffixes
+        .iter()
+        .flat_map(|suffix| {
+            names
+                .iter()
+                .map(move |name| format!("{prefix}{name}{suffix}"))
+        })
+        .collect()
+}
+
 /// Returns the IBSI permanent identifier of a tag (with or without aggregation suffix),
 /// or `""` for a tag IBSI does not list.
 pub fn code_of(tag: &str) -> &'static str {

@@ -37,7 +37,8 @@ use super::grey_levels::RoiGrid;
 use crate::features::shape::mesh_summary;
 use crate::mask::Roi;
 
-const NAMES: [&str; 25] = [
+/// Feature names without prefix and aggregation suffix, in output order.
+pub(super) const NAMES: [&str; 25] = [
     "volume",
     "vol_approx",
     "area_mesh",

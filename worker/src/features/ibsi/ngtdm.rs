@@ -15,7 +15,8 @@
 use super::aggregation::{self, Counted, SLICE_SUFFIXES};
 use super::grey_levels::{RoiGrid, neighbour_offsets};
 
-const NAMES: [&str; 5] = [
+/// Feature names without prefix and aggregation suffix, in output order.
+pub(super) const NAMES: [&str; 5] = [
     "coarseness",
     "contrast",
     "busyness",

@@ -103,6 +103,12 @@ pub(super) fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[below] + (sorted[above] - sorted[below]) * fraction
 }
 
+/// Tags of [`compute_tagged`] without the `stat_` prefix, in output order.
+pub(super) const NAMES: [&str; 18] = [
+    "mean", "var", "skew", "kurt", "median", "min", "p10", "p90", "max", "iqr", "range", "mad",
+    "rmad", "medad", "cov", "qcod", "energy", "rms",
+];
+
 /// Computes the 18 IBSI intensity-based statistics, tagged `stat_*`:
 ///
 /// mean (Q4LE), variance m_2 (ECT3), skewness (KE2A), excess kurtosis m_4/m_2² − 3 (IPH6),
@@ -118,10 +124,7 @@ pub(super) fn compute_tagged(values: &[f64]) -> Vec<(String, f64)> {
     super::tagged(
         "stat_",
         "",
-        [
-            "mean", "var", "skew", "kurt", "median", "min", "p10", "p90", "max", "iqr", "range",
-            "mad", "rmad", "medad", "cov", "qcod", "energy", "rms",
-        ],
+        NAMES,
         [
             stats.mean,
             stats.variance,

@@ -32,7 +32,8 @@ use super::aggregation::{self, Counted, SLICE_SUFFIXES};
 use super::grey_levels::{RoiGrid, neighbour_offsets};
 use super::size_matrix::{SizeMatrix, features, tag16};
 
-const GLSZM_NAMES: [&str; 16] = [
+/// GLSZM feature names without prefix and suffix, in output order.
+pub(super) const GLSZM_NAMES: [&str; 16] = [
     "sze",
     "lze",
     "lgze",
@@ -51,7 +52,8 @@ const GLSZM_NAMES: [&str; 16] = [
     "zs_entr",
 ];
 
-const GLDZM_NAMES: [&str; 16] = [
+/// GLDZM feature names without prefix and suffix, in output order.
+pub(super) const GLDZM_NAMES: [&str; 16] = [
     "sde",
     "lde",
     "lgze",
