@@ -56,28 +56,62 @@ fn average<M: TextureMatrix, const N: usize>(
     sum
 }
 
-/// Returns the `_2D_avg`, `_2D_comb`, `_2_5D_avg` and `_2_5D_comb` values, with
-/// `per_slice[s][d]` the matrix of slice s and in-plane direction d.
+/// Returns the `_2D_avg`, `_2D_comb`, `_2_5D_avg` and `_2_5D_comb` values. `slices`
+/// yields, per slice, the matrix of each in-plane direction in a fixed order. Slices are
+/// consumed one at a time, so that only the running merges stay in memory.
 pub(super) fn directional<M: TextureMatrix, const N: usize>(
-    per_slice: &[Vec<Counted<M>>],
+    slices: impl Iterator<Item = Vec<Counted<M>>>,
     features: impl Fn(&M, f64) -> [f64; N],
 ) -> [[f64; N]; 4] {
-    let all: Vec<Counted<M>> = per_slice.iter().flatten().cloned().collect();
-    let slice_merged: Vec<Counted<M>> = per_slice
-        .iter()
-        .map(|directions| merge_all(&directions.iter().collect::<Vec<_>>()))
-        .collect();
-    let directions = per_slice.first().map_or(0, Vec::len);
-    let direction_merged: Vec<Counted<M>> = (0..directions)
-        .map(|d| merge_all(&per_slice.iter().map(|slice| &slice[d]).collect::<Vec<_>>()))
-        .collect();
-    let everything = merge_all(&all.iter().collect::<Vec<_>>());
+    let mut all_sum = [0.0; N];
+    let mut all_count = 0.0;
+    let mut slice_sum = [0.0; N];
+    let mut slice_count = 0.0;
+    let mut direction_merged: Vec<Counted<M>> = Vec::new();
+    let mut everything: Option<Counted<M>> = None;
+
+    for directions in slices {
+        for item in directions.iter().filter(|item| !item.matrix.is_empty()) {
+            add_to(&mut all_sum, features(&item.matrix, item.voxels));
+            all_count += 1.0;
+        }
+        let merged = merge_all(&directions.iter().collect::<Vec<_>>());
+        if !merged.matrix.is_empty() {
+            add_to(&mut slice_sum, features(&merged.matrix, merged.voxels));
+            slice_count += 1.0;
+        }
+        if direction_merged.is_empty() {
+            direction_merged = directions;
+        } else {
+            for (total, item) in direction_merged.iter_mut().zip(&directions) {
+                total.matrix.merge(&item.matrix);
+                total.voxels += item.voxels;
+            }
+        }
+        match everything.as_mut() {
+            Some(total) => {
+                total.matrix.merge(&merged.matrix);
+                total.voxels += merged.voxels;
+            }
+            None => everything = Some(merged),
+        }
+    }
+
+    let everything =
+        everything.map_or([f64::NAN; N], |total| features(&total.matrix, total.voxels));
     [
-        average(&all, &features),
-        average(&slice_merged, &features),
+        all_sum.map(|sum| sum / all_count),
+        slice_sum.map(|sum| sum / slice_count),
         average(&direction_merged, &features),
-        features(&everything.matrix, everything.voxels),
+        everything,
     ]
+}
+
+/// Adds `values` to `sum` element by element.
+fn add_to<const N: usize>(sum: &mut [f64; N], values: [f64; N]) {
+    for (total, value) in sum.iter_mut().zip(values) {
+        *total += value;
+    }
 }
 
 /// Returns the `_2D` and `_2_5D` values, with `per_slice[s]` the matrix of slice s.

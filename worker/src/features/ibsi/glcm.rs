@@ -88,20 +88,17 @@ pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
         features(&merged, n),
     ));
 
-    let per_slice: Vec<Vec<Counted<Vec<f64>>>> = grid
-        .slices()
-        .iter()
-        .map(|slice| {
-            PLANAR_DIRECTIONS
-                .iter()
-                .map(|&direction| Counted {
-                    matrix: cooccurrences(slice, direction),
-                    voxels: slice.voxel_count as f64,
-                })
-                .collect()
-        })
-        .collect();
-    let planar = directional(&per_slice, |matrix, _| features(matrix, n));
+    let slices = grid.slices();
+    let per_slice = slices.iter().map(|slice| {
+        PLANAR_DIRECTIONS
+            .iter()
+            .map(|&direction| Counted {
+                matrix: cooccurrences(slice, direction),
+                voxels: slice.voxel_count as f64,
+            })
+            .collect()
+    });
+    let planar = directional(per_slice, |matrix, _| features(matrix, n));
     for (suffix, values) in DIRECTIONAL_SUFFIXES.iter().zip(planar) {
         output.extend(super::tagged("cm_", suffix, NAMES, values));
     }

@@ -55,20 +55,17 @@ pub(super) fn compute(grid: &RoiGrid) -> Vec<(String, f64)> {
     let mut output = tag16("rlm_", "_3D_avg", NAMES, average);
     output.extend(tag16("rlm_", "_3D_comb", NAMES, combined));
 
-    let per_slice: Vec<Vec<Counted<SizeMatrix>>> = grid
-        .slices()
-        .iter()
-        .map(|slice| {
-            PLANAR_DIRECTIONS
-                .iter()
-                .map(|&direction| Counted {
-                    matrix: runs(slice, direction),
-                    voxels: slice.voxel_count as f64,
-                })
-                .collect()
-        })
-        .collect();
-    let planar = directional(&per_slice, features);
+    let slices = grid.slices();
+    let per_slice = slices.iter().map(|slice| {
+        PLANAR_DIRECTIONS
+            .iter()
+            .map(|&direction| Counted {
+                matrix: runs(slice, direction),
+                voxels: slice.voxel_count as f64,
+            })
+            .collect()
+    });
+    let planar = directional(per_slice, features);
     for (suffix, values) in DIRECTIONAL_SUFFIXES.iter().zip(planar) {
         output.extend(tag16("rlm_", suffix, NAMES, values));
     }
