@@ -266,7 +266,7 @@ pub struct ExtractionOptions {
     pub ngtdm: ngtdm::NgtdmSettings,
     /// Features to keep per class; a class not listed keeps all its features.
     pub selection: BTreeMap<FeatureClass, Vec<&'static str>>,
-    /// PyRadiomics or IBSI definitions; IBSI mode computes the IBSI families of each
+    /// PyRadiomics or IBSI definitions. IBSI mode computes the IBSI families of each
     /// requested class (see [`ibsi::Family::for_class`]) and names columns `ibsi_<tag>`.
     pub convention: ibsi::Convention,
     /// Settings of the IBSI mode; used only when `convention` is IBSI.
