@@ -73,30 +73,28 @@ pub(super) fn features(matrix: &SizeMatrix, voxels: f64) -> [f64; 17] {
     let mut column_sums = vec![0.0; columns];
     let mut level_mean = 0.0;
     let mut size_mean = 0.0;
-    for row in 0..rows {
-        for column in 0..columns {
-            let count = matrix.counts[row * columns + column];
-            if count == 0.0 {
-                continue;
-            }
-            let (i, j) = ((row + 1) as f64, (column + 1) as f64);
-            let (i2, j2) = (i * i, j * j);
-            f[0] += count / j2;
-            f[1] += count * j2;
-            f[2] += count / i2;
-            f[3] += count * i2;
-            f[4] += count / (i2 * j2);
-            f[5] += count * i2 / j2;
-            f[6] += count * j2 / i2;
-            f[7] += count * i2 * j2;
-            row_sums[row] += count;
-            column_sums[column] += count;
-            let p = count / total;
-            level_mean += i * p;
-            size_mean += j * p;
-            f[15] -= p * p.log2();
-            f[16] += p * p;
+    for (index, &count) in matrix.counts.iter().enumerate() {
+        let (row, column) = (index / columns, index % columns);
+        if count == 0.0 {
+            continue;
         }
+        let (i, j) = ((row + 1) as f64, (column + 1) as f64);
+        let (i2, j2) = (i * i, j * j);
+        f[0] += count / j2;
+        f[1] += count * j2;
+        f[2] += count / i2;
+        f[3] += count * i2;
+        f[4] += count / (i2 * j2);
+        f[5] += count * i2 / j2;
+        f[6] += count * j2 / i2;
+        f[7] += count * i2 * j2;
+        row_sums[row] += count;
+        column_sums[column] += count;
+        let p = count / total;
+        level_mean += i * p;
+        size_mean += j * p;
+        f[15] -= p * p.log2();
+        f[16] += p * p;
     }
 
     for value in f.iter_mut().take(8) {
