@@ -305,6 +305,9 @@ pub fn load_parameters(
 /// Returns the feature columns the parameters produce, in output order: shape of the
 /// original image, then the other classes of each image type.
 pub fn feature_columns(parameters: &ParameterFile) -> Vec<String> {
+    if parameters.options.convention == crate::features::ibsi::Convention::Ibsi {
+        return crate::features::ibsi_columns(&parameters.settings);
+    }
     let classes = &parameters.settings.classes;
     let mut columns = Vec::new();
     if classes.contains(&FeatureClass::Shape) {

@@ -78,6 +78,10 @@ pub fn compute_image_types(
     } else {
         roi
     };
+    if options.convention == super::ibsi::Convention::Ibsi {
+        // IBSI mode computes its families on the original image only.
+        return super::compute_ibsi(image, shape_roi, feature_roi, settings, options);
+    }
 
     let mut output = Vec::new();
     if settings.classes.contains(&FeatureClass::Shape) {

@@ -15,6 +15,7 @@ pub mod glcm;
 pub mod gldm;
 pub mod glrlm;
 pub mod glszm;
+pub mod ibsi;
 pub mod image_types;
 pub mod ngtdm;
 pub mod normalize;
@@ -274,6 +275,11 @@ pub struct ExtractionOptions {
     pub ngtdm: ngtdm::NgtdmSettings,
     /// Features to keep per class; a class not listed keeps all its features.
     pub selection: BTreeMap<FeatureClass, Vec<&'static str>>,
+    /// PyRadiomics or IBSI definitions. IBSI mode computes the IBSI families of each
+    /// requested class (see [`ibsi::Family::for_class`]) and names columns `ibsi_<tag>`.
+    pub convention: ibsi::Convention,
+    /// Settings of the IBSI mode; used only when `convention` is IBSI.
+    pub ibsi: ibsi::IbsiSettings,
 }
 
 impl ExtractionOptions {
@@ -295,6 +301,8 @@ impl ExtractionOptions {
             gldm: gldm::GldmSettings::default(),
             ngtdm: ngtdm::NgtdmSettings::default(),
             selection: BTreeMap::new(),
+            convention: ibsi::Convention::Pyradiomics,
+            ibsi: ibsi::IbsiSettings::for_bin_width(settings.bin_width, None),
         }
     }
 }
@@ -331,6 +339,9 @@ pub enum FeatureError {
     /// The resampled ROI is too thin for 3-D features.
     #[error("after resampling: {0}")]
     ResampledRoi(crate::mask::MaskError),
+    /// The IBSI mode could not compute the ROI's features.
+    #[error(transparent)]
+    Ibsi(#[from] ibsi::IbsiError),
     /// A feature is undefined for this ROI.
     #[error("feature {name} evaluates to {value}; the ROI intensities cannot support it")]
     NotFinite {
@@ -357,6 +368,59 @@ pub fn compute_with_options(
         options: options.clone(),
     };
     image_types::compute_image_types(image, roi, settings, options, &[original])
+}
+
+/// Returns the IBSI-mode column names of the requested classes, in output order.
+pub fn ibsi_columns(settings: &ExtractionSettings) -> Vec<String> {
+    ibsi_families(settings)
+        .into_iter()
+        .flat_map(ibsi::feature_tags)
+        .map(|tag| format!("ibsi_{tag}"))
+        .collect()
+}
+
+/// Returns the IBSI families of the requested classes, in [`ibsi::Family::ALL`] order.
+fn ibsi_families(settings: &ExtractionSettings) -> Vec<ibsi::Family> {
+    ibsi::Family::ALL
+        .into_iter()
+        .filter(|family| {
+            settings
+                .classes
+                .iter()
+                .any(|&class| ibsi::Family::for_class(class).contains(family))
+        })
+        .collect()
+}
+
+/// Computes the IBSI families that stand in for the requested classes, named
+/// `ibsi_<tag>`, and rejects any value that is not finite.
+fn compute_ibsi(
+    image: &Volume,
+    morphological_roi: &Roi,
+    intensity_roi: &Roi,
+    settings: &ExtractionSettings,
+    options: &ExtractionOptions,
+) -> Result<Vec<(String, f64)>, FeatureError> {
+    let families = ibsi_families(settings);
+    let features = ibsi::compute(
+        image,
+        morphological_roi,
+        intensity_roi,
+        &families,
+        &options.ibsi,
+    )?;
+    let mut output = Vec::with_capacity(features.len());
+    for feature in features {
+        let name = format!("ibsi_{}", feature.tag);
+        if !feature.value.is_finite() {
+            return Err(FeatureError::NotFinite {
+                name,
+                value: feature.value,
+            });
+        }
+        output.push((name, feature.value));
+    }
+    Ok(output)
 }
 
 /// Computes one texture class; an intensity class returns nothing here.

@@ -18,6 +18,7 @@
 //! are validated and have no effect on the values. A mask on a sub-grid of the image is
 //! always placed by physical position, within `geometryTolerance` when it is set.
 
+mod ibsi_mode;
 mod image_type;
 mod setting;
 pub mod suggest;

@@ -11,8 +11,9 @@ use crate::features::resegment::{ResegmentMode, Resegmentation};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
 use crate::image::resample::{Interpolator, ResampleSettings};
 
-/// Every key PyRadiomics accepts under `setting` (its `radiomics/schemas/paramSchema.yaml`).
-pub const SETTING_KEYS: [&str; 37] = [
+/// Every key PyRadiomics accepts under `setting` (its `radiomics/schemas/paramSchema.yaml`),
+/// then radstudy's own `ibsiMode`.
+pub const SETTING_KEYS: [&str; 38] = [
     "minimumROIDimensions",
     "minimumROISize",
     "geometryTolerance",
@@ -50,6 +51,7 @@ pub const SETTING_KEYS: [&str; 37] = [
     "symmetricalGLCM",
     "weightingNorm",
     "gldm_a",
+    "ibsiMode",
 ];
 
 /// SimpleITK interpolator names PyRadiomics accepts for `interpolator`.
@@ -186,8 +188,14 @@ impl SettingsBuilder {
             }
             None => Discretization::FixedBinWidth(bin_width),
         };
+        // The IBSI mode bins its intensity histogram with a fixed bin number too.
+        let ibsi_mode = match get("ibsiMode") {
+            Some(value) => bool_value("ibsiMode", value)?,
+            None => false,
+        };
         if let (Some(value), Discretization::FixedBinCount(_)) = (get("binCount"), discretization)
             && classes.contains(&FeatureClass::FirstOrder)
+            && !ibsi_mode
         {
             return Err(not_implemented(
                 "binCount",
@@ -320,6 +328,11 @@ impl SettingsBuilder {
         options.gldm.alpha = gldm_alpha;
         options.ngtdm.distances = distances;
         options.selection = selection;
+        if let Some(value) = get("ibsiMode")
+            && ibsi_mode
+        {
+            super::ibsi_mode::apply(&mut options, value)?;
+        }
         Ok(super::ParameterFile {
             settings,
             options,

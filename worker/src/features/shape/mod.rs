@@ -144,6 +144,44 @@ pub fn compute(mask: ArrayView3<bool>, spacing: [f64; 3]) -> Vec<(&'static str, 
     ]
 }
 
+/// The mesh and voxel-centre measures that the IBSI morphology family builds on.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MeshSummary {
+    /// Mesh volume V, in mm³.
+    pub volume: f64,
+    /// Mesh surface area A, in mm².
+    pub area: f64,
+    /// Mesh vertices in mm, relative to the corner of the padded bounding box.
+    pub vertices_mm: Vec<[f64; 3]>,
+    /// Largest distance between two mesh vertices, in mm.
+    pub maximum_diameter: f64,
+    /// Eigenvalues (ascending, mm²) of the voxel-centre covariance with divisor N_v.
+    pub population_eigenvalues: [f64; 3],
+    /// Number of ROI voxels N_v.
+    pub voxel_count: usize,
+}
+
+/// Measures the mesh and the voxel-centre covariance of `mask` as [`compute`] does;
+/// returns `None` for an empty mask.
+pub(crate) fn mesh_summary(mask: ArrayView3<bool>, spacing: [f64; 3]) -> Option<MeshSummary> {
+    let grid = PaddedMask::from_mask(mask)?;
+    let mesh = mesh::measure_mesh(&grid, spacing);
+    let halves = mesh::mesh_vertices(&grid);
+    let diameters = diameter::max_diameters(&halves, spacing);
+    let vertices_mm = halves
+        .iter()
+        .map(|half| [0, 1, 2].map(|axis| half[axis] as f64 * 0.5 * spacing[axis]))
+        .collect();
+    Some(MeshSummary {
+        volume: mesh.volume,
+        area: mesh.surface_area,
+        vertices_mm,
+        maximum_diameter: diameters.maximum_3d,
+        population_eigenvalues: principal_axes::covariance_eigenvalues(&grid, spacing),
+        voxel_count: grid.voxel_count,
+    })
+}
+
 /// The ROI's bounding box with one empty voxel on every side, the frame in which
 /// PyRadiomics' extractor computes the mesh.
 struct PaddedMask {
