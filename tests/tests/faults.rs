@@ -143,10 +143,16 @@ fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Counts the patient-sequence pairs a worker has logged as extracted.
+/// Counts the patient-sequence pairs a worker has logged as extracted: the
+/// message "extracted" followed by its `cache` field, which perturbed-copy
+/// lines ("extracted perturbed copies") do not have.
 fn extracted_count(log: &Path) -> usize {
     std::fs::read_to_string(log)
-        .map(|text| text.lines().filter(|l| l.ends_with(" extracted")).count())
+        .map(|text| {
+            text.lines()
+                .filter(|l| l.contains(": extracted cache="))
+                .count()
+        })
         .unwrap_or(0)
 }
 

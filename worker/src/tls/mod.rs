@@ -23,7 +23,7 @@ use serde::Deserialize;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 
@@ -262,6 +262,11 @@ impl ServerTls {
             })?;
         // gRPC runs over HTTP/2 only.
         config.alpn_protocols = vec![b"h2".to_vec()];
+        // No session resumption: a resumed TLS session skips the client
+        // certificate check, so a coordinator whose certificate expired or
+        // left allowed_clients could reconnect on an old ticket.
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(ServerTls {
             config: Arc::new(config),
             certificate,
