@@ -257,6 +257,9 @@ fn worker_killed_mid_extraction_then_restarted() -> anyhow::Result<()> {
     })?;
     let extracted_before_kill = extracted_count(&log_a);
     signal(running.processes[0].id(), "KILL")?;
+    // kill(1) returns before the process is gone; reap it, so that its port
+    // is free before the restart binds it again.
+    running.processes[0].stop();
 
     // The same port again, so that the coordinator's channel reconnects.
     let config = dir.path().join("worker_A.toml");

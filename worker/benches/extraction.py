@@ -1,10 +1,10 @@
 """PyRadiomics side of `cargo bench -p radstudy-worker --bench extraction`.
 
-Extracts the features of each case with PyRadiomics' default settings (every
-feature class on the original image, bin width 25, label 1), one case after
-another on one thread, and prints one JSON line per case: its id, the
-seconds that `RadiomicsFeatureExtractor.execute` took (reading the files
-included, as on radstudy's side) and the feature values.
+Extracts the features of each case with PyRadiomics' default settings: every
+feature class on the original image, bin width 25, label 1. The cases run one
+after another on one thread. For each case it prints one JSON line with the
+case id, the seconds that `RadiomicsFeatureExtractor.execute` took, and the
+feature values. The time includes reading the files, as on radstudy's side.
 
 Usage: python extraction.py CASES.csv, where CASES.csv has the columns ID,
 Image and Mask with absolute paths. Needs `pip install pyradiomics-bhklab`.

@@ -14,8 +14,8 @@
 //!
 //! Rows:
 //! - radstudy, 1 thread: the cases one after another;
-//! - radstudy, 2 threads: two threads taking cases from one queue (the
-//!   scaling goal of issue 3 is at least 1.8x);
+//! - radstudy, 2 threads: two threads taking cases from one queue, whose
+//!   wall time against the 1-thread run gives the scaling (goal: 1.8x);
 //! - PyRadiomics: `benches/extraction.py` run by `RADSTUDY_BENCH_PYTHON`
 //!   (default `python3`), one process, one thread, its own timer around
 //!   `RadiomicsFeatureExtractor.execute`. When PyRadiomics cannot run, the
