@@ -18,8 +18,8 @@
 //!   wall time against the 1-thread run gives the scaling (goal: 1.8x);
 //! - PyRadiomics: `benches/extraction.py` run by `RADSTUDY_BENCH_PYTHON`
 //!   (default `python3`), one process, one thread, its own timer around
-//!   `RadiomicsFeatureExtractor.execute`. When PyRadiomics cannot run, the
-//!   row says why and the radstudy rows stand alone.
+//!   `RadiomicsFeatureExtractor.execute`. When PyRadiomics cannot run, its
+//!   row gives the reason and the radstudy rows are printed alone.
 //!
 //! The values are compared too: the table ends with the largest relative
 //! difference over the features both sides computed, so a speed-up never

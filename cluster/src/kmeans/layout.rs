@@ -1,9 +1,10 @@
 //! The k-d tree's node and point data as the assignment walk reads them.
 //!
-//! The walk of [`super::lloyd`] visits a few thousand nodes per step,
-//! scattered along the Voronoi boundaries, and at each one reads the
-//! bounding box, the node's point range, and, when the node joins a
-//! cluster whole, its weight and weighted sums. In the column-wise arrays
+//! The walk of [`super::lloyd`] visits many nodes per step (a few thousand
+//! on the STS lesions, by estimate), scattered along the Voronoi
+//! boundaries. At each one it reads the bounding box and the node's point
+//! range, and, when the node joins a cluster whole, its weight and
+//! weighted sums. In the column-wise arrays
 //! of [`KdTree`] those are five cache lines per node. [`Packed`] stores
 //! them in one record per node, aligned to 64 bytes, which is one cache
 //! line for two columns and two for three or four columns. Points keep
@@ -28,11 +29,11 @@ pub(super) trait TreeLayout {
     fn node_sums(&self, node: usize) -> &[f64];
     /// Σ w over the node's points.
     fn node_weight(&self, node: usize) -> f64;
-    /// The node's points, a range of the tree order.
+    /// Returns the node's points as a range of the tree order.
     fn node_points(&self, node: usize) -> Range<usize>;
     /// Right child of an internal node; the left child is `node + 1`.
     fn right_child(&self, node: usize) -> usize;
-    /// One past the last node of the node's subtree, in preorder.
+    /// Returns one past the last node of the node's subtree, in preorder.
     fn subtree_end(&self, node: usize) -> usize;
     /// Values of a point, in tree order.
     fn point(&self, point: usize) -> &[f64];

@@ -219,8 +219,8 @@ fn habitat_section_lists_naming_statistics_of_training_patients() {
     let dir = tempfile::tempdir().expect("temp dir");
     write(dir.path(), "metrics.csv", METRICS);
     // The region table's voxel-weighted depth (0.2 for inner) disagrees with
-    // the per-patient naming depth D_h (0.49), as in the demo; the naming
-    // table must show D_h so the names can be checked.
+    // the per-patient naming depth D_h (0.49), as it can in the demo. The
+    // naming table must show D_h, so that the names can be checked.
     write(
         dir.path(),
         "habitats.json",

@@ -60,8 +60,8 @@ fn default_idle_redial_s() -> u64 {
 
 impl DialOutSettings {
     /// Checks the values; `Err` contains the dotted key, the value as written
-    /// and the expected form. `has_tls` says whether worker.toml has a
-    /// `[tls]` table, without which only a loopback coordinator is allowed.
+    /// and the expected form. `has_tls` tells whether worker.toml has a
+    /// `[tls]` table. Without one, only a loopback coordinator is allowed.
     pub fn check(&self, has_tls: bool) -> Result<(), (&'static str, String, &'static str)> {
         let Some(host) = self.host() else {
             return Err((

@@ -130,9 +130,8 @@ impl Coefficients {
 
     /// Filters one line in place, using `scratch` for the anticausal pass. The line needs
     /// at least 4 voxels.
-    // TODO: this reference version copies the line and tests the edge on every tap; a
-    // fast path for the interior would close most of the gap to SimpleITK measured in
-    // docs/benchmarks.md.
+    // TODO: this version copies the line and tests the edge on every tap. A fast path
+    // for the interior should close much of the gap to SimpleITK in docs/benchmarks.md.
     pub fn filter_line(&self, line: &mut [f64], scratch: &mut Vec<f64>) {
         let length = line.len();
         debug_assert!(length >= 4, "recursive Gaussian needs 4 voxels per line");

@@ -53,9 +53,9 @@ pub(super) fn extract_with_cache(
         perturbation: request.perturbation.as_ref(),
         regions: &request.regions,
         habitat: habitat.as_ref().map(|digest| digest.as_slice()),
-        // NOTE: the perturbed copies of a `joint` habitat round also read
-        // the patient's other sequences, whose files are not in the key; the
-        // habitat fingerprint covers them only through the region masks.
+        // NOTE: the perturbed copies of a `joint` habitat round also read the
+        // patient's other sequences. Their files are not in the key, so only
+        // the region masks in the habitat fingerprint reflect a change to them.
         files,
     };
     let key = match state.cache.key(&inputs, &state.canonical_root) {

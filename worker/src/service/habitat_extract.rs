@@ -352,13 +352,13 @@ fn excluded(exclusion: Exclusion) -> SequenceOutcome {
 /// of one patient and sequence depend on. These are the supervoxel chain
 /// settings, voxel features and mask label, every space's model, the
 /// core/rim settings and `min_region_voxels`. They also include the
-/// patient's region masks and region exclusions, or the reason it has none. The result cache keys on it, so
-/// that a new `ApplyHabitatModel` round with the same inputs reuses the
-/// entries and any change misses.
+/// patient's region masks and region exclusions, or the reason it has none.
+/// The result cache keys on it, so that a new `ApplyHabitatModel` round with
+/// the same inputs reuses the entries and any change misses.
 ///
 /// NOTE: settings and models are hashed through their `Debug` text, which
 /// prints every `f64` exactly and every map in key order. That text may
-/// change between releases, but the cache key also holds the software
+/// change between releases, but the cache key also contains the software
 /// version.
 pub(super) fn habitat_fingerprint(
     habitat: &HabitatRegionsRef,
