@@ -13,27 +13,17 @@ use std::path::{Path, PathBuf};
 
 use radstudy_worker::config::GeometryTolerance;
 use radstudy_worker::features::{FeatureClass, compute_with_options};
-use radstudy_worker::image::read_volume;
+use radstudy_worker::image::{Volume, read_volume};
 use radstudy_worker::mask::{place_on_image_grid, select_label_spanning};
 use radstudy_worker::params::{ParamsError, read_parameter_file};
 
 const RELATIVE_TOLERANCE: f64 = 1e-6;
 const ABSOLUTE_TOLERANCE: f64 = 1e-9;
 
-/// Variants that radstudy cannot compute yet. Their parameter files must fail with
-/// `NotImplemented`, and this list must equal the set that does, so it cannot grow
-/// silently.
-const NOT_YET_SUPPORTED: [(&str, &str); 3] = [
-    (
-        "2d",
-        "force2D: per-slice texture matrices are not implemented",
-    ),
-    (
-        "combined",
-        "weightingNorm: merged GLCM/GLRLM angles are not implemented",
-    ),
-    ("shape2D", "shape2D: 2-D shape features need force2D"),
-];
+/// Variants that radstudy cannot compute yet, as (variant, reason). Their parameter files
+/// must fail with `NotImplemented`, and this list must equal the set that does, so it
+/// cannot grow silently. Every variant is supported now.
+const NOT_YET_SUPPORTED: [(&str, &str); 0] = [];
 
 /// Values outside tolerance whose cause is not found yet, as (variant, case, feature). The
 /// test fails when this list and the misses differ, so a fix or a new miss shows up.
@@ -80,6 +70,40 @@ fn read_baseline(class_file: &str) -> BTreeMap<String, BTreeMap<String, String>>
         }
     }
     columns
+}
+
+/// Parses a tuple of whole numbers as the baseline writes it, such as "(162, 84, 16, 45, 32, 1)".
+fn parse_tuple(text: &str) -> Vec<usize> {
+    text.trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .map(|item| {
+            item.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{text:?} is no tuple of whole numbers"))
+        })
+        .collect()
+}
+
+/// Keeps the labels of the one slice that PyRadiomics' shape2D test case masks.
+///
+/// The shape2D baseline (test cases brain1_2D and breast1_2D) was made with a mask of one
+/// slice of the case's label map: its `diagnostics_Mask-corrected_BoundingBox` is
+/// (x, y, z, size x, size y, size z) in SimpleITK order with size z = 1, which is array
+/// axis k here. The slice is the one with the most ROI voxels, 984 of brain1 and 82 of
+/// breast1, which `diagnostics_Mask-corrected_VoxelNum` confirms below.
+fn keep_baseline_slice(labels: &mut Volume, rows: &BTreeMap<String, String>, column: &str) {
+    let bounding_box = rows
+        .get("diagnostics_Mask-corrected_BoundingBox")
+        .unwrap_or_else(|| panic!("{column} has no corrected bounding box"));
+    let bounds = parse_tuple(bounding_box);
+    assert_eq!(bounds.len(), 6, "{column}: bounding box {bounding_box}");
+    assert_eq!(bounds[5], 1, "{column}: the shape2D mask spans one slice");
+    let slice = bounds[2];
+    for ((_, _, k), label) in labels.data.indexed_iter_mut() {
+        if k != slice {
+            *label = 0.0;
+        }
+    }
 }
 
 /// Splits a column name into case and variant ("brain1" → plain).
@@ -176,14 +200,21 @@ fn parity_every_baseline_variant_within_tolerance() {
             let mask_path = data_root().join(format!("pyradiomics/{case}_label.nrrd"));
             let image = read_volume(&image_path).expect("baseline image reads");
             let labels = read_volume(&mask_path).expect("baseline mask reads");
-            let labels = place_on_image_grid(&labels, &image.geometry, &tolerance)
+            let mut labels = place_on_image_grid(&labels, &image.geometry, &tolerance)
                 .expect("baseline mask lies on the image grid");
+            if variant == "shape2D" {
+                keep_baseline_slice(&mut labels, &rows, &column);
+            }
             let roi = select_label_spanning(
                 &labels,
                 settings.label,
                 parameters.options.minimum_roi_dimensions,
             )
             .expect("baseline ROI is valid");
+            if let Some(voxels) = rows.get("diagnostics_Mask-corrected_VoxelNum") {
+                let expected: usize = voxels.parse().expect("voxel count is a whole number");
+                assert_eq!(roi.voxel_count, expected, "{column}: ROI voxel count");
+            }
             let features = compute_with_options(&image, &roi, &settings, &parameters.options)
                 .unwrap_or_else(|error| panic!("{column} {class_name}: {error}"));
             let features: BTreeMap<String, f64> = features.into_iter().collect();

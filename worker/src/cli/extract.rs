@@ -310,19 +310,12 @@ pub fn feature_columns(parameters: &ParameterFile) -> Vec<String> {
     }
     let classes = &parameters.settings.classes;
     let mut columns = Vec::new();
-    if classes.contains(&FeatureClass::Shape) {
-        columns.extend(class_columns(
-            "original",
-            FeatureClass::Shape,
-            &parameters.options,
-        ));
+    for &class in classes.iter().filter(|class| class.is_shape()) {
+        columns.extend(class_columns("original", class, &parameters.options));
     }
     for spec in &parameters.image_types {
         for image_name in spec.image_type.image_names() {
-            for &class in classes
-                .iter()
-                .filter(|&&class| class != FeatureClass::Shape)
-            {
+            for &class in classes.iter().filter(|class| !class.is_shape()) {
                 columns.extend(class_columns(&image_name, class, &spec.options));
             }
         }
@@ -338,9 +331,12 @@ fn class_columns(
 ) -> Vec<String> {
     let selected = options.selection.get(&class);
     class
-        .feature_names()
+        .computed_feature_names()
         .iter()
-        .filter(|feature| selected.is_none_or(|names| names.contains(feature)))
+        .filter(|feature| match selected {
+            Some(names) => names.contains(feature),
+            None => class.feature_names().contains(feature),
+        })
         .map(|feature| format!("{image_name}_{}_{feature}", class.name()))
         .collect()
 }

@@ -26,7 +26,8 @@
 //! - **ε** = 2.220446049250313 × 10⁻¹⁶, the f64 machine epsilon, which PyRadiomics adds
 //!   inside the logarithm of DependenceEntropy.
 
-use super::discretize::{PaddedLevels, TextureInput, angle_offsets};
+use super::discretize::{PaddedLevels, TextureInput};
+use super::texture_angles::TextureAngles;
 
 /// Feature names in output order, as PyRadiomics names them without the `original_gldm_`
 /// prefix. The order is that of PyRadiomics' documentation, while its feature extractor
@@ -120,7 +121,18 @@ impl Default for GldmSettings {
 /// - A distance listed twice counts its neighbours once. A distance of 0 adds no neighbour.
 /// - An empty ROI returns NaN for every feature instead of raising an error.
 pub fn compute(input: &TextureInput, settings: &GldmSettings) -> Vec<(&'static str, f64)> {
-    let matrix = dependence_matrix(input, settings);
+    compute_with_angles(input, settings, &TextureAngles::default())
+}
+
+/// Computes the GLDM features as [`compute`] does, with the neighbours of `angles`: under
+/// force2D only those in the voxel's slice (8 at distance 1), as in PyRadiomics. The
+/// weighting norm does not apply to the GLDM and is ignored.
+pub fn compute_with_angles(
+    input: &TextureInput,
+    settings: &GldmSettings,
+    angles: &TextureAngles,
+) -> Vec<(&'static str, f64)> {
+    let matrix = dependence_matrix_with_angles(input, settings, angles);
     matrix_features(&matrix)
 }
 
@@ -147,10 +159,14 @@ struct DependenceMatrix {
 /// the ROI get counts too, which the tally ignores. For the default α < 1 the test is
 /// equality of the renumbered levels: the centre of an ROI voxel is never 0, so equality
 /// also rules out neighbours outside the ROI. For α ≥ 1 the test runs on the grey levels.
-fn dependence_matrix(input: &TextureInput, settings: &GldmSettings) -> DependenceMatrix {
+fn dependence_matrix_with_angles(
+    input: &TextureInput,
+    settings: &GldmSettings,
+    angle_settings: &TextureAngles,
+) -> DependenceMatrix {
     let box_shape: [usize; 3] = input.levels.dim().into();
     // PyRadiomics' angles are one direction of each ± pair, but the neighbourhood needs both.
-    let angles = angle_offsets(&settings.distances, box_shape);
+    let angles = angle_settings.offsets(&settings.distances, box_shape);
     let padding = angles
         .iter()
         .flatten()
@@ -199,6 +215,12 @@ fn dependence_matrix(input: &TextureInput, settings: &GldmSettings) -> Dependenc
         counts,
         width,
     }
+}
+
+/// Builds the GLDM with PyRadiomics' default 3-D neighbourhood.
+#[cfg(test)]
+fn dependence_matrix(input: &TextureInput, settings: &GldmSettings) -> DependenceMatrix {
+    dependence_matrix_with_angles(input, settings, &TextureAngles::default())
 }
 
 /// Voxels per block of [`count_matching_neighbours`]: 16 KiB of u32 counters, which fit in

@@ -1,16 +1,17 @@
 //! Features of every enabled image type of a parameter file, in the order of steps of
 //! PyRadiomics' `RadiomicsFeatureExtractor.execute`. The whole image is normalised, then
 //! resampled with the ROI when `resampledPixelSpacing` is set, then cropped when
-//! `preCrop` is set, and the ROI is resegmented on it. Shape is computed
+//! `preCrop` is set, and the ROI is resegmented on it. Shape and shape2D are computed
 //! once on the original ROI. Each filtered image is then derived from the normalised
 //! image, and the other classes are computed on it with that image type's options.
 //!
 //! Feature names are `<image type>_<class>_<Feature>`, such as
-//! `log-sigma-1-0-mm-3D_firstorder_Mean`. Shape is always `original_shape_<Feature>`.
+//! `log-sigma-1-0-mm-3D_firstorder_Mean`. Shape is always `original_shape_<Feature>`, and
+//! shape2D `original_shape2D_<Feature>`.
 
 use super::{
     ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError, MAX_GREY_LEVELS, discretize,
-    firstorder, glcm, gldm, glrlm, glszm, ngtdm, normalize, resegment, shape,
+    firstorder, glcm, gldm, glrlm, glszm, ngtdm, normalize, resegment, shape, shape2d,
 };
 use crate::filters::{ImageType, derive_images};
 use crate::image::Volume;
@@ -94,6 +95,20 @@ pub fn compute_image_types(
             options,
         )?;
     }
+    if settings.classes.contains(&FeatureClass::Shape2D) {
+        let axis = options
+            .texture_angles
+            .out_of_plane_axis
+            .ok_or(shape2d::Shape2DError::NoForce2D)?;
+        let features = shape2d::compute(shape_roi.mask.view(), image.geometry.spacing, axis)?;
+        push_selected(
+            &mut output,
+            "original",
+            FeatureClass::Shape2D,
+            features,
+            options,
+        )?;
+    }
     for spec in image_types {
         let span = tracing::debug_span!("image_type", image_type = spec.image_type.key());
         let _entered = span.enter();
@@ -157,7 +172,7 @@ fn intensity_classes(
     let mut output = Vec::new();
     for &class in classes {
         let features = match class {
-            FeatureClass::Shape => continue,
+            FeatureClass::Shape | FeatureClass::Shape2D => continue,
             FeatureClass::FirstOrder => {
                 let discretize::Discretization::FixedBinWidth(bin_width) = options.discretization
                 else {
@@ -179,12 +194,13 @@ fn intensity_classes(
                         discretize::discretize(image, roi, options.discretization, MAX_GREY_LEVELS)?
                     }
                 };
+                let angles = &options.texture_angles;
                 let features = match class {
-                    FeatureClass::Glcm => glcm::compute(&input, &options.glcm),
-                    FeatureClass::Glrlm => glrlm::compute(&input),
-                    FeatureClass::Glszm => glszm::compute(&input),
-                    FeatureClass::Gldm => gldm::compute(&input, &options.gldm),
-                    _ => ngtdm::compute(&input, &options.ngtdm),
+                    FeatureClass::Glcm => glcm::compute_with_angles(&input, &options.glcm, angles),
+                    FeatureClass::Glrlm => glrlm::compute_with_angles(&input, angles),
+                    FeatureClass::Glszm => glszm::compute_with_angles(&input, angles),
+                    FeatureClass::Gldm => gldm::compute_with_angles(&input, &options.gldm, angles),
+                    _ => ngtdm::compute_with_angles(&input, &options.ngtdm, angles),
                 };
                 texture = Some(input);
                 features
@@ -206,7 +222,12 @@ fn push_selected(
 ) -> Result<(), FeatureError> {
     let selected = options.selection.get(&class);
     for (feature, value) in features {
-        if selected.is_some_and(|names| !names.contains(&feature)) {
+        // Without a list, the class's default features; deprecated ones only when listed.
+        let wanted = match selected {
+            Some(names) => names.contains(&feature),
+            None => class.feature_names().contains(&feature),
+        };
+        if !wanted {
             continue;
         }
         let name = format!("{image_type}_{}_{feature}", class.name());

@@ -2,7 +2,7 @@
 //! images of a parameter file.
 //!
 //! Feature names follow PyRadiomics: `original_<class>_<Feature>`, for
-//! example `original_firstorder_Mean`. Classes run in the order `shape`,
+//! example `original_firstorder_Mean`. Classes run in the order `shape`, `shape2D`,
 //! `firstorder`, `glcm`, `glrlm`, `glszm`, `gldm`, `ngtdm`, whatever order
 //! the request lists them in, so that every worker produces the same columns
 //! for the same settings. Texture classes share one discretisation of the
@@ -22,6 +22,8 @@ pub mod normalize;
 pub mod pre_crop;
 pub mod resegment;
 pub mod shape;
+pub mod shape2d;
+pub mod texture_angles;
 
 use std::collections::BTreeMap;
 
@@ -45,6 +47,8 @@ pub const MAX_GREY_LEVELS: u32 = 1_000;
 pub enum FeatureClass {
     /// 3-D shape features of the ROI (`shape`).
     Shape,
+    /// 2-D shape features of a single-slice ROI (`shape2D`); needs force2D.
+    Shape2D,
     /// First-order intensity features (`firstorder`).
     FirstOrder,
     /// Grey level co-occurrence matrix features (`glcm`).
@@ -61,8 +65,9 @@ pub enum FeatureClass {
 
 impl FeatureClass {
     /// All supported classes, in output order.
-    pub const ALL: [FeatureClass; 7] = [
+    pub const ALL: [FeatureClass; 8] = [
         FeatureClass::Shape,
+        FeatureClass::Shape2D,
         FeatureClass::FirstOrder,
         FeatureClass::Glcm,
         FeatureClass::Glrlm,
@@ -75,6 +80,7 @@ impl FeatureClass {
     pub fn name(self) -> &'static str {
         match self {
             FeatureClass::Shape => "shape",
+            FeatureClass::Shape2D => "shape2D",
             FeatureClass::FirstOrder => "firstorder",
             FeatureClass::Glcm => "glcm",
             FeatureClass::Glrlm => "glrlm",
@@ -84,10 +90,22 @@ impl FeatureClass {
         }
     }
 
-    /// Returns the feature names of this class, without prefix.
+    /// Returns every feature name the class computes, without prefix, in output order:
+    /// [`FeatureClass::feature_names`] and the deprecated features that PyRadiomics computes
+    /// only when a parameter file names them (shape2D's SphericalDisproportion).
+    pub fn computed_feature_names(self) -> &'static [&'static str] {
+        match self {
+            FeatureClass::Shape2D => &shape2d::COMPUTED_FEATURE_NAMES,
+            other => other.feature_names(),
+        }
+    }
+
+    /// Returns the feature names of this class that PyRadiomics computes by default,
+    /// without prefix.
     pub fn feature_names(self) -> &'static [&'static str] {
         match self {
             FeatureClass::Shape => &shape::FEATURE_NAMES,
+            FeatureClass::Shape2D => &shape2d::FEATURE_NAMES,
             FeatureClass::FirstOrder => &firstorder::FEATURE_NAMES,
             FeatureClass::Glcm => &glcm::FEATURE_NAMES,
             FeatureClass::Glrlm => &glrlm::FEATURE_NAMES,
@@ -95,6 +113,13 @@ impl FeatureClass {
             FeatureClass::Gldm => &gldm::FEATURE_NAMES,
             FeatureClass::Ngtdm => &ngtdm::FEATURE_NAMES,
         }
+    }
+
+    /// Returns whether the class describes the ROI's shape. Shape classes are computed once,
+    /// on the original image's ROI, and named `original_<class>_<Feature>` whatever the
+    /// image types.
+    pub fn is_shape(self) -> bool {
+        matches!(self, FeatureClass::Shape | FeatureClass::Shape2D)
     }
 
     /// Parses a PyRadiomics class name.
@@ -114,6 +139,11 @@ pub enum SettingsError {
         "unknown feature class {0:?}; supported classes are shape, firstorder, glcm, glrlm, glszm, gldm and ngtdm"
     )]
     UnknownClass(String),
+    /// shape2D was requested without a parameter file.
+    #[error(
+        "feature class shape2D needs force2D, which only a PyRadiomics parameter file sets; request shape instead"
+    )]
+    Shape2DNeedsForce2D,
     /// No class was requested.
     #[error("feature_classes is empty; request at least one class, for example \"firstorder\"")]
     NoClass,
@@ -150,6 +180,9 @@ impl ExtractionSettings {
         classes.dedup();
         if classes.is_empty() {
             return Err(SettingsError::NoClass);
+        }
+        if classes.contains(&FeatureClass::Shape2D) {
+            return Err(SettingsError::Shape2DNeedsForce2D);
         }
         if !(settings.bin_width.is_finite() && settings.bin_width > 0.0) {
             return Err(SettingsError::BinWidth(settings.bin_width));
@@ -198,6 +231,10 @@ pub fn definition_hash() -> String {
 /// finite intensities. Returns one value per name of
 /// [`ExtractionSettings::feature_names`], in that order, or the reason the
 /// ROI cannot be discretised for the texture classes.
+///
+/// shape2D needs force2D, which these settings cannot carry, so
+/// [`ExtractionSettings::from_proto`] rejects it and this function returns no
+/// value for it. [`compute_with_options`] computes it.
 pub fn compute(
     image: &Volume,
     roi: &Roi,
@@ -210,6 +247,7 @@ pub fn compute(
     for &class in &settings.classes {
         let features = match class {
             FeatureClass::Shape => shape::compute(roi.mask.view(), image.geometry.spacing),
+            FeatureClass::Shape2D => Vec::new(),
             FeatureClass::FirstOrder => firstorder::compute(
                 values,
                 image.geometry.voxel_volume_mm3(),
@@ -267,6 +305,9 @@ pub struct ExtractionOptions {
     /// Resampling after normalisation (PyRadiomics `resampledPixelSpacing`,
     /// `interpolator`, `padDistance`), or none.
     pub resampling: Option<crate::image::resample::ResampleSettings>,
+    /// In-plane angles and angle weighting of the texture classes (PyRadiomics `force2D`,
+    /// `force2Ddimension`, `weightingNorm`); also the slice plane of shape2D.
+    pub texture_angles: texture_angles::TextureAngles,
     /// GLCM distances and symmetry.
     pub glcm: glcm::GlcmSettings,
     /// GLDM α and distances.
@@ -297,6 +338,7 @@ impl ExtractionOptions {
             geometry_tolerance_mm: None,
             pre_crop_pad_voxels: None,
             resampling: None,
+            texture_angles: texture_angles::TextureAngles::default(),
             glcm: glcm::GlcmSettings::default(),
             gldm: gldm::GldmSettings::default(),
             ngtdm: ngtdm::NgtdmSettings::default(),
@@ -336,6 +378,9 @@ pub enum FeatureError {
     /// The image and ROI could not be resampled.
     #[error(transparent)]
     Resample(#[from] crate::image::resample::ResampleError),
+    /// The 2-D shape features could not be computed.
+    #[error(transparent)]
+    Shape2D(#[from] shape2d::Shape2DError),
     /// The resampled ROI is too thin for 3-D features.
     #[error("after resampling: {0}")]
     ResampledRoi(crate::mask::MaskError),
@@ -434,7 +479,7 @@ fn texture_features(
         FeatureClass::Glszm => glszm::compute(input),
         FeatureClass::Gldm => gldm::compute(input, &gldm::GldmSettings::default()),
         FeatureClass::Ngtdm => ngtdm::compute(input, &ngtdm::NgtdmSettings::default()),
-        FeatureClass::Shape | FeatureClass::FirstOrder => Vec::new(),
+        FeatureClass::Shape | FeatureClass::Shape2D | FeatureClass::FirstOrder => Vec::new(),
     }
 }
 
@@ -475,6 +520,10 @@ mod tests {
         assert_eq!(
             ExtractionSettings::from_proto(&proto(&[], 25.0, 1)),
             Err(SettingsError::NoClass)
+        );
+        assert_eq!(
+            ExtractionSettings::from_proto(&proto(&["shape", "shape2D"], 25.0, 1)),
+            Err(SettingsError::Shape2DNeedsForce2D)
         );
         assert_eq!(
             ExtractionSettings::from_proto(&proto(&["shape"], 0.0, 1)),

@@ -23,7 +23,8 @@
 //! neighbour, but its C kernel counts every ROI voxel in n_i, so N_v,p = N_p. This module
 //! follows the code, which is what produces PyRadiomics' numbers.
 
-use super::discretize::{PaddedLevels, TextureInput, angle_offsets};
+use super::discretize::{PaddedLevels, TextureInput};
+use super::texture_angles::TextureAngles;
 
 /// Feature names in output order, as PyRadiomics names them without the `original_ngtdm_`
 /// prefix. The order is that of PyRadiomics' documentation, while its feature extractor
@@ -80,7 +81,18 @@ impl Default for NgtdmSettings {
 /// - A distance listed twice counts its neighbours once. A distance of 0 adds no neighbour.
 /// - An empty ROI returns NaN for every feature instead of raising an error.
 pub fn compute(input: &TextureInput, settings: &NgtdmSettings) -> Vec<(&'static str, f64)> {
-    let matrix = difference_matrix(input, &settings.distances);
+    compute_with_angles(input, settings, &TextureAngles::default())
+}
+
+/// Computes the NGTDM features as [`compute`] does, with the neighbours of `angles`: under
+/// force2D only those in the voxel's slice (8 at distance 1), as in PyRadiomics. The
+/// weighting norm does not apply to the NGTDM and is ignored.
+pub fn compute_with_angles(
+    input: &TextureInput,
+    settings: &NgtdmSettings,
+    angles: &TextureAngles,
+) -> Vec<(&'static str, f64)> {
+    let matrix = difference_matrix_with_angles(input, &settings.distances, angles);
     matrix_features(&matrix)
 }
 
@@ -112,10 +124,14 @@ struct DifferenceMatrix {
 /// radius d − 1) need 6 slice additions instead of 26 for δ = [1], but took 1.2 to 2.2 times
 /// as long on two STS MR lesions of 341,000 and 490,000 voxels (release build, thread CPU
 /// time), because each of their passes streams whole buffers through memory.
-fn difference_matrix(input: &TextureInput, distances: &[u32]) -> DifferenceMatrix {
+fn difference_matrix_with_angles(
+    input: &TextureInput,
+    distances: &[u32],
+    angle_settings: &TextureAngles,
+) -> DifferenceMatrix {
     let box_shape: [usize; 3] = input.levels.dim().into();
     // PyRadiomics' angles are one direction of each ± pair, but the neighbourhood needs both.
-    let angles = angle_offsets(distances, box_shape);
+    let angles = angle_settings.offsets(distances, box_shape);
     let padding = angles
         .iter()
         .flatten()
@@ -230,6 +246,12 @@ fn tally_differences<S: NeighbourSum>(
         differences[renumbered as usize - 1] += difference;
     }
     (counts, differences)
+}
+
+/// Builds the NGTDM with PyRadiomics' default 3-D neighbourhood.
+#[cfg(test)]
+fn difference_matrix(input: &TextureInput, distances: &[u32]) -> DifferenceMatrix {
+    difference_matrix_with_angles(input, distances, &TextureAngles::default())
 }
 
 /// Evaluates the 5 features on an NGTDM.

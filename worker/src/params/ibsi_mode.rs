@@ -15,6 +15,7 @@ use crate::features::ExtractionOptions;
 use crate::features::discretize::Discretization;
 use crate::features::ibsi::{Convention, GreyLevelRule};
 use crate::features::resegment::ResegmentMode;
+use crate::features::texture_angles::TextureAngles;
 
 /// Switches `options`, already filled from the other settings, to the IBSI mode; `value`
 /// is the `ibsiMode` value for error messages.
@@ -27,6 +28,11 @@ pub(super) fn apply(options: &mut ExtractionOptions, value: &Value) -> Result<()
     if !options.selection.is_empty() {
         return Err(reject(
             "IBSI mode computes whole families; list feature classes without feature names",
+        ));
+    }
+    if options.texture_angles != TextureAngles::default() {
+        return Err(reject(
+            "IBSI mode computes 3-D features with its own aggregation; remove force2D and weightingNorm",
         ));
     }
     if options.glcm.distances != [1] {

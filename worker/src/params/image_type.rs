@@ -85,6 +85,14 @@ fn parse_sigmas(value: Option<&Value>) -> Result<Vec<Sigma>, ParamsError> {
 
 /// Parses the Wavelet settings; only coif1, PyRadiomics' default wavelet, is implemented.
 fn parse_wavelet(settings: &SettingsBuilder) -> Result<ImageType, ParamsError> {
+    if settings.force_2d()? {
+        // PyRadiomics decomposes along the in-plane axes only under force2D.
+        return Err(ParamsError::NotImplemented {
+            key: "imageType.Wavelet".into(),
+            value: "with force2D: true".into(),
+            reason: "the 2-D (in-plane) wavelet decomposition is not implemented",
+        });
+    }
     if let Some(value) = settings.get("wavelet")
         && value.as_str() != Some("coif1")
     {

@@ -5,8 +5,15 @@
 //! A file is accepted unchanged when everything it sets is implemented here. Each key that
 //! is not a PyRadiomics key is an error that names it and lists close valid keys. Each key
 //! that PyRadiomics accepts but radstudy does not implement yet (LBP image types, wavelets
-//! other than coif1, resampling, 2-D extraction, GLCM/GLRLM angle weighting, voxel-based
-//! extraction) is an error of its own, so none is silently ignored.
+//! other than coif1, 2-D wavelets under force2D, voxel-based extraction) is an error of
+//! its own, so none is silently ignored.
+//!
+//! `force2D` with `force2Ddimension` restricts the texture classes to in-plane neighbours
+//! and enables `shape2D`, and `weightingNorm` merges the GLCM and GLRLM angles (see
+//! `features::texture_angles`). `shape2D` listed under `featureClass` without force2D is
+//! an error, where PyRadiomics skips it with a warning. Without a `featureClass` section,
+//! shape2D is enabled exactly when force2D is, as in PyRadiomics; on an ROI of more than one
+//! slice it then fails, as PyRadiomics does.
 //!
 //! Each enabled image type gets the `setting` values overridden by its own mapping, as
 //! PyRadiomics passes them to its filter and feature classes. Normalisation,
@@ -51,7 +58,7 @@ pub const IMAGE_TYPES: [&str; 10] = [
     "LBP3D",
 ];
 
-/// Feature classes PyRadiomics accepts. `shape2D` is not implemented.
+/// Feature classes PyRadiomics accepts.
 pub const CLASS_NAMES: [&str; 8] = [
     "shape",
     "shape2D",
@@ -198,8 +205,22 @@ pub fn parse_parameters(text: &str) -> Result<ParameterFile, ParamsError> {
     }
     let (classes, selection) = match sections.get("featureClass") {
         Some(value) => parse_classes(section_mapping(value, "featureClass")?)?,
-        None => (FeatureClass::ALL.to_vec(), BTreeMap::new()),
+        // PyRadiomics enables every class, and skips shape2D when force2D is off.
+        None => {
+            let mut classes = FeatureClass::ALL.to_vec();
+            if !builder.force_2d()? {
+                classes.retain(|&class| class != FeatureClass::Shape2D);
+            }
+            (classes, BTreeMap::new())
+        }
     };
+    if classes.contains(&FeatureClass::Shape2D) && !builder.force_2d()? {
+        return Err(ParamsError::InvalidValue {
+            key: "featureClass.shape2D".into(),
+            value: "enabled with force2D off".into(),
+            expected: "force2D: true with force2Ddimension across the slice, or no shape2D (PyRadiomics skips it without force2D)",
+        });
+    }
 
     let mut image_types = Vec::with_capacity(enabled.len());
     for (name, overrides) in &enabled {
@@ -268,13 +289,6 @@ fn parse_classes(mapping: &Mapping) -> Result<ClassSelection, ParamsError> {
     let mut selection = BTreeMap::new();
     for (key, value) in mapping {
         let name = key_name(key, "featureClass", &CLASS_NAMES)?;
-        if name == "shape2D" {
-            return Err(ParamsError::NotImplemented {
-                key: "featureClass.shape2D".into(),
-                value: render(value),
-                reason: "2-D shape features need force2D, which is not implemented",
-            });
-        }
         let class = FeatureClass::parse(name).map_err(|_| ParamsError::UnknownKey {
             section: "featureClass",
             key: name.to_string(),
@@ -293,7 +307,7 @@ fn parse_classes(mapping: &Mapping) -> Result<ClassSelection, ParamsError> {
                 });
             }
         };
-        let known = class.feature_names();
+        let known = class.computed_feature_names();
         let mut chosen = Vec::new();
         for item in features {
             let Value::String(feature) = item else {

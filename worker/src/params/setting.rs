@@ -8,6 +8,7 @@ use super::{ParamsError, key_name, render};
 use crate::features::discretize::Discretization;
 use crate::features::normalize::Normalization;
 use crate::features::resegment::{ResegmentMode, Resegmentation};
+use crate::features::texture_angles::{TextureAngles, WeightingNorm};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
 use crate::image::resample::{Interpolator, ResampleSettings};
 
@@ -89,6 +90,14 @@ impl SettingsBuilder {
         self.values.get(key).filter(|value| !value.is_null())
     }
 
+    /// Returns the `force2D` setting, false when unset or null.
+    pub(super) fn force_2d(&self) -> Result<bool, ParamsError> {
+        match self.get("force2D") {
+            Some(value) => bool_value("force2D", value),
+            None => Ok(false),
+        }
+    }
+
     /// Validates the collected settings and builds the extraction settings. A key set to
     /// null means PyRadiomics' default, as in PyRadiomics.
     pub(super) fn finish(
@@ -115,26 +124,29 @@ impl SettingsBuilder {
                 ));
             }
         }
-        if let Some(value) = get("force2D")
-            && bool_value("force2D", value)?
-        {
-            return Err(not_implemented(
-                "force2D",
-                value,
-                "2-D (per-slice) texture matrices are not implemented",
-            ));
-        }
-        if let Some(value) = get("force2Ddimension") {
-            let dimension = integer("force2Ddimension", value, 0, 2)?;
-            let _ = dimension;
-        }
-        if let Some(value) = get("weightingNorm") {
-            return Err(not_implemented(
-                "weightingNorm",
-                value,
-                "weighting and merging the GLCM/GLRLM angles is not implemented; the features are averaged over the 13 angles",
-            ));
-        }
+        let force_2d = self.force_2d()?;
+        // PyRadiomics' default force2Ddimension is 0, the z axis of its (z, y, x) arrays.
+        let force_2d_dimension = match get("force2Ddimension") {
+            Some(value) => integer("force2Ddimension", value, 0, 2)? as usize,
+            None => 0,
+        };
+        let out_of_plane_axis = if force_2d {
+            TextureAngles::axis_of_force2d_dimension(force_2d_dimension)
+        } else {
+            None
+        };
+        let weighting = match get("weightingNorm") {
+            None => None,
+            Some(value) => Some(value.as_str().and_then(WeightingNorm::parse).ok_or_else(
+                || {
+                    invalid(
+                        "weightingNorm",
+                        value,
+                        "manhattan, euclidean, infinity, no_weighting or null",
+                    )
+                },
+            )?),
+        };
         if let Some(value) = get("label_channel")
             && integer("label_channel", value, 0, u32::MAX as i64)? != 0
         {
@@ -322,6 +334,10 @@ impl SettingsBuilder {
         options.geometry_tolerance_mm = geometry_tolerance;
         options.pre_crop_pad_voxels = pre_crop.then_some(pad_distance);
         options.resampling = resampling;
+        options.texture_angles = TextureAngles {
+            out_of_plane_axis,
+            weighting,
+        };
         options.glcm.distances = distances.clone();
         options.glcm.symmetric = symmetric;
         options.gldm.distances = distances.clone();

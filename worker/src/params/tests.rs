@@ -1,12 +1,19 @@
 use super::*;
 use crate::features::discretize::Discretization;
 use crate::features::resegment::ResegmentMode;
+use crate::features::texture_angles::{TextureAngles, WeightingNorm};
 use crate::filters::ImageType;
 
 #[test]
 fn parse_empty_file_gives_pyradiomics_defaults() {
     let parsed = parse_parameters("").expect("empty file is valid");
-    assert_eq!(parsed.settings.classes, FeatureClass::ALL);
+    // Every class but shape2D, which PyRadiomics skips without force2D.
+    let classes: Vec<FeatureClass> = FeatureClass::ALL
+        .into_iter()
+        .filter(|&class| class != FeatureClass::Shape2D)
+        .collect();
+    assert_eq!(parsed.settings.classes, classes);
+    assert_eq!(parsed.options.texture_angles, TextureAngles::default());
     assert_eq!(parsed.settings.bin_width, 25.0);
     assert_eq!(parsed.settings.label, 1);
     assert_eq!(
@@ -125,10 +132,15 @@ fn parse_unimplemented_settings_are_errors() {
             "interpolator",
         ),
         ("setting: {interpolator: 9}", "interpolator"),
-        ("setting: {force2D: true}", "force2D"),
-        ("setting: {weightingNorm: euclidean}", "weightingNorm"),
         ("setting: {lbp2DRadius: 1}", "lbp2DRadius"),
-        ("featureClass: {shape2D: }", "featureClass.shape2D"),
+        (
+            "imageType: {Wavelet: {}}\nsetting: {force2D: true}",
+            "imageType.Wavelet",
+        ),
+        (
+            "setting: {force2D: true, ibsiMode: true}\nfeatureClass: {glcm: }",
+            "ibsiMode",
+        ),
         ("voxelSetting: {kernelRadius: 2}", "voxelSetting"),
         ("setting: {binCount: 16}", "binCount"),
     ] {
@@ -137,6 +149,77 @@ fn parse_unimplemented_settings_are_errors() {
             other => panic!("{text}: expected NotImplemented for {key}, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn parse_force2d_selects_out_of_plane_axis() {
+    // force2Ddimension counts PyRadiomics' (z, y, x) axes; array axes here are (i, j, k).
+    for (dimension, axis) in [(0, 2), (1, 1), (2, 0)] {
+        let text = format!(
+            "featureClass: {{glcm: }}\nsetting: {{force2D: true, force2Ddimension: {dimension}}}"
+        );
+        let parsed = parse_parameters(&text).expect("force2D parses");
+        assert_eq!(
+            parsed.options.texture_angles.out_of_plane_axis,
+            Some(axis),
+            "{text}"
+        );
+    }
+    // force2Ddimension alone changes nothing, as in PyRadiomics.
+    let parsed = parse_parameters("setting: {force2D: false, force2Ddimension: 1}")
+        .expect("force2Ddimension without force2D parses");
+    assert_eq!(parsed.options.texture_angles.out_of_plane_axis, None);
+    assert!(matches!(
+        parse_parameters("setting: {force2D: true, force2Ddimension: 3}").unwrap_err(),
+        ParamsError::InvalidValue { key, .. } if key == "force2Ddimension"
+    ));
+}
+
+#[test]
+fn parse_weighting_norm_names() {
+    for norm in WeightingNorm::ALL {
+        let text = format!("setting: {{weightingNorm: {}}}", norm.name());
+        let parsed = parse_parameters(&text).expect("weightingNorm parses");
+        assert_eq!(parsed.options.texture_angles.weighting, Some(norm));
+    }
+    let parsed = parse_parameters("setting: {weightingNorm: null}").expect("null is the default");
+    assert_eq!(parsed.options.texture_angles.weighting, None);
+    for text in [
+        "setting: {weightingNorm: chebyshev}",
+        "setting: {weightingNorm: 1}",
+    ] {
+        assert!(
+            matches!(
+                parse_parameters(text).unwrap_err(),
+                ParamsError::InvalidValue { key, .. } if key == "weightingNorm"
+            ),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn parse_shape2d_follows_force2d() {
+    // Listed without force2D: an error, where PyRadiomics would skip it with a warning.
+    assert!(matches!(
+        parse_parameters("featureClass: {shape2D: }").unwrap_err(),
+        ParamsError::InvalidValue { key, .. } if key == "featureClass.shape2D"
+    ));
+    let parsed = parse_parameters("featureClass: {shape2D: }\nsetting: {force2D: true}")
+        .expect("shape2D with force2D parses");
+    assert_eq!(parsed.settings.classes, [FeatureClass::Shape2D]);
+    // Without a featureClass section, force2D enables shape2D as in PyRadiomics.
+    let parsed = parse_parameters("setting: {force2D: true}").expect("force2D parses");
+    assert_eq!(parsed.settings.classes, FeatureClass::ALL);
+    // The deprecated SphericalDisproportion can be named, as in PyRadiomics.
+    let parsed = parse_parameters(
+        "featureClass: {shape2D: [SphericalDisproportion]}\nsetting: {force2D: true}",
+    )
+    .expect("deprecated shape2D feature parses");
+    assert_eq!(
+        parsed.options.selection.get(&FeatureClass::Shape2D),
+        Some(&vec!["SphericalDisproportion"])
+    );
 }
 
 #[test]

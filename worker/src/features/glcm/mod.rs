@@ -42,7 +42,8 @@
 mod eigen;
 mod matrix;
 
-use crate::features::discretize::{PaddedLevels, TextureInput, angle_offsets, nan_mean};
+use crate::features::discretize::{PaddedLevels, TextureInput, nan_mean};
+use crate::features::texture_angles::TextureAngles;
 
 use matrix::{CooccurrenceCounts, count_cooccurrences};
 
@@ -185,10 +186,11 @@ impl GlcmSettings {
 /// SumAverage 2g, Correlation 1, Id, Idm, Idmn, Idn, JointEnergy, MaximumProbability and MCC
 /// 1, the three entropies −log₂(1 + ε) ≈ −3.2 × 10⁻¹⁶ rather than 0, and 0 for the rest.
 ///
-/// Deviations from PyRadiomics 3.1.4:
+/// This function uses PyRadiomics' default angles: 3-D, averaged.
+/// [`compute_with_angles`] adds force2D and distance weighting (`weightingNorm`).
 ///
-/// - Distance weighting (PyRadiomics `weightingNorm`) is not implemented; the output matches
-///   PyRadiomics' default, no weighting.
+/// Deviation from PyRadiomics 3.1.4:
+///
 /// - MCC: numpy's `eigvals` returns complex eigenvalues for the whole stack of angles when
 ///   rounding gives any angle a complex pair. PyRadiomics then takes the real part of a
 ///   complex square root, so a negative λ₂ contributes 0 instead of NaN. This function
@@ -204,8 +206,24 @@ impl GlcmSettings {
 /// classification. IEEE Trans Syst Man Cybern 1973;SMC-3(6):610–621. Zwanenburg A et al. The
 /// Image Biomarker Standardization Initiative. Radiology 2020;295(2):328–338.
 pub fn compute(input: &TextureInput, settings: &GlcmSettings) -> Vec<(&'static str, f64)> {
+    compute_with_angles(input, settings, &TextureAngles::default())
+}
+
+/// Computes the GLCM features as [`compute`] does, with the angles of `angles`: only the
+/// in-plane angles under force2D, and with a weighting norm one merged matrix instead of
+/// the average over the angles (see [`texture_angles`](crate::features::texture_angles)).
+///
+/// The merged matrix is Σ_a w_a·P_a over the angles, each P_a symmetrised first when
+/// `settings.symmetric` is set, and then normalised to p. Every feature, MCC included, is
+/// computed once on p. If no angle has a voxel pair, every feature is NaN, as without
+/// weighting.
+pub fn compute_with_angles(
+    input: &TextureInput,
+    settings: &GlcmSettings,
+    angles: &TextureAngles,
+) -> Vec<(&'static str, f64)> {
     let shape: [usize; 3] = input.levels.dim().into();
-    let offsets = angle_offsets(&settings.distances, shape);
+    let offsets = angles.offsets(&settings.distances, shape);
     let padding = offsets
         .iter()
         .flat_map(|offset| {
@@ -217,12 +235,35 @@ pub fn compute(input: &TextureInput, settings: &GlcmSettings) -> Vec<(&'static s
         .unwrap_or(0);
     let padded = PaddedLevels::new(input, padding);
     let counts = count_cooccurrences(&padded, &offsets);
-    features_from_counts(
-        &counts,
-        &padded.present_levels,
-        offsets.len(),
-        settings.symmetric,
-    )
+    match angles.weighting {
+        None => features_from_counts(
+            &counts,
+            &padded.present_levels,
+            offsets.len(),
+            settings.symmetric,
+        ),
+        Some(norm) => {
+            let weights: Vec<f64> = offsets
+                .iter()
+                .map(|&offset| norm.cooccurrence_weight(offset, input.spacing))
+                .collect();
+            let grey_levels = grey_level_values(&padded.present_levels);
+            let merged = merged_matrix(&counts, &weights, settings.symmetric);
+            let angles: Vec<AngleFeatures> = merged
+                .iter()
+                .map(|probabilities| AngleFeatures::new(probabilities, &grey_levels))
+                .collect();
+            average_over_angles(&angles, grey_levels.len())
+        }
+    }
+}
+
+/// Returns the grey level of each renumbered level as f64.
+fn grey_level_values(present_levels: &[u32]) -> Vec<f64> {
+    present_levels
+        .iter()
+        .map(|&level| f64::from(level))
+        .collect()
 }
 
 /// Computes the features from the per-angle counts and averages them over the angles.
@@ -232,25 +273,57 @@ fn features_from_counts(
     angle_count: usize,
     symmetric: bool,
 ) -> Vec<(&'static str, f64)> {
-    let grey_levels: Vec<f64> = present_levels
-        .iter()
-        .map(|&level| f64::from(level))
-        .collect();
+    let grey_levels = grey_level_values(present_levels);
     let angles: Vec<AngleFeatures> = (0..angle_count)
         .filter_map(|angle| {
             let probabilities = normalised_matrix(counts.angle(angle), counts.levels, symmetric)?;
             Some(AngleFeatures::new(&probabilities, &grey_levels))
         })
         .collect();
+    average_over_angles(&angles, grey_levels.len())
+}
 
+/// Averages each feature over the angles, MCC by its own rule, in [`FEATURE_NAMES`] order.
+fn average_over_angles(angles: &[AngleFeatures], levels: usize) -> Vec<(&'static str, f64)> {
     let mut averages = [f64::NAN; FEATURE_NAMES.len()];
     for (index, average) in averages.iter_mut().enumerate() {
         let per_angle: Vec<f64> = angles.iter().map(|angle| angle.values[index]).collect();
         *average = nan_mean(&per_angle);
     }
-    averages[MCC_INDEX] = maximal_correlation_coefficient(&angles, grey_levels.len());
+    averages[MCC_INDEX] = maximal_correlation_coefficient(angles, levels);
 
     FEATURE_NAMES.iter().copied().zip(averages).collect()
+}
+
+/// Returns p(i, j) of the weighted sum of the angles' matrices, G × G row-major, or `None`
+/// when no angle has a pair. `weights` has one entry per angle of `counts`.
+fn merged_matrix(
+    counts: &CooccurrenceCounts,
+    weights: &[f64],
+    symmetric: bool,
+) -> Option<Vec<f64>> {
+    let levels = counts.levels;
+    let mut merged = vec![0.0; levels * levels];
+    for (angle, &weight) in weights.iter().enumerate() {
+        let angle_counts = counts.angle(angle);
+        for row in 0..levels {
+            for column in 0..levels {
+                let mut count = angle_counts[row * levels + column];
+                if symmetric {
+                    count += angle_counts[column * levels + row];
+                }
+                merged[row * levels + column] += count as f64 * weight;
+            }
+        }
+    }
+    // PyRadiomics adds the weighted matrices with numpy's pairwise summation and this
+    // function in plain order, so weighted sums can differ in the last bits. Sums of whole
+    // counts (no_weighting) are exact in both.
+    let total: f64 = merged.iter().sum();
+    if total == 0.0 {
+        return None;
+    }
+    Some(merged.iter().map(|&value| value / total).collect())
 }
 
 /// Returns p(i, j) for one angle, G × G row-major, or `None` when the angle has no pair.

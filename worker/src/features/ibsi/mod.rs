@@ -127,6 +127,8 @@ impl Family {
         use super::FeatureClass;
         match class {
             FeatureClass::Shape => &[Family::Morphology],
+            // The IBSI defines no 2-D morphology family.
+            FeatureClass::Shape2D => &[],
             FeatureClass::FirstOrder => &[
                 Family::LocalIntensity,
                 Family::IntensityStatistics,
