@@ -376,18 +376,21 @@ fn extract_unknown_parameter_key_is_named() {
 
 #[test]
 fn extract_unimplemented_setting_says_so() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let param = dir.path().join("lbp.yaml");
+    std::fs::write(&param, "imageType:\n  LBP2D: {}\n").expect("params written");
     let output = Command::new(WORKER)
         .arg("extract")
         .arg(pyradiomics_case("breast1_image.nrrd"))
         .arg(pyradiomics_case("breast1_label.nrrd"))
         .arg("--param")
-        .arg(params("combined.yaml"))
+        .arg(&param)
         .output()
         .expect("worker runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("weightingNorm = no_weighting is not implemented"),
+        stderr.contains("imageType.LBP2D = {} is not implemented"),
         "{stderr}"
     );
 }
@@ -449,4 +452,47 @@ fn extract_image_types_end_to_end() {
         ""
     );
     assert!(stderr.contains("LoG image skipped"), "{stderr}");
+}
+
+#[test]
+fn extract_force2d_shape2d_needs_one_slice() {
+    // 2d.yaml has no featureClass section, so force2D enables shape2D as in PyRadiomics,
+    // and breast1's ROI covers 3 slices (k = 8 to 10), which shape2D rejects.
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("breast1_image.nrrd"))
+        .arg(pyradiomics_case("breast1_label.nrrd"))
+        .arg("--param")
+        .arg(params("2d.yaml"))
+        .output()
+        .expect("worker runs");
+    assert!(!output.status.success());
+    let (header, rows) = read_csv(&String::from_utf8_lossy(&output.stdout));
+    let error = cell(&header, &rows[0], "error");
+    assert!(error.contains("spans 3 slices"), "{error}");
+
+    // Without shape2D the texture classes run in 2-D. PyRadiomics' baseline_glcm.csv,
+    // column breast1_2d: Contrast 0.4905553392961937; tolerance as in the parity test.
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let param = dir.path().join("glcm_2d.yaml");
+    std::fs::write(
+        &param,
+        "featureClass:\n  glcm:\nsetting:\n  force2D: true\n  force2Ddimension: 0\n",
+    )
+    .expect("params written");
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("breast1_image.nrrd"))
+        .arg(pyradiomics_case("breast1_label.nrrd"))
+        .arg("--param")
+        .arg(&param)
+        .output()
+        .expect("worker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    let (header, rows) = read_csv(&String::from_utf8_lossy(&output.stdout));
+    let contrast: f64 = cell(&header, &rows[0], "original_glcm_Contrast")
+        .parse()
+        .expect("Contrast is a number");
+    assert!((contrast - 0.4905553392961937).abs() <= 1e-6 * 0.4905553392961937);
 }

@@ -103,6 +103,7 @@ fn angle_settings_match_pyradiomics() {
             expected.keys().collect::<Vec<_>>(),
             "{variant}: feature columns differ from PyRadiomics'"
         );
+        let mut max_relative: f64 = 0.0;
         for (name, &value) in expected {
             let actual = features[name];
             let difference = (actual - value).abs();
@@ -111,12 +112,17 @@ fn angle_settings_match_pyradiomics() {
             } else {
                 difference / value.abs()
             };
+            max_relative = max_relative.max(relative);
             if difference > ABSOLUTE_TOLERANCE && relative > RELATIVE_TOLERANCE {
                 misses.push(format!(
                     "{variant} {name}: radstudy {actual:e}, PyRadiomics {value:e} (relative {relative:.2e})"
                 ));
             }
         }
+        println!(
+            "{variant}: {} values compared, max relative difference {max_relative:.2e}",
+            expected.len()
+        );
     }
     assert!(
         misses.is_empty(),
