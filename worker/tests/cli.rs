@@ -472,7 +472,7 @@ fn extract_force2d_shape2d_needs_one_slice() {
     assert!(error.contains("spans 3 slices"), "{error}");
 
     // Without shape2D the texture classes run in 2-D. PyRadiomics' baseline_glcm.csv,
-    // column breast1_2d: Contrast 0.4905553392961937; tolerance as in the parity test.
+    // column breast1_2d: Contrast 0.4905553392961937, with the parity test's tolerance.
     let dir = tempfile::tempdir().expect("temporary folder");
     let param = dir.path().join("glcm_2d.yaml");
     std::fs::write(

@@ -56,7 +56,7 @@ pub const FEATURE_NAMES: [&str; 16] = [
 
 /// Computes PyRadiomics' 16 GLSZM features of one discretised ROI.
 ///
-/// Zones use 26-connectivity, PyRadiomics' default; [`compute_with_angles`] adds force2D.
+/// Zones use 26-connectivity, PyRadiomics' default, and [`compute_with_angles`] adds force2D.
 /// Returns `(name, value)` pairs in the order of [`FEATURE_NAMES`].
 ///
 /// Each feature, in output order (IBSI names and codes from the IBSI reference manual):

@@ -222,12 +222,13 @@ fn push_selected(
 ) -> Result<(), FeatureError> {
     let selected = options.selection.get(&class);
     for (feature, value) in features {
-        // Without a list, the class's default features; deprecated ones only when listed.
-        let wanted = match selected {
+        // Without a list, keep the class's default features, so deprecated ones only when
+        // the list names them.
+        let keep = match selected {
             Some(names) => names.contains(&feature),
             None => class.feature_names().contains(&feature),
         };
-        if !wanted {
+        if !keep {
             continue;
         }
         let name = format!("{image_type}_{}_{feature}", class.name());

@@ -139,7 +139,7 @@ pub enum SettingsError {
         "unknown feature class {0:?}; supported classes are shape, firstorder, glcm, glrlm, glszm, gldm and ngtdm"
     )]
     UnknownClass(String),
-    /// shape2D was requested without a parameter file.
+    /// A request for shape2D, which needs the force2D of a parameter file.
     #[error(
         "feature class shape2D needs force2D, which only a PyRadiomics parameter file sets; request shape instead"
     )]

@@ -58,10 +58,10 @@ pub const COMPUTED_FEATURE_NAMES: [&str; 10] = [
 /// Reason the 2-D shape features cannot be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Shape2DError {
-    /// shape2D was requested without force2D.
+    /// A request for shape2D without force2D.
     #[error("shape2D needs force2D: true and force2Ddimension set to the axis across the slice")]
     NoForce2D,
-    /// The ROI covers more than one slice.
+    /// An ROI across more than one slice.
     #[error(
         "shape2D needs an ROI in one slice, but the ROI spans {slices} slices along array axis \
          {axis} (force2Ddimension {force2d_dimension}); use a single-slice mask or remove shape2D"

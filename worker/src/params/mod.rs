@@ -12,8 +12,8 @@
 //! and enables `shape2D`, and `weightingNorm` merges the GLCM and GLRLM angles (see
 //! `features::texture_angles`). `shape2D` listed under `featureClass` without force2D is
 //! an error, where PyRadiomics skips it with a warning. Without a `featureClass` section,
-//! shape2D is enabled exactly when force2D is, as in PyRadiomics; on an ROI of more than one
-//! slice it then fails, as PyRadiomics does.
+//! shape2D is enabled exactly when force2D is, as in PyRadiomics. So an ROI of more than one
+//! slice then fails, as it does in PyRadiomics.
 //!
 //! Each enabled image type gets the `setting` values overridden by its own mapping, as
 //! PyRadiomics passes them to its filter and feature classes. Normalisation,

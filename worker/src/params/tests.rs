@@ -153,7 +153,7 @@ fn parse_unimplemented_settings_are_errors() {
 
 #[test]
 fn parse_force2d_selects_out_of_plane_axis() {
-    // force2Ddimension counts PyRadiomics' (z, y, x) axes; array axes here are (i, j, k).
+    // force2Ddimension counts PyRadiomics' (z, y, x) axes, and array axes here are (i, j, k).
     for (dimension, axis) in [(0, 2), (1, 1), (2, 0)] {
         let text = format!(
             "featureClass: {{glcm: }}\nsetting: {{force2D: true, force2Ddimension: {dimension}}}"

@@ -196,7 +196,7 @@ fn features_from_runs(
 
 /// Returns the features of one angle from its G × L run counts, in the order of
 /// [`FEATURE_NAMES`], or `None` for an empty angle. The counts are whole numbers, or
-/// weighted sums of them for a merged matrix; whole counts sum exactly in f64.
+/// weighted sums of them for a merged matrix. Whole counts sum exactly in f64.
 fn angle_features(
     counts: &[f64],
     grey: &[f64],
