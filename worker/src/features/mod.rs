@@ -64,8 +64,20 @@ pub enum FeatureClass {
 }
 
 impl FeatureClass {
-    /// All supported classes, in output order.
-    pub const ALL: [FeatureClass; 8] = [
+    /// Every class that [`compute`] and the gRPC contract support, in output order: all but
+    /// shape2D, which needs a parameter file's force2D. The definition hash covers these.
+    pub const ALL: [FeatureClass; 7] = [
+        FeatureClass::Shape,
+        FeatureClass::FirstOrder,
+        FeatureClass::Glcm,
+        FeatureClass::Glrlm,
+        FeatureClass::Glszm,
+        FeatureClass::Gldm,
+        FeatureClass::Ngtdm,
+    ];
+
+    /// Every class a PyRadiomics parameter file can enable, in output order.
+    pub const WITH_SHAPE_2D: [FeatureClass; 8] = [
         FeatureClass::Shape,
         FeatureClass::Shape2D,
         FeatureClass::FirstOrder,
@@ -124,7 +136,7 @@ impl FeatureClass {
 
     /// Parses a PyRadiomics class name.
     pub fn parse(name: &str) -> Result<Self, SettingsError> {
-        FeatureClass::ALL
+        FeatureClass::WITH_SHAPE_2D
             .into_iter()
             .find(|class| class.name() == name)
             .ok_or_else(|| SettingsError::UnknownClass(name.to_string()))
@@ -212,7 +224,8 @@ impl ExtractionSettings {
 }
 
 /// Returns a SHA-256 (hex) over the definitions version and every feature
-/// name this worker can compute; equal hashes mean equal definitions.
+/// name of the classes the gRPC contract can request ([`FeatureClass::ALL`]);
+/// equal hashes mean equal definitions.
 pub fn definition_hash() -> String {
     let mut hasher = Sha256::new();
     hasher.update(DEFINITIONS_VERSION.as_bytes());

@@ -206,13 +206,8 @@ pub fn parse_parameters(text: &str) -> Result<ParameterFile, ParamsError> {
     let (classes, selection) = match sections.get("featureClass") {
         Some(value) => parse_classes(section_mapping(value, "featureClass")?)?,
         // PyRadiomics enables every class, and skips shape2D when force2D is off.
-        None => {
-            let mut classes = FeatureClass::ALL.to_vec();
-            if !builder.force_2d()? {
-                classes.retain(|&class| class != FeatureClass::Shape2D);
-            }
-            (classes, BTreeMap::new())
-        }
+        None if builder.force_2d()? => (FeatureClass::WITH_SHAPE_2D.to_vec(), BTreeMap::new()),
+        None => (FeatureClass::ALL.to_vec(), BTreeMap::new()),
     };
     if classes.contains(&FeatureClass::Shape2D) && !builder.force_2d()? {
         return Err(ParamsError::InvalidValue {

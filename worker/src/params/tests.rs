@@ -8,11 +8,7 @@ use crate::filters::ImageType;
 fn parse_empty_file_gives_pyradiomics_defaults() {
     let parsed = parse_parameters("").expect("empty file is valid");
     // Every class but shape2D, which PyRadiomics skips without force2D.
-    let classes: Vec<FeatureClass> = FeatureClass::ALL
-        .into_iter()
-        .filter(|&class| class != FeatureClass::Shape2D)
-        .collect();
-    assert_eq!(parsed.settings.classes, classes);
+    assert_eq!(parsed.settings.classes, FeatureClass::ALL);
     assert_eq!(parsed.options.texture_angles, TextureAngles::default());
     assert_eq!(parsed.settings.bin_width, 25.0);
     assert_eq!(parsed.settings.label, 1);
@@ -210,7 +206,7 @@ fn parse_shape2d_follows_force2d() {
     assert_eq!(parsed.settings.classes, [FeatureClass::Shape2D]);
     // Without a featureClass section, force2D enables shape2D as in PyRadiomics.
     let parsed = parse_parameters("setting: {force2D: true}").expect("force2D parses");
-    assert_eq!(parsed.settings.classes, FeatureClass::ALL);
+    assert_eq!(parsed.settings.classes, FeatureClass::WITH_SHAPE_2D);
     // The deprecated SphericalDisproportion can be named, as in PyRadiomics.
     let parsed = parse_parameters(
         "featureClass: {shape2D: [SphericalDisproportion]}\nsetting: {force2D: true}",
