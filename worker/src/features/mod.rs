@@ -47,7 +47,7 @@ pub const MAX_GREY_LEVELS: u32 = 1_000;
 pub enum FeatureClass {
     /// 3-D shape features of the ROI (`shape`).
     Shape,
-    /// 2-D shape features of a single-slice ROI (`shape2D`); needs force2D.
+    /// 2-D shape features of a single-slice ROI (`shape2D`), which need force2D.
     Shape2D,
     /// First-order intensity features (`firstorder`).
     FirstOrder,
@@ -319,7 +319,7 @@ pub struct ExtractionOptions {
     /// `interpolator`, `padDistance`), or none.
     pub resampling: Option<crate::image::resample::ResampleSettings>,
     /// In-plane angles and angle weighting of the texture classes (PyRadiomics `force2D`,
-    /// `force2Ddimension`, `weightingNorm`); also the slice plane of shape2D.
+    /// `force2Ddimension`, `weightingNorm`). They also set the slice plane of shape2D.
     pub texture_angles: texture_angles::TextureAngles,
     /// GLCM distances and symmetry.
     pub glcm: glcm::GlcmSettings,
