@@ -118,7 +118,9 @@ pub(super) fn compute(roi: &Roi, grid: &RoiGrid) -> Vec<(String, f64)> {
     });
 
     let points = voxel_points(grid);
-    let mean_intensity = points.iter().map(|(_, x)| x).sum::<f64>() / voxels;
+    // The mean over the intensity mask, which re-segmentation may make smaller than the
+    // morphological mask's N_v.
+    let mean_intensity = points.iter().map(|(_, x)| x).sum::<f64>() / points.len() as f64;
     let (moran, geary) = spatial_autocorrelation(grid, mean_intensity);
 
     let values = [
