@@ -155,7 +155,8 @@ fn read_phantom() -> (Volume, Roi) {
     (image, roi)
 }
 
-/// Returns our value of a diagnostic tag, or none for a tag without a counterpart.
+/// Returns the chain's value for a diagnostic tag, or none for a tag without a
+/// counterpart in [`Diagnostics`].
 fn diagnostic_value(diagnostics: &Diagnostics, tag: &str) -> Option<f64> {
     let axis = |name: &str| match name {
         "x" => Some(0),

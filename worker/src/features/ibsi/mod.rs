@@ -237,6 +237,11 @@ pub enum IbsiError {
         /// Condition the value must meet.
         reason: &'static str,
     },
+    /// The ROI mask was to be interpolated with a tricubic spline.
+    #[error(
+        "the ROI mask cannot be interpolated with a tricubic spline, which over- and undershoots; use nearest neighbour or trilinear interpolation"
+    )]
+    SplineMask,
     /// Re-segmentation or outlier filtering left too few voxels.
     #[error(transparent)]
     Resegment(#[from] crate::features::resegment::ResegmentError),

@@ -9,8 +9,8 @@
 //!    at least the partial volume threshold δ (IBSI: R_j = 1 when R_interp,j ≥ δ);
 //! 3. the interpolated ROI becomes both the morphological mask and the intensity mask;
 //! 4. range re-segmentation removes intensity-mask voxels outside the re-segmentation
-//!    range, then outlier filtering removes those outside μ ± kσ, with μ and σ the mean
-//!    and population standard deviation of the intensity mask after step 4's range step.
+//!    range. Then outlier filtering removes those outside μ ± kσ, where μ and σ are the
+//!    mean and population standard deviation of the intensity mask after the range step.
 //!
 //! Rounding is half to even, as numpy's `round`.
 
@@ -203,11 +203,7 @@ fn interpolate_image_and_mask(
         });
     }
     if settings.mask == IbsiInterpolator::TricubicSpline {
-        return Err(IbsiError::InvalidSetting {
-            field: "mask interpolator",
-            value: f64::NAN,
-            reason: "a mask is interpolated by nearest neighbour or trilinearly, because a spline over- and undershoots",
-        });
+        return Err(IbsiError::SplineMask);
     }
     let grid = ibsi_grid(&image.geometry, settings.spacing, settings.alignment).map_err(|_| {
         IbsiError::InvalidSetting {
@@ -337,7 +333,7 @@ mod tests {
     fn outlier_filter_follows_range_filter() {
         // Range [0, 100] removes −1000 first. The remaining 20 values are 19 × 10 and one
         // 70: μ = 13, σ = √(19 · 9 + 57²)/√20 ≈ 13.08, so μ + 3σ ≈ 52.2 removes the 70.
-        // Without the range step, −1000 would inflate σ and keep every value.
+        // Without the range step, −1000 would inflate σ to about 216, and the 70 would stay.
         let mut values = vec![10.0; 19];
         values.push(70.0);
         values.push(-1000.0);
@@ -391,6 +387,27 @@ mod tests {
         assert_eq!(
             inside,
             [true, true, true, true, true, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn spline_mask_is_rejected() {
+        let image = volume(Array3::zeros((4, 4, 4)), [1.0; 3]);
+        let settings = ProcessingSettings {
+            interpolation: Some(InterpolationSettings {
+                spacing: [2.0; 3],
+                alignment: GridAlignment::Centres,
+                image: IbsiInterpolator::TricubicSpline,
+                mask: IbsiInterpolator::TricubicSpline,
+                partial_volume: 0.5,
+            }),
+            ..ProcessingSettings::default()
+        };
+        let result = process(&image, &full_roi((4, 4, 4)), None, &settings);
+        assert!(
+            matches!(result, Err(IbsiError::SplineMask)),
+            "{:?}",
+            result.map(|processed| processed.intensity.voxel_count)
         );
     }
 }

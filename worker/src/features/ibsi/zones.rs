@@ -5,9 +5,9 @@
 //! GLSZM counts zones by grey level and size in voxels. GLDZM counts them by grey level and
 //! distance. A voxel's distance to the ROI border is 1 plus the fewest 6-connected steps
 //! from it to a voxel with a face neighbour outside the morphological mask, so border
-//! voxels have distance 1; IBSI takes the distance map from the morphological mask because
-//! re-segmentation may punch holes into the intensity mask. A zone's distance is the
-//! smallest distance of its voxels. The image border counts as ROI border.
+//! voxels have distance 1. IBSI takes the distance map from the morphological mask
+//! because re-segmentation may punch holes into the intensity mask. A zone's distance is
+//! the smallest distance of its voxels. The image border counts as ROI border.
 //!
 //! The features are those of the `size_matrix` module with zone size or distance as the
 //! size index (IBSI codes). GLSZM: SZE 5QRC, LZE 48P8, LGZE XMSY, HGZE 5GN9, SZLGE 5RAI,
