@@ -126,8 +126,8 @@ pub fn ibsi_grid(
 
     let mut origin = original.origin;
     for (row, value) in origin.iter_mut().enumerate() {
-        for axis in 0..3 {
-            *value += original.direction[row][axis] * original.spacing[axis] * start[axis];
+        for (axis, offset) in start.iter().enumerate() {
+            *value += original.direction[row][axis] * original.spacing[axis] * offset;
         }
     }
     Ok(IbsiGrid {

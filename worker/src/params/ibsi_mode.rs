@@ -366,7 +366,7 @@ mod tests {
         ] {
             let result = parse_parameters(text);
             assert!(
-                matches!(result, Err(ParamsError::NotImplemented { ref reason, .. }) if reason.contains("ibsiMode: true")),
+                matches!(result, Err(ParamsError::NotImplemented { reason, .. }) if reason.contains("ibsiMode: true")),
                 "{text}: {result:?}"
             );
         }
