@@ -8,6 +8,10 @@
 //! Feature names are `<image type>_<class>_<Feature>`, such as
 //! `log-sigma-1-0-mm-3D_firstorder_Mean`. Shape is always `original_shape_<Feature>`, and
 //! shape2D `original_shape2D_<Feature>`.
+//!
+//! In IBSI mode the normalised image goes through the IBSI chain of
+//! `ibsi::processing` instead (rounding, interpolation on the IBSI grid, re-segmentation
+//! and outlier filtering), and the IBSI families are computed on its result.
 
 use super::{
     ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError, MAX_GREY_LEVELS, discretize,
@@ -47,6 +51,28 @@ pub fn compute_image_types(
         }
         None => image,
     };
+    if options.convention == super::ibsi::Convention::Ibsi {
+        // The IBSI chain interpolates, re-segments and filters outliers itself, and the
+        // IBSI families are computed on the original image type only.
+        let processed = super::ibsi::processing::process(
+            image,
+            roi,
+            options.resegmentation.as_ref(),
+            &options.ibsi.processing,
+        )?;
+        let morphological = if options.resegment_shape {
+            &processed.intensity
+        } else {
+            &processed.morphological
+        };
+        return super::compute_ibsi(
+            &processed.image,
+            morphological,
+            &processed.intensity,
+            settings,
+            options,
+        );
+    }
     let resampled;
     let (image, roi) = match &options.resampling {
         Some(resampling) => {
@@ -79,10 +105,6 @@ pub fn compute_image_types(
     } else {
         roi
     };
-    if options.convention == super::ibsi::Convention::Ibsi {
-        // IBSI mode computes its families on the original image only.
-        return super::compute_ibsi(image, shape_roi, feature_roi, settings, options);
-    }
 
     let mut output = Vec::new();
     if settings.classes.contains(&FeatureClass::Shape) {

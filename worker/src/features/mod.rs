@@ -438,7 +438,7 @@ pub fn ibsi_columns(settings: &ExtractionSettings) -> Vec<String> {
 }
 
 /// Returns the IBSI families of the requested classes, in [`ibsi::Family::ALL`] order.
-fn ibsi_families(settings: &ExtractionSettings) -> Vec<ibsi::Family> {
+pub fn ibsi_families(settings: &ExtractionSettings) -> Vec<ibsi::Family> {
     ibsi::Family::ALL
         .into_iter()
         .filter(|family| {

@@ -1,5 +1,6 @@
 //! Images in memory: a 3-D voxel array and its physical geometry.
 
+pub mod ibsi_resample;
 pub mod nifti;
 pub mod nrrd;
 pub mod resample;

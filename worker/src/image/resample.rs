@@ -341,7 +341,7 @@ const TOLERANCE: f64 = 1e-10;
 
 /// Returns the cubic B-spline coefficients of `data`: the recursive
 /// prefilter along each axis in turn.
-fn bspline_coefficients(data: &Array3<f64>) -> Array3<f64> {
+pub(crate) fn bspline_coefficients(data: &Array3<f64>) -> Array3<f64> {
     let mut coefficients = data.clone();
     let mut line = Vec::new();
     for axis in 0..3 {
@@ -420,7 +420,7 @@ fn mirror(index: i64, n: usize) -> usize {
 
 /// Returns the 4 cubic B-spline weights and the first of the 4 indices
 /// for continuous position x.
-fn bspline_weights(x: f64) -> ([f64; 4], i64) {
+pub(crate) fn bspline_weights(x: f64) -> ([f64; 4], i64) {
     let floor = x.floor();
     let t = x - floor;
     let w3 = t * t * t / 6.0;

@@ -13,8 +13,8 @@ use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass};
 use crate::image::resample::{Interpolator, ResampleSettings};
 
 /// Every key PyRadiomics accepts under `setting` (its `radiomics/schemas/paramSchema.yaml`),
-/// then radstudy's own `ibsiMode`.
-pub const SETTING_KEYS: [&str; 38] = [
+/// then radstudy's own `ibsiMode` and the IBSI mode's extension keys.
+pub const SETTING_KEYS: [&str; 45] = [
     "minimumROIDimensions",
     "minimumROISize",
     "geometryTolerance",
@@ -53,6 +53,13 @@ pub const SETTING_KEYS: [&str; 38] = [
     "weightingNorm",
     "gldm_a",
     "ibsiMode",
+    "ibsiRoundIntensities",
+    "ibsiGridAlignment",
+    "ibsiMaskInterpolator",
+    "ibsiMaskPartialVolume",
+    "ibsiOutlierSigma",
+    "ibsiIvhBinWidth",
+    "ibsiIvhBinCount",
 ];
 
 /// SimpleITK interpolator names PyRadiomics accepts for `interpolator`.
@@ -347,7 +354,9 @@ impl SettingsBuilder {
         if let Some(value) = get("ibsiMode")
             && ibsi_mode
         {
-            super::ibsi_mode::apply(&mut options, value)?;
+            super::ibsi_mode::apply(&mut options, value, &get)?;
+        } else {
+            super::ibsi_mode::reject_without_ibsi_mode(&get)?;
         }
         Ok(super::ParameterFile {
             settings,
@@ -418,7 +427,7 @@ fn resampled_spacing(value: &Value) -> Result<Option<[f64; 3]>, ParamsError> {
     }
 }
 
-fn not_implemented(key: &str, value: &Value, reason: &'static str) -> ParamsError {
+pub(super) fn not_implemented(key: &str, value: &Value, reason: &'static str) -> ParamsError {
     ParamsError::NotImplemented {
         key: key.to_string(),
         value: render(value),
@@ -426,7 +435,7 @@ fn not_implemented(key: &str, value: &Value, reason: &'static str) -> ParamsErro
     }
 }
 
-fn invalid(key: &str, value: &Value, expected: &'static str) -> ParamsError {
+pub(super) fn invalid(key: &str, value: &Value, expected: &'static str) -> ParamsError {
     ParamsError::InvalidValue {
         key: key.to_string(),
         value: render(value),
@@ -434,7 +443,7 @@ fn invalid(key: &str, value: &Value, expected: &'static str) -> ParamsError {
     }
 }
 
-fn bool_value(key: &str, value: &Value) -> Result<bool, ParamsError> {
+pub(super) fn bool_value(key: &str, value: &Value) -> Result<bool, ParamsError> {
     value
         .as_bool()
         .ok_or_else(|| invalid(key, value, "true or false"))
@@ -447,7 +456,7 @@ fn finite(key: &str, value: &Value) -> Result<f64, ParamsError> {
         .ok_or_else(|| invalid(key, value, "a finite number"))
 }
 
-fn positive(key: &str, value: &Value) -> Result<f64, ParamsError> {
+pub(super) fn positive(key: &str, value: &Value) -> Result<f64, ParamsError> {
     value
         .as_f64()
         .filter(|number| number.is_finite() && *number > 0.0)
@@ -461,7 +470,12 @@ fn non_negative(key: &str, value: &Value) -> Result<f64, ParamsError> {
         .ok_or_else(|| invalid(key, value, "a finite number >= 0"))
 }
 
-fn integer(key: &str, value: &Value, minimum: i64, maximum: i64) -> Result<i64, ParamsError> {
+pub(super) fn integer(
+    key: &str,
+    value: &Value,
+    minimum: i64,
+    maximum: i64,
+) -> Result<i64, ParamsError> {
     value
         .as_i64()
         .filter(|number| (minimum..=maximum).contains(number))

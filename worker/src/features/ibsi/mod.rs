@@ -37,6 +37,7 @@ mod local_intensity;
 mod morphology;
 mod ngldm;
 mod ngtdm;
+pub mod processing;
 mod size_matrix;
 mod statistics;
 mod zones;
@@ -164,6 +165,8 @@ pub struct IbsiSettings {
     pub discretization: GreyLevelRule,
     /// Intensity-volume histogram discretisation and range.
     pub ivh: IvhSettings,
+    /// Image processing before the features (rounding, interpolation, outlier filter).
+    pub processing: processing::ProcessingSettings,
     /// NGLDM coarseness α: neighbours within α grey levels of the centre count as
     /// dependent. IBSI and PyRadiomics (`gldm_a`) default to 0.
     pub ngldm_alpha: u32,
@@ -171,15 +174,14 @@ pub struct IbsiSettings {
 
 impl IbsiSettings {
     /// Returns the settings for a fixed bin size w from `lower_bound` (or the ROI minimum):
-    /// the texture families and the intensity histogram use w, and the IVH uses bins of
-    /// width w over the ROI's intensity range. NGLDM α is 0.
+    /// the texture families and the intensity histogram use w, and the IVH treats the
+    /// intensities as discrete with interval 1 over the ROI's range. NGLDM α is 0, and no
+    /// processing step runs.
     pub fn for_bin_width(width: f64, lower_bound: Option<f64>) -> Self {
         IbsiSettings {
             discretization: GreyLevelRule::FixedBinSize { width, lower_bound },
-            ivh: IvhSettings {
-                bin_width: width,
-                range: None,
-            },
+            ivh: IvhSettings::discrete_unit(),
+            processing: processing::ProcessingSettings::default(),
             ngldm_alpha: 0,
         }
     }
@@ -192,10 +194,12 @@ impl IbsiSettings {
                 width: 1.0,
                 lower_bound: Some(1.0),
             },
-            ivh: IvhSettings {
-                bin_width: 1.0,
-                range: Some([1.0, 6.0]),
+            ivh: IvhSettings::Discrete {
+                interval: 1.0,
+                lower: Some(1.0),
+                upper: Some(6.0),
             },
+            processing: processing::ProcessingSettings::default(),
             ngldm_alpha: 0,
         }
     }
@@ -235,6 +239,14 @@ pub enum IbsiError {
         /// Condition the value must meet.
         reason: &'static str,
     },
+    /// The ROI mask was to be interpolated with a tricubic spline.
+    #[error(
+        "the ROI mask cannot be interpolated with a tricubic spline, which over- and undershoots; use nearest neighbour or trilinear interpolation"
+    )]
+    SplineMask,
+    /// Re-segmentation or outlier filtering left too few voxels.
+    #[error(transparent)]
+    Resegment(#[from] crate::features::resegment::ResegmentError),
     /// Discretisation gives more grey levels than the texture families accept.
     #[error(
         "the ROI gets {levels} grey levels, more than the cap of {cap}; raise the bin width or lower the bin number"
@@ -249,10 +261,11 @@ pub enum IbsiError {
 
 /// Computes the requested IBSI families of one ROI, in the order of [`Family::ALL`].
 ///
-/// `image` must be on the masks' grid. `morphological_roi` gives the mesh and axes of the
-/// morphology family. `intensity_roi` is the re-segmented ROI (or the same ROI), and every
-/// intensity comes from it, including those of Moran's I, Geary's C and the integrated
-/// intensity. Local intensity also reads image voxels outside the ROI.
+/// `image` must be on the masks' grid. `morphological_roi` gives the mesh, axes and
+/// geometric centre of the morphology family and the GLDZM border distances.
+/// `intensity_roi` is the re-segmented ROI (or the same ROI), and every intensity comes
+/// from it, including those of Moran's I, Geary's C and the integrated intensity. Local
+/// intensity also reads image voxels outside the ROI.
 pub fn compute(
     image: &Volume,
     morphological_roi: &Roi,
@@ -260,6 +273,14 @@ pub fn compute(
     families: &[Family],
     settings: &IbsiSettings,
 ) -> Result<Vec<IbsiFeature>, IbsiError> {
+    let image_shape: [usize; 3] = image.data.dim().into();
+    let morphological_shape: [usize; 3] = morphological_roi.mask.dim().into();
+    if morphological_shape != image_shape {
+        return Err(IbsiError::ShapeMismatch {
+            image: image_shape,
+            mask: morphological_shape,
+        });
+    }
     let grid = RoiGrid::new(
         image,
         intensity_roi,
@@ -282,7 +303,7 @@ pub fn compute(
             Family::Glcm => glcm::compute(&grid),
             Family::Glrlm => glrlm::compute(&grid),
             Family::Glszm => zones::compute_glszm(&grid),
-            Family::Gldzm => zones::compute_gldzm(&grid),
+            Family::Gldzm => zones::compute_gldzm(&grid, morphological_roi),
             Family::Ngtdm => ngtdm::compute(&grid),
             Family::Ngldm => ngldm::compute(&grid, settings.ngldm_alpha),
         };
