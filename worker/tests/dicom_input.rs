@@ -507,3 +507,125 @@ fn case_error_names_mask_file() {
     );
     assert!(error.to_string().contains("\"box\""), "{error}");
 }
+
+/// Runs the service's extraction of one sequence on `image` and `mask`.
+fn extract_in_round(
+    root: &Path,
+    image: PathBuf,
+    mask: PathBuf,
+    label: u32,
+) -> Result<Vec<f64>, radstudy_worker::error::Exclusion> {
+    use radstudy_worker::extract::{ExtractContext, extract_sequence};
+    use radstudy_worker::features::{ExtractionSettings, FeatureClass};
+    use radstudy_worker::manifest::SequenceFiles;
+
+    let settings = ExtractionSettings {
+        classes: vec![
+            FeatureClass::FirstOrder,
+            FeatureClass::Shape,
+            FeatureClass::Glcm,
+        ],
+        bin_width: 25.0,
+        label,
+    };
+    let canonical_root = std::fs::canonicalize(root).expect("root resolves");
+    let context = ExtractContext {
+        canonical_root: &canonical_root,
+        settings: &settings,
+        tolerance: &GeometryTolerance::default(),
+    };
+    extract_sequence("MR", &SequenceFiles { image, mask }, &context)
+}
+
+#[test]
+fn round_reads_series_and_seg() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let image = read_volume(&pyradiomics("breast1_image.nrrd")).expect("breast1 NRRD reads");
+    let labels = read_volume(&pyradiomics("breast1_label.nrrd")).expect("breast1 label reads");
+    let ids = SeriesIds::new(11);
+    let series = dir.path().join("series");
+    write_series(&image, &series, &ids, 1.0, INTERCEPT);
+    let seg = dir.path().join("seg.dcm");
+    write_seg(
+        &labels,
+        &seg,
+        &ids,
+        &[Segment {
+            number: 1,
+            label: "lesion",
+            value: 1.0,
+        }],
+    );
+
+    let from_dicom = extract_in_round(dir.path(), series, seg, 1).expect("DICOM sequence extracts");
+    let reference = extract_in_round(
+        &pyradiomics(""),
+        pyradiomics("breast1_image.nrrd"),
+        pyradiomics("breast1_label.nrrd"),
+        1,
+    )
+    .expect("NRRD sequence extracts");
+    assert_eq!(from_dicom.len(), reference.len());
+    for (index, (value, expected)) in from_dicom.iter().zip(&reference).enumerate() {
+        // Same voxels and ROI; the slice gap from DS positions can differ
+        // by rounding (about 1e-15 relative), hence 1e-12.
+        assert!(
+            (value - expected).abs() <= 1e-12 * expected.abs().max(1.0),
+            "feature {index}: DICOM {value} vs NRRD {expected}"
+        );
+    }
+}
+
+#[test]
+fn round_excludes_other_frame_of_reference() {
+    use radstudy_worker::error::ExclusionKind;
+
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (series, rtstruct, _) = small_rtstruct_case(dir.path(), Some("2.25.999"));
+    let exclusion = extract_in_round(dir.path(), series, rtstruct, 3).unwrap_err();
+    assert_eq!(exclusion.kind, ExclusionKind::GeometryMismatch);
+    assert_eq!(exclusion.field, "MR_mask");
+    assert!(
+        !exclusion.reason.contains("2.25.999"),
+        "no UIDs leave the site: {}",
+        exclusion.reason
+    );
+}
+
+#[test]
+fn cli_selects_rtstruct_roi_by_name() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (series, rtstruct, _) = small_rtstruct_case(dir.path(), None);
+    let out = dir.path().join("features.csv");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_radstudy-worker"))
+        .arg("extract")
+        .arg(&series)
+        .arg(&rtstruct)
+        .args(["--label", "ring", "--out"])
+        .arg(&out)
+        .output()
+        .expect("worker runs");
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).expect("CSV written");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().expect("header").clone();
+    let row = reader
+        .records()
+        .next()
+        .expect("one row")
+        .expect("row parses");
+    let cell = |name: &str| {
+        let column = header
+            .iter()
+            .position(|h| h == name)
+            .expect("column present");
+        row[column].parse::<f64>().expect("number")
+    };
+    // 32 + 12 voxels of the "ring" ROI (see small_rtstruct_case), 1 × 1 × 2 mm each.
+    assert_eq!(cell("original_shape_VoxelVolume"), 88.0);
+    assert_eq!(&row[0], "series");
+}
