@@ -118,8 +118,8 @@ fn series_left_handed_grid_is_reordered() {
     }
     let last = lps_slice_position(&nrrd, slices - 1);
     let last_ras = [-last[0], -last[1], last[2]];
-    for axis in 0..3 {
-        assert!((dicom.geometry.origin[axis] - last_ras[axis]).abs() < 1e-9);
+    for (axis, &expected) in last_ras.iter().enumerate() {
+        assert!((dicom.geometry.origin[axis] - expected).abs() < 1e-9);
         assert!(
             (dicom.geometry.direction[axis][2] + nrrd.geometry.direction[axis][2]).abs() < 1e-12
         );
@@ -223,7 +223,7 @@ fn series_and_seg_features_equal_nrrd() {
     );
     for ((name, value), (reference_name, expected)) in from_dicom.iter().zip(&reference) {
         assert_eq!(name, reference_name);
-        // Voxels and ROI are identical; only the slice spacing can differ,
+        // Voxels and ROI are identical. Only the slice spacing can differ,
         // by rounding of the DS positions (about 1e-15 relative), so
         // spacing-dependent features (shape, energy) agree to 1e-12.
         let scale = expected.abs().max(1e-300);
@@ -278,8 +278,8 @@ fn missing_slice_names_next_file() {
     assert!(message.contains("slice gap 4.2000 mm"), "{message}");
 }
 
-/// A 12 × 10 × 4 grid of 1 mm pixels and 2 mm slices, LPS axis aligned,
-/// first voxel centre at LPS (0, 0, 0), so LPS (x, y, z) is index (x, y, z / 2).
+/// Returns a 12 × 10 × 4 grid of 1 mm pixels and 2 mm slices, LPS axis
+/// aligned from LPS (0, 0, 0), so LPS (x, y, z) is index (x, y, z / 2).
 fn small_grid() -> Volume {
     Volume {
         data: Array3::from_shape_fn((12, 10, 4), |(i, j, k)| (i + 2 * j + 3 * k) as f64),
@@ -452,6 +452,7 @@ fn seg_absent_segment_lists_segments() {
             value: 2.0,
         }],
     );
+
     let error = read_mask(
         &seg,
         &image,
@@ -605,6 +606,7 @@ fn cli_selects_rtstruct_roi_by_name() {
         .arg(&out)
         .output()
         .expect("worker runs");
+
     assert!(
         output.status.success(),
         "stderr: {}",

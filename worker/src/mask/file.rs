@@ -1,10 +1,10 @@
 //! Mask files of every supported kind, read into a label map and the label
 //! that selects the ROI.
 //!
-//! Detected by content: a file with the DICOM preamble whose Modality is
-//! RTSTRUCT or SEG is a contour set or a segmentation, rasterised or placed
-//! onto the image grid; anything else (NIfTI, NRRD, a DICOM label-map
-//! series) is a label map, placed later by [`crate::mask::place_on_image_grid`].
+//! The kind is detected by content. A file with the DICOM preamble whose
+//! Modality is RTSTRUCT or SEG is rasterised or placed onto the image grid.
+//! Anything else (NIfTI, NRRD, a DICOM label-map series) is a label map,
+//! placed later by [`crate::mask::place_on_image_grid`].
 
 use std::path::{Path, PathBuf};
 

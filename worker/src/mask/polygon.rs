@@ -7,12 +7,12 @@
 //! RTSTRUCT has no flag that marks a contour as a hole, so nesting is the
 //! only information a reader has.
 //!
-//! A centre exactly on an edge is decided by a half-open convention: a
-//! horizontal ray from the centre towards +i counts an edge when the edge's
-//! lower end is at or below the centre's row and its upper end is above it,
-//! and the crossing lies strictly right of the centre. So a centre on a
-//! left edge or a bottom edge is inside, one on a right or top edge is
-//! outside, and two polygons that share an edge never both claim a voxel.
+//! A centre exactly on an edge is decided by a half-open convention. A ray
+//! from the centre towards +i counts an edge when the edge's lower end is at
+//! or below the centre's row, its upper end is above it, and the crossing
+//! lies strictly right of the centre. So a centre on a left or bottom edge
+//! is inside and one on a right or top edge is outside. Two polygons that
+//! share an edge therefore never both claim a voxel.
 
 use ndarray::{ArrayViewMut2, s};
 

@@ -3,8 +3,9 @@
 //!
 //! The segment is chosen by SegmentNumber (0062,0004) or SegmentLabel
 //! (0062,0005). A frame belongs to it when ReferencedSegmentNumber
-//! (0062,000B) in the frame's SegmentIdentificationSequence says so; its
-//! position, orientation and pixel spacing come from the functional groups.
+//! (0062,000B) in the frame's SegmentIdentificationSequence is that number.
+//! The frame's position, orientation and pixel spacing come from the
+//! functional groups.
 //! Each frame must lie on an image slice with the image's orientation and
 //! pixel spacing, its pixels on image voxel centres (within the worker's
 //! geometry tolerance); the frame may cover the whole slice or part of it.

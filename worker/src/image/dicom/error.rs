@@ -59,7 +59,7 @@ pub enum DicomError {
         kind: &'static str,
         /// The requested name or number.
         requested: String,
-        /// What the file contains, as `number "name"`.
+        /// The ROIs or segments in the file, as `number "name"`.
         present: Vec<String>,
     },
     /// The mask is in another frame of reference than the image.
@@ -79,7 +79,7 @@ pub enum DicomError {
     Placement {
         /// The RTSTRUCT or SEG file.
         path: PathBuf,
-        /// Where the mask leaves the grid, with positions in mm.
+        /// The contour or frame that leaves the grid, with positions in mm.
         message: String,
     },
 }

@@ -8,9 +8,9 @@
 //! - Slices are sorted by their position along the slice normal, the cross
 //!   product of the row and column directions of ImageOrientationPatient,
 //!   so k grows along the normal whatever the file order or InstanceNumber.
-//! - Voxel index i is the column, j the row; i runs along the row direction
-//!   (first three values of ImageOrientationPatient) with the second
-//!   PixelSpacing value as its spacing.
+//! - Voxel index i is the column and j the row. So i runs along the row
+//!   direction (the first three values of ImageOrientationPatient), with
+//!   the second PixelSpacing value as its spacing.
 //! - World frame: DICOM patient coordinates are LPS, and the [`Geometry`]
 //!   is RAS+ like NIfTI's, so x and y change sign on reading.
 //! - Intensities are `stored · RescaleSlope + RescaleIntercept`, per file
@@ -48,7 +48,7 @@ pub struct DicomImage {
     pub frame_of_reference_uid: Option<String>,
 }
 
-/// What a DICOM file contains, by its Modality (0008,0060).
+/// The kind of object in a DICOM file, by its Modality (0008,0060).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DicomKind {
     /// An RT Structure Set: contours of named ROIs.

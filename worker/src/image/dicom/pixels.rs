@@ -80,8 +80,8 @@ pub fn decode_frames(
         )));
     }
 
-    // Only the low BitsStored bits carry the value; a signed value's sign
-    // bit is bit BitsStored − 1 (HighBit is taken to be BitsStored − 1).
+    // Only the low BitsStored bits carry the value. A signed value's sign
+    // bit is bit BitsStored − 1, because HighBit is taken to be BitsStored − 1.
     let unused = 32 - u32::from(bits_stored);
     let values = data[..frame_len * frames * bytes_per_sample]
         .chunks_exact(bytes_per_sample)

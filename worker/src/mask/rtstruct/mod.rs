@@ -39,8 +39,8 @@ pub struct StructureSetRoi {
 /// hold the ROI number, and that number as the label to select.
 ///
 /// The ROI's frame of reference must equal `image_frame` when both are
-/// known; with an image that has none (NIfTI, NRRD) the contours are placed
-/// by position alone and a warning is logged.
+/// known. An image without one (NIfTI, NRRD) gets the contours by position
+/// alone, and a warning is logged.
 pub fn read_roi(
     path: &Path,
     image: &Volume,

@@ -23,10 +23,10 @@ pub struct Contour {
 /// [`crate::mask::polygon`].
 ///
 /// Each contour must lie in one image slice: all its vertices within
-/// `plane_tolerance_mm` of that slice's plane. A contour on no slice, across
-/// slices, off the image in k, or with a vertex more than half a voxel
-/// outside the image in i or j is an error that names the item, because such
-/// a contour was drawn on another grid or cut off by it.
+/// `plane_tolerance_mm` of that slice's plane. Any other contour was drawn on
+/// another grid or cut off by it, so it is an error that names the item. That
+/// covers a contour on no slice, across slices, off the image in k, or with
+/// a vertex more than half a voxel outside the image in i or j.
 pub fn rasterise(
     contours: &[Contour],
     image: &Geometry,
