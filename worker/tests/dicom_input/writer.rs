@@ -243,6 +243,7 @@ pub fn write_multi_frame(volume: &Volume, path: &Path, ids: &SeriesIds, intercep
         tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
         vec![shared],
     ));
+
     let order: Vec<usize> = (0..slices).rev().collect();
     let per_frame = order
         .iter()
@@ -261,6 +262,7 @@ pub fn write_multi_frame(volume: &Volume, path: &Path, ids: &SeriesIds, intercep
         tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
         per_frame,
     ));
+
     let mut bytes = Vec::new();
     for &k in &order {
         bytes.extend(slice_bytes(volume, k, 1.0, intercept));
@@ -386,6 +388,7 @@ pub fn write_seg(labels: &Volume, path: &Path, ids: &SeriesIds, segments: &[Segm
         tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
         per_frame,
     ));
+
     let mut bytes = vec![0u8; bits.len().div_ceil(8)];
     for (index, &bit) in bits.iter().enumerate() {
         if bit {
