@@ -631,3 +631,103 @@ fn cli_selects_rtstruct_roi_by_name() {
     assert_eq!(cell("original_shape_VoxelVolume"), 88.0);
     assert_eq!(&row[0], "series");
 }
+
+/// Writes a SEG of a 3 × 3 × 2 box (segment 1) for the small grid, with the
+/// frames shifted along x by `labels_origin_shift_mm`. Returns the image, the
+/// SEG path and the ids.
+fn small_seg(dir: &Path, labels_origin_shift_mm: f64) -> (Volume, PathBuf, SeriesIds) {
+    let image = small_grid();
+    let mut labels = image.clone();
+    labels.data.fill(0.0);
+    labels
+        .data
+        .slice_mut(ndarray::s![2..5, 3..6, 1..3])
+        .fill(1.0);
+    labels.geometry.origin[0] += labels_origin_shift_mm;
+    let ids = SeriesIds::new(12);
+    let seg = dir.join("seg.dcm");
+    write_seg(
+        &labels,
+        &seg,
+        &ids,
+        &[Segment {
+            number: 1,
+            label: "box",
+            value: 1.0,
+        }],
+    );
+    (image, seg, ids)
+}
+
+#[test]
+fn seg_box_lands_on_voxels() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (image, seg, ids) = small_seg(dir.path(), 0.0);
+    let (mask, label) = read_mask(
+        &seg,
+        &image,
+        Some(ids.frame_of_reference.as_str()),
+        &RoiSelector::Number(1),
+        &GeometryTolerance::default(),
+    )
+    .expect("SEG reads");
+
+    assert_eq!(label, 1);
+    // The 3 × 3 × 2 box written above.
+    assert_eq!(mask.data.iter().filter(|&&v| v == 1.0).count(), 18);
+    assert_eq!(mask.data[[2, 3, 1]], 1.0);
+    assert_eq!(mask.data[[4, 5, 2]], 1.0);
+    assert_eq!(mask.data[[5, 5, 2]], 0.0);
+}
+
+#[test]
+fn seg_off_grid_frames_are_rejected() {
+    // Frames 0.3 mm off the voxel centres along x, beyond the 1e-3 mm tolerance.
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (image, seg, ids) = small_seg(dir.path(), 0.3);
+    let error = read_mask(
+        &seg,
+        &image,
+        Some(ids.frame_of_reference.as_str()),
+        &RoiSelector::Number(1),
+        &GeometryTolerance::default(),
+    )
+    .unwrap_err();
+
+    let DicomError::Placement { message, .. } = dicom_error(error) else {
+        panic!("expected a placement error");
+    };
+    assert!(
+        message.contains("0.3000 mm from the nearest image voxel centre"),
+        "{message}"
+    );
+}
+
+#[test]
+fn seg_fractional_is_rejected() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (image, seg, ids) = small_seg(dir.path(), 0.0);
+    let mut object = dicom_object::open_file(&seg).expect("SEG opens");
+    object.put(dicom_core::DataElement::new(
+        dicom_dictionary_std::tags::SEGMENTATION_TYPE,
+        dicom_core::VR::CS,
+        dicom_core::PrimitiveValue::from("FRACTIONAL"),
+    ));
+    object.write_to_file(&seg).expect("SEG rewritten");
+
+    let error = read_mask(
+        &seg,
+        &image,
+        Some(ids.frame_of_reference.as_str()),
+        &RoiSelector::Number(1),
+        &GeometryTolerance::default(),
+    )
+    .unwrap_err();
+    let DicomError::Invalid { message, .. } = dicom_error(error) else {
+        panic!("expected an invalid-file error");
+    };
+    assert!(
+        message.contains("SegmentationType (0062,0001) is FRACTIONAL"),
+        "{message}"
+    );
+}
