@@ -731,3 +731,36 @@ fn seg_fractional_is_rejected() {
         "{message}"
     );
 }
+
+#[test]
+fn series_folder_skips_non_images() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (series, _, ids) = small_rtstruct_case(dir.path(), None);
+    // An RTSTRUCT and a directory-like object without Rows or
+    // SeriesInstanceUID in the series folder must be skipped.
+    write_rtstruct(
+        &series.join("rtstruct.dcm"),
+        &ids,
+        &ids.frame_of_reference,
+        &[],
+    );
+    let directory = dicom_object::InMemDicomObject::from_element_iter([
+        DataElement::new(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.840.10008.1.3.10"),
+        ),
+        DataElement::new(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from("2.25.77"),
+        ),
+    ]);
+    dicom_input::writer::save(directory, &series.join("DICOMDIR"));
+
+    let volume = read_volume(&series).expect("series reads");
+    assert_eq!(volume.data, small_grid().data);
+}

@@ -98,19 +98,24 @@ fn scan_folder(folder: &Path) -> Result<Vec<Header>, DicomError> {
     }
     paths.sort();
 
+    // A DICOMDIR or another non-image object has no Rows and may lack
+    // SeriesInstanceUID, so it is skipped before the series is required.
     let mut headers = Vec::new();
     for path in paths {
-        let header = read_header(&path)?;
+        let object = open_object(&path, true)?;
         let attributes = Attributes::new(&path);
         let modality = attributes
-            .text(&header.object, tags::MODALITY)?
+            .text(&object, tags::MODALITY)?
             .unwrap_or_default();
-        if NON_IMAGE_MODALITIES.contains(&modality.as_str())
-            || header.object.get(tags::ROWS).is_none()
-        {
+        if NON_IMAGE_MODALITIES.contains(&modality.as_str()) || object.get(tags::ROWS).is_none() {
             continue;
         }
-        headers.push(header);
+        let series = attributes.required_text(&object, tags::SERIES_INSTANCE_UID)?;
+        headers.push(Header {
+            path,
+            object,
+            series,
+        });
     }
     Ok(headers)
 }
