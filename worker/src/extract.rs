@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use crate::config::GeometryTolerance;
 use crate::error::{Exclusion, ExclusionKind};
 use crate::features::{self, ExtractionSettings};
-use crate::image::{self, Volume};
+use crate::image::dicom::DicomError;
+use crate::image::{self, ImageError, Volume};
 use crate::manifest::SequenceFiles;
+use crate::mask::file::{MaskFileError, RoiSelector, read_mask};
 use crate::mask::{self, MaskError, Roi};
 
 /// Settings shared by every extraction of a round.
@@ -56,8 +58,33 @@ pub fn load_sequence(
     let image_field = format!("{sequence}_image");
     let mask_field = format!("{sequence}_mask");
 
-    let image = open_volume(&files.image, &image_field, context.canonical_root)?;
-    let labels = open_volume(&files.mask, &mask_field, context.canonical_root)?;
+    let (image, image_frame) = open_image(&files.image, &image_field, context.canonical_root)?;
+    // The study's label is a number: a label value, an RTSTRUCT ROINumber or
+    // a SEG SegmentNumber.
+    // NOTE: the manifest cannot name an RTSTRUCT ROI yet, so ROI numbers
+    // must agree across the site's RTSTRUCT files.
+    let selector = RoiSelector::Number(context.settings.label);
+    check_under_root(&files.mask, &mask_field, context.canonical_root)?;
+    let (labels, label) = read_mask(
+        &files.mask,
+        &image,
+        image_frame.as_deref(),
+        &selector,
+        context.tolerance,
+    )
+    .map_err(|error| {
+        let kind = match &error {
+            error if error.is_missing() => ExclusionKind::FileMissing,
+            MaskFileError::Read(ImageError::Dicom(
+                DicomError::FrameOfReference { .. } | DicomError::Placement { .. },
+            )) => ExclusionKind::GeometryMismatch,
+            MaskFileError::Read(ImageError::Dicom(DicomError::RoiNotFound { .. })) => {
+                ExclusionKind::MaskInvalid
+            }
+            _ => ExclusionKind::FileInvalid,
+        };
+        Exclusion::new(kind, &mask_field, error.shareable_reason())
+    })?;
     if !labels.stored_as_integer {
         // Whole-valued float masks are common (tools that save every image as
         // float32); non-integer values are rejected by `select_label`.
@@ -80,7 +107,7 @@ pub fn load_sequence(
         },
     )?;
 
-    let roi = mask::select_label(&labels, context.settings.label).map_err(|error| {
+    let roi = mask::select_label(&labels, label).map_err(|error| {
         let kind = match error {
             MaskError::TooSmall { .. } => ExclusionKind::RoiTooSmall,
             MaskError::NonInteger { .. } | MaskError::LabelAbsent { .. } | MaskError::Empty => {
@@ -136,8 +163,9 @@ pub fn compute_features(
     Ok(features)
 }
 
-/// Opens a volume after checking that its real path stays under the root.
-fn open_volume(path: &Path, field: &str, canonical_root: &Path) -> Result<Volume, Exclusion> {
+/// Returns an exclusion unless the real path of `path`, and of every entry
+/// when it is a folder (a DICOM series), stays under the root.
+fn check_under_root(path: &Path, field: &str, canonical_root: &Path) -> Result<(), Exclusion> {
     let real: PathBuf = match std::fs::canonicalize(path) {
         Ok(real) => real,
         Err(error) => {
@@ -152,14 +180,51 @@ fn open_volume(path: &Path, field: &str, canonical_root: &Path) -> Result<Volume
             return Err(Exclusion::new(ExclusionKind::FileMissing, field, reason));
         }
     };
-    if !real.starts_with(canonical_root) {
-        return Err(Exclusion::new(
+    let outside = || {
+        Exclusion::new(
             ExclusionKind::FileInvalid,
             field,
             "file resolves outside the data root through a symbolic link",
-        ));
+        )
+    };
+    if !real.starts_with(canonical_root) {
+        return Err(outside());
     }
-    image::read_volume(&real).map_err(|error| {
+    if real.is_dir() {
+        let entries = std::fs::read_dir(&real).map_err(|error| {
+            Exclusion::new(
+                ExclusionKind::FileInvalid,
+                field,
+                format!("cannot list the folder: {error}"),
+            )
+        })?;
+        for entry in entries.flatten() {
+            let inside = std::fs::canonicalize(entry.path())
+                .is_ok_and(|target| target.starts_with(canonical_root));
+            if !inside {
+                return Err(outside());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens an image (with its DICOM frame of reference, if any) after
+/// checking that its real path stays under the root.
+fn open_image(
+    path: &Path,
+    field: &str,
+    canonical_root: &Path,
+) -> Result<(Volume, Option<String>), Exclusion> {
+    check_under_root(path, field, canonical_root)?;
+    let real = std::fs::canonicalize(path).map_err(|error| {
+        Exclusion::new(
+            ExclusionKind::FileMissing,
+            field,
+            format!("cannot open file: {error}"),
+        )
+    })?;
+    image::read_image(&real).map_err(|error| {
         let kind = if error.is_missing() {
             ExclusionKind::FileMissing
         } else {

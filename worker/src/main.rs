@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use radstudy_worker::check::{CheckOptions, run_check};
 use radstudy_worker::config::WorkerConfig;
+use radstudy_worker::mask::file::RoiSelector;
 use radstudy_worker::pseudonym::PseudonymKey;
 use radstudy_worker::server::{ServeOptions, probe_health, serve};
 
@@ -80,10 +81,13 @@ enum Command {
     /// file enables), and `error` when a case failed. Exit status: 0 when every case succeeded, 1 when
     /// any failed or the parameters or batch file are invalid.
     Extract {
-        /// Image file (NIfTI or NRRD) of a single case.
+        /// Image of a single case: a NIfTI or NRRD file, or a DICOM series
+        /// (a folder with one series, one file of a series, or an enhanced
+        /// multi-frame file).
         #[arg(required_unless_present = "batch", conflicts_with = "batch")]
         image: Option<PathBuf>,
-        /// Label map of the single case, on the image grid or a sub-grid of it.
+        /// Mask of a single case: a label map on the image grid or a
+        /// sub-grid of it, or a DICOM RTSTRUCT or SEG file.
         #[arg(required_unless_present = "batch", conflicts_with = "batch")]
         mask: Option<PathBuf>,
         /// Batch CSV with columns ID, Image, Mask and optional Label; paths
@@ -94,10 +98,12 @@ enum Command {
         /// defaults (original image, all classes, bin width 25, label 1).
         #[arg(long)]
         param: Option<PathBuf>,
-        /// ROI label, replacing the parameter file's; a batch Label cell
-        /// replaces both.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        label: Option<u32>,
+        /// ROI label number, or an ROI name (RTSTRUCT ROIName, SEG
+        /// SegmentLabel), replacing the parameter file's label; a batch
+        /// Label cell replaces both. A number selects ROINumber in an
+        /// RTSTRUCT and SegmentNumber in a SEG.
+        #[arg(long)]
+        label: Option<RoiSelector>,
         /// Output CSV; standard output when absent.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -191,13 +197,17 @@ fn run_extract_command(
     mask: Option<PathBuf>,
     batch: Option<PathBuf>,
     param: Option<PathBuf>,
-    label: Option<u32>,
+    label: Option<RoiSelector>,
     out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     use radstudy_worker::cli::extract::{Case, case_id, load_parameters, read_batch, run_extract};
 
-    let parameters = load_parameters(param.as_deref(), label)?;
-    let cases = match (batch, image, mask) {
+    let number = match &label {
+        Some(RoiSelector::Number(number)) => Some(*number),
+        _ => None,
+    };
+    let parameters = load_parameters(param.as_deref(), number)?;
+    let mut cases = match (batch, image, mask) {
         (Some(batch), _, _) => read_batch(&batch)?,
         (None, Some(image), Some(mask)) => vec![Ok(Case {
             id: case_id(&image),
@@ -208,6 +218,13 @@ fn run_extract_command(
         // clap requires IMAGE and MASK unless --batch is given.
         _ => anyhow::bail!("give IMAGE and MASK, or --batch CASES.csv"),
     };
+    // A name cannot live in the parameters' numeric label, so it goes to
+    // every case without a Label cell of its own.
+    if let Some(selector @ RoiSelector::Name(_)) = &label {
+        for case in cases.iter_mut().flatten() {
+            case.label.get_or_insert_with(|| selector.clone());
+        }
+    }
     let failed = run_extract(&cases, &parameters, out.as_deref())?;
     if failed > 0 {
         eprintln!(

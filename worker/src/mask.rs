@@ -5,6 +5,14 @@
 //! requested label. A mask with a non-integer value is an error, never
 //! truncated, because a float mask usually means an interpolated or
 //! probabilistic map that needs a decision the worker cannot make.
+//!
+//! DICOM RTSTRUCT and SEG masks are turned into such label maps on the
+//! image grid by [`file::read_mask`].
+
+pub mod file;
+pub mod polygon;
+pub mod rtstruct;
+pub mod seg;
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,6 @@
-//! Property tests that feed malformed files to the NRRD and NIfTI readers
-//! and malformed CSV to the manifest parser: every input must give a
-//! volume, a manifest or an error, never a panic.
+//! Property tests that feed malformed files to the NRRD, NIfTI and DICOM
+//! readers and malformed CSV to the manifest parser: every input must give
+//! a volume, a mask, a manifest or an error, never a panic.
 //!
 //! Inputs are mutations of real files (the PyRadiomics NRRD test image and
 //! an STS NIfTI mask, cut and with bytes overwritten) and generated
@@ -12,6 +12,80 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use radstudy_worker::image::{nifti, nrrd};
 use radstudy_worker::manifest::Manifest;
+
+#[path = "dicom_input/writer.rs"]
+#[allow(dead_code)]
+mod dicom_writer;
+
+/// A small DICOM case written once: a 4-slice series, a SEG and an
+/// RTSTRUCT on it, as bytes to mutate.
+struct DicomSeeds {
+    image: radstudy_worker::image::Volume,
+    slices: Vec<Vec<u8>>,
+    seg: Vec<u8>,
+    rtstruct: Vec<u8>,
+}
+
+fn dicom_seeds() -> &'static DicomSeeds {
+    static SEEDS: std::sync::OnceLock<DicomSeeds> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(|| {
+        use dicom_writer::{RoiContours, Segment, SeriesIds};
+        use radstudy_worker::image::{Geometry, Volume};
+
+        let image = Volume {
+            data: ndarray::Array3::from_shape_fn((6, 5, 4), |(i, j, k)| (i + j * k) as f64),
+            geometry: Geometry {
+                dims: [6, 5, 4],
+                spacing: [1.0, 1.0, 2.0],
+                origin: [0.0; 3],
+                direction: [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
+            },
+            stored_as_integer: true,
+        };
+        let mut labels = image.clone();
+        labels
+            .data
+            .mapv_inplace(|v| if v > 4.0 { 1.0 } else { 0.0 });
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let ids = SeriesIds::new(1);
+        let paths = dicom_writer::write_series(&image, folder.path(), &ids, 1.0, 0.0);
+        let seg = folder.path().join("seg.dcm");
+        dicom_writer::write_seg(
+            &labels,
+            &seg,
+            &ids,
+            &[Segment {
+                number: 1,
+                label: "a",
+                value: 1.0,
+            }],
+        );
+        let rtstruct = folder.path().join("rtstruct.dcm");
+        let square = vec![
+            [0.5, 0.5, 2.0],
+            [3.5, 0.5, 2.0],
+            [3.5, 3.5, 2.0],
+            [0.5, 3.5, 2.0],
+        ];
+        dicom_writer::write_rtstruct(
+            &rtstruct,
+            &ids,
+            &ids.frame_of_reference,
+            &[RoiContours {
+                number: 1,
+                name: "a",
+                contours: vec![square],
+            }],
+        );
+        let read = |path: &Path| std::fs::read(path).expect("seed file reads");
+        DicomSeeds {
+            slices: paths.iter().map(|path| read(path)).collect(),
+            seg: read(&seg),
+            rtstruct: read(&rtstruct),
+            image,
+        }
+    })
+}
 
 fn data_root() -> PathBuf {
     std::env::var_os("RADSTUDY_DATA_ROOT")
@@ -131,6 +205,46 @@ proptest! {
         let path = folder.path().join(name);
         std::fs::write(&path, &bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let _ = nifti::read_volume(&path);
+    }
+
+    #[test]
+    fn dicom_mutated_files_never_panic(
+        target in 0usize..3,
+        slice in 0usize..4,
+        cut in any::<usize>(),
+        edits in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+    ) {
+        use radstudy_worker::config::GeometryTolerance;
+        use radstudy_worker::mask::file::{RoiSelector, read_mask};
+
+        // Target 0 mutates one slice of the series (the folder is read),
+        // 1 the SEG and 2 the RTSTRUCT (read as masks of the intact image).
+        let seeds = dicom_seeds();
+        let folder = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let write = |name: &str, bytes: &[u8]| {
+            std::fs::write(folder.path().join(name), bytes).map_err(|e| TestCaseError::fail(e.to_string()))
+        };
+        let frame = Some(dicom_writer::SeriesIds::new(1).frame_of_reference);
+        match target {
+            0 => {
+                for (index, bytes) in seeds.slices.iter().enumerate() {
+                    let bytes = if index == slice { mutate(bytes, cut, &edits) } else { bytes.clone() };
+                    write(&format!("slice_{index}.dcm"), &bytes)?;
+                }
+                let _ = radstudy_worker::image::read_image(folder.path());
+            }
+            _ => {
+                let seed = if target == 1 { &seeds.seg } else { &seeds.rtstruct };
+                write("mask.dcm", &mutate(seed, cut, &edits))?;
+                let _ = read_mask(
+                    &folder.path().join("mask.dcm"),
+                    &seeds.image,
+                    frame.as_deref(),
+                    &RoiSelector::Number(1),
+                    &GeometryTolerance::default(),
+                );
+            }
+        }
     }
 
     #[test]

@@ -132,6 +132,13 @@ pub enum KeyError {
         /// The manifest field of the file.
         field: String,
     },
+    /// A DICOM image series (a folder, or one file whose series continues
+    /// in other files), whose slices the key would not all cover.
+    #[error("{field} is a DICOM image series in several files, which the cache key does not cover")]
+    DicomSeries {
+        /// The manifest field of the file.
+        field: String,
+    },
 }
 
 /// Content hashes of files, reused while a file keeps its size and
@@ -300,6 +307,20 @@ pub fn cache_key(
         // detached NRRD pairs can be cached too.
         if name.ends_with(".nhdr") {
             return Err(KeyError::DetachedHeader { field });
+        }
+        // TODO: hash every file of a DICOM series so that series can be
+        // cached. Until then every DICOM image bypasses the cache, even a
+        // self-contained enhanced multi-frame file; RTSTRUCT and SEG masks
+        // are single files and are hashed.
+        let dicom_image = real.is_dir()
+            || (crate::image::dicom::is_dicom_file(&real)
+                && !matches!(
+                    crate::image::dicom::kind_of(&real),
+                    Ok(crate::image::dicom::DicomKind::RtStruct
+                        | crate::image::dicom::DicomKind::Seg)
+                ));
+        if dicom_image {
+            return Err(KeyError::DicomSeries { field });
         }
         let (digest, stamp) = files
             .hash(&real)

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use crate::config::GeometryTolerance;
 use crate::features::image_types::{ImageTypeSpec, compute_image_types};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError};
-use crate::image::{ImageError, read_volume};
+use crate::image::{ImageError, read_image};
+use crate::mask::file::{MaskFileError, RoiSelector, read_mask};
 use crate::mask::{MaskError, PlacementError, place_on_image_grid, select_label_spanning};
 use crate::params::{ParameterFile, ParamsError, parse_parameters, read_parameter_file};
 
@@ -22,12 +23,13 @@ use crate::params::{ParameterFile, ParamsError, parse_parameters, read_parameter
 pub struct Case {
     /// Identifier written to the `id` column.
     pub id: String,
-    /// Image file (NIfTI or NRRD).
+    /// Image: a NIfTI or NRRD file, or a DICOM series (folder or one of its files).
     pub image: PathBuf,
-    /// Label map file on the image grid or a sub-grid of it.
+    /// Mask: a label map on the image grid or a sub-grid of it, or a DICOM
+    /// RTSTRUCT or SEG file.
     pub mask: PathBuf,
-    /// Label of the ROI; none uses the parameter file's.
-    pub label: Option<u32>,
+    /// Label number or ROI name; none uses the parameter file's label.
+    pub label: Option<RoiSelector>,
 }
 
 /// Reason one case produced no features.
@@ -41,13 +43,13 @@ pub enum CaseError {
         /// The reader's error.
         source: ImageError,
     },
-    /// The mask could not be read.
+    /// The mask could not be read, or does not contain the ROI.
     #[error("mask {path}: {source}")]
     Mask {
         /// The mask file.
         path: PathBuf,
         /// The reader's error.
-        source: ImageError,
+        source: MaskFileError,
     },
     /// The mask does not lie on the image grid.
     #[error("mask {path}: {source}")]
@@ -125,7 +127,7 @@ pub struct RejectedRow {
 pub type BatchRow = Result<Case, RejectedRow>;
 
 /// Reads a batch CSV with columns `ID`, `Image`, `Mask` and optional `Label` (PyRadiomics'
-/// batch format). Relative paths are relative to the CSV's folder; other columns are
+/// batch format; here `Label` may also be an RTSTRUCT ROI name or a SEG segment label). Relative paths are relative to the CSV's folder; other columns are
 /// ignored, as PyRadiomics passes them through.
 ///
 /// Fails on a file that cannot be read, lacks a required column or lists no case. Returns
@@ -213,10 +215,9 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchRow>, ExtractError> {
         };
         let label = match label_column.and_then(cell).filter(|text| !text.is_empty()) {
             None => None,
-            Some(text) => match text.parse::<u32>() {
-                Ok(label) if label >= 1 => Some(label),
-                _ => {
-                    let reason = format!("Label {text:?} is not a whole number >= 1");
+            Some(text) => match text.parse::<RoiSelector>() {
+                Ok(label) => Some(label),
+                Err(reason) => {
                     rows.push(Err(reject(id, reason)));
                     continue;
                 }
@@ -243,25 +244,35 @@ pub fn extract_case(
     options: &ExtractionOptions,
     image_types: &[ImageTypeSpec],
 ) -> Result<Vec<(String, f64)>, CaseError> {
-    let image = read_volume(&case.image).map_err(|source| CaseError::Image {
+    let (image, image_frame) = read_image(&case.image).map_err(|source| CaseError::Image {
         path: case.image.clone(),
-        source,
-    })?;
-    let labels = read_volume(&case.mask).map_err(|source| CaseError::Mask {
-        path: case.mask.clone(),
         source,
     })?;
     let mut tolerance = GeometryTolerance::default();
     if let Some(origin_mm) = options.geometry_tolerance_mm {
         tolerance.origin_mm = origin_mm;
     }
+    let selector = case
+        .label
+        .clone()
+        .unwrap_or(RoiSelector::Number(settings.label));
+    let (labels, label) = read_mask(
+        &case.mask,
+        &image,
+        image_frame.as_deref(),
+        &selector,
+        &tolerance,
+    )
+    .map_err(|source| CaseError::Mask {
+        path: case.mask.clone(),
+        source,
+    })?;
     let labels = place_on_image_grid(&labels, &image.geometry, &tolerance).map_err(|source| {
         CaseError::Placement {
             path: case.mask.clone(),
             source,
         }
     })?;
-    let label = case.label.unwrap_or(settings.label);
     let roi = select_label_spanning(&labels, label, options.minimum_roi_dimensions).map_err(
         |source| CaseError::Roi {
             path: case.mask.clone(),
@@ -426,14 +437,14 @@ pub fn run_extract(
     Ok(failed)
 }
 
-/// Returns the case id of a single image: its file name without `.nii.gz`, `.nii` or
-/// `.nrrd`.
+/// Returns the case id of a single image: its file or folder name without `.nii.gz`,
+/// `.nii`, `.nrrd`, `.nhdr` or `.dcm`.
 pub fn case_id(image: &Path) -> String {
     let name = image
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| image.display().to_string());
-    for suffix in [".nii.gz", ".nii", ".nrrd", ".nhdr"] {
+    for suffix in [".nii.gz", ".nii", ".nrrd", ".nhdr", ".dcm"] {
         if let Some(stem) = name.strip_suffix(suffix) {
             return stem.to_string();
         }

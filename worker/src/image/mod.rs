@@ -1,5 +1,6 @@
 //! Images in memory: a 3-D voxel array and its physical geometry.
 
+pub mod dicom;
 pub mod ibsi_resample;
 pub mod nifti;
 pub mod nrrd;
@@ -18,6 +19,9 @@ pub enum ImageError {
     /// An NRRD file (`.nrrd`, `.nhdr`).
     #[error(transparent)]
     Nrrd(#[from] nrrd::NrrdError),
+    /// A DICOM series, multi-frame file, RTSTRUCT or SEG.
+    #[error(transparent)]
+    Dicom(#[from] dicom::DicomError),
 }
 
 impl ImageError {
@@ -28,6 +32,7 @@ impl ImageError {
             self,
             ImageError::Nifti(nifti::NiftiError::Open { .. })
                 | ImageError::Nrrd(nrrd::NrrdError::Open { .. })
+                | ImageError::Dicom(dicom::DicomError::Open { .. })
         )
     }
 
@@ -36,21 +41,33 @@ impl ImageError {
         match self {
             ImageError::Nifti(error) => error.shareable_reason(),
             ImageError::Nrrd(error) => error.shareable_reason(),
+            ImageError::Dicom(error) => error.shareable_reason(),
         }
     }
 }
 
-/// Reads a 3-D volume, choosing the format by the file name: `.nrrd` and
+/// Reads a 3-D volume, choosing the format by the path: a folder or a file
+/// that starts with the DICOM preamble is a DICOM series, `.nrrd` and
 /// `.nhdr` are NRRD, anything else is read as NIfTI-1.
 pub fn read_volume(path: &Path) -> Result<Volume, ImageError> {
+    Ok(read_image(path)?.0)
+}
+
+/// Reads a 3-D volume like [`read_volume`], and returns with it the DICOM
+/// FrameOfReferenceUID (`None` for NIfTI and NRRD, which have none).
+pub fn read_image(path: &Path) -> Result<(Volume, Option<String>), ImageError> {
+    if dicom::is_dicom_input(path) {
+        let image = dicom::read_image(path)?;
+        return Ok((image.volume, image.frame_of_reference_uid));
+    }
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     if name.ends_with(".nrrd") || name.ends_with(".nhdr") {
-        Ok(nrrd::read_volume(path)?)
+        Ok((nrrd::read_volume(path)?, None))
     } else {
-        Ok(nifti::read_volume(path)?)
+        Ok((nifti::read_volume(path)?, None))
     }
 }
 
