@@ -14,7 +14,7 @@ use crate::config::GeometryTolerance;
 use crate::features::image_types::{ImageTypeSpec, compute_image_types};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError};
 use crate::image::{ImageError, read_volume};
-use crate::mask::{MaskError, PlacementError, place_on_image_grid, select_label_spanning};
+use crate::mask::{MaskError, PlacementError, into_image_grid, select_label_spanning};
 use crate::params::{ParameterFile, ParamsError, parse_parameters, read_parameter_file};
 
 /// One case to extract.
@@ -255,7 +255,7 @@ pub fn extract_case(
     if let Some(origin_mm) = options.geometry_tolerance_mm {
         tolerance.origin_mm = origin_mm;
     }
-    let labels = place_on_image_grid(&labels, &image.geometry, &tolerance).map_err(|source| {
+    let labels = into_image_grid(labels, &image.geometry, &tolerance).map_err(|source| {
         CaseError::Placement {
             path: case.mask.clone(),
             source,
