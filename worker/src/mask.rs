@@ -84,8 +84,8 @@ pub fn select_label_spanning(
 ) -> Result<Roi, MaskError> {
     // One pass over the label map checks the values, collects the labels present and
     // builds the mask. `mapv` walks a contiguous array in memory order (Fortran order for
-    // NIfTI), so the map is read from memory once; walking it in [i, j, k] order instead
-    // strides through memory with a cache miss per voxel.
+    // NIfTI), so the map is read from memory once. A walk in [i, j, k] order would stride
+    // through memory with a cache miss per voxel.
     let target = label as f64;
     let mut scan = LabelScan::default();
     let mask = labels.data.mapv(|value| scan.visit(value, target));
@@ -131,7 +131,7 @@ pub fn select_label_spanning(
     Ok(Roi { mask, voxel_count })
 }
 
-/// What one pass over a label map finds.
+/// Findings of one pass over a label map.
 struct LabelScan {
     /// Whether every value so far is a whole number.
     all_whole: bool,
@@ -289,7 +289,7 @@ fn placement_offset(
 }
 
 /// Copies the label map into an image-sized array, mask voxel (0, 0, 0) at image index
-/// `offset`; labelled voxels that fall outside the image are an error.
+/// `offset`. Labelled voxels that fall outside the image are an error.
 fn place_at_offset(
     labels: &Volume,
     image: &crate::image::Geometry,
@@ -463,10 +463,10 @@ mod tests {
     }
 
     #[test]
-    fn mask_non_integer_error_names_first_voxel_in_index_order() {
-        // Fortran order, as NIfTI volumes are read: memory order visits (2, 0, 0) at
-        // offset 2 before (0, 0, 2) at offset 18, but [i, j, k] order visits (0, 0, 2)
-        // at position 2 before (2, 0, 0) at position 18, and the error names that one.
+    fn mask_non_integer_names_index_order_voxel() {
+        // Fortran order, as NIfTI volumes are read. Memory order visits (2, 0, 0) at
+        // offset 2 first. [i, j, k] order visits (0, 0, 2) at position 2 first, and the
+        // error names that one.
         let mut data = Array3::zeros((3, 3, 3).f());
         data[[2, 0, 0]] = 0.25;
         data[[0, 0, 2]] = 0.5;

@@ -64,7 +64,7 @@ pub fn compute_image_types(
     };
 
     // With only the original image and nothing that reads the voxels around the ROI, the
-    // rest works on the ROI's bounding box; the values stay the same (see
+    // rest works on the ROI's bounding box, and the values stay the same (see
     // `crop_to_bounding_box`).
     let bounding_box;
     let (image, roi) = match crops_to_bounding_box(options, image_types)

@@ -46,8 +46,8 @@ pub fn pre_crop(image: &Volume, roi: &Roi, pad_voxels: usize) -> (Volume, Roi) {
 /// (Fortran order for NIfTI), or `None` when the ROI is empty.
 ///
 /// Features of the original image depend only on the ROI voxels and their order in
-/// memory, which this crop keeps, so they are the same on the crop as on the whole image;
-/// the passes over the ROI then touch only the box. Filters and normalisation see the
+/// memory. This crop keeps both, so the features are the same on the crop as on the whole
+/// image, and the passes over the ROI touch only the box. Filters and normalisation see the
 /// voxels around the ROI, so they need the whole image.
 pub fn crop_to_bounding_box(image: &Volume, roi: &Roi) -> Option<(Volume, Roi)> {
     let (low, high) = bounding_box(roi)?;
@@ -77,8 +77,8 @@ fn is_fortran_order<T>(array: &Array3<T>) -> bool {
     !array.is_standard_layout() && array.t().is_standard_layout()
 }
 
-/// Copies `view` into a new array in Fortran or C order. (`to_owned` of a sliced view
-/// always gives C order.)
+/// Copies `view` into a new array in Fortran or C order, because `to_owned` of a sliced
+/// view always gives C order.
 fn copy_in_order<T: Copy>(view: ArrayView3<T>, fill: T, fortran_order: bool) -> Array3<T> {
     let mut copy = if fortran_order {
         Array3::from_elem(view.raw_dim().f(), fill)
@@ -142,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn bounding_box_crop_keeps_fortran_order_and_roi_values() {
+    fn bounding_box_crop_keeps_roi_values() {
         // Image value 100k + 10j + i; ROI voxels (1, 1, 1), (3, 2, 1) and (2, 1, 2), so the
         // box runs from (1, 1, 1) to (3, 2, 2).
         let image = Volume {

@@ -167,8 +167,8 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
 ///
 /// The values are those of the `nifti` crate's `into_ndarray::<f64>` (version 0.17): each
 /// stored value is converted with `as f64`, then, unless the slope is 0, becomes
-/// value · slope + intercept with slope and intercept widened from f32. `raw` holds at
-/// least `count` values of `datatype`; a type other than an integer type, float32 or
+/// value · slope + intercept with slope and intercept widened from f32. `raw` contains at
+/// least `count` values of `datatype`. A type other than an integer type, float32 or
 /// float64 is an error.
 fn voxel_values(
     raw: &[u8],
