@@ -2,7 +2,9 @@
 //! cohort, radstudy against PyRadiomics, in one run, and prints a table.
 //!
 //! Run with `cargo bench -p radstudy-worker --bench extraction`. Add
-//! `-- --per-case` for one line per lesion. The data root is
+//! `-- --per-case` for one line per lesion, or `-- --phases` for a table of the
+//! time per step of radstudy alone (reading, ROI, each class), without the
+//! other rows. The data root is
 //! `RADSTUDY_DATA_ROOT`, or `../shared/data` next to the repository; every
 //! `sts/STS_*/MR_T1_{image,mask}.nii.gz` pair is a case.
 //!
@@ -35,6 +37,9 @@ use std::time::Instant;
 use radstudy_worker::cli::extract::{Case, extract_case, load_parameters};
 use radstudy_worker::params::ParameterFile;
 
+#[path = "extraction/phases.rs"]
+mod phases;
+
 /// One case's time and values.
 struct Timed {
     id: String,
@@ -62,6 +67,11 @@ fn main() {
             std::process::exit(1);
         }
     };
+
+    if std::env::args().any(|arg| arg == "--phases") {
+        phases::print_phase_table(&cases, &parameters);
+        return;
+    }
 
     // radstudy, one thread, then two.
     let serial = run_serial(&cases, &parameters);

@@ -97,15 +97,14 @@ pub fn load_sequence(
 
     // A mask on the image grid, or on a box of it, is placed by physical
     // position; any other grid is a mismatch, never overlaid by index.
-    let labels = mask::place_on_image_grid(&labels, &image.geometry, context.tolerance).map_err(
-        |error| {
+    let labels =
+        mask::into_image_grid(labels, &image.geometry, context.tolerance).map_err(|error| {
             Exclusion::new(
                 ExclusionKind::GeometryMismatch,
                 &mask_field,
                 error.to_string(),
             )
-        },
-    )?;
+        })?;
 
     let roi = mask::select_label(&labels, label).map_err(|error| {
         let kind = match error {

@@ -16,7 +16,7 @@ pub mod seg;
 
 use std::collections::BTreeSet;
 
-use ndarray::{Array3, Zip};
+use ndarray::{Array3, ArrayView3, Zip};
 
 use crate::image::Volume;
 
@@ -90,16 +90,31 @@ pub fn select_label_spanning(
     label: u32,
     minimum_dimensions: usize,
 ) -> Result<Roi, MaskError> {
-    let mut present = BTreeSet::new();
-    for ((i, j, k), &value) in labels.data.indexed_iter() {
-        if value.fract() != 0.0 || !value.is_finite() {
+    // One pass over the label map checks the values, collects the labels present and
+    // builds the mask. `mapv` walks a contiguous array in memory order (Fortran order for
+    // NIfTI), so the map is read from memory once. A walk in [i, j, k] order would stride
+    // through memory with a cache miss per voxel.
+    let target = label as f64;
+    let mut scan = LabelScan::default();
+    let mask = labels.data.mapv(|value| scan.visit(value, target));
+    let LabelScan {
+        all_whole,
+        present,
+        voxel_count,
+        ..
+    } = scan;
+    if !all_whole {
+        // Report the first non-integer voxel in [i, j, k] order, as the error has always
+        // named it.
+        if let Some(((i, j, k), &value)) = labels
+            .data
+            .indexed_iter()
+            .find(|(_, value)| value.fract() != 0.0 || !value.is_finite())
+        {
             return Err(MaskError::NonInteger {
                 value,
                 voxel: [i, j, k],
             });
-        }
-        if value != 0.0 {
-            present.insert(value as i64);
         }
     }
     if present.is_empty() {
@@ -112,10 +127,6 @@ pub fn select_label_spanning(
         });
     }
 
-    let target = label as f64;
-    let mask = labels.data.mapv(|value| value == target);
-    let voxel_count = mask.iter().filter(|&&inside| inside).count();
-
     let extent = bounding_box_extent(&mask);
     let dimensions = extent.iter().filter(|&&e| e > 1).count();
     if dimensions < minimum_dimensions.max(1) {
@@ -126,6 +137,50 @@ pub fn select_label_spanning(
         });
     }
     Ok(Roi { mask, voxel_count })
+}
+
+/// Findings of one pass over a label map.
+struct LabelScan {
+    /// Whether every value so far is a whole number.
+    all_whole: bool,
+    /// Non-zero labels present.
+    present: BTreeSet<i64>,
+    /// The label inserted last, which most non-zero voxels repeat.
+    last_inserted: f64,
+    /// Number of voxels with the requested label.
+    voxel_count: usize,
+}
+
+impl Default for LabelScan {
+    fn default() -> Self {
+        LabelScan {
+            all_whole: true,
+            present: BTreeSet::new(),
+            last_inserted: 0.0,
+            voxel_count: 0,
+        }
+    }
+}
+
+impl LabelScan {
+    /// Records one label value; returns whether it is the label `target`.
+    fn visit(&mut self, value: f64, target: f64) -> bool {
+        let inside = value == target;
+        self.voxel_count += usize::from(inside);
+        // Background (0) is whole and not a label, and most voxels are background.
+        if value != 0.0 {
+            // The round trip through i64 is exact for whole numbers below 2⁶³ and needs no
+            // libm call; fract() decides the rare values outside that range.
+            let whole =
+                (value as i64) as f64 == value || (value.is_finite() && value.fract() == 0.0);
+            self.all_whole &= whole;
+            if whole && value != self.last_inserted {
+                self.present.insert(value as i64);
+                self.last_inserted = value;
+            }
+        }
+        inside
+    }
 }
 
 /// Reason a mask cannot be placed on the image grid.
@@ -170,7 +225,32 @@ pub fn place_on_image_grid(
     image: &crate::image::Geometry,
     tolerance: &crate::config::GeometryTolerance,
 ) -> Result<Volume, PlacementError> {
-    let mask = &labels.geometry;
+    match placement_offset(&labels.geometry, image, tolerance)? {
+        None => Ok(labels.clone()),
+        Some(offset) => place_at_offset(labels, image, offset),
+    }
+}
+
+/// Places a label map on the image grid as [`place_on_image_grid`] does, and returns
+/// `labels` itself, without a copy, when it already covers the image grid.
+pub fn into_image_grid(
+    labels: Volume,
+    image: &crate::image::Geometry,
+    tolerance: &crate::config::GeometryTolerance,
+) -> Result<Volume, PlacementError> {
+    match placement_offset(&labels.geometry, image, tolerance)? {
+        None => Ok(labels),
+        Some(offset) => place_at_offset(&labels, image, offset),
+    }
+}
+
+/// Checks that the mask grid is a sub-grid of the image grid, and returns the image index
+/// of mask voxel (0, 0, 0), or `None` when the mask grid is the image grid.
+fn placement_offset(
+    mask: &crate::image::Geometry,
+    image: &crate::image::Geometry,
+    tolerance: &crate::config::GeometryTolerance,
+) -> Result<Option<[i64; 3]>, PlacementError> {
     for axis in 0..3 {
         let (a, b) = (image.spacing[axis], mask.spacing[axis]);
         if (a - b).abs() > tolerance.spacing_relative * a.abs().max(b.abs()) {
@@ -213,10 +293,16 @@ pub fn place_on_image_grid(
             tolerance_mm: tolerance.origin_mm,
         });
     }
-    if offset == [0, 0, 0] && mask.dims == image.dims {
-        return Ok(labels.clone());
-    }
+    Ok((offset != [0, 0, 0] || mask.dims != image.dims).then_some(offset))
+}
 
+/// Copies the label map into an image-sized array, mask voxel (0, 0, 0) at image index
+/// `offset`. Labelled voxels that fall outside the image are an error.
+fn place_at_offset(
+    labels: &Volume,
+    image: &crate::image::Geometry,
+    offset: [i64; 3],
+) -> Result<Volume, PlacementError> {
     let mut placed = Array3::<f64>::zeros(image.dims);
     let mut outside = 0;
     for ((i, j, k), &value) in labels.data.indexed_iter() {
@@ -271,29 +357,59 @@ pub fn roi_values(image: &Volume, roi: &Roi) -> Result<Vec<f64>, usize> {
 
 /// Bounding-box extent of the `true` voxels along each axis (0 when empty).
 fn bounding_box_extent(mask: &Array3<bool>) -> [usize; 3] {
+    match bounding_box(mask.view()) {
+        Some((low, high)) => std::array::from_fn(|axis| high[axis] - low[axis] + 1),
+        None => [0; 3],
+    }
+}
+
+/// Returns the inclusive lower and upper corners of the bounding box of the `true` voxels,
+/// or `None` when there is none.
+pub(crate) fn bounding_box(mask: ArrayView3<bool>) -> Option<([usize; 3], [usize; 3])> {
     let mut low = [usize::MAX; 3];
-    let mut high = [0usize; 3];
-    for ((i, j, k), &inside) in mask.indexed_iter() {
-        if inside {
-            for (axis, index) in [i, j, k].into_iter().enumerate() {
-                low[axis] = low[axis].min(index);
-                high[axis] = high[axis].max(index);
-            }
+    let mut high = [0_usize; 3];
+    // Lane by lane along the contiguous axis (i for NIfTI volumes, which are in Fortran
+    // order): only the first and last ROI voxel of each lane matter, and a search in a slice
+    // is faster than indexed iteration.
+    let fortran_order = !mask.is_standard_layout() && mask.t().is_standard_layout();
+    let (axis, first_other, second_other) = if fortran_order { (0, 1, 2) } else { (2, 0, 1) };
+    let second_extent = mask.len_of(ndarray::Axis(second_other));
+    for (lane_index, lane) in mask.lanes(ndarray::Axis(axis)).into_iter().enumerate() {
+        let first_and_last = match lane.as_slice() {
+            Some(slice) => first_and_last_true(slice.iter().copied()),
+            None => first_and_last_true(lane.iter().copied()),
+        };
+        let Some((first, last)) = first_and_last else {
+            continue;
+        };
+        let mut from = [0; 3];
+        from[first_other] = lane_index / second_extent;
+        from[second_other] = lane_index % second_extent;
+        let mut to = from;
+        from[axis] = first;
+        to[axis] = last;
+        for axis in 0..3 {
+            low[axis] = low[axis].min(from[axis]);
+            high[axis] = high[axis].max(to[axis]);
         }
     }
-    std::array::from_fn(|axis| {
-        if low[axis] == usize::MAX {
-            0
-        } else {
-            high[axis] - low[axis] + 1
-        }
-    })
+    (low[0] != usize::MAX).then_some((low, high))
+}
+
+/// Returns the positions of the first and last `true`, or `None` if there is none.
+fn first_and_last_true(
+    mut values: impl DoubleEndedIterator<Item = bool> + ExactSizeIterator + Clone,
+) -> Option<(usize, usize)> {
+    let first = values.clone().position(|inside| inside)?;
+    let last = values.rposition(|inside| inside).unwrap_or(first);
+    Some((first, last))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::image::Geometry;
+    use ndarray::ShapeBuilder;
 
     fn volume(data: Array3<f64>) -> Volume {
         let (a, b, c) = data.dim();
@@ -352,6 +468,38 @@ mod tests {
                 voxel: [1, 2, 0]
             }
         );
+    }
+
+    #[test]
+    fn mask_non_integer_names_index_order_voxel() {
+        // Fortran order, as NIfTI volumes are read. Memory order visits (2, 0, 0) at
+        // offset 2 first. [i, j, k] order visits (0, 0, 2) at position 2 first, and the
+        // error names that one.
+        let mut data = Array3::zeros((3, 3, 3).f());
+        data[[2, 0, 0]] = 0.25;
+        data[[0, 0, 2]] = 0.5;
+        let error = select_label(&volume(data), 1).unwrap_err();
+        assert_eq!(
+            error,
+            MaskError::NonInteger {
+                value: 0.5,
+                voxel: [0, 0, 2]
+            }
+        );
+    }
+
+    #[test]
+    fn mask_fortran_order_keeps_layout_and_count() {
+        // Label 3 on a 2 × 3 × 2 block of a 4 × 5 × 3 Fortran-order map: 12 voxels, and
+        // the mask keeps the map's memory order.
+        let mut data = Array3::zeros((4, 5, 3).f());
+        data.slice_mut(ndarray::s![1..3, 1..4, 0..2]).fill(3.0);
+        data[[0, 0, 0]] = 7.0;
+        let roi = select_label(&volume(data), 3).expect("label 3 spans three axes");
+        assert_eq!(roi.voxel_count, 12);
+        assert!(roi.mask.t().is_standard_layout());
+        assert!(roi.mask[[1, 1, 0]]);
+        assert!(!roi.mask[[0, 0, 0]]);
     }
 
     #[test]
@@ -422,6 +570,19 @@ mod tests {
         assert_eq!(placed.data[[2, 1, 1]], 1.0);
         assert_eq!(placed.data[[3, 2, 2]], 1.0);
         assert_eq!(placed.data[[1, 1, 1]], 0.0);
+    }
+
+    #[test]
+    fn placement_on_same_grid_moves_without_copy() {
+        let labels = label_box([3, 2, 2], [0.0; 3]);
+        let address = labels.data.as_ptr();
+        let placed = into_image_grid(
+            labels,
+            &geometry([3, 2, 2], [0.0; 3]),
+            &crate::config::GeometryTolerance::default(),
+        )
+        .expect("the mask grid is the image grid");
+        assert_eq!(placed.data.as_ptr(), address);
     }
 
     #[test]

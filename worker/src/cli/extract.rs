@@ -15,7 +15,7 @@ use crate::features::image_types::{ImageTypeSpec, compute_image_types};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError};
 use crate::image::{ImageError, read_image};
 use crate::mask::file::{MaskFileError, RoiSelector, read_mask};
-use crate::mask::{MaskError, PlacementError, place_on_image_grid, select_label_spanning};
+use crate::mask::{MaskError, PlacementError, into_image_grid, select_label_spanning};
 use crate::params::{ParameterFile, ParamsError, parse_parameters, read_parameter_file};
 
 /// One case to extract.
@@ -267,7 +267,7 @@ pub fn extract_case(
         path: case.mask.clone(),
         source,
     })?;
-    let labels = place_on_image_grid(&labels, &image.geometry, &tolerance).map_err(|source| {
+    let labels = into_image_grid(labels, &image.geometry, &tolerance).map_err(|source| {
         CaseError::Placement {
             path: case.mask.clone(),
             source,

@@ -257,43 +257,7 @@ fn validate(method: Discretization) -> Result<(), DiscretizeError> {
 /// Returns the inclusive lower and upper corners of the ROI's bounding box, or `None` for
 /// an empty mask.
 pub(crate) fn bounding_box(roi: &Roi) -> Option<([usize; 3], [usize; 3])> {
-    let mut low = [usize::MAX; 3];
-    let mut high = [0_usize; 3];
-    // Lane by lane along the contiguous axis (i for NIfTI volumes, which are in Fortran
-    // order): only the first and last ROI voxel of each lane matter, and a search in a slice
-    // is faster than indexed iteration.
-    let fortran_order = !roi.mask.is_standard_layout() && roi.mask.t().is_standard_layout();
-    let (axis, first_other, second_other) = if fortran_order { (0, 1, 2) } else { (2, 0, 1) };
-    let second_extent = roi.mask.len_of(ndarray::Axis(second_other));
-    for (lane_index, lane) in roi.mask.lanes(ndarray::Axis(axis)).into_iter().enumerate() {
-        let first_and_last = match lane.as_slice() {
-            Some(slice) => first_and_last_true(slice.iter().copied()),
-            None => first_and_last_true(lane.iter().copied()),
-        };
-        let Some((first, last)) = first_and_last else {
-            continue;
-        };
-        let mut from = [0; 3];
-        from[first_other] = lane_index / second_extent;
-        from[second_other] = lane_index % second_extent;
-        let mut to = from;
-        from[axis] = first;
-        to[axis] = last;
-        for axis in 0..3 {
-            low[axis] = low[axis].min(from[axis]);
-            high[axis] = high[axis].max(to[axis]);
-        }
-    }
-    (low[0] != usize::MAX).then_some((low, high))
-}
-
-/// Returns the positions of the first and last `true`, or `None` if there is none.
-fn first_and_last_true(
-    mut values: impl DoubleEndedIterator<Item = bool> + ExactSizeIterator + Clone,
-) -> Option<(usize, usize)> {
-    let first = values.clone().position(|inside| inside)?;
-    let last = values.rposition(|inside| inside).unwrap_or(first);
-    Some((first, last))
+    crate::mask::bounding_box(roi.mask.view())
 }
 
 /// Returns the error for the first non-finite ROI voxel in [i, j, k] order, if any. `low`

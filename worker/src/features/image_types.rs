@@ -90,6 +90,21 @@ pub fn compute_image_types(
         None => (image, roi),
     };
 
+    // With only the original image and nothing that reads the voxels around the ROI, the
+    // rest works on the ROI's bounding box, and the values stay the same (see
+    // `crop_to_bounding_box`).
+    let bounding_box;
+    let (image, roi) = match crops_to_bounding_box(options, image_types)
+        .then(|| super::pre_crop::crop_to_bounding_box(image, roi))
+        .flatten()
+    {
+        Some(cropped) => {
+            bounding_box = cropped;
+            (&bounding_box.0, &bounding_box.1)
+        }
+        None => (image, roi),
+    };
+
     let values =
         roi_values(image, roi).map_err(|count| FeatureError::NonFiniteIntensity { count })?;
     let resegmented;
@@ -134,25 +149,41 @@ pub fn compute_image_types(
     for spec in image_types {
         let span = tracing::debug_span!("image_type", image_type = spec.image_type.key());
         let _entered = span.enter();
-        for derived in derive_images(image, &spec.image_type)? {
-            let features = intensity_classes(
-                &derived.volume,
-                feature_roi,
-                &settings.classes,
-                &spec.options,
-            )?;
+        // The original image is used as it is, without the copy that `derive_images`
+        // returns for it.
+        let derived = match spec.image_type {
+            ImageType::Original => Vec::new(),
+            _ => derive_images(image, &spec.image_type)?,
+        };
+        let images: Vec<(&str, &Volume)> = match spec.image_type {
+            ImageType::Original => vec![("original", image)],
+            _ => derived
+                .iter()
+                .map(|derived| (derived.name.as_str(), &derived.volume))
+                .collect(),
+        };
+        for (name, volume) in images {
+            let features =
+                intensity_classes(volume, feature_roi, &settings.classes, &spec.options)?;
             for (class, class_features) in features {
-                push_selected(
-                    &mut output,
-                    &derived.name,
-                    class,
-                    class_features,
-                    &spec.options,
-                )?;
+                push_selected(&mut output, name, class, class_features, &spec.options)?;
             }
         }
     }
     Ok(output)
+}
+
+/// Returns whether the features can be computed on the ROI's bounding box alone: every
+/// image type is the original image, and no normalisation, resampling, preCrop or IBSI
+/// mode reads the image around the ROI. Resegmentation reads only ROI voxels.
+fn crops_to_bounding_box(options: &ExtractionOptions, image_types: &[ImageTypeSpec]) -> bool {
+    options.normalization.is_none()
+        && options.resampling.is_none()
+        && options.pre_crop_pad_voxels.is_none()
+        && options.convention == super::ibsi::Convention::Pyradiomics
+        && image_types
+            .iter()
+            .all(|spec| spec.image_type == ImageType::Original)
 }
 
 /// Resamples the image and the ROI onto PyRadiomics' new grid, and checks that the ROI

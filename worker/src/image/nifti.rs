@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::Ix3;
-use nifti::{IntoNdArray, NiftiObject, NiftiType, ReaderOptions};
+use ndarray::{Array3, ShapeBuilder};
+use nifti::{NiftiObject, NiftiType, ReaderOptions};
 
 use super::{Geometry, Volume};
 
@@ -139,17 +139,20 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
             header.bitpix
         )));
     }
-    let data = volume
-        .into_ndarray::<f64>()
-        .map_err(|error| invalid(error.to_string()))?;
-    let data = if rank == 4 {
-        data.index_axis_move(ndarray::Axis(3), 0)
-    } else {
-        data
-    };
-    let data = data
-        .into_dimensionality::<Ix3>()
-        .map_err(|error| invalid(format!("voxel array has the wrong rank: {error}")))?;
+    let little_endian = header.endianness == nifti::Endianness::Little;
+    let values = voxel_values(
+        volume.raw_data(),
+        datatype,
+        little_endian,
+        voxels,
+        header.scl_slope,
+        header.scl_inter,
+    )
+    .map_err(invalid)?;
+    // NIfTI stores i fastest, so the voxels fill a Fortran-order array; a 4-D file with
+    // one time point has the same first `voxels` values.
+    let data = Array3::from_shape_vec(dims.f(), values)
+        .map_err(|error| invalid(format!("voxel array does not match dim {dims:?}: {error}")))?;
 
     Ok(Volume {
         data,
@@ -157,6 +160,70 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
         stored_as_integer: stored_as_integer
             && (header.scl_slope == 0.0 || header.scl_slope == 1.0),
     })
+}
+
+/// Converts the first `count` stored voxels to f64 and applies `scl_slope` and
+/// `scl_inter`, in one pass over the raw bytes.
+///
+/// The values are those of the `nifti` crate's `into_ndarray::<f64>` (version 0.17): each
+/// stored value is converted with `as f64`, then, unless the slope is 0, becomes
+/// value · slope + intercept with slope and intercept widened from f32. `raw` contains at
+/// least `count` values of `datatype`. A type other than an integer type, float32 or
+/// float64 is an error.
+fn voxel_values(
+    raw: &[u8],
+    datatype: NiftiType,
+    little_endian: bool,
+    count: usize,
+    slope: f32,
+    intercept: f32,
+) -> Result<Vec<f64>, String> {
+    macro_rules! convert {
+        ($stored:ty) => {{
+            const SIZE: usize = std::mem::size_of::<$stored>();
+            raw.chunks_exact(SIZE)
+                .take(count)
+                .map(|bytes| {
+                    let mut array = [0_u8; SIZE];
+                    array.copy_from_slice(bytes);
+                    let value = if little_endian {
+                        <$stored>::from_le_bytes(array)
+                    } else {
+                        <$stored>::from_be_bytes(array)
+                    };
+                    value as f64
+                })
+                .collect::<Vec<f64>>()
+        }};
+    }
+    let mut values = match datatype {
+        NiftiType::Uint8 => raw
+            .iter()
+            .take(count)
+            .map(|&value| f64::from(value))
+            .collect(),
+        NiftiType::Int8 => raw
+            .iter()
+            .take(count)
+            .map(|&value| f64::from(value as i8))
+            .collect(),
+        NiftiType::Uint16 => convert!(u16),
+        NiftiType::Int16 => convert!(i16),
+        NiftiType::Uint32 => convert!(u32),
+        NiftiType::Int32 => convert!(i32),
+        NiftiType::Uint64 => convert!(u64),
+        NiftiType::Int64 => convert!(i64),
+        NiftiType::Float32 => convert!(f32),
+        NiftiType::Float64 => convert!(f64),
+        other => return Err(format!("unsupported voxel type {other:?}")),
+    };
+    if slope != 0.0 {
+        let (slope, intercept) = (f64::from(slope), f64::from(intercept));
+        for value in &mut values {
+            *value = *value * slope + intercept;
+        }
+    }
+    Ok(values)
 }
 
 /// Builds the grid geometry from the header's sform, qform or pixdim.
@@ -265,6 +332,29 @@ mod tests {
         std::fs::write(&path, &source[..source.len() / 2]).expect("write");
         let error = read_volume(&path).unwrap_err();
         assert!(matches!(error, NiftiError::Invalid { .. }), "{error}");
+    }
+
+    #[test]
+    fn voxel_values_convert_byte_order_and_scale() {
+        // Big-endian int16 256 and −2 (bytes 01 00 and FF FE), scaled by 2 and shifted by
+        // 0.5: 256 · 2 + 0.5 = 512.5 and −2 · 2 + 0.5 = −3.5. A third value beyond
+        // `count` is ignored.
+        let raw = [0x01, 0x00, 0xFF, 0xFE, 0x00, 0x07];
+        let values = voxel_values(&raw, NiftiType::Int16, false, 2, 2.0, 0.5).expect("int16");
+        assert_eq!(values, [512.5, -3.5]);
+
+        // Little-endian float32 1.5 and −0.25 with slope 0, which means no scaling.
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&1.5_f32.to_le_bytes());
+        raw.extend_from_slice(&(-0.25_f32).to_le_bytes());
+        let values = voxel_values(&raw, NiftiType::Float32, true, 2, 0.0, 9.0).expect("float32");
+        assert_eq!(values, [1.5, -0.25]);
+    }
+
+    #[test]
+    fn voxel_values_reject_unsupported_type() {
+        let error = voxel_values(&[0; 8], NiftiType::Complex64, true, 1, 1.0, 0.0).unwrap_err();
+        assert!(error.contains("Complex64"), "{error}");
     }
 
     #[test]

@@ -196,37 +196,28 @@ struct PaddedMask {
 impl PaddedMask {
     /// Crops `mask` to its bounding box and pads it; returns `None` for an empty mask.
     fn from_mask(mask: ArrayView3<bool>) -> Option<Self> {
-        let mut lower = [usize::MAX; 3];
-        let mut upper = [0_usize; 3];
-        let mut voxel_count = 0;
-        for ((i, j, k), &inside) in mask.indexed_iter() {
-            if inside {
-                voxel_count += 1;
-                for (axis, index) in [i, j, k].into_iter().enumerate() {
-                    lower[axis] = lower[axis].min(index);
-                    upper[axis] = upper[axis].max(index);
-                }
-            }
-        }
-        if voxel_count == 0 {
-            return None;
-        }
-
+        let (lower, upper) = crate::mask::bounding_box(mask.view())?;
         let dims = [0, 1, 2].map(|axis| upper[axis] - lower[axis] + 3);
         let mut padded = PaddedMask {
             dims,
             inside: vec![false; dims[0] * dims[1] * dims[2]],
-            voxel_count,
+            voxel_count: 0,
         };
         let bounding_box = mask.slice(s![
             lower[0]..=upper[0],
             lower[1]..=upper[1],
             lower[2]..=upper[2]
         ]);
-        for ((i, j, k), &inside) in bounding_box.indexed_iter() {
-            if inside {
-                let index = padded.offset([i + 1, j + 1, k + 1]);
-                padded.inside[index] = true;
+        // Line by line along i, the contiguous axis of NIfTI masks (Fortran order).
+        let (extent_i, extent_j, extent_k) = bounding_box.dim();
+        for k in 0..extent_k {
+            for j in 0..extent_j {
+                let start = padded.offset([1, j + 1, k + 1]);
+                let target = &mut padded.inside[start..start + extent_i];
+                for (voxel, &inside) in target.iter_mut().zip(bounding_box.slice(s![.., j, k])) {
+                    *voxel = inside;
+                    padded.voxel_count += usize::from(inside);
+                }
             }
         }
         Some(padded)
