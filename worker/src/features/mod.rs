@@ -448,6 +448,7 @@ mod tests {
             feature_classes: classes.iter().map(|c| c.to_string()).collect(),
             bin_width,
             label,
+            parameters_json: String::new(),
         }
     }
 

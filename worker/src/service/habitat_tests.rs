@@ -205,6 +205,7 @@ fn extract_request(regions: &[&str], perturbation: Option<PerturbationSettings>)
             feature_classes: vec!["firstorder".into()],
             bin_width: 0.5,
             label: 1,
+            parameters_json: String::new(),
         }),
         perturbation,
         pseudonyms: Vec::new(),
