@@ -57,7 +57,7 @@ pub enum StudyConfigError {
         path: PathBuf,
         /// The `params` file and inline tables they come from.
         origin: String,
-        /// What is wrong, naming the parameter key and its value.
+        /// The problem, naming the parameter key and its value.
         message: String,
     },
     /// A file of the `[tls]` table is missing, unreadable or invalid.

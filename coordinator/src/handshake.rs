@@ -79,8 +79,8 @@ pub(crate) fn check_contract(
             "the worker speaks contract {contract_version}, and habitat models with method = \"gmm\" need 1.3; upgrade the worker, or set method = \"kmeans\" in [habitat] of study.toml"
         ));
     }
-    // A 1.3 worker does not read `parameters_json`; it would reject the
-    // request's empty classes with a message that does not say why.
+    // A 1.3 worker does not read `parameters_json`, so it would reject the
+    // request for its empty classes with a message that does not say why.
     if minor < 4 && config.features.parameters_json.is_some() {
         return Err(format!(
             "the worker speaks contract {contract_version}, and extraction parameters (params or PyRadiomics keys in [features]) need 1.4; upgrade the worker, or use only classes, bin_width and label in [features] of study.toml"

@@ -88,8 +88,8 @@ impl FeatureRequest {
             ("bin_width", settings.bin_width != 0.0),
             ("label", settings.label != 0),
         ];
-        if let Some((field, _)) = mixed.iter().find(|(_, set)| *set) {
-            return Err(FeatureRequestError::Mixed { field: *field });
+        if let Some((field, _)) = mixed.into_iter().find(|(_, set)| *set) {
+            return Err(FeatureRequestError::Mixed { field });
         }
         let document = ParameterDocument::from_json(&settings.parameters_json)?;
         Ok(Self::from_document(document))

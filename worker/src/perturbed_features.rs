@@ -638,9 +638,8 @@ mod tests {
 
     #[test]
     fn copy_features_follow_parameter_document() {
-        // A LoG and a wavelet image of one class: each copy gets every column of the
-        // document, and the filtered columns move with the perturbation as the original
-        // image's do.
+        // Each copy gets every column of a document with LoG and wavelet images, and the
+        // LoG column changes with the perturbation as the original image's columns do.
         let loaded = phantom();
         let document = crate::params::document::ParameterDocument::from_json(
             r#"{"imageType":{"Original":{},"LoG":{"sigma":[2.0]},"Wavelet":{}},"featureClass":{"firstorder":["Mean","Variance"]},"setting":{"binWidth":10}}"#,
