@@ -15,6 +15,10 @@ use crate::reproducibility::IccConfig;
 use crate::scores_only::ValidationConfig;
 use crate::tls::{ClientTls, TlsError, TlsSettings, is_loopback_host};
 
+mod features;
+
+pub use features::FeatureConfig;
+
 /// Errors while loading `study.toml`.
 #[derive(Debug, thiserror::Error)]
 pub enum StudyConfigError {
@@ -45,6 +49,16 @@ pub enum StudyConfigError {
         value: String,
         /// The constraint the value breaks.
         expected: String,
+    },
+    /// The PyRadiomics parameters of `[features]` are missing or invalid.
+    #[error("invalid study config {path}: extraction parameters ({origin}): {message}")]
+    Parameters {
+        /// The config file.
+        path: PathBuf,
+        /// The `params` file and inline tables they come from.
+        origin: String,
+        /// The problem, naming the parameter key and its value.
+        message: String,
     },
     /// A file of the `[tls]` table is missing, unreadable or invalid.
     #[error("invalid study config {path}: {source}")]
@@ -119,43 +133,6 @@ impl Default for SplitConfig {
     fn default() -> Self {
         SplitConfig {
             train_fraction: default_train_fraction(),
-        }
-    }
-}
-
-/// Feature extraction settings sent to every worker.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FeatureConfig {
-    /// PyRadiomics feature classes.
-    #[serde(default = "default_classes")]
-    pub classes: Vec<String>,
-    /// Fixed bin width for histogram features, in intensity units.
-    #[serde(default = "default_bin_width")]
-    pub bin_width: f64,
-    /// Mask label of the tumour.
-    #[serde(default = "default_label")]
-    pub label: u32,
-}
-
-fn default_classes() -> Vec<String> {
-    vec!["shape".into(), "firstorder".into()]
-}
-
-fn default_bin_width() -> f64 {
-    25.0
-}
-
-fn default_label() -> u32 {
-    1
-}
-
-impl Default for FeatureConfig {
-    fn default() -> Self {
-        FeatureConfig {
-            classes: default_classes(),
-            bin_width: default_bin_width(),
-            label: default_label(),
         }
     }
 }
@@ -426,7 +403,7 @@ struct RawStudy {
     #[serde(default)]
     split: SplitConfig,
     #[serde(default)]
-    features: FeatureConfig,
+    features: features::RawFeatureConfig,
     #[serde(default)]
     model: ModelConfig,
     #[serde(default)]
@@ -539,34 +516,7 @@ impl StudyConfig {
                 ));
             }
         }
-        const CLASSES: [&str; 7] = [
-            "shape",
-            "firstorder",
-            "glcm",
-            "glrlm",
-            "glszm",
-            "gldm",
-            "ngtdm",
-        ];
-        if let Some(class) = raw
-            .features
-            .classes
-            .iter()
-            .find(|c| !CLASSES.contains(&c.as_str()))
-        {
-            return Err(invalid(
-                "features.classes",
-                format!("{class:?}"),
-                "shape, firstorder, glcm, glrlm, glszm, gldm or ngtdm",
-            ));
-        }
-        if !(raw.features.bin_width.is_finite() && raw.features.bin_width > 0.0) {
-            return Err(invalid(
-                "features.bin_width",
-                raw.features.bin_width.to_string(),
-                "a finite number > 0",
-            ));
-        }
+        let features = raw.features.validate(path)?;
         if raw.centers.is_empty() {
             return Err(invalid(
                 "centers",
@@ -728,7 +678,7 @@ impl StudyConfig {
             sequences: raw.sequences,
             centers: raw.centers,
             split: raw.split,
-            features: raw.features,
+            features,
             model: raw.model,
             timeouts: raw.timeouts,
             retry: raw.retry,

@@ -11,9 +11,10 @@
 //! that uses none of the newer calls: contract 1.0 workers can still
 //! extract and share tables, while the ICC filter (at development
 //! centers), scores-only validation and federated fitting need 1.1, the
-//! habitat rounds need 1.2 at every center, and habitat models fitted as
-//! Gaussian mixtures need 1.3, whose workers assign by posterior. Sites
-//! can therefore upgrade one at a time.
+//! habitat rounds need 1.2 at every center, habitat models fitted as
+//! Gaussian mixtures need 1.3, whose workers assign by posterior, and a
+//! PyRadiomics parameter document in `[features]` needs 1.4 at every
+//! center. Sites can therefore upgrade one at a time.
 
 use radstudy_proto::v1::DescribeResponse;
 use tracing::{info, warn};
@@ -76,6 +77,13 @@ pub(crate) fn check_contract(
     if minor < 3 && config.habitat.enabled && config.habitat.method == ClusterMethod::Gmm {
         return Err(format!(
             "the worker speaks contract {contract_version}, and habitat models with method = \"gmm\" need 1.3; upgrade the worker, or set method = \"kmeans\" in [habitat] of study.toml"
+        ));
+    }
+    // A 1.3 worker does not read `parameters_json`, so it would reject the
+    // request for its empty classes with a message that does not say why.
+    if minor < 4 && config.features.parameters_json.is_some() {
+        return Err(format!(
+            "the worker speaks contract {contract_version}, and extraction parameters (params or PyRadiomics keys in [features]) need 1.4; upgrade the worker, or use only classes, bin_width and label in [features] of study.toml"
         ));
     }
     Ok(())
@@ -290,6 +298,21 @@ mod tests {
         let error = check_contract(&config, "B", "1.2", false).expect_err("gmm");
         assert!(error.contains("need 1.3"), "{error}");
         assert_eq!(check_contract(&config, "B", "1.3", false), Ok(()));
+    }
+
+    #[test]
+    fn contract_1_3_lacks_parameter_document() {
+        let mut config = study(false, false);
+        config.features.parameters_json = Some(r#"{"imageType":{"Wavelet":{}}}"#.into());
+        let error = check_contract(&config, "A", "1.3", false).expect_err("parameters");
+        assert!(error.contains("need 1.4"), "{error}");
+        assert!(error.contains("contract 1.3"), "{error}");
+        assert_eq!(check_contract(&config, "A", "1.4", false), Ok(()));
+        // Without a document, a 1.3 worker still takes part.
+        assert_eq!(
+            check_contract(&study(false, false), "A", "1.3", false),
+            Ok(())
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use radstudy_proto::v1::{DescribeResponse, ExtractionSettings};
+use radstudy_proto::v1::DescribeResponse;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -204,11 +204,7 @@ async fn run_rounds(
         })
         .map(|(client, _)| client.center().to_string())
         .collect();
-    let settings = ExtractionSettings {
-        feature_classes: config.features.classes.clone(),
-        bin_width: config.features.bin_width,
-        label: config.features.label,
-    };
+    let settings = config.features.contract_settings();
 
     let stage = match checkpoints.load_features()? {
         Some(stored) => {

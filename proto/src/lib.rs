@@ -13,7 +13,7 @@ pub mod v1 {
 pub const CONTRACT_MAJOR: u32 = 1;
 
 /// Minor version of the contract; raised when fields or RPCs are added.
-pub const CONTRACT_MINOR: u32 = 3;
+pub const CONTRACT_MINOR: u32 = 4;
 
 /// Returns the contract version as "MAJOR.MINOR".
 pub fn contract_version() -> String {

@@ -30,6 +30,7 @@ fn settings() -> ExtractionSettings {
         feature_classes: vec!["shape".into(), "firstorder".into()],
         bin_width: 25.0,
         label: 1,
+        parameters_json: String::new(),
     }
 }
 

@@ -282,6 +282,7 @@ async fn extract_round_bad_inputs_excluded_with_reasons() -> anyhow::Result<()> 
             feature_classes: vec!["firstorder".into(), "shape".into(), "glcm".into()],
             bin_width: 25.0,
             label: 1,
+            parameters_json: String::new(),
         }),
         ..Default::default()
     };

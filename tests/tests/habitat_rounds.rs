@@ -131,6 +131,7 @@ async fn connect(
                         feature_classes: vec!["firstorder".into()],
                         bin_width: 25.0,
                         label: 1,
+                        parameters_json: String::new(),
                     }),
                     ..Default::default()
                 },
@@ -276,6 +277,7 @@ async fn habitat_regions_reach_feature_table() -> anyhow::Result<()> {
                     feature_classes: vec!["firstorder".into()],
                     bin_width: 25.0,
                     label: 1,
+                    parameters_json: String::new(),
                 }),
                 habitat_round_id: outcome.apply_round_id.clone(),
                 regions: outcome.regions.clone(),

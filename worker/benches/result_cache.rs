@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use radstudy_worker::cache::{KeyInputs, Lookup, ResultCache, SequenceOutcome};
 use radstudy_worker::config::GeometryTolerance;
 use radstudy_worker::extract::{ExtractContext, compute_features, load_sequence};
+use radstudy_worker::feature_request::FeatureRequest;
 use radstudy_worker::features::{ExtractionSettings, FeatureClass};
 use radstudy_worker::manifest::Manifest;
 use radstudy_worker::pseudonym::PseudonymKey;
@@ -61,15 +62,15 @@ fn main() {
     };
     let folder = tempfile::tempdir().expect("temporary folder");
 
-    let settings = ExtractionSettings {
+    let settings = FeatureRequest::from_settings(ExtractionSettings {
         classes: FeatureClass::ALL.to_vec(),
         bin_width: 25.0,
         label: 1,
-    };
+    });
     let tolerance = GeometryTolerance::default();
     let context = ExtractContext {
         canonical_root: &canonical_root,
-        settings: &settings,
+        features: &settings,
         tolerance: &tolerance,
     };
     let regions = ["whole".to_string()];
@@ -93,7 +94,7 @@ fn main() {
                     key_identity: &identity,
                     pseudonym: &pseudonym,
                     sequence,
-                    settings: &settings,
+                    features: &settings,
                     tolerance: &tolerance,
                     perturbation: None,
                     regions: &regions,

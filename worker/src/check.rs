@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::config::{Policy, WorkerConfig};
 use crate::error::{Exclusion, ExclusionKind};
 use crate::extract::{ExtractContext, load_sequence};
+use crate::feature_request::FeatureRequest;
 use crate::features::ExtractionSettings;
 use crate::manifest::{Manifest, SequenceFiles};
 use crate::mask;
@@ -325,14 +326,14 @@ pub fn run_check(config_path: &Path, options: &CheckOptions) -> CheckReport {
     }
 
     report.pairs_checked = jobs.len();
-    let settings = ExtractionSettings {
+    let features = FeatureRequest::from_settings(ExtractionSettings {
         classes: Vec::new(),
         bin_width: 1.0,
         label: options.label,
-    };
+    });
     let context = ExtractContext {
         canonical_root: &canonical_root,
-        settings: &settings,
+        features: &features,
         tolerance: &config.geometry_tolerance,
     };
     report

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::GeometryTolerance;
 use crate::error::{Exclusion, ExclusionKind};
-use crate::features::{self, ExtractionSettings};
+use crate::feature_request::{FeatureRequest, RoundParameters};
+use crate::features::{self, FeatureError};
 use crate::image::dicom::DicomError;
 use crate::image::{self, ImageError, Volume};
 use crate::manifest::SequenceFiles;
@@ -21,8 +22,8 @@ use crate::mask::{self, MaskError, Roi};
 pub struct ExtractContext<'a> {
     /// The data root, canonicalised, so that links out of it are caught.
     pub canonical_root: &'a Path,
-    /// Validated feature settings.
-    pub settings: &'a ExtractionSettings,
+    /// Validated features and mask label.
+    pub features: &'a FeatureRequest,
     /// Image/mask geometry tolerance.
     pub tolerance: &'a GeometryTolerance,
 }
@@ -45,11 +46,12 @@ pub fn extract_sequence(
     context: &ExtractContext<'_>,
 ) -> Result<Vec<f64>, Exclusion> {
     let loaded = load_sequence(sequence, files, context)?;
-    compute_features(sequence, &loaded.image, &loaded.roi, context.settings)
+    compute_features(sequence, &loaded.image, &loaded.roi, context.features)
 }
 
 /// Opens the image and mask of one sequence, checks that they share one
-/// grid, and selects the ROI label.
+/// grid, and selects the ROI label. The ROI must span
+/// [`FeatureRequest::minimum_roi_dimensions`] axes.
 pub fn load_sequence(
     sequence: &str,
     files: &SequenceFiles,
@@ -63,7 +65,7 @@ pub fn load_sequence(
     // a SEG SegmentNumber.
     // NOTE: the manifest cannot name an RTSTRUCT ROI yet, so ROI numbers
     // must agree across the site's RTSTRUCT files.
-    let selector = RoiSelector::Number(context.settings.label);
+    let selector = RoiSelector::Number(context.features.settings.label);
     check_under_root(&files.mask, &mask_field, context.canonical_root)?;
     let (labels, label) = read_mask(
         &files.mask,
@@ -106,7 +108,12 @@ pub fn load_sequence(
             )
         })?;
 
-    let roi = mask::select_label(&labels, label).map_err(|error| {
+    let roi = mask::select_label_spanning(
+        &labels,
+        label,
+        context.features.minimum_roi_dimensions(),
+    )
+    .map_err(|error| {
         let kind = match error {
             MaskError::TooSmall { .. } => ExclusionKind::RoiTooSmall,
             MaskError::NonInteger { .. } | MaskError::LabelAbsent { .. } | MaskError::Empty => {
@@ -119,14 +126,19 @@ pub fn load_sequence(
 }
 
 /// Checks the ROI's intensities and computes the features of one image and
-/// ROI, rejecting any feature that is not finite. Perturbed copies go
+/// ROI, one value per [`FeatureRequest::feature_names`] column, rejecting
+/// any feature that is not finite. Perturbed copies and habitat regions go
 /// through the same checks as the original.
 pub fn compute_features(
     sequence: &str,
     image: &Volume,
     roi: &Roi,
-    settings: &ExtractionSettings,
+    request: &FeatureRequest,
 ) -> Result<Vec<f64>, Exclusion> {
+    if let Some(parameters) = &request.parameters {
+        return compute_parameter_features(sequence, image, roi, request, parameters);
+    }
+    let settings = &request.settings;
     let image_field = format!("{sequence}_image");
 
     let values = mask::roi_values(image, roi).map_err(|non_finite| {
@@ -160,6 +172,69 @@ pub fn compute_features(
         ));
     }
     Ok(features)
+}
+
+/// Computes the columns of a parameter document with the pipeline of
+/// `radstudy-worker extract --param`, and places the values in column order.
+/// A column without a value (a LoG σ that the image is too small for, which
+/// PyRadiomics skips) excludes the patient, because every row of a round's
+/// table has a value in every column.
+fn compute_parameter_features(
+    sequence: &str,
+    image: &Volume,
+    roi: &Roi,
+    request: &FeatureRequest,
+    parameters: &RoundParameters,
+) -> Result<Vec<f64>, Exclusion> {
+    let image_field = format!("{sequence}_image");
+    let parsed = parameters.document.parsed();
+    if let Some(minimum) = parsed.options.minimum_roi_size
+        && roi.voxel_count < minimum
+    {
+        return Err(Exclusion::new(
+            ExclusionKind::RoiTooSmall,
+            format!("{sequence}_mask"),
+            format!(
+                "ROI has {} voxels, fewer than minimumROISize = {minimum}",
+                roi.voxel_count
+            ),
+        ));
+    }
+    let named = features::image_types::compute_image_types(
+        image,
+        roi,
+        &request.settings,
+        &parsed.options,
+        &parsed.image_types,
+    )
+    .map_err(|error| {
+        let kind = match error {
+            FeatureError::Resegment(_) | FeatureError::ResampledRoi(_) => {
+                ExclusionKind::RoiTooSmall
+            }
+            _ => ExclusionKind::IntensityInvalid,
+        };
+        Exclusion::new(kind, &image_field, error.to_string())
+    })?;
+
+    let by_name: std::collections::HashMap<&str, f64> = named
+        .iter()
+        .map(|(name, value)| (name.as_str(), *value))
+        .collect();
+    let mut values = Vec::with_capacity(parameters.columns.len());
+    for column in &parameters.columns {
+        let Some(&value) = by_name.get(column.as_str()) else {
+            return Err(Exclusion::new(
+                ExclusionKind::RoiTooSmall,
+                &image_field,
+                format!(
+                    "feature {column} has no value: its filtered image was skipped (a LoG sigma needs ceil(sigma / spacing) + 1 and at least 4 voxels along every axis of the image, or of the cropped image with preCrop)"
+                ),
+            ));
+        };
+        values.push(value);
+    }
+    Ok(values)
 }
 
 /// Returns an exclusion unless the real path of `path`, and of every entry
@@ -243,12 +318,12 @@ mod tests {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
     }
 
-    fn settings() -> ExtractionSettings {
-        ExtractionSettings {
+    fn settings() -> FeatureRequest {
+        FeatureRequest::from_settings(features::ExtractionSettings {
             classes: vec![features::FeatureClass::FirstOrder],
             bin_width: 25.0,
             label: 1,
-        }
+        })
     }
 
     fn files(patient: &str, sequence: &str) -> SequenceFiles {
@@ -266,7 +341,7 @@ mod tests {
         let tolerance = GeometryTolerance::default();
         let context = ExtractContext {
             canonical_root: &root,
-            settings: &settings,
+            features: &settings,
             tolerance: &tolerance,
         };
         let values = extract_sequence("PET", &files("STS_001", "PET"), &context)
@@ -281,7 +356,7 @@ mod tests {
         let tolerance = GeometryTolerance::default();
         let context = ExtractContext {
             canonical_root: &root,
-            settings: &settings,
+            features: &settings,
             tolerance: &tolerance,
         };
         // STS_009 has no MR image in the data set, as its README states.
@@ -302,7 +377,7 @@ mod tests {
         let tolerance = GeometryTolerance::default();
         let context = ExtractContext {
             canonical_root: &root,
-            settings: &settings,
+            features: &settings,
             tolerance: &tolerance,
         };
         let mut crossed = files("STS_001", "MR_T1");

@@ -14,6 +14,7 @@ pub mod config;
 pub mod dial_out;
 pub mod error;
 pub mod extract;
+pub mod feature_request;
 pub mod features;
 pub mod filters;
 pub mod habitat;

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::config::GeometryTolerance;
 use crate::error::Exclusion;
 use crate::extract::{LoadedSequence, compute_features};
-use crate::features::ExtractionSettings;
+use crate::feature_request::FeatureRequest;
 use crate::habitat::assign::ValidHabitatModel;
 use crate::habitat::geometric::ValidGeometricSettings;
 use crate::habitat::pipeline::{
@@ -165,8 +165,8 @@ pub enum CopyFailure {
     },
 }
 
-/// Makes the k perturbed copies of `loaded` and computes `settings`'
-/// features on each. Returns k rows in repeat order, each with one finite
+/// Makes the k perturbed copies of `loaded` and computes `features` on
+/// each. Returns k rows in repeat order, each with one finite
 /// value per feature name.
 ///
 /// # Errors
@@ -178,14 +178,14 @@ pub fn copy_features(
     pseudonym: &str,
     loaded: &LoadedSequence,
     perturbation: &RoundPerturbation,
-    settings: &ExtractionSettings,
+    features: &FeatureRequest,
 ) -> Result<Vec<Vec<f64>>, CopyFailure> {
     let perturber = Perturber::new(&loaded.image, &loaded.roi, &perturbation.plan)?;
     let seed = patient_seed(perturbation.study_seed, sequence, pseudonym);
     (0..perturbation.plan.repeats())
         .map(|repeat| {
             let (image, roi) = perturber.copy(seed, repeat)?;
-            compute_features(sequence, &image, &roi, settings)
+            compute_features(sequence, &image, &roi, features)
                 .map_err(|exclusion| CopyFailure::Features { repeat, exclusion })
         })
         .collect()
@@ -220,7 +220,7 @@ pub fn habitat_copy_features(
     pseudonym: &str,
     loaded: &LoadedSequence,
     perturbation: &RoundPerturbation,
-    settings: &ExtractionSettings,
+    features: &FeatureRequest,
     habitat: &HabitatCopyChain<'_>,
     regions: &[String],
 ) -> RegionCopies {
@@ -238,7 +238,7 @@ pub fn habitat_copy_features(
     region_copy_features(
         sequence,
         perturbation.plan.repeats(),
-        settings,
+        features,
         habitat,
         regions,
         make_copy,
@@ -273,7 +273,7 @@ pub fn joint_habitat_copy_features(
     pseudonym: &str,
     space: &JointSpaceInputs<'_>,
     perturbation: &RoundPerturbation,
-    settings: &ExtractionSettings,
+    features: &FeatureRequest,
     habitat: &HabitatCopyChain<'_>,
     regions: &[String],
 ) -> RegionCopies {
@@ -341,7 +341,7 @@ pub fn joint_habitat_copy_features(
     region_copy_features(
         sequence,
         perturbation.plan.repeats(),
-        settings,
+        features,
         habitat,
         regions,
         make_copy,
@@ -363,7 +363,7 @@ fn fail_all(regions: &[String], failure: CopyFailure) -> RegionCopies {
 fn region_copy_features(
     sequence: &str,
     repeats: u32,
-    settings: &ExtractionSettings,
+    features: &FeatureRequest,
     habitat: &HabitatCopyChain<'_>,
     regions: &[String],
     mut make_copy: impl FnMut(u32) -> Result<(Volume, RegionMasks), CopyFailure>,
@@ -393,7 +393,7 @@ fn region_copy_features(
                         ),
                     })
                 }
-                Some(region_roi) => compute_features(sequence, &image, &region_roi, settings)
+                Some(region_roi) => compute_features(sequence, &image, &region_roi, features)
                     .map_err(|exclusion| CopyFailure::Features { repeat, exclusion }),
             };
             match values {
@@ -483,16 +483,16 @@ mod tests {
     use ndarray::Array3;
 
     use super::*;
-    use crate::features::FeatureClass;
+    use crate::features::{ExtractionSettings, FeatureClass};
     use crate::image::{Geometry, Volume};
     use crate::mask::Roi;
 
-    fn settings() -> ExtractionSettings {
-        ExtractionSettings {
+    fn settings() -> FeatureRequest {
+        FeatureRequest::from_settings(ExtractionSettings {
             classes: vec![FeatureClass::Shape, FeatureClass::FirstOrder],
             bin_width: 10.0,
             label: 1,
-        }
+        })
     }
 
     fn perturbation(repeats: u32, seed: u64) -> RoundPerturbation {
@@ -634,6 +634,36 @@ mod tests {
         let other = copy_features("MR_T1", "A-2", &loaded, &perturbation(3, 11), &settings)
             .expect("phantom perturbs");
         assert_ne!(other, copies, "another pseudonym draws another stream");
+    }
+
+    #[test]
+    fn copy_features_follow_parameter_document() {
+        // Each copy gets every column of a document with LoG and wavelet images, and the
+        // LoG column changes with the perturbation as the original image's columns do.
+        let loaded = phantom();
+        let document = crate::params::document::ParameterDocument::from_json(
+            r#"{"imageType":{"Original":{},"LoG":{"sigma":[2.0]},"Wavelet":{}},"featureClass":{"firstorder":["Mean","Variance"]},"setting":{"binWidth":10}}"#,
+        )
+        .expect("valid document");
+        let features = FeatureRequest::from_document(document);
+        let columns = features.feature_names();
+        // 1 original + 1 LoG + 8 wavelet images, 2 features each.
+        assert_eq!(columns.len(), 20, "{columns:?}");
+        let original = compute_features("MR_T1", &loaded.image, &loaded.roi, &features)
+            .expect("phantom extracts");
+        assert_eq!(original.len(), columns.len());
+        let copies = copy_features("MR_T1", "A-1", &loaded, &perturbation(2, 11), &features)
+            .expect("phantom perturbs");
+        assert_eq!(copies.len(), 2);
+        for (repeat, values) in copies.iter().enumerate() {
+            assert_eq!(values.len(), columns.len(), "repeat {repeat}");
+            assert!(values.iter().all(|v| v.is_finite()), "repeat {repeat}");
+            let log_mean = columns
+                .iter()
+                .position(|c| c == "log-sigma-2-0-mm-3D_firstorder_Mean")
+                .expect("LoG column");
+            assert_ne!(values[log_mean], original[log_mean], "repeat {repeat}");
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - the worker's build identity and the feature-definition hash,
 //! - the pseudonym key identity, the pseudonym and the sequence,
 //! - the feature classes, bin width and mask label,
-//! - the geometry tolerances,
+//! - the canonical JSON of the round's parameter document, or its absence,
+//! - the geometry tolerances, after the document's `geometryTolerance`,
 //! - the perturbation settings with the study seed, or their absence,
 //! - the requested regions, and the habitat fingerprint or its absence,
 //! - the file name ending and SHA-256 content hash of the image, then of
@@ -24,7 +25,8 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use crate::config::GeometryTolerance;
-use crate::features::{self, ExtractionSettings};
+use crate::feature_request::FeatureRequest;
+use crate::features;
 use crate::manifest::SequenceFiles;
 use crate::perturbed_features::RoundPerturbation;
 
@@ -33,7 +35,7 @@ const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Domain tag and version of the key derivation. The version changes
 /// whenever the list of hashed inputs changes.
-const KEY_DOMAIN: &[u8] = b"radstudy-result-cache-key-v1\0";
+const KEY_DOMAIN: &[u8] = b"radstudy-result-cache-key-v2\0";
 
 /// Everything that the features of one patient and sequence depend on,
 /// other than the contents of its files.
@@ -47,9 +49,10 @@ pub struct KeyInputs<'a> {
     /// The sequence, which names the manifest fields in exclusions and
     /// seeds the perturbed copies.
     pub sequence: &'a str,
-    /// Feature classes, bin width and mask label.
-    pub settings: &'a ExtractionSettings,
-    /// The worker's image/mask geometry tolerances.
+    /// Feature classes, bin width and mask label, and the parameter
+    /// document that sets everything else.
+    pub features: &'a FeatureRequest,
+    /// The round's image/mask geometry tolerances.
     pub tolerance: &'a GeometryTolerance,
     /// The perturbation design, when the round makes perturbed copies.
     pub perturbation: Option<&'a RoundPerturbation>,
@@ -250,11 +253,21 @@ pub fn cache_key(
     hasher.field(inputs.pseudonym.as_bytes());
     hasher.field(inputs.sequence.as_bytes());
 
-    let settings = inputs.settings;
+    let settings = &inputs.features.settings;
     let classes: Vec<&str> = settings.classes.iter().map(|class| class.name()).collect();
     hasher.field(classes.join(",").as_bytes());
     hasher.field(&settings.bin_width.to_bits().to_le_bytes());
     hasher.field(&settings.label.to_le_bytes());
+    // The document's text fixes every other setting. Two documents that differ
+    // only in a key set to its default get different keys, which costs a
+    // recomputation but never reuses a wrong entry.
+    match inputs.features.canonical_json() {
+        None => hasher.field(b"no parameter document"),
+        Some(json) => {
+            hasher.field(b"parameter document");
+            hasher.field(json.as_bytes());
+        }
+    }
     let tolerance = inputs.tolerance;
     for value in [
         tolerance.origin_mm,

@@ -9,8 +9,10 @@ use radstudy_proto::v1::RegionExclusion;
 use super::*;
 use crate::config::GeometryTolerance;
 use crate::error::{Exclusion, ExclusionKind};
+use crate::feature_request::FeatureRequest;
 use crate::features::{ExtractionSettings, FeatureClass};
 use crate::manifest::SequenceFiles;
+use crate::params::document::ParameterDocument;
 use crate::perturbed_features::RoundPerturbation;
 
 /// A data root with one image and one mask file, and a cache directory.
@@ -44,12 +46,17 @@ fn site() -> Site {
     }
 }
 
-fn settings() -> ExtractionSettings {
-    ExtractionSettings {
+fn settings() -> FeatureRequest {
+    FeatureRequest::from_settings(ExtractionSettings {
         classes: vec![FeatureClass::Shape, FeatureClass::FirstOrder],
         bin_width: 25.0,
         label: 1,
-    }
+    })
+}
+
+/// Returns the request of a parameter document given as JSON.
+fn document(json: &str) -> FeatureRequest {
+    FeatureRequest::from_document(ParameterDocument::from_json(json).expect("valid document"))
 }
 
 fn perturbation(seed: u64) -> RoundPerturbation {
@@ -94,14 +101,14 @@ fn outcome() -> SequenceOutcome {
 
 fn inputs<'a>(
     files: &'a SequenceFiles,
-    settings: &'a ExtractionSettings,
+    features: &'a FeatureRequest,
     tolerance: &'a GeometryTolerance,
 ) -> KeyInputs<'a> {
     KeyInputs {
         key_identity: "identity-of-key-1",
         pseudonym: "T-0123456789abcdef",
         sequence: "PET",
-        settings,
+        features,
         tolerance,
         perturbation: None,
         regions: &[],
@@ -229,18 +236,35 @@ fn key_changes_with_each_setting() {
     let base_inputs = inputs(&site.files, &settings, &tolerance);
     let base = cache.key(&base_inputs, &site.root).expect("files hash");
 
-    let bin_width = ExtractionSettings {
+    let bin_width = FeatureRequest::from_settings(ExtractionSettings {
         bin_width: 25.000000000000004,
-        ..settings.clone()
-    };
-    let classes = ExtractionSettings {
+        ..settings.settings.clone()
+    });
+    let classes = FeatureRequest::from_settings(ExtractionSettings {
         classes: vec![FeatureClass::FirstOrder],
-        ..settings.clone()
-    };
-    let label = ExtractionSettings {
+        ..settings.settings.clone()
+    });
+    let label = FeatureRequest::from_settings(ExtractionSettings {
         label: 2,
-        ..settings.clone()
-    };
+        ..settings.settings.clone()
+    });
+    // The default document: the same classes, bin width and label as `settings`, so only
+    // the presence of a document differs.
+    let default_document = document(r#"{"featureClass":{"shape":[],"firstorder":[]}}"#);
+    assert_eq!(default_document.settings, settings.settings);
+    let log_sigma_2 = document(
+        r#"{"imageType":{"LoG":{"sigma":[2.0]}},"featureClass":{"shape":[],"firstorder":[]}}"#,
+    );
+    let log_sigma_3 = document(
+        r#"{"imageType":{"LoG":{"sigma":[3.0]}},"featureClass":{"shape":[],"firstorder":[]}}"#,
+    );
+    let resampled = document(
+        r#"{"featureClass":{"shape":[],"firstorder":[]},"setting":{"resampledPixelSpacing":[1,1,1]}}"#,
+    );
+    let normalized =
+        document(r#"{"featureClass":{"shape":[],"firstorder":[]},"setting":{"normalize":true}}"#);
+    let ibsi =
+        document(r#"{"featureClass":{"shape":[],"firstorder":[]},"setting":{"ibsiMode":true}}"#);
     let tolerance_changed = GeometryTolerance {
         origin_mm: 2e-3,
         ..GeometryTolerance::default()
@@ -250,23 +274,30 @@ fn key_changes_with_each_setting() {
     let regions_reordered = ["core".to_string(), "whole".to_string()];
     let cases: Vec<(&str, KeyInputs<'_>)> = vec![
         (
+            "a parameter document",
+            KeyInputs {
+                features: &default_document,
+                ..base_inputs.clone()
+            },
+        ),
+        (
             "bin width one ulp larger",
             KeyInputs {
-                settings: &bin_width,
+                features: &bin_width,
                 ..base_inputs.clone()
             },
         ),
         (
             "feature classes",
             KeyInputs {
-                settings: &classes,
+                features: &classes,
                 ..base_inputs.clone()
             },
         ),
         (
             "mask label",
             KeyInputs {
-                settings: &label,
+                features: &label,
                 ..base_inputs.clone()
             },
         ),
@@ -324,6 +355,35 @@ fn key_changes_with_each_setting() {
         let key = cache.key(changed, &site.root).expect("files hash");
         assert_ne!(key.digest, base.digest, "{change} must change the key");
     }
+
+    // Each document setting changes the key against the default document.
+    let document_base = cache
+        .key(
+            &inputs(&site.files, &default_document, &tolerance),
+            &site.root,
+        )
+        .expect("files hash");
+    for (change, features) in [
+        ("LoG sigma 2", &log_sigma_2),
+        ("resampling", &resampled),
+        ("normalisation", &normalized),
+        ("IBSI mode", &ibsi),
+    ] {
+        let key = cache
+            .key(&inputs(&site.files, features, &tolerance), &site.root)
+            .expect("files hash");
+        assert_ne!(
+            key.digest, document_base.digest,
+            "{change} must change the key"
+        );
+    }
+    let key_2 = cache
+        .key(&inputs(&site.files, &log_sigma_2, &tolerance), &site.root)
+        .expect("files hash");
+    let key_3 = cache
+        .key(&inputs(&site.files, &log_sigma_3, &tolerance), &site.root)
+        .expect("files hash");
+    assert_ne!(key_2.digest, key_3.digest, "LoG sigma must change the key");
 
     let with_seed = |perturbation| KeyInputs {
         perturbation: Some(perturbation),

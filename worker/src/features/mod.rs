@@ -506,6 +506,7 @@ mod tests {
             feature_classes: classes.iter().map(|c| c.to_string()).collect(),
             bin_width,
             label,
+            parameters_json: String::new(),
         }
     }
 

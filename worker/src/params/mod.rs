@@ -25,6 +25,7 @@
 //! are validated and have no effect on the values. A mask on a sub-grid of the image is
 //! always placed by physical position, within `geometryTolerance` when it is set.
 
+pub mod document;
 mod ibsi_mode;
 mod image_type;
 mod setting;
@@ -166,8 +167,14 @@ pub fn read_parameter_file(path: &Path) -> Result<ParameterFile, ParamsError> {
 pub fn parse_parameters(text: &str) -> Result<ParameterFile, ParamsError> {
     let root: Value =
         serde_norway::from_str(text).map_err(|error| ParamsError::Yaml(error.to_string()))?;
+    parse_parameter_value(&root)
+}
+
+/// Parses a parameter document that is already a YAML value, as [`parse_parameters`]
+/// parses its text.
+pub fn parse_parameter_value(root: &Value) -> Result<ParameterFile, ParamsError> {
     let empty = Mapping::new();
-    let root = match &root {
+    let root = match root {
         Value::Null => &empty,
         Value::Mapping(mapping) => mapping,
         other => {

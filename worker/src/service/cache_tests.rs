@@ -71,6 +71,7 @@ fn request(round_id: &str, bin_width: f64) -> ExtractRequest {
             feature_classes: vec!["firstorder".into()],
             bin_width,
             label: 1,
+            parameters_json: String::new(),
         }),
         perturbation: Some(PerturbationSettings {
             repeats: 2,

@@ -44,12 +44,15 @@ pub(super) fn extract_with_cache(
         .habitat
         .as_ref()
         .map(|habitat| habitat_fingerprint(habitat, pseudonym, sequence));
+    let tolerance = request
+        .features
+        .geometry_tolerance(&state.config.geometry_tolerance);
     let inputs = KeyInputs {
         key_identity: &state.key_identity,
         pseudonym,
         sequence,
-        settings: &request.settings,
-        tolerance: &state.config.geometry_tolerance,
+        features: &request.features,
+        tolerance: &tolerance,
         perturbation: request.perturbation.as_ref(),
         regions: &request.regions,
         habitat: habitat.as_ref().map(|digest| digest.as_slice()),
@@ -84,8 +87,8 @@ pub(super) fn extract_with_cache(
 
     let context = ExtractContext {
         canonical_root: &state.canonical_root,
-        settings: &request.settings,
-        tolerance: &state.config.geometry_tolerance,
+        features: &request.features,
+        tolerance: &tolerance,
     };
     let outcome = extract_job(sequence, pseudonym, files, patient_files, &context, request);
     let store_error = match &key {

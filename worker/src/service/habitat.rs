@@ -20,6 +20,7 @@ use super::rounds::validate_pseudonyms;
 use super::{RequestError, WorkerState};
 use crate::error::{Exclusion, ExclusionKind};
 use crate::extract::{ExtractContext, LoadedSequence, load_sequence};
+use crate::feature_request::FeatureRequest;
 use crate::features::ExtractionSettings;
 use crate::habitat::pipeline::{
     ChainError, ChainSettings, JOINT_SPACE, SequenceInput, SpaceSupervoxels, VoxelFeatures,
@@ -292,14 +293,14 @@ fn compute_patient(
     request: &ValidSupervoxelRequest,
     job: &PatientJob,
 ) -> PatientOutcome {
-    let settings = ExtractionSettings {
+    let features = FeatureRequest::from_settings(ExtractionSettings {
         classes: Vec::new(),
         bin_width: 1.0,
         label: request.label,
-    };
+    });
     let context = ExtractContext {
         canonical_root: &state.canonical_root,
-        settings: &settings,
+        features: &features,
         tolerance: &state.config.geometry_tolerance,
     };
     let loaded: Vec<(String, Result<LoadedSequence, Exclusion>)> = job

@@ -28,6 +28,7 @@ use super::habitat_summary::region_summaries;
 use super::{RequestError, WorkerState};
 use crate::error::ExclusionKind;
 use crate::extract::{ExtractContext, load_sequence};
+use crate::feature_request::FeatureRequest;
 use crate::features::ExtractionSettings;
 use crate::habitat::assign::ValidHabitatModel;
 use crate::habitat::geometric::{GeometricRule, GeometricSettings, ValidGeometricSettings};
@@ -470,11 +471,11 @@ async fn run_apply(
     } else {
         Arc::new(BTreeMap::new())
     };
-    let extraction_settings = Arc::new(ExtractionSettings {
+    let extraction_settings = Arc::new(FeatureRequest::from_settings(ExtractionSettings {
         classes: Vec::new(),
         bin_width: 1.0,
         label: apply.supervoxels.request.label,
-    });
+    }));
     info!(
         patients = apply.supervoxels.patients.len(),
         write_maps = request.write_maps,
@@ -498,7 +499,7 @@ async fn run_apply(
                     let spaces = &apply.supervoxels.patients[&worker_pseudonym].spaces;
                     let context = ExtractContext {
                         canonical_root: &state.canonical_root,
-                        settings: &extraction_settings,
+                        features: &extraction_settings,
                         tolerance: &state.config.geometry_tolerance,
                     };
                     let no_files = BTreeMap::new();

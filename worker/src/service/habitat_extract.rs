@@ -16,7 +16,7 @@ use super::{RequestError, WHOLE_REGION, WorkerState};
 use crate::cache::SequenceOutcome;
 use crate::error::{Exclusion, ExclusionKind};
 use crate::extract::{ExtractContext, LoadedSequence, compute_features, load_sequence};
-use crate::features::ExtractionSettings;
+use crate::feature_request::FeatureRequest;
 use crate::habitat::pipeline::{JOINT_SPACE, VoxelFeatures};
 use crate::manifest::SequenceFiles;
 use crate::perturbed_features::{
@@ -49,7 +49,7 @@ fn invalid(field: &'static str, reason: String) -> RequestError {
 pub(super) fn validate_regions(
     state: &WorkerState,
     request: &ExtractRequest,
-    settings: &ExtractionSettings,
+    features: &FeatureRequest,
 ) -> Result<(Option<HabitatRegionsRef>, Vec<String>), RequestError> {
     let mut regions: Vec<String> = Vec::new();
     for region in &request.regions {
@@ -109,12 +109,13 @@ pub(super) fn validate_regions(
             ),
         ));
     }
-    if settings.label != supervoxel_request.label {
+    let label = features.settings.label;
+    if label != supervoxel_request.label {
         return Err(invalid(
             "settings",
             format!(
-                "label = {} differs from the habitat round's mask label {}; the regions were built from label {}",
-                settings.label, supervoxel_request.label, supervoxel_request.label
+                "label = {label} differs from the habitat round's mask label {}; the regions were built from label {}",
+                supervoxel_request.label, supervoxel_request.label
             ),
         ));
     }
@@ -192,7 +193,7 @@ pub(super) fn extract_regions(
             });
             continue;
         };
-        match compute_features(sequence, &loaded.image, &roi, context.settings) {
+        match compute_features(sequence, &loaded.image, &roi, context.features) {
             Ok(values) => {
                 features.push((region.clone(), values));
                 extracted_regions.push(region.clone());
@@ -211,7 +212,7 @@ pub(super) fn extract_regions(
         let copies = CopyRequest {
             sequence,
             perturbation,
-            settings: context.settings,
+            features: context.features,
             regions: &extracted_regions,
         };
         let region_copies = match round.supervoxels.request.voxel_features {
@@ -235,7 +236,7 @@ pub(super) fn extract_regions(
 struct CopyRequest<'a> {
     sequence: &'a str,
     perturbation: &'a RoundPerturbation,
-    settings: &'a ExtractionSettings,
+    features: &'a FeatureRequest,
     /// The regions extracted from the original, in request order.
     regions: &'a [String],
 }
@@ -284,7 +285,7 @@ fn sequence_copies(
         patient.pseudonym,
         patient.loaded,
         copies.perturbation,
-        copies.settings,
+        copies.features,
         &chain,
         copies.regions,
     )
@@ -338,7 +339,7 @@ fn joint_copies(
         patient.pseudonym,
         &space,
         copies.perturbation,
-        copies.settings,
+        copies.features,
         &chain,
         copies.regions,
     )

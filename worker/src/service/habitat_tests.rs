@@ -205,6 +205,7 @@ fn extract_request(regions: &[&str], perturbation: Option<PerturbationSettings>)
             feature_classes: vec!["firstorder".into()],
             bin_width: 0.5,
             label: 1,
+            parameters_json: String::new(),
         }),
         perturbation,
         pseudonyms: Vec::new(),
@@ -588,6 +589,80 @@ async fn extract_regions_perturbed_sums_per_region() {
         assert_eq!(patient.values.len(), 2);
         assert!(patient.values.iter().flatten().all(|v| v.is_finite()));
     }
+}
+
+#[tokio::test]
+async fn extract_regions_with_parameter_document() {
+    let (service, _folder) = habitat_service(&PATIENTS, 3);
+    let supervoxels = supervoxel_round(&service).await;
+    apply(&service, apply_request(two_habitat_model(&supervoxels), 1))
+        .await
+        .expect("apply answers");
+    let document = r#"{"imageType":{"Original":{},"LoG":{"sigma":[2.0]}},"featureClass":{"firstorder":["Mean"]},"setting":{"binWidth":0.5,"preCrop":true}}"#;
+    let with_document = |regions: &[&str], label: u32| {
+        let mut request = extract_request(
+            regions,
+            Some(PerturbationSettings {
+                repeats: 2,
+                max_angle_deg: 10.0,
+                max_volume_change_mm: 1.0,
+                noise: true,
+                seed: 42,
+            }),
+        );
+        request.settings = Some(ProtoSettings {
+            parameters_json: document
+                .replace("\"preCrop\"", &format!("\"label\":{label},\"preCrop\"")),
+            ..Default::default()
+        });
+        request
+    };
+
+    // The document's label must be the habitat round's, as the contract's label must.
+    let status = extract(&service, with_document(&["inner"], 2))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("label = 2"),
+        "{}",
+        status.message()
+    );
+
+    extract(&service, with_document(&["inner", "whole"], 1))
+        .await
+        .expect("extract answers");
+    let key = (STUDY.to_string(), EXTRACT_ROUND.to_string());
+    let round = service.state.finished_round(&key).expect("round kept");
+    assert_eq!(
+        round.feature_names,
+        [
+            "original_firstorder_Mean",
+            "log-sigma-2-0-mm-3D_firstorder_Mean"
+        ]
+    );
+    let whole_rows = round.rows.iter().filter(|r| r.region == "whole").count();
+    assert_eq!(whole_rows, 5);
+    for row in &round.rows {
+        assert_eq!(row.values.len(), 2, "{} {}", row.pseudonym, row.region);
+    }
+    // Each copy reruns the habitat chain and computes both columns of every region.
+    let copies = round.copies.as_ref().expect("perturbed copies");
+    for region in &copies.sequences {
+        for patient in &region.patients {
+            for copy in &patient.values {
+                assert_eq!(copy.len(), 2, "{}", region.region);
+                assert!(copy.iter().all(|v| v.is_finite()), "{}", region.region);
+            }
+        }
+    }
+    assert_eq!(copies.sequences[1].region, "whole");
+    assert_eq!(
+        copies.sequences[1].patients.len(),
+        5,
+        "n_excluded = {}",
+        copies.n_excluded
+    );
 }
 
 /// Returns the `hit` and `miss` counts of a service's result cache metric.

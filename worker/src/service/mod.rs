@@ -34,6 +34,8 @@ mod habitat_store;
 mod habitat_summary;
 #[cfg(test)]
 mod habitat_tests;
+#[cfg(test)]
+mod parameters_tests;
 mod round_tally;
 mod rounds;
 #[cfg(test)]

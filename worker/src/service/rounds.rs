@@ -20,7 +20,7 @@ use super::{
 use crate::cache::SequenceOutcome;
 use crate::error::{Exclusion, ExclusionKind};
 use crate::extract::{ExtractContext, compute_features, load_sequence};
-use crate::features::ExtractionSettings;
+use crate::feature_request::FeatureRequest;
 use crate::manifest::SequenceFiles;
 use crate::metrics::Decision;
 use crate::perturbed_features::{RoundPerturbation, copy_features};
@@ -30,14 +30,15 @@ use crate::perturbed_features::{RoundPerturbation, copy_features};
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct ValidatedExtract {
     pub(super) sequences: Vec<String>,
-    pub(super) settings: ExtractionSettings,
+    /// The features and mask label of the round.
+    pub(super) features: FeatureRequest,
     /// The perturbation design, when the round also makes perturbed copies.
     pub(super) perturbation: Option<RoundPerturbation>,
     /// Requested pseudonyms, sorted and without repeats; empty means every
     /// patient of the manifest.
     pub(super) pseudonyms: Vec<String>,
     /// The habitat round whose regions the round extracts, or `None` for
-    /// the single region `whole` from the mask label of `settings`.
+    /// the single region `whole` from the mask label of `features`.
     pub(super) habitat: Option<HabitatRegionsRef>,
     /// Regions to extract, in request order without repeats.
     pub(super) regions: Vec<String>,
@@ -78,9 +79,9 @@ pub(super) fn validate_extract(
             field: "settings",
             reason: "missing".into(),
         })?;
-    let settings =
-        ExtractionSettings::from_proto(settings).map_err(|error| RequestError::InvalidField {
-            field: "settings",
+    let features =
+        FeatureRequest::from_proto(settings).map_err(|error| RequestError::InvalidField {
+            field: error.field(),
             reason: error.to_string(),
         })?;
     let perturbation = request
@@ -93,10 +94,10 @@ pub(super) fn validate_extract(
             reason: error.to_string(),
         })?;
     let pseudonyms = validate_pseudonyms(state, &request.pseudonyms)?;
-    let (habitat, regions) = validate_regions(state, request, &settings)?;
+    let (habitat, regions) = validate_regions(state, request, &features)?;
     Ok(ValidatedExtract {
         sequences: request.sequences.clone(),
-        settings,
+        features,
         perturbation,
         pseudonyms,
         habitat,
@@ -208,11 +209,11 @@ pub(super) fn extract_job(
         };
         return extract_regions(sequence, &patient, context, request, habitat);
     }
-    let features = compute_features(sequence, &loaded.image, &loaded.roi, context.settings);
+    let features = compute_features(sequence, &loaded.image, &loaded.roi, context.features);
     let copies = match (&features, &request.perturbation) {
         (Ok(_), Some(perturbation)) => Some(vec![(
             WHOLE_REGION.to_string(),
-            copy_features(sequence, pseudonym, &loaded, perturbation, context.settings)
+            copy_features(sequence, pseudonym, &loaded, perturbation, context.features)
                 .map_err(|failure| failure.to_string()),
         )]),
         _ => None,
@@ -300,7 +301,7 @@ pub(super) async fn run_round(
             region_order(&b.region),
         ))
     });
-    let feature_names = request.settings.feature_names();
+    let feature_names = request.features.feature_names();
     let summary = RoundSummary {
         round_id: round_id.to_string(),
         n_extracted: events.iter().filter(|e| e.error.is_none()).count() as u32,

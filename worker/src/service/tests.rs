@@ -111,6 +111,7 @@ fn proto_settings() -> ProtoSettings {
         feature_classes: vec!["firstorder".into()],
         bin_width: 0.5,
         label: 1,
+        parameters_json: String::new(),
     }
 }
 
@@ -201,11 +202,11 @@ fn synthetic_round(copies: Option<RoundCopies>) -> RoundResult {
     RoundResult {
         request: ValidatedExtract {
             sequences: vec!["PET".into()],
-            settings: ExtractionSettings {
+            features: crate::feature_request::FeatureRequest::from_settings(ExtractionSettings {
                 classes: vec![FeatureClass::FirstOrder],
                 bin_width: 1.0,
                 label: 1,
-            },
+            }),
             perturbation: None,
             pseudonyms: Vec::new(),
             habitat: None,
