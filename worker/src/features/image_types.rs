@@ -12,7 +12,7 @@ use super::{
     ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError, MAX_GREY_LEVELS, discretize,
     firstorder, glcm, gldm, glrlm, glszm, ngtdm, normalize, resegment, shape,
 };
-use crate::filters::{ImageType, derive_images};
+use crate::filters::{ImageType, VoxelBox, derive_images};
 use crate::image::Volume;
 use crate::mask::{Roi, roi_values};
 
@@ -94,13 +94,18 @@ pub fn compute_image_types(
             options,
         )?;
     }
+    // The features read only ROI voxels, so the filters compute their output on the
+    // ROI's bounding box alone, and the ROI is cut to the same box.
+    let region =
+        VoxelBox::around(feature_roi).unwrap_or_else(|| VoxelBox::whole(image.geometry.dims));
+    let region_roi = region.crop_roi(feature_roi);
     for spec in image_types {
         let span = tracing::debug_span!("image_type", image_type = spec.image_type.key());
         let _entered = span.enter();
-        for derived in derive_images(image, &spec.image_type)? {
+        for derived in derive_images(image, &spec.image_type, &region)? {
             let features = intensity_classes(
                 &derived.volume,
-                feature_roi,
+                &region_roi,
                 &settings.classes,
                 &spec.options,
             )?;
