@@ -302,9 +302,9 @@ fn run_parallel(cases: &[Case], parameters: &ParameterFile, threads: usize) -> f
     start.elapsed().as_secs_f64()
 }
 
-/// Runs benches/extraction.py on the cases, with the parameter file when given;
-/// returns PyRadiomics' version and its per-case times and values, or why it could not
-/// run. The case list is written to `folder`.
+/// Runs benches/extraction.py on the cases, with the parameter file when given, and
+/// writes the case list to `folder`. Returns PyRadiomics' version and its per-case times
+/// and values, or why it could not run.
 fn run_pyradiomics(
     cases: &[Case],
     folder: &Path,

@@ -1,10 +1,10 @@
 """PyRadiomics side of `cargo bench -p radstudy-worker --bench peak_memory`.
 
-Extracts one case with a PyRadiomics parameter file and prints one JSON line: the
-peak resident set size (`VmHWM` of /proc/self/status, KiB) before the extraction,
-with Python, numpy, SimpleITK and PyRadiomics loaded, and after it, the seconds that
-`RadiomicsFeatureExtractor.execute` took, and the number of feature values (the
-`diagnostics_` entries left out). Linux only.
+Extracts one case with a PyRadiomics parameter file and prints one JSON line. Its
+fields are the peak resident set size in KiB (`VmHWM` of /proc/self/status) before
+the extraction, with Python, numpy, SimpleITK and PyRadiomics loaded, and after it.
+The line also gives the seconds that `RadiomicsFeatureExtractor.execute` took and the
+number of feature values, without the `diagnostics_` entries. Linux only.
 
 Usage: python peak_memory.py IMAGE MASK PARAMETER_FILE. Needs `pip install
 pyradiomics-bhklab`.

@@ -258,7 +258,7 @@ pub fn filter_axis_range(
     let mut anticausal = vec![0.0; length * inner];
     for block in 0..outer {
         let lines = &source[block * length * inner..(block + 1) * length * inner];
-        let kept = &mut target[block * keep.len() * inner..(block + 1) * keep.len() * inner];
+        let kept_rows = &mut target[block * keep.len() * inner..(block + 1) * keep.len() * inner];
         if inner == 1 {
             coefficients.causal_line(lines, keep.end, &mut causal);
             coefficients.anticausal_line(lines, keep.start, &mut anticausal);
@@ -267,7 +267,7 @@ pub fn filter_axis_range(
             coefficients.anticausal_rows(lines, inner, keep.start, &mut anticausal);
         }
         let from = keep.start * inner;
-        for ((value, forward), backward) in kept
+        for ((value, forward), backward) in kept_rows
             .iter_mut()
             .zip(&causal[from..keep.end * inner])
             .zip(&anticausal[from..keep.end * inner])
@@ -279,7 +279,7 @@ pub fn filter_axis_range(
 }
 
 impl Coefficients {
-    /// Causal pass over `inner` interleaved lines (row `n` holds voxel `n` of every
+    /// Causal pass over `inner` interleaved lines (row `n` contains voxel `n` of every
     /// line), for rows `0..end`, into `causal`.
     fn causal_rows(&self, lines: &[f64], inner: usize, end: usize, causal: &mut [f64]) {
         let row = |n: usize| &lines[n * inner..(n + 1) * inner];

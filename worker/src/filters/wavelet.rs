@@ -50,9 +50,9 @@ pub type WaveletImage = (String, Volume);
 /// Computes the wavelet images of `image` on the voxels of `region` (see the module
 /// documentation for names and order).
 ///
-/// One level's output at voxel n along an axis reads the input at n − 2 to n + 3, so
-/// after T levels the outputs in `region` read `region` widened by 2T voxels before and
-/// 3T after, on the periodic (wrapped) padded image. Only that widened box is gathered
+/// One level's output at voxel n along an axis reads the input at n − 2 to n + 3. After
+/// T levels, the outputs in `region` therefore read `region` widened by 2T voxels before
+/// and 3T after, on the periodic (wrapped) padded image. Only that widened box is gathered
 /// and transformed, with the same taps in the same order as on the whole image, so the
 /// values in `region` equal those of the whole-image transform bit for bit.
 pub fn wavelet(
@@ -184,9 +184,9 @@ fn convolve_axis(data: ArrayView3<f64>, axis: usize, taps: &[f64; 6]) -> Array3<
     let data = data.as_standard_layout();
     let shape: [usize; 3] = std::array::from_fn(|index| data.shape()[index]);
     let (outer, length, inner) = split_shape(shape, axis);
-    let kept = length - (taps.len() - 1);
+    let output_length = length - (taps.len() - 1);
     let mut output_shape = shape;
-    output_shape[axis] = kept;
+    output_shape[axis] = output_length;
     let mut output = Array3::<f64>::zeros(output_shape);
     let (Some(source), Some(target)) = (data.as_slice(), output.as_slice_mut()) else {
         unreachable!("both arrays are in C order");
@@ -194,9 +194,10 @@ fn convolve_axis(data: ArrayView3<f64>, axis: usize, taps: &[f64; 6]) -> Array3<
 
     for block in 0..outer {
         let lines = &source[block * length * inner..(block + 1) * length * inner];
-        let outputs = &mut target[block * kept * inner..(block + 1) * kept * inner];
+        let outputs =
+            &mut target[block * output_length * inner..(block + 1) * output_length * inner];
         if inner == 1 {
-            // One contiguous line: window t holds x[t..t + 6], so x[t + 5 − j] = window[5 − j].
+            // One contiguous line: window t is x[t..t + 6], so x[t + 5 − j] = window[5 − j].
             for (value, window) in outputs.iter_mut().zip(lines.windows(taps.len())) {
                 let mut sum = 0.0;
                 sum += taps[0] * window[5];
@@ -301,6 +302,7 @@ mod tests {
         ndarray::Zip::indexed(&mut data).for_each(|(i, j, k), value| {
             *value = image.data[[i % dims[0], j % dims[1], k % dims[2]]];
         });
+
         let periodic = |data: &Array3<f64>, axis: usize, taps: &[f64; 6]| {
             let mut output = Array3::<f64>::zeros(data.dim());
             let length = data.len_of(ndarray::Axis(axis));
@@ -324,6 +326,7 @@ mod tests {
                 data = periodic(&data, axis, &low);
             }
         }
+
         let mut outputs = Vec::new();
         for _ in 0..level {
             let mut bands = vec![data.clone()];
@@ -337,6 +340,7 @@ mod tests {
             outputs.extend(bands);
         }
         outputs.push(data);
+
         outputs
             .into_iter()
             .map(|band| band.slice(s![..dims[0], ..dims[1], ..dims[2]]).to_owned())
