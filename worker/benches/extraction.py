@@ -4,7 +4,7 @@ Extracts the features of each case with PyRadiomics, by default with its default
 settings: every feature class on the original image, bin width 25, label 1. With
 `--param FILE` it uses that PyRadiomics parameter file instead (the bench's
 `--filters` mode passes one that adds LoG and Wavelet). The cases run one after
-another on one thread. For each case it prints one JSON line with the case id, the
+another on one thread (SimpleITK limited to one thread too). For each case it prints one JSON line with the case id, the
 seconds that `RadiomicsFeatureExtractor.execute` took, and the feature values of
 every image type (the `diagnostics_` entries are left out). The time includes
 reading the files, as on radstudy's side.
@@ -21,11 +21,14 @@ import logging
 import time
 
 import radiomics
+import SimpleITK
 from radiomics import featureextractor
 
 
 def main(cases_path, parameter_file):
     radiomics.setVerbosity(logging.ERROR)
+    # SimpleITK's filters (LoG) use every core by default; the bench compares one thread.
+    SimpleITK.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     if parameter_file is None:
         extractor = featureextractor.RadiomicsFeatureExtractor()
         extractor.enableAllFeatures()

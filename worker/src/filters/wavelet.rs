@@ -55,6 +55,10 @@ pub type WaveletImage = (String, Volume);
 /// and 3T after, on the periodic (wrapped) padded image. Only that widened box is gathered
 /// and transformed, with the same taps in the same order as on the whole image, so the
 /// values in `region` equal those of the whole-image transform bit for bit.
+// NOTE: PyWavelets keeps float32 input in float32, so PyRadiomics transforms a float32
+// image (such as the STS MR NIfTI files) in single precision, while this runs in f64.
+// The bands then differ by about 1e-7 relative, enough to move voxels across bin edges:
+// on the 49 STS MR lesions up to 1,008 of 4,557 values per band differ by more than 1e-6.
 pub fn wavelet(
     image: &Volume,
     start_level: u32,
