@@ -1,18 +1,23 @@
 //! Times feature extraction on the MR T1 lesions of the soft-tissue-sarcoma
 //! cohort, radstudy against PyRadiomics, in one run, and prints a table.
 //!
-//! Run with `cargo bench -p radstudy-worker --bench extraction`. Add
-//! `-- --per-case` for one line per lesion, or `-- --phases` for a table of the
-//! time per step of radstudy alone (reading, ROI, each class), without the
-//! other rows. The data root is
-//! `RADSTUDY_DATA_ROOT`, or `../shared/data` next to the repository; every
-//! `sts/STS_*/MR_T1_{image,mask}.nii.gz` pair is a case.
+//! Run with `cargo bench -p radstudy-worker --bench extraction`. Options, after `--`:
+//! - `--per-case`: one more table with one line per lesion;
+//! - `--filters`: the filtered image types too (see below);
+//! - `--skip-pyradiomics`: time radstudy alone;
+//! - `--phases`: a table of the time per step of radstudy alone (reading, ROI, each
+//!   class), without the other rows.
 //!
-//! Settings on both sides: PyRadiomics' defaults (no parameter file):
-//! the original image, every feature class (shape, firstorder, glcm, glrlm,
-//! glszm, gldm, ngtdm), bin width 25, label 1. Each side reads the files
-//! itself, and the times include reading, because that is what a user
-//! waits for.
+//! The data root is `RADSTUDY_DATA_ROOT`, or `../shared/data` next to the repository;
+//! every `sts/STS_*/MR_T1_{image,mask}.nii.gz` pair is a case.
+//!
+//! Settings on both sides: PyRadiomics' defaults (no parameter file): the original
+//! image, every feature class (shape, firstorder, glcm, glrlm, glszm, gldm, ngtdm), bin
+//! width 25, label 1. With `--filters`, both sides read one parameter file that adds
+//! LoG with σ = 1.0, 2.0 and 3.0 mm and Wavelet (coif1, one level, 8 bands) to the
+//! original image, with the same classes and bin width, so each lesion gets 12 image
+//! types. Each side reads the files itself, and the times include reading, because
+//! that is what a user waits for.
 //!
 //! Rows:
 //! - radstudy, 1 thread: the cases one after another;
@@ -25,7 +30,8 @@
 //!
 //! The values are compared too: the table ends with the largest relative
 //! difference over the features both sides computed, so a speed-up never
-//! hides different settings.
+//! hides different settings. With `--filters` a second table gives the largest
+//! difference per image type.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -47,8 +53,26 @@ struct Timed {
     features: BTreeMap<String, f64>,
 }
 
+/// Parameter file of `--filters`, in PyRadiomics' format. Without `featureClass` both
+/// sides enable every class.
+const FILTERS_PARAMETERS: &str = "\
+imageType:
+  Original: {}
+  LoG:
+    sigma: [1.0, 2.0, 3.0]
+  Wavelet: {}
+setting:
+  binWidth: 25
+  label: 1
+";
+
 fn main() {
-    let per_case = std::env::args().any(|arg| arg == "--per-case");
+    let arguments: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| arguments.iter().any(|argument| argument == name);
+    let per_case = flag("--per-case");
+    let filters = flag("--filters");
+    let skip_pyradiomics = flag("--skip-pyradiomics");
+
     let data_root = std::env::var_os("RADSTUDY_DATA_ROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
@@ -60,10 +84,24 @@ fn main() {
         );
         std::process::exit(1);
     }
-    let parameters = match load_parameters(None, None) {
+
+    let folder =
+        std::env::temp_dir().join(format!("radstudy-extraction-bench-{}", std::process::id()));
+    if let Err(error) = std::fs::create_dir_all(&folder) {
+        eprintln!("cannot create {}: {error}", folder.display());
+        std::process::exit(1);
+    }
+    let parameter_file = filters.then(|| folder.join("filters.yaml"));
+    if let Some(path) = &parameter_file
+        && let Err(error) = std::fs::write(path, FILTERS_PARAMETERS)
+    {
+        eprintln!("cannot write {}: {error}", path.display());
+        std::process::exit(1);
+    }
+    let parameters = match load_parameters(parameter_file.as_deref(), None) {
         Ok(parameters) => parameters,
         Err(error) => {
-            eprintln!("default parameters: {error}");
+            eprintln!("bench parameters: {error}");
             std::process::exit(1);
         }
     };
@@ -79,12 +117,24 @@ fn main() {
     let parallel_seconds = run_parallel(&cases, &parameters, 2);
 
     // PyRadiomics, one process.
-    let python = run_pyradiomics(&cases);
+    let python = if skip_pyradiomics {
+        Err("skipped (--skip-pyradiomics)".to_string())
+    } else {
+        run_pyradiomics(&cases, &folder, parameter_file.as_deref())
+    };
+    let _ = std::fs::remove_dir_all(&folder);
 
-    println!(
-        "STS MR T1, {} lesions, PyRadiomics default settings, original image, all classes",
-        cases.len()
-    );
+    if filters {
+        println!(
+            "STS MR T1, {} lesions, original + LoG sigma 1.0, 2.0, 3.0 mm + wavelet (8 bands), all classes, bin width 25",
+            cases.len()
+        );
+    } else {
+        println!(
+            "STS MR T1, {} lesions, PyRadiomics default settings, original image, all classes",
+            cases.len()
+        );
+    }
     println!();
     println!("| run | threads | total s | per lesion ms | speed-up |");
     println!("| --- | ---: | ---: | ---: | ---: |");
@@ -128,26 +178,57 @@ fn main() {
         serial_seconds / parallel_seconds
     );
 
-    if let Ok((_, timed)) = &python {
-        let (compared, worst) = largest_difference(&serial, timed);
+    let Ok((_, timed)) = &python else {
+        return;
+    };
+    let differences = largest_differences(&serial, timed);
+    let compared: usize = differences.values().map(|d| d.compared).sum();
+    let worst = differences
+        .values()
+        .max_by(|a, b| a.largest.total_cmp(&b.largest));
+    if let Some(worst) = worst {
         println!(
             "values: {compared} feature values compared, largest relative difference {:.2e} ({})",
-            worst.0, worst.1
+            worst.largest, worst.location
         );
-        if per_case {
-            println!();
-            println!("| lesion | radstudy ms | PyRadiomics ms | speed-up |");
-            println!("| --- | ---: | ---: | ---: |");
-            for ours in &serial {
-                if let Some(theirs) = timed.iter().find(|t| t.id == ours.id) {
-                    println!(
-                        "| {} | {:.1} | {:.1} | {:.1}x |",
-                        ours.id,
-                        1000.0 * ours.seconds,
-                        1000.0 * theirs.seconds,
-                        theirs.seconds / ours.seconds
-                    );
-                }
+    }
+    let missing = missing_features(&serial, timed);
+    if !missing.is_empty() {
+        println!(
+            "features computed by one side only: {} (first: {})",
+            missing.len(),
+            missing[0]
+        );
+    }
+    if filters {
+        println!();
+        println!(
+            "| image type | values compared | above 1e-6 relative | largest relative difference | where |"
+        );
+        println!("| --- | ---: | ---: | ---: | --- |");
+        for (image_type, difference) in &differences {
+            println!(
+                "| {image_type} | {} | {} | {:.2e} | {} |",
+                difference.compared,
+                difference.above_tolerance,
+                difference.largest,
+                difference.location
+            );
+        }
+    }
+    if per_case {
+        println!();
+        println!("| lesion | radstudy ms | PyRadiomics ms | speed-up |");
+        println!("| --- | ---: | ---: | ---: |");
+        for ours in &serial {
+            if let Some(theirs) = timed.iter().find(|t| t.id == ours.id) {
+                println!(
+                    "| {} | {:.1} | {:.1} | {:.1}x |",
+                    ours.id,
+                    1000.0 * ours.seconds,
+                    1000.0 * theirs.seconds,
+                    theirs.seconds / ours.seconds
+                );
             }
         }
     }
@@ -231,12 +312,14 @@ fn run_parallel(cases: &[Case], parameters: &ParameterFile, threads: usize) -> f
     start.elapsed().as_secs_f64()
 }
 
-/// Runs benches/extraction.py on the cases; returns PyRadiomics' version
-/// and its per-case times and values, or why it could not run.
-fn run_pyradiomics(cases: &[Case]) -> Result<(String, Vec<Timed>), String> {
-    let folder =
-        std::env::temp_dir().join(format!("radstudy-extraction-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&folder).map_err(|e| format!("temporary folder: {e}"))?;
+/// Runs benches/extraction.py on the cases, with the parameter file when given, and
+/// writes the case list to `folder`. Returns PyRadiomics' version and its per-case times
+/// and values, or why it could not run.
+fn run_pyradiomics(
+    cases: &[Case],
+    folder: &Path,
+    parameter_file: Option<&Path>,
+) -> Result<(String, Vec<Timed>), String> {
     let list = folder.join("cases.csv");
     let mut text = String::from("ID,Image,Mask\n");
     for case in cases {
@@ -251,9 +334,12 @@ fn run_pyradiomics(cases: &[Case]) -> Result<(String, Vec<Timed>), String> {
 
     let python = std::env::var("RADSTUDY_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/extraction.py");
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .arg(&list)
+    let mut command = Command::new(&python);
+    command.arg(&script).arg(&list);
+    if let Some(path) = parameter_file {
+        command.arg("--param").arg(path);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -288,7 +374,6 @@ fn run_pyradiomics(cases: &[Case]) -> Result<(String, Vec<Timed>), String> {
     let output = child
         .wait_with_output()
         .map_err(|e| format!("waiting for {python}: {e}"))?;
-    let _ = std::fs::remove_dir_all(&folder);
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().last().unwrap_or("no message");
@@ -304,11 +389,23 @@ fn run_pyradiomics(cases: &[Case]) -> Result<(String, Vec<Timed>), String> {
     Ok((version, timed))
 }
 
-/// Returns how many values both sides computed, and the largest relative
-/// difference (absolute below 1e-9 in size) with the case and feature.
-fn largest_difference(ours: &[Timed], theirs: &[Timed]) -> (usize, (f64, String)) {
-    let mut compared = 0;
-    let mut worst = (0.0, String::from("none"));
+/// Comparison of the values of one image type.
+#[derive(Default)]
+struct Difference {
+    /// Values both sides computed.
+    compared: usize,
+    /// Values whose relative difference is above 1e-6.
+    above_tolerance: usize,
+    /// Largest relative difference (absolute below 1e-9 in size).
+    largest: f64,
+    /// Case and feature of the largest difference.
+    location: String,
+}
+
+/// Compares every value both sides computed, per image type (the part of the feature
+/// name before the first `_`).
+fn largest_differences(ours: &[Timed], theirs: &[Timed]) -> BTreeMap<String, Difference> {
+    let mut differences: BTreeMap<String, Difference> = BTreeMap::new();
     for mine in ours {
         let Some(other) = theirs.iter().find(|t| t.id == mine.id) else {
             continue;
@@ -317,13 +414,41 @@ fn largest_difference(ours: &[Timed], theirs: &[Timed]) -> (usize, (f64, String)
             let Some(reference) = other.features.get(name) else {
                 continue;
             };
-            compared += 1;
+            let image_type = name.split('_').next().unwrap_or(name);
+            let entry = differences.entry(image_type.to_string()).or_default();
+            entry.compared += 1;
             let scale = reference.abs().max(1e-9);
             let difference = (value - reference).abs() / scale;
-            if difference > worst.0 {
-                worst = (difference, format!("{} {name}", mine.id));
+            if difference > 1e-6 {
+                entry.above_tolerance += 1;
+            }
+            if difference > entry.largest || entry.location.is_empty() {
+                entry.largest = difference;
+                entry.location = format!("{} {name}", mine.id);
             }
         }
     }
-    (compared, worst)
+    differences
+}
+
+/// Lists `case feature` for every value that only one side computed.
+fn missing_features(ours: &[Timed], theirs: &[Timed]) -> Vec<String> {
+    let mut missing = Vec::new();
+    for mine in ours {
+        let Some(other) = theirs.iter().find(|t| t.id == mine.id) else {
+            continue;
+        };
+        let only_ours = mine
+            .features
+            .keys()
+            .filter(|name| !other.features.contains_key(*name));
+        let only_theirs = other
+            .features
+            .keys()
+            .filter(|name| !mine.features.contains_key(*name));
+        for name in only_ours.chain(only_theirs) {
+            missing.push(format!("{} {name}", mine.id));
+        }
+    }
+    missing
 }

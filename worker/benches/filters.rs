@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use radstudy_worker::filters::{ImageType, Sigma, derive_images};
+use radstudy_worker::filters::{ImageType, Sigma, VoxelBox, derive_images};
 use radstudy_worker::image::read_volume;
 
 const RUNS: usize = 5;
@@ -61,7 +61,7 @@ fn main() {
         let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
             let start = Instant::now();
-            let images = derive_images(&image, &image_type);
+            let images = derive_images(&image, &image_type, &VoxelBox::whole(image.geometry.dims));
             times.push(start.elapsed());
             if let Err(error) = images {
                 eprintln!("{name} failed: {error}");

@@ -529,10 +529,11 @@ fn extract_in_round(
         bin_width: 25.0,
         label,
     };
+    let request = radstudy_worker::feature_request::FeatureRequest::from_settings(settings);
     let canonical_root = std::fs::canonicalize(root).expect("root resolves");
     let context = ExtractContext {
         canonical_root: &canonical_root,
-        settings: &settings,
+        features: &request,
         tolerance: &GeometryTolerance::default(),
     };
     extract_sequence("MR", &SequenceFiles { image, mask }, &context)

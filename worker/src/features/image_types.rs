@@ -17,7 +17,7 @@ use super::{
     ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError, MAX_GREY_LEVELS, discretize,
     firstorder, glcm, gldm, glrlm, glszm, ngtdm, normalize, resegment, shape, shape2d,
 };
-use crate::filters::{ImageType, derive_images};
+use crate::filters::{ImageType, VoxelBox, derive_images};
 use crate::image::Volume;
 use crate::mask::{Roi, roi_values};
 
@@ -146,25 +146,29 @@ pub fn compute_image_types(
             options,
         )?;
     }
+    // The features read only ROI voxels, so the filters compute their output on the
+    // ROI's bounding box alone, and the ROI is cut to the same box.
+    let region =
+        VoxelBox::around(feature_roi).unwrap_or_else(|| VoxelBox::whole(image.geometry.dims));
+    let region_roi = region.crop_roi(feature_roi);
     for spec in image_types {
         let span = tracing::debug_span!("image_type", image_type = spec.image_type.key());
         let _entered = span.enter();
-        // The original image is used as it is, without the copy that `derive_images`
-        // returns for it.
+        // The original image is used as it is, without the cropped copy that
+        // `derive_images` returns for it.
         let derived = match spec.image_type {
             ImageType::Original => Vec::new(),
-            _ => derive_images(image, &spec.image_type)?,
+            _ => derive_images(image, &spec.image_type, &region)?,
         };
-        let images: Vec<(&str, &Volume)> = match spec.image_type {
-            ImageType::Original => vec![("original", image)],
+        let images: Vec<(&str, &Volume, &Roi)> = match spec.image_type {
+            ImageType::Original => vec![("original", image, feature_roi)],
             _ => derived
                 .iter()
-                .map(|derived| (derived.name.as_str(), &derived.volume))
+                .map(|derived| (derived.name.as_str(), &derived.volume, &region_roi))
                 .collect(),
         };
-        for (name, volume) in images {
-            let features =
-                intensity_classes(volume, feature_roi, &settings.classes, &spec.options)?;
+        for (name, volume, image_roi) in images {
+            let features = intensity_classes(volume, image_roi, &settings.classes, &spec.options)?;
             for (class, class_features) in features {
                 push_selected(&mut output, name, class, class_features, &spec.options)?;
             }

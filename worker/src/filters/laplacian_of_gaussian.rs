@@ -13,9 +13,12 @@
 //! each intermediate image and the sum as float32, so every step here rounds to f32 too.
 //! PyRadiomics skips a σ unless every axis has at least ⌈σ / spacing⌉ + 1 voxels, and
 //! skips every σ when any axis has fewer than 4 voxels; [`laplacian_of_gaussian`] does
-//! the same and returns `None` for a skipped σ.
+//! the same and returns a [`LogSkip`] for a skipped σ.
 
-use super::recursive_gaussian::{Coefficients, Order, filter_axis};
+use ndarray::Array3;
+
+use super::recursive_gaussian::{Coefficients, Order, filter_axis_range};
+use super::region::{MemoryOrder, VoxelBox};
 use super::round_to_f32;
 use crate::image::Volume;
 
@@ -40,9 +43,18 @@ pub enum LogSkip {
     },
 }
 
-/// Computes the LoG image of `image` for `sigma_mm` (> 0), or the reason PyRadiomics
-/// would skip this σ.
-pub fn laplacian_of_gaussian(image: &Volume, sigma_mm: f64) -> Result<Volume, LogSkip> {
+/// Computes the LoG image of `image` for `sigma_mm` (> 0) on the voxels of `region`, or
+/// the reason PyRadiomics would skip this σ.
+///
+/// The values in `region` are those of the filter on the whole image: each pass filters
+/// whole lines, and only the lines that reach `region` through the later passes are
+/// filtered. The first pass of each term covers the whole image, the second the slab of
+/// `region` along the first pass's axis, and the third the box's columns.
+pub fn laplacian_of_gaussian(
+    image: &Volume,
+    sigma_mm: f64,
+    region: &VoxelBox,
+) -> Result<Volume, LogSkip> {
     let dims = image.geometry.dims;
     let spacing = image.geometry.spacing;
     if dims.iter().any(|&size| size < MIN_AXIS_VOXELS) {
@@ -53,15 +65,25 @@ pub fn laplacian_of_gaussian(image: &Volume, sigma_mm: f64) -> Result<Volume, Lo
         return Err(LogSkip::SigmaTooLarge { dims, spacing });
     }
 
-    let mut sum = ndarray::Array3::<f64>::zeros(image.data.dim());
+    let input = MemoryOrder::of(image.data.view());
+    let mut sum = Array3::<f64>::zeros(input.permute(region.dims()));
     for derivative_axis in 0..3 {
         // Second derivative along this axis, then smoothing along the other two.
-        let mut term = image.data.clone();
         let second = Coefficients::new(Order::Second, sigma_mm, spacing[derivative_axis], true);
-        filter_axis(&mut term, derivative_axis, &second);
+        let mut term = filter_axis_range(
+            input.data.view(),
+            input.position(derivative_axis),
+            &second,
+            region.range(derivative_axis),
+        );
         for smoothing_axis in (0..3).filter(|&axis| axis != derivative_axis) {
             let zero = Coefficients::new(Order::Zero, sigma_mm, spacing[smoothing_axis], true);
-            filter_axis(&mut term, smoothing_axis, &zero);
+            term = filter_axis_range(
+                term.view(),
+                input.position(smoothing_axis),
+                &zero,
+                region.range(smoothing_axis),
+            );
         }
 
         // Index-space derivative to per mm², accumulated in float32 as ITK does.
@@ -74,8 +96,8 @@ pub fn laplacian_of_gaussian(image: &Volume, sigma_mm: f64) -> Result<Volume, Lo
     }
 
     Ok(Volume {
-        data: sum,
-        geometry: image.geometry.clone(),
+        data: input.to_image_axes(sum),
+        geometry: region.geometry(&image.geometry),
         stored_as_integer: false,
     })
 }
@@ -113,7 +135,9 @@ mod tests {
         // σ²·2 = 4.5 far from the edges. The recursive fit and f32 rounding leave < 1e-3.
         let spacing = [0.5, 1.0, 1.0];
         let data = Array3::from_shape_fn((61, 8, 8), |(i, _, _)| (i as f64 * 0.5 - 15.0).powi(2));
-        let output = laplacian_of_gaussian(&volume(data, spacing), 1.5).expect("large enough");
+        let output =
+            laplacian_of_gaussian(&volume(data, spacing), 1.5, &VoxelBox::whole([61, 8, 8]))
+                .expect("large enough");
         let centre = output.data[[30, 4, 4]];
         assert!((centre - 4.5).abs() < 1e-3, "{centre}");
     }
@@ -122,14 +146,15 @@ mod tests {
     fn log_skips_sigma_larger_than_image() {
         // 4 voxels of 1 mm fit σ ≤ 3 mm (⌈3⌉ + 1 = 4), not σ = 3.5 mm.
         let image = volume(Array3::zeros((4, 4, 4)), [1.0; 3]);
-        assert!(laplacian_of_gaussian(&image, 3.0).is_ok());
+        let whole = VoxelBox::whole([4, 4, 4]);
+        assert!(laplacian_of_gaussian(&image, 3.0, &whole).is_ok());
         assert!(matches!(
-            laplacian_of_gaussian(&image, 3.5),
+            laplacian_of_gaussian(&image, 3.5, &whole),
             Err(LogSkip::SigmaTooLarge { .. })
         ));
         let flat = volume(Array3::zeros((4, 4, 3)), [1.0; 3]);
         assert!(matches!(
-            laplacian_of_gaussian(&flat, 1.0),
+            laplacian_of_gaussian(&flat, 1.0, &VoxelBox::whole([4, 4, 3])),
             Err(LogSkip::ImageTooSmall { dims: [4, 4, 3] })
         ));
     }
@@ -139,5 +164,33 @@ mod tests {
         assert_eq!(image_type_name("1.0"), "log-sigma-1-0-mm-3D");
         assert_eq!(image_type_name("2"), "log-sigma-2-mm-3D");
         assert_eq!(image_type_name("0.5"), "log-sigma-0-5-mm-3D");
+    }
+
+    #[test]
+    fn log_in_box_equals_cropped_whole_image() {
+        // The box version filters the same whole lines as the whole-image version, so
+        // its values must be bit-identical to the crop of the whole-image LoG, for a
+        // Fortran-order image (as NIfTI and NRRD volumes are) with unequal spacing.
+        use ndarray::ShapeBuilder;
+        let shape = (14, 11, 9);
+        let data = Array3::from_shape_fn(shape.f(), |(i, j, k)| {
+            ((i * 7 + j * 13 + k * 29) % 31) as f64 * 10.0 - 100.0 + (i * j) as f64
+        });
+        let image = volume(data, [0.8, 0.9, 3.0]);
+        let region = VoxelBox {
+            from: [2, 0, 5],
+            to: [9, 11, 8],
+        };
+        for sigma_mm in [1.0, 2.0, 3.0] {
+            let whole = laplacian_of_gaussian(&image, sigma_mm, &VoxelBox::whole([14, 11, 9]))
+                .expect("large enough");
+            let boxed = laplacian_of_gaussian(&image, sigma_mm, &region).expect("large enough");
+            assert_eq!(boxed.geometry, region.geometry(&image.geometry));
+            assert_eq!(
+                boxed.data,
+                region.crop_volume(&whole).data,
+                "sigma {sigma_mm}"
+            );
+        }
     }
 }

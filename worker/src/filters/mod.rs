@@ -2,9 +2,11 @@
 //! PyRadiomics' names (`original`, `log-sigma-1-0-mm-3D`, `wavelet-LLH`, `square`,
 //! `squareroot`, `logarithm`, `exponential`, `gradient`).
 //!
-//! Each filter runs on the whole image after normalisation, as PyRadiomics'
-//! `RadiomicsFeatureExtractor.execute` does without `preCrop`, and the features of every
-//! image type are then computed on the same ROI. Filters that SimpleITK computes (LoG,
+//! Each filter's values are those of the filter run on the whole image after
+//! normalisation, as PyRadiomics' `RadiomicsFeatureExtractor.execute` runs it without
+//! `preCrop`, and the features of every image type are then computed on the same ROI.
+//! The output covers only a requested box (the ROI's bounding box in the pipeline),
+//! because the features read nothing else. Filters that SimpleITK computes (LoG,
 //! Gradient) round their output to float32 as SimpleITK 2.5 does; the others stay in f64
 //! as PyRadiomics' numpy code does.
 
@@ -13,11 +15,13 @@ pub mod gradient;
 pub mod laplacian_of_gaussian;
 pub mod logarithm;
 pub mod recursive_gaussian;
+pub mod region;
 pub mod square;
 pub mod square_root;
 pub mod wavelet;
 
 use crate::image::Volume;
+pub use region::VoxelBox;
 
 /// One σ of the LoG image type, with its text as the parameter file writes it (for the
 /// output name).
@@ -100,7 +104,7 @@ impl ImageType {
 pub struct DerivedImage {
     /// Prefix of the feature names, such as `log-sigma-1-0-mm-3D`.
     pub name: String,
-    /// The filtered image on the grid of the original.
+    /// The filtered image on the voxels of the requested box of the original's grid.
     pub volume: Volume,
 }
 
@@ -127,11 +131,15 @@ pub enum FilterError {
     },
 }
 
-/// Computes the images of one image type from the (normalised) original. A LoG σ that
-/// PyRadiomics would skip is logged as a warning and left out.
+/// Computes the images of one image type from the (normalised) original, on the voxels
+/// of `region`. The values are those of the filter run on the whole image, cut to
+/// `region`: LoG and Wavelet compute only what `region` needs, and the other filters
+/// run on the whole image and are then cropped. A LoG σ that PyRadiomics would skip is
+/// logged as a warning and left out.
 pub fn derive_images(
     image: &Volume,
     image_type: &ImageType,
+    region: &VoxelBox,
 ) -> Result<Vec<DerivedImage>, FilterError> {
     let non_finite = image.data.iter().filter(|value| !value.is_finite()).count();
     if non_finite > 0 && *image_type != ImageType::Original {
@@ -144,11 +152,14 @@ pub fn derive_images(
     let single = |name: &str, volume: Volume| {
         Ok(vec![DerivedImage {
             name: name.to_string(),
-            volume,
+            volume: region.crop_volume(&volume),
         }])
     };
     match image_type {
-        ImageType::Original => single("original", image.clone()),
+        ImageType::Original => Ok(vec![DerivedImage {
+            name: "original".to_string(),
+            volume: region.crop_volume(image),
+        }]),
         ImageType::Square => single("square", square::square(image)?),
         ImageType::SquareRoot => single("squareroot", square_root::square_root(image)?),
         ImageType::Logarithm => single("logarithm", logarithm::logarithm(image)?),
@@ -160,7 +171,7 @@ pub fn derive_images(
             let mut images = Vec::new();
             for sigma in sigmas {
                 let name = laplacian_of_gaussian::image_type_name(&sigma.text);
-                match laplacian_of_gaussian::laplacian_of_gaussian(image, sigma.mm) {
+                match laplacian_of_gaussian::laplacian_of_gaussian(image, sigma.mm, region) {
                     Ok(volume) => images.push(DerivedImage { name, volume }),
                     Err(skip) => tracing::warn!(
                         image_type = %name,
@@ -173,7 +184,7 @@ pub fn derive_images(
             Ok(images)
         }
         ImageType::Wavelet { start_level, level } => {
-            Ok(wavelet::wavelet(image, *start_level, *level)
+            Ok(wavelet::wavelet(image, *start_level, *level, region)
                 .into_iter()
                 .map(|(name, volume)| DerivedImage { name, volume })
                 .collect())
@@ -223,7 +234,7 @@ pub(crate) mod tests {
     fn derive_rejects_non_finite_image() {
         let image = line_volume(&[1.0, f64::NAN]);
         assert_eq!(
-            derive_images(&image, &ImageType::Square).unwrap_err(),
+            derive_images(&image, &ImageType::Square, &VoxelBox::whole([2, 1, 1])).unwrap_err(),
             FilterError::NonFinite {
                 image_type: "Square",
                 count: 1
@@ -242,7 +253,8 @@ pub(crate) mod tests {
             (ImageType::Exponential, "exponential"),
             (ImageType::Gradient { use_spacing: true }, "gradient"),
         ] {
-            let images = derive_images(&image, &image_type).expect("filter runs");
+            let images = derive_images(&image, &image_type, &VoxelBox::whole([4, 1, 1]))
+                .expect("filter runs");
             assert_eq!(images.len(), 1);
             assert_eq!(images[0].name, name);
             assert_eq!(image_type.image_names(), [name]);
