@@ -1,8 +1,10 @@
 #!/bin/sh
 # Times the habitat step of radstudy and of scikit-image + scikit-learn back
-# to back: radstudy, then Python, then radstudy again, with the load average
-# before and after each run, so that the ratios compare runs under similar
-# load on a shared machine.
+# to back: radstudy, then Python, then radstudy again. The load average is
+# printed before and after each run, so that the ratios compare runs under
+# similar load on a shared machine. /usr/bin/time adds each whole process's CPU
+# time (reading the files and, for radstudy, cargo's start included), which
+# a loaded machine inflates less than wall time.
 #
 # Run from the repository root:
 #
@@ -30,11 +32,19 @@ load() {
     echo "load average ($1): $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%M:%S) UTC"
 }
 
+# Runs a command under /usr/bin/time; the first argument labels the line.
+timed() {
+    label=$1
+    shift
+    /usr/bin/time -f "$label process: %U s user, %S s system, %e s wall" "$@"
+}
+
 load "before radstudy"
-cargo bench -p radstudy-worker --bench habitat_step -- --per-patient
+timed radstudy cargo bench -p radstudy-worker --bench habitat_step -- --per-patient
 load "after radstudy, before Python"
 # $data_root_option is unquoted on purpose: empty, it adds no argument.
-"$python" worker/benches/habitat_step.py --per-patient $data_root_option
+timed Python "$python" worker/benches/habitat_step.py --per-patient $data_root_option
 load "after Python, before radstudy"
-cargo bench -p radstudy-worker --bench habitat_step -- --per-patient
+timed radstudy cargo bench -p radstudy-worker --bench habitat_step -- --per-patient
 load "after radstudy"
+
