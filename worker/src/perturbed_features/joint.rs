@@ -218,7 +218,8 @@ pub(super) fn rotation_axis_on(
     let other_normal = slice_normal(other);
     let cross = cross(reference_normal, other_normal);
     let sine = cross.iter().map(|c| c * c).sum::<f64>().sqrt();
-    if !(sine <= MAX_NORMAL_SINE) {
+    // NaN, from a zero-length direction, is rejected as well.
+    if sine.is_nan() || sine > MAX_NORMAL_SINE {
         return Err(format!(
             "its slice normal {other_normal:?} is not parallel to the reference's \
              {reference_normal:?} (sine of the angle {sine:.2e}, at most {MAX_NORMAL_SINE:e})"
