@@ -8,20 +8,24 @@
 //! memory; only their ICC sums leave it. In a round with habitat regions,
 //! each copy also reruns the habitat chain with the frozen population
 //! model ([`habitat_copy_features`]), so the ICC includes the variability
-//! of the habitat assignment.
+//! of the habitat assignment. In `joint` habitat mode a copy perturbs every
+//! sequence of the patient's joint space together, also when they lie on
+//! different grids ([`joint_habitat_copy_features`] states the rule).
+
+mod joint;
+
+pub use joint::{JointSpaceInputs, joint_habitat_copy_features};
 
 use radstudy_proto::v1::PerturbationSettings;
 use sha2::{Digest, Sha256};
 
-use crate::config::GeometryTolerance;
 use crate::error::Exclusion;
 use crate::extract::{LoadedSequence, compute_features};
 use crate::feature_request::FeatureRequest;
 use crate::habitat::assign::ValidHabitatModel;
 use crate::habitat::geometric::ValidGeometricSettings;
 use crate::habitat::pipeline::{
-    ChainSettings, JOINT_SPACE, SequenceInput, SpaceSupervoxels, copy_space_name,
-    joint_supervoxels, sequence_supervoxels,
+    ChainSettings, SequenceInput, SpaceSupervoxels, copy_space_name, sequence_supervoxels,
 };
 use crate::habitat::regions::RegionMasks;
 use crate::image::Volume;
@@ -245,109 +249,6 @@ pub fn habitat_copy_features(
     )
 }
 
-/// The loaded sequences of one patient's `joint` habitat space, in the
-/// space's order: the first is the reference, whose mask the space uses.
-pub struct JointSpaceInputs<'a> {
-    /// Sequence names and their loaded image and mask.
-    pub sequences: &'a [(String, LoadedSequence)],
-    /// The worker's grid tolerance, which decided at `ComputeSupervoxels`
-    /// whether the sequences share the reference grid.
-    pub tolerance: &'a GeometryTolerance,
-}
-
-/// Makes the k perturbed copies of `sequence` in a `joint` habitat round.
-/// Copy p perturbs every sequence of the space together: each image with
-/// the reference mask and the draws of `sequence`'s patient seed. All of
-/// them therefore get the same rotation, volume change and perturbed mask,
-/// and only the noise level follows each image. The joint chain then
-/// reruns on the perturbed sequences (seed space `"joint#copy<p>"`), the
-/// frozen joint model assigns the supervoxels, and the regions of
-/// `sequence`'s perturbed image give its features. Returns the same form as
-/// [`habitat_copy_features`].
-///
-/// A patient whose sequences are not all on the reference grid was
-/// clustered on the reference alone, with the other sequences' labels
-/// carried by physical position; its copies fail with that reason.
-pub fn joint_habitat_copy_features(
-    sequence: &str,
-    pseudonym: &str,
-    space: &JointSpaceInputs<'_>,
-    perturbation: &RoundPerturbation,
-    features: &FeatureRequest,
-    habitat: &HabitatCopyChain<'_>,
-    regions: &[String],
-) -> RegionCopies {
-    let habitat_failure = |reason: String| CopyFailure::Habitat { repeat: 0, reason };
-    let Some(index) = space
-        .sequences
-        .iter()
-        .position(|(name, _)| name == sequence)
-    else {
-        return fail_all(
-            regions,
-            habitat_failure(format!(
-                "sequence {sequence} is not a sequence of the patient's joint habitat space"
-            )),
-        );
-    };
-    let reference = &space.sequences[0].1;
-    let off_grid = space.sequences.iter().find(|(_, loaded)| {
-        loaded
-            .image
-            .geometry
-            .mismatch(&reference.image.geometry, space.tolerance)
-            .is_some()
-    });
-    if let Some((name, _)) = off_grid {
-        // NOTE: such a patient's joint space is the reference alone. Its
-        // copies would need each sequence perturbed on its own grid and the
-        // labels carried again, which is not implemented.
-        return fail_all(
-            regions,
-            habitat_failure(format!(
-                "perturbed copies of a joint space need every sequence on the reference grid, and {name}'s grid differs beyond the tolerance"
-            )),
-        );
-    }
-
-    let mut perturbers = Vec::with_capacity(space.sequences.len());
-    for (_, loaded) in space.sequences {
-        match Perturber::new(&loaded.image, &reference.roi, &perturbation.plan) {
-            Ok(perturber) => perturbers.push(perturber),
-            Err(error) => return fail_all(regions, CopyFailure::Perturb(error)),
-        }
-    }
-    let seed = patient_seed(perturbation.study_seed, sequence, pseudonym);
-    let make_copy = |repeat: u32| -> Result<(Volume, RegionMasks), CopyFailure> {
-        let mut images = Vec::with_capacity(perturbers.len());
-        let mut roi = None;
-        for perturber in &perturbers {
-            let (image, copy_roi) = perturber.copy(seed, repeat)?;
-            images.push(image);
-            // Equal draws on one mask and grid give every sequence the
-            // same perturbed mask; the reference's is kept.
-            roi.get_or_insert(copy_roi);
-        }
-        let Some(roi) = roi else {
-            return Err(CopyFailure::Habitat {
-                repeat,
-                reason: "the joint space has no sequence".into(),
-            });
-        };
-        let masks = joint_copy_regions(space, &images, &roi, pseudonym, repeat, habitat)
-            .map_err(|reason| CopyFailure::Habitat { repeat, reason })?;
-        Ok((images.swap_remove(index), masks))
-    };
-    region_copy_features(
-        sequence,
-        perturbation.plan.repeats(),
-        features,
-        habitat,
-        regions,
-        make_copy,
-    )
-}
-
 /// Returns `failure` for every region.
 fn fail_all(regions: &[String], failure: CopyFailure) -> RegionCopies {
     regions
@@ -405,31 +306,23 @@ fn region_copy_features(
     regions.iter().cloned().zip(results).collect()
 }
 
-/// Reruns the joint chain on one copy's perturbed images, all on the
-/// reference grid with the perturbed mask `roi`, and returns the regions.
-fn joint_copy_regions(
-    space: &JointSpaceInputs<'_>,
-    images: &[Volume],
-    roi: &Roi,
-    pseudonym: &str,
-    repeat: u32,
+/// Assigns a copy's supervoxels to the frozen model and returns the
+/// habitat index of each voxel of the space's reference lesion.
+fn reference_habitats(
+    space: &SpaceSupervoxels,
     habitat: &HabitatCopyChain<'_>,
-) -> Result<RegionMasks, String> {
-    let inputs: Vec<SequenceInput<'_>> = space
-        .sequences
+) -> Result<Vec<u16>, String> {
+    let supervoxel_habitats = habitat
+        .model
+        .assign(space.descriptors.view())
+        .map_err(|error| {
+            format!("assigning the supervoxels to the habitat model failed: {error}")
+        })?;
+    Ok(space
+        .labels
         .iter()
-        .zip(images)
-        .map(|((name, _), image)| SequenceInput {
-            sequence: name,
-            image,
-            roi,
-        })
-        .collect();
-    let on_grid = vec![true; inputs.len()];
-    let seed_space = copy_space_name(JOINT_SPACE, repeat);
-    let supervoxels = joint_supervoxels(&inputs, &on_grid, pseudonym, &seed_space, habitat.chain)
-        .map_err(|error| error.to_string())?;
-    masks_of_space(&supervoxels, habitat)
+        .map(|&label| supervoxel_habitats[label as usize] as u16)
+        .collect())
 }
 
 /// Assigns a copy's supervoxels to the frozen model and builds the regions
@@ -438,20 +331,9 @@ fn masks_of_space(
     space: &SpaceSupervoxels,
     habitat: &HabitatCopyChain<'_>,
 ) -> Result<RegionMasks, String> {
-    let supervoxel_habitats = habitat
-        .model
-        .assign(space.descriptors.view())
-        .map_err(|error| {
-            format!("assigning the supervoxels to the habitat model failed: {error}")
-        })?;
-    let voxel_habitats = space
-        .labels
-        .iter()
-        .map(|&label| supervoxel_habitats[label as usize] as u16)
-        .collect();
     RegionMasks::new(
         &space.sequences[0].maps,
-        voxel_habitats,
+        reference_habitats(space, habitat)?,
         habitat.model.names.clone(),
         habitat.geometric,
     )

@@ -243,6 +243,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
                 }
             }
             let nearest = centroid_of(centroids, best.0, columns);
+            let farthest_nearest = farthest_squared_distance(low, high, nearest);
             list_start = stack_end;
             for index in first..stack_end {
                 let candidate = self.candidates[index];
@@ -251,6 +252,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
                         low,
                         high,
                         nearest,
+                        farthest_nearest,
                         centroid_of(centroids, candidate, columns),
                     )
                 {
@@ -280,7 +282,16 @@ impl<L: TreeLayout> Assignment<'_, L> {
 
     /// Checks whether every point of the box [low, high] is nearer to
     /// `kept` than to `other` in computed squared distances.
-    fn dominates(&self, low: &[f64], high: &[f64], kept: &[f64], other: &[f64]) -> bool {
+    /// `farthest_kept` is [`farthest_squared_distance`] from the box to
+    /// `kept`, which the caller computes once for all candidates.
+    fn dominates(
+        &self,
+        low: &[f64],
+        high: &[f64],
+        kept: &[f64],
+        farthest_kept: f64,
+        other: &[f64],
+    ) -> bool {
         let mut to_other = 0.0;
         let mut to_kept = 0.0;
         for column in 0..low.len() {
@@ -298,14 +309,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
         if difference <= 0.0 {
             return false;
         }
-        let mut farthest_other = 0.0;
-        let mut farthest_kept = 0.0;
-        for column in 0..low.len() {
-            let (c, d) = (low[column] - other[column], high[column] - other[column]);
-            farthest_other += (c * c).max(d * d);
-            let (e, f) = (low[column] - kept[column], high[column] - kept[column]);
-            farthest_kept += (e * e).max(f * f);
-        }
+        let farthest_other = farthest_squared_distance(low, high, other);
         difference > self.relative_error * (farthest_other + farthest_kept) + SUBNORMAL_MARGIN
     }
 
@@ -482,6 +486,20 @@ impl<L: TreeLayout> Assignment<'_, L> {
 /// Absolute part of the drop-test margin, for squared distances in the
 /// subnormal range, where the relative rounding bound does not hold.
 const SUBNORMAL_MARGIN: f64 = 64.0 * f64::MIN_POSITIVE;
+
+/// Returns the largest squared distance from a point of the box
+/// [low, high] to `centroid`, summed over the columns in order.
+fn farthest_squared_distance(low: &[f64], high: &[f64], centroid: &[f64]) -> f64 {
+    let mut farthest = 0.0;
+    for column in 0..low.len() {
+        let (a, b) = (
+            low[column] - centroid[column],
+            high[column] - centroid[column],
+        );
+        farthest += (a * a).max(b * b);
+    }
+    farthest
+}
 
 fn centroid_of(centroids: &[f64], cluster: u32, columns: usize) -> &[f64] {
     let start = cluster as usize * columns;

@@ -631,13 +631,12 @@ struct Histogram {
     /// n_log_n[c + 1] − n_log_n[c] for c = 0..|W|: the change of S when a
     /// cell's count goes from c to c + 1.
     increase: Vec<i64>,
-    /// All bits set for the counted cells and 0 for the sentinel, so that
-    /// an update adds `increase & mask` without a branch on the cell.
-    cell_mask: Vec<i64>,
     /// round(log₂ c · 2⁴⁶) for c = 0..=|W|; entry 0 is unused.
     log2: Vec<i64>,
-    /// Σ n_log_n[n_l] over the non-sentinel cells.
-    sum_n_log_n: i64,
+    /// Σ n_log_n[n_l] over every cell, the sentinel included, so that an
+    /// update needs no branch or mask on the cell. S is this sum minus the
+    /// sentinel's term, taken when the entropy is read.
+    sum_all_cells: i64,
     sentinel: usize,
 }
 
@@ -655,24 +654,21 @@ impl Histogram {
                 }
             })
             .collect();
-        let mut cell_mask = vec![-1i64; bins + 1];
-        cell_mask[bins] = 0;
         Histogram {
             counts: vec![0; bins + 1],
             increase: n_log_n.windows(2).map(|pair| pair[1] - pair[0]).collect(),
             n_log_n,
-            cell_mask,
             log2: (0..=window_positions)
                 .map(|c| if c == 0 { 0 } else { fixed((c as f64).log2()) })
                 .collect(),
-            sum_n_log_n: 0,
+            sum_all_cells: 0,
             sentinel: bins,
         }
     }
 
     fn clear(&mut self) {
         self.counts.fill(0);
-        self.sum_n_log_n = 0;
+        self.sum_all_cells = 0;
     }
 
     /// Adds the window plane whose first position is `base`, given the
@@ -699,13 +695,13 @@ impl Histogram {
     fn add(&mut self, cell: usize) {
         let count = self.counts[cell] as usize;
         self.counts[cell] += 1;
-        self.sum_n_log_n += self.increase[count] & self.cell_mask[cell];
+        self.sum_all_cells += self.increase[count];
     }
 
     fn remove(&mut self, cell: usize) {
         let count = self.counts[cell] as usize;
         self.counts[cell] -= 1;
-        self.sum_n_log_n -= self.increase[count - 1] & self.cell_mask[cell];
+        self.sum_all_cells -= self.increase[count - 1];
     }
 
     /// Returns the entropy in bits, E = (C log₂ N − S) / N with C the
@@ -718,7 +714,9 @@ impl Histogram {
     /// division by N the result is within about 1e-14 bits of the
     /// textbook −Σ p log₂ p.
     fn entropy_bits(&self, window_positions: usize, boundary: Boundary) -> f64 {
-        let counted = window_positions - self.counts[self.sentinel] as usize;
+        let uncounted = self.counts[self.sentinel] as usize;
+        let counted = window_positions - uncounted;
+        let sum_n_log_n = self.sum_all_cells - self.n_log_n[uncounted];
         let divisor = match boundary {
             Boundary::Masked => counted,
             Boundary::BoxSymmetric | Boundary::BoxZero => window_positions,
@@ -728,7 +726,7 @@ impl Histogram {
         } else {
             counted as i64 * self.log2[divisor]
         };
-        let numerator = (total - self.sum_n_log_n) as f64 * 2f64.powi(-FIXED_POINT_BITS);
+        let numerator = (total - sum_n_log_n) as f64 * 2f64.powi(-FIXED_POINT_BITS);
         numerator / divisor as f64
     }
 }
@@ -767,12 +765,14 @@ fn sliding_entropy(grid: &LevelGrid, roi: &RoiVoxels) -> Vec<f64> {
                 position[slide] = t;
                 position
             };
-            let in_roi: Vec<usize> = (0..roi.extent[slide])
-                .filter(|&t| roi.ordinal(line_position(t)).is_some())
-                .collect();
-            let (Some(&first), Some(&last)) = (in_roi.first(), in_roi.last()) else {
+            let in_roi = |t: &usize| roi.ordinal(line_position(*t)).is_some();
+            let Some(first) = (0..roi.extent[slide]).find(in_roi) else {
                 continue;
             };
+            let last = (first..roi.extent[slide])
+                .rev()
+                .find(in_roi)
+                .unwrap_or(first);
 
             // Box offset t along the slide axis is grid offset t + h there,
             // so the window of t spans grid planes t..=t + 2h, and the

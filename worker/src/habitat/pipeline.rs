@@ -8,6 +8,8 @@
 //! patient whose grids differ beyond the geometry tolerance is clustered
 //! on the reference sequence alone. Each other sequence then keeps its own
 //! lesion maps, and its labels are carried by physical position later.
+//! The perturbed copies of such a patient perturb each sequence on its own
+//! grid ([`crate::perturbed_features::joint_habitat_copy_features`]).
 //!
 //! Seeds: the k-means seed of a space is
 //! `supervoxel::patient_seed(study_seed, space, patient_key)`, with space

@@ -10,7 +10,8 @@
 use ndarray::Array3;
 
 use super::geometric::{GeometricError, ValidGeometricSettings, geometric_split};
-use super::pipeline::LesionMaps;
+use super::pipeline::{LesionMaps, SpaceSequence, SpaceSupervoxels};
+use super::transfer::{DEFAULT_SUBSAMPLES_PER_AXIS, carry_labels};
 use crate::image::Geometry;
 use crate::mask::Roi;
 
@@ -132,6 +133,59 @@ impl RegionMasks {
         }
         labels
     }
+}
+
+/// Builds the regions of one sequence of a space from the habitat index
+/// of each reference lesion voxel. A sequence on the space grid takes the
+/// indices as they are. Any other sequence takes the reference's label map
+/// carried onto its own lesion by physical position ([`carry_labels`],
+/// 27 sub-samples per voxel). Returns the masks and, for a carried
+/// sequence, whether each of its lesion voxels is mixed (empty otherwise).
+pub fn sequence_regions(
+    space: &SpaceSupervoxels,
+    sequence: &SpaceSequence,
+    reference_habitats: &[u16],
+    names: &[String],
+    geometric: Option<&ValidGeometricSettings>,
+) -> Result<(RegionMasks, Vec<bool>), String> {
+    if sequence.on_space_grid {
+        let masks = RegionMasks::new(
+            &sequence.maps,
+            reference_habitats.to_vec(),
+            names.to_vec(),
+            geometric,
+        )
+        .map_err(|error| error.to_string())?;
+        return Ok((masks, Vec::new()));
+    }
+    let reference = &space.sequences[0].maps;
+    let source = RegionMasks::new(reference, reference_habitats.to_vec(), names.to_vec(), None)
+        .map_err(|error| error.to_string())?;
+    let source_labels = source.label_map().mapv(|label| label as u8);
+    let target = sequence.maps.roi();
+    let carried = carry_labels(
+        &source_labels,
+        &reference.geometry,
+        &target.mask,
+        &sequence.maps.geometry,
+        DEFAULT_SUBSAMPLES_PER_AXIS,
+    )
+    .map_err(|error| format!("carrying the habitat labels failed: {error}"))?;
+    let habitats = sequence
+        .maps
+        .voxels
+        .iter()
+        .map(|voxel| u16::from(carried.labels[*voxel].saturating_sub(1)))
+        .collect();
+    let mixed = sequence
+        .maps
+        .voxels
+        .iter()
+        .map(|voxel| carried.mixed[*voxel])
+        .collect();
+    let masks = RegionMasks::new(&sequence.maps, habitats, names.to_vec(), geometric)
+        .map_err(|error| error.to_string())?;
+    Ok((masks, mixed))
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //!
 //! 1. rotation about the slice normal through the ROI centroid, by an angle
 //!    θ ~ U(−max, +max) degrees ([`rotate`]). The image is resampled onto
-//!    the original grid by cubic B-spline, the mask by nearest neighbour;
+//!    the original grid by cubic B-spline, the mask by nearest neighbour.
+//!    [`Perturber::about_axis`] rotates about a given axis instead, so that
+//!    sequences on different grids can turn together;
 //! 2. additive Gaussian noise N(0, σ̂²), with σ̂ the noise level of the
 //!    original image by the Haar wavelet MAD estimator ([`noise`]);
 //! 3. mask volume adaptation by a distance r ~ U(−max, +max) mm: erosion for
@@ -207,8 +209,22 @@ pub fn perturbed_copies(
         .collect()
 }
 
+/// The rotation axis of a copy, in the in-plane frame of the grid being
+/// rotated. The axis is always the grid's slice normal (the k axis).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RotationAxis {
+    /// Point (x, y) in mm, in the frame of [`rotate::InPlaneRotation`],
+    /// where the axis crosses each slice.
+    pub centre_mm: [f64; 2],
+    /// Whether a drawn angle turns this grid the opposite way in world
+    /// space from the grid the axis was defined on, because the two grids'
+    /// (i, j) axes have opposite handedness about the shared normal. The
+    /// copy then rotates by −θ so that both turn the same way.
+    pub reversed: bool,
+}
+
 /// The per-patient work shared by all copies: input checks, the noise
-/// estimate, the rotation centre, the output box and the B-spline
+/// estimate, the rotation axis, the output box and the B-spline
 /// coefficients.
 #[derive(Debug)]
 pub struct Perturber<'a> {
@@ -216,7 +232,7 @@ pub struct Perturber<'a> {
     roi: &'a Roi,
     plan: ValidPlan,
     noise: Option<NoiseEstimate>,
-    centre_mm: [f64; 2],
+    axis: RotationAxis,
     region: CropBox,
     spline: InPlaneCubicBspline,
 }
@@ -228,6 +244,28 @@ impl<'a> Perturber<'a> {
     /// box. The noise level is estimated on the whole original image, and
     /// only when the plan adds noise.
     pub fn new(image: &'a Volume, roi: &'a Roi, plan: &ValidPlan) -> Result<Self, PerturbError> {
+        Self::with_axis(image, roi, plan, None)
+    }
+
+    /// Checks the input and prepares the copies of one patient, rotating
+    /// about `axis` instead of the ROI centroid. Used for a sequence that
+    /// must turn with another sequence on another grid: the caller maps
+    /// that grid's axis onto this one.
+    pub fn about_axis(
+        image: &'a Volume,
+        roi: &'a Roi,
+        plan: &ValidPlan,
+        axis: RotationAxis,
+    ) -> Result<Self, PerturbError> {
+        Self::with_axis(image, roi, plan, Some(axis))
+    }
+
+    fn with_axis(
+        image: &'a Volume,
+        roi: &'a Roi,
+        plan: &ValidPlan,
+        axis: Option<RotationAxis>,
+    ) -> Result<Self, PerturbError> {
         let (ni, nj, nk) = image.data.dim();
         let dims = [ni, nj, nk];
         let (mi, mj, mk) = roi.mask.dim();
@@ -260,7 +298,11 @@ impl<'a> Perturber<'a> {
             None
         };
 
-        let region = perturbation_region(dims, spacing, (low, high), centre_mm, plan);
+        let axis = axis.unwrap_or(RotationAxis {
+            centre_mm,
+            reversed: false,
+        });
+        let region = perturbation_region(dims, spacing, (low, high), axis.centre_mm, plan);
         let [_, _, k0] = region.start;
         let [_, _, k1] = region.end();
         let spline = InPlaneCubicBspline::new(image.data.slice(s![.., .., k0..k1]));
@@ -270,7 +312,7 @@ impl<'a> Perturber<'a> {
             roi,
             plan: plan.clone(),
             noise,
-            centre_mm,
+            axis,
             region,
             spline,
         })
@@ -282,10 +324,11 @@ impl<'a> Perturber<'a> {
         self.noise
     }
 
-    /// Returns the rotation centre, the ROI centroid (x, y) in mm as
-    /// [`rotate::roi_centroid_mm`] defines it.
+    /// Returns the rotation centre (x, y) in mm: the ROI centroid as
+    /// [`rotate::roi_centroid_mm`] defines it, or the centre of the axis
+    /// given to [`Perturber::about_axis`].
     pub fn centre_mm(&self) -> [f64; 2] {
-        self.centre_mm
+        self.axis.centre_mm
     }
 
     /// Returns the box of the original grid that every copy covers.
@@ -310,9 +353,14 @@ impl<'a> Perturber<'a> {
     ) -> Result<(Volume, Roi), PerturbError> {
         let spacing = self.image.geometry.spacing;
 
-        // Step 1: rotation about the ROI centroid.
+        // Step 1: rotation about the ROI centroid, or the given axis.
+        let angle_deg = if self.axis.reversed {
+            -draws.angle_deg
+        } else {
+            draws.angle_deg
+        };
         let rotation =
-            InPlaneRotation::new(draws.angle_deg, self.centre_mm, [spacing[0], spacing[1]])
+            InPlaneRotation::new(angle_deg, self.axis.centre_mm, [spacing[0], spacing[1]])
                 .map_err(|source| PerturbError::Rotation { repeat, source })?;
         let data = rotate_image(&self.image.data, &self.spline, &rotation, &self.region);
         let mask = rotate_mask(&self.roi.mask, &rotation, &self.region);

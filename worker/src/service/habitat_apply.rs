@@ -34,9 +34,8 @@ use crate::habitat::assign::ValidHabitatModel;
 use crate::habitat::geometric::{GeometricRule, GeometricSettings, ValidGeometricSettings};
 use crate::habitat::maps::write_habitat_map;
 use crate::habitat::overlay::write_overlay_png;
-use crate::habitat::pipeline::{SpaceSequence, SpaceSupervoxels, space_columns};
-use crate::habitat::regions::RegionMasks;
-use crate::habitat::transfer::{DEFAULT_SUBSAMPLES_PER_AXIS, carry_labels};
+use crate::habitat::pipeline::{SpaceSupervoxels, space_columns};
+use crate::habitat::regions::{RegionMasks, sequence_regions};
 use crate::manifest::SequenceFiles;
 
 /// Default smallest region, in voxels: the smallest ROI that the feature
@@ -239,56 +238,6 @@ fn validate_apply(
 /// One patient's regions per sequence, or the reason they failed.
 type ApplyOutcome = Vec<(String, Result<PatientRegions, String>)>;
 
-/// Labels one sequence of a space: directly on the space grid, or carried
-/// from the reference grid.
-fn sequence_regions(
-    space: &SpaceSupervoxels,
-    sequence: &SpaceSequence,
-    reference_habitats: &[u16],
-    model: &ValidHabitatModel,
-    geometric: Option<&ValidGeometricSettings>,
-) -> Result<(RegionMasks, Vec<bool>), String> {
-    let names = model.names.clone();
-    if sequence.on_space_grid {
-        let masks = RegionMasks::new(
-            &sequence.maps,
-            reference_habitats.to_vec(),
-            names,
-            geometric,
-        )
-        .map_err(|error| error.to_string())?;
-        return Ok((masks, Vec::new()));
-    }
-    let reference = &space.sequences[0].maps;
-    let source = RegionMasks::new(reference, reference_habitats.to_vec(), names.clone(), None)
-        .map_err(|error| error.to_string())?;
-    let source_labels = source.label_map().mapv(|label| label as u8);
-    let target = sequence.maps.roi();
-    let carried = carry_labels(
-        &source_labels,
-        &reference.geometry,
-        &target.mask,
-        &sequence.maps.geometry,
-        DEFAULT_SUBSAMPLES_PER_AXIS,
-    )
-    .map_err(|error| format!("carrying the habitat labels failed: {error}"))?;
-    let habitats = sequence
-        .maps
-        .voxels
-        .iter()
-        .map(|voxel| u16::from(carried.labels[*voxel].saturating_sub(1)))
-        .collect();
-    let mixed = sequence
-        .maps
-        .voxels
-        .iter()
-        .map(|voxel| carried.mixed[*voxel])
-        .collect();
-    let masks = RegionMasks::new(&sequence.maps, habitats, names, geometric)
-        .map_err(|error| error.to_string())?;
-    Ok((masks, mixed))
-}
-
 /// Output directory of the habitat maps and the images under the overlays.
 struct MapOutput<'a> {
     dir: &'a Path,
@@ -333,7 +282,7 @@ fn apply_patient(
                 space,
                 sequence,
                 &voxel_habitats,
-                model,
+                &model.names,
                 apply.geometric.as_ref(),
             )
             .map(|(masks, mixed)| {

@@ -872,6 +872,45 @@ async fn joint_sts_clusters_mr_and_carries_to_pet() {
         .find(|r| r.sequence == "MR_T1" && r.region == "whole")
         .expect("MR whole summary");
     assert_eq!(mr_whole.mixed_voxels, 0);
+
+    // Perturbed copies: the MR copy reruns the chain on its own, and the
+    // PET copy, perturbed on its own grid, gets the copy's labels carried
+    // by position. Before this was implemented both sequences' copies
+    // failed here, so the row counts are the check.
+    let perturbation = PerturbationSettings {
+        repeats: 2,
+        max_angle_deg: 10.0,
+        max_volume_change_mm: 1.0,
+        noise: true,
+        seed: 42,
+    };
+    let mut request = extract_request(&["whole", "inner"], Some(perturbation));
+    request.sequences = vec!["MR_T1".into(), "PET".into()];
+    extract(&service, request).await.expect("extract answers");
+    let key = (STUDY.to_string(), EXTRACT_ROUND.to_string());
+    let extracted = service.state.finished_round(&key).expect("round kept");
+    let copies = extracted.copies.as_ref().expect("perturbed copies");
+    assert_eq!(copies.n_excluded, 0);
+    let entries: Vec<(&str, &str)> = copies
+        .sequences
+        .iter()
+        .map(|s| (s.sequence.as_str(), s.region.as_str()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("MR_T1", "whole"),
+            ("MR_T1", "inner"),
+            ("PET", "whole"),
+            ("PET", "inner")
+        ]
+    );
+    for region in &copies.sequences {
+        assert_eq!(region.patients.len(), 1, "{}", region.region);
+        let values = &region.patients[0].values;
+        assert_eq!(values.len(), 2, "{} {}", region.sequence, region.region);
+        assert!(values.iter().flatten().all(|v| v.is_finite()));
+    }
 }
 
 /// Builds a service whose manifest lists each patient's PET files twice,
