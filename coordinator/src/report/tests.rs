@@ -287,3 +287,29 @@ fn skipped_model_is_explained_with_reason() {
         "reason not shown"
     );
 }
+
+#[test]
+fn empty_icc_csv_explains_na_counts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "metrics.csv", METRICS);
+    // The header alone: what `radstudy run` writes with `[icc] enabled = false`.
+    write(
+        dir.path(),
+        "icc.csv",
+        "column,sequence,region,feature,n,k,icc1_1,icc2_1,icc3_1,ci_low,ci_high,kept\n",
+    );
+    write(
+        dir.path(),
+        "selection.json",
+        r#"{"best_region":{"chosen":"whole"},"models":[
+          {"model":"T1W_whole","build":{"kind":"single","region":"whole","sequence":"T1W"},
+           "funnel":{"candidates":21,"non_constant":21,"after_mwu":2,"after_lasso":2}}]}"#,
+    );
+    write_report(dir.path()).expect("report");
+    let page = html(dir.path());
+    assert!(
+        page.contains("icc.csv lists no feature because the ICC filter did not run"),
+        "no reason for the NA counts"
+    );
+    assert!(!page.contains("icc.csv is missing"), "icc.csv is present");
+}

@@ -60,10 +60,16 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
     );
 
     let icc = icc_counts(files)?;
-    if icc.is_none() {
-        section
+    match &icc {
+        None => section
             .paragraphs
-            .push("icc.csv is missing, so the extracted and after-ICC counts are NA.".into());
+            .push("icc.csv is missing, so the extracted and after-ICC counts are NA.".into()),
+        Some(counts) if counts.is_empty() => section.paragraphs.push(
+            "icc.csv lists no feature because the ICC filter did not run (`not_run` in \
+             icc.json gives the reason), so the extracted and after-ICC counts are NA."
+                .into(),
+        ),
+        Some(_) => {}
     }
 
     let root = JsonField {
