@@ -254,6 +254,11 @@ pub fn explain_tls_failure(chain: &str, server_name: &str) -> Option<String> {
         "the worker's certificate is not signed by a CA in tls.ca; add the study CA, or the CA of \
          a TLS-intercepting proxy, to the tls.ca bundle"
             .to_string()
+    } else if text.contains("peer certificate: badsignature") {
+        "the worker's certificate names a CA of tls.ca as its issuer, but that CA did not sign \
+         it: tls.ca holds another CA of the same name, such as one from a second run of \
+         make-study-pki.sh; put the CA that signed the worker's certificate in tls.ca"
+            .to_string()
     } else if text.contains("not valid for name") || text.contains("notvalidforname") {
         format!(
             "the server name does not match: the worker's certificate does not name {server_name:?}; \
