@@ -313,3 +313,25 @@ fn empty_icc_csv_explains_na_counts() {
     );
     assert!(!page.contains("icc.csv is missing"), "icc.csv is present");
 }
+
+#[test]
+fn summary_names_left_out_center() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "metrics.csv", METRICS);
+    // The shape of provenance.json after a study whose external worker
+    // stopped answering during the extraction round.
+    write(
+        dir.path(),
+        "provenance.json",
+        r#"{"study_id":"sts","seed":42,"failed_centers":[
+          {"center":"B","reason":"Extract got no reply within 27 s"}]}"#,
+    );
+    write_report(dir.path()).expect("report");
+    let page = html(dir.path());
+    assert!(
+        page.contains(
+            "Centers left out of the study or of a step: B (Extract got no reply within 27 s)."
+        ),
+        "left-out center missing from the summary"
+    );
+}
