@@ -55,7 +55,8 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
          filter and LASSO (selection.json). A fusion model starts from the union of its single \
          models' LASSO features, so it has no ICC step. With habitat regions, the non-constant count \
          can exceed the ICC count by the missing-region indicator, which the ICC does not \
-         filter."
+         filter. MWU relaxed = yes means that no feature passed the Mann-Whitney U threshold, \
+         so the features with the smallest p-values (model.fallback_features) went on to LASSO."
             .into(),
     );
 
