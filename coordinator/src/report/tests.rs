@@ -318,13 +318,17 @@ fn empty_icc_csv_explains_na_counts() {
 fn summary_names_left_out_center() {
     let dir = tempfile::tempdir().expect("temp dir");
     write(dir.path(), "metrics.csv", METRICS);
-    // The shape of provenance.json after a study whose external worker
-    // stopped answering during the extraction round.
+    // provenance.json of an STS study whose external worker was stopped
+    // (SIGSTOP) during the extraction round, with the hashes shortened.
     write(
         dir.path(),
         "provenance.json",
-        r#"{"study_id":"sts","seed":42,"failed_centers":[
-          {"center":"B","reason":"Extract got no reply within 27 s"}]}"#,
+        r#"{"centers":[{"center":"A","contract_version":"1.3",
+          "feature_definition_hash":"f8bd9a9e","software_version":"0.1.0"}],
+          "contract_version":"1.3","coordinator_version":"0.1.0",
+          "extraction_round_id":"1b9ca7a0","habitat_apply_round_id":null,
+          "round_id":"1b9ca7a0","seed":42,"settings_hash":"e6a8f2cf","study_id":"sts-stopb",
+          "failed_centers":[{"center":"B","reason":"Extract got no reply within 27 s"}]}"#,
     );
     write_report(dir.path()).expect("report");
     let page = html(dir.path());
