@@ -178,8 +178,8 @@ fn every_patient_excluded(exclusions: &[ExclusionRecord]) -> Option<String> {
         .max_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| b.0.cmp(a.0)))?;
     Some(format!(
         "the extraction round excluded every patient ({} patient-sequence exclusions; \
-         {count} of kind {kind}, such as {} {}: {}); see exclusions.csv, and run \
-         `radstudy-worker check` at the site",
+         {count} of kind {kind}, such as {} {}: {}); the `patient excluded` warnings list \
+         each one, and `radstudy-worker check` at the site lists them by manifest line",
         exclusions.len(),
         example.pseudonym,
         example.sequence,
