@@ -61,12 +61,13 @@ pub enum StudyConfigError {
         message: String,
     },
     /// A file of the `[tls]` table is missing, unreadable or invalid.
-    #[error("invalid study config {path}: {source}")]
+    #[error("invalid study config {path}: {error}")]
     Tls {
         /// The config file.
         path: PathBuf,
-        /// The problem with the TLS file.
-        source: TlsError,
+        /// The problem with the TLS file, part of the message and not a
+        /// `source`, so that a printed error chain shows it once.
+        error: TlsError,
     },
 }
 
@@ -663,9 +664,9 @@ impl StudyConfig {
                     key: base.join(settings.key),
                 };
                 Some(
-                    ClientTls::load(&settings).map_err(|source| StudyConfigError::Tls {
+                    ClientTls::load(&settings).map_err(|error| StudyConfigError::Tls {
                         path: path.to_path_buf(),
-                        source,
+                        error,
                     })?,
                 )
             }
@@ -930,6 +931,24 @@ role = "external"
             "{error}"
         );
         assert!(error.to_string().contains("tls.ca"), "{error}");
+    }
+
+    #[test]
+    fn study_config_tls_missing_file_cause_once() {
+        let text = format!(
+            "{}\n[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/c.pem\"\nkey = \"pki/c.key\"\n",
+            STUDY.replace("http://127.0.0.1:2", "https://worker-b.example:50051")
+        );
+        let error = StudyConfig::parse(&text, Path::new("/nonexistent/study.toml")).unwrap_err();
+        // `radstudy` prints errors with anyhow's `{:#}`, which appends the
+        // message of every `source()`. The operating system's "No such file
+        // or directory (os error 2)" must appear once, not once per layer.
+        let printed = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(printed.matches("os error").count(), 1, "{printed}");
+        assert!(
+            printed.ends_with("check the path in the [tls] table"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -141,6 +141,11 @@ async fn extract_and_fetch(
             "patient excluded"
         );
     }
+    if outcome.summary.n_extracted == 0
+        && let Some(reason) = every_patient_excluded(&outcome.exclusions)
+    {
+        return Err((reason, outcome.exclusions));
+    }
     if !fetch_table {
         let kept = CenterTable {
             feature_names: Vec::new(),
@@ -154,5 +159,77 @@ async fn extract_and_fetch(
     {
         Ok(table) => Ok((table, outcome.exclusions)),
         Err(error) => Err((error.to_string(), outcome.exclusions)),
+    }
+}
+
+/// Describes a round in which the center excluded every patient, with the
+/// most frequent exclusion kind and one of its reasons. The center's failure
+/// then names the cause, such as a wrong `features.label` or data root, and
+/// not the site policy's later refusal of an empty table. Returns `None`
+/// when nothing was excluded.
+fn every_patient_excluded(exclusions: &[ExclusionRecord]) -> Option<String> {
+    let mut counts = std::collections::BTreeMap::<&str, (usize, &ExclusionRecord)>::new();
+    for exclusion in exclusions {
+        counts.entry(&exclusion.kind).or_insert((0, exclusion)).0 += 1;
+    }
+    // Ties go to the kind that sorts first, so the message is deterministic.
+    let (kind, (count, example)) = counts
+        .iter()
+        .max_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| b.0.cmp(a.0)))?;
+    Some(format!(
+        "the extraction round excluded every patient ({} patient-sequence exclusions; \
+         {count} of kind {kind}, such as {} {}: {}); the `patient excluded` warnings list \
+         each one, and `radstudy-worker check` at the site lists them by manifest line",
+        exclusions.len(),
+        example.pseudonym,
+        example.sequence,
+        example.reason
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exclusion(pseudonym: &str, kind: &str, reason: &str) -> ExclusionRecord {
+        ExclusionRecord {
+            center: "A".into(),
+            pseudonym: pseudonym.into(),
+            sequence: "PET".into(),
+            kind: kind.into(),
+            field: "PET_mask".into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn every_patient_excluded_names_main_kind() {
+        let exclusions = [
+            exclusion("A-1", "file_missing", "file not found"),
+            exclusion("A-2", "mask_invalid", "label 7 not found in mask"),
+            exclusion("A-3", "mask_invalid", "label 7 not found in mask"),
+        ];
+        let reason = every_patient_excluded(&exclusions).expect("three exclusions");
+        assert!(reason.contains("3 patient-sequence exclusions"), "{reason}");
+        assert!(reason.contains("2 of kind mask_invalid"), "{reason}");
+        assert!(
+            reason.contains("A-2 PET: label 7 not found in mask"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn every_patient_excluded_tie_takes_first_kind() {
+        let exclusions = [
+            exclusion("A-1", "mask_invalid", "label 7 not found in mask"),
+            exclusion("A-2", "file_missing", "file not found"),
+        ];
+        let reason = every_patient_excluded(&exclusions).expect("two exclusions");
+        assert!(reason.contains("1 of kind file_missing"), "{reason}");
+    }
+
+    #[test]
+    fn every_patient_excluded_none_without_exclusions() {
+        assert_eq!(every_patient_excluded(&[]), None);
     }
 }

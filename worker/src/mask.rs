@@ -39,7 +39,7 @@ pub enum MaskError {
     },
     /// The requested label does not occur.
     #[error(
-        "label {label} not found in mask; labels present: {present:?}; set the study's label to one of them"
+        "label {label} not found in mask; labels present: {present:?}; set the label to one of them (`features.label` in study.toml, --label of `check` and `extract`, or `label` in a parameter file)"
     )]
     LabelAbsent {
         /// The requested label.
@@ -448,6 +448,10 @@ mod tests {
             }
         );
         assert!(error.to_string().contains("[2, 5]"));
+        // The same message reaches a study's exclusions and the CLI's
+        // `check` and `extract`, so it names the setting of each.
+        assert!(error.to_string().contains("features.label"), "{error}");
+        assert!(error.to_string().contains("--label"), "{error}");
     }
 
     #[test]

@@ -287,3 +287,55 @@ fn skipped_model_is_explained_with_reason() {
         "reason not shown"
     );
 }
+
+#[test]
+fn empty_icc_csv_explains_na_counts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "metrics.csv", METRICS);
+    // The header alone: what `radstudy run` writes with `[icc] enabled = false`.
+    write(
+        dir.path(),
+        "icc.csv",
+        "column,sequence,region,feature,n,k,icc1_1,icc2_1,icc3_1,ci_low,ci_high,kept\n",
+    );
+    write(
+        dir.path(),
+        "selection.json",
+        r#"{"best_region":{"chosen":"whole"},"models":[
+          {"model":"T1W_whole","build":{"kind":"single","region":"whole","sequence":"T1W"},
+           "funnel":{"candidates":21,"non_constant":21,"after_mwu":2,"after_lasso":2}}]}"#,
+    );
+    write_report(dir.path()).expect("report");
+    let page = html(dir.path());
+    assert!(
+        page.contains("icc.csv lists no feature because the ICC filter did not run"),
+        "no reason for the NA counts"
+    );
+    assert!(!page.contains("icc.csv is missing"), "icc.csv is present");
+}
+
+#[test]
+fn summary_names_left_out_center() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "metrics.csv", METRICS);
+    // provenance.json of an STS study whose external worker was stopped
+    // (SIGSTOP) during the extraction round, with the hashes shortened.
+    write(
+        dir.path(),
+        "provenance.json",
+        r#"{"centers":[{"center":"A","contract_version":"1.3",
+          "feature_definition_hash":"f8bd9a9e","software_version":"0.1.0"}],
+          "contract_version":"1.3","coordinator_version":"0.1.0",
+          "extraction_round_id":"1b9ca7a0","habitat_apply_round_id":null,
+          "round_id":"1b9ca7a0","seed":42,"settings_hash":"e6a8f2cf","study_id":"sts-stopb",
+          "failed_centers":[{"center":"B","reason":"Extract got no reply within 27 s"}]}"#,
+    );
+    write_report(dir.path()).expect("report");
+    let page = html(dir.path());
+    assert!(
+        page.contains(
+            "Centers left out of the study or of a step: B (Extract got no reply within 27 s)."
+        ),
+        "left-out center missing from the summary"
+    );
+}

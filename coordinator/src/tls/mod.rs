@@ -47,14 +47,15 @@ pub struct TlsSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("cannot read tls.{field} {path}: {source}; check the path in the [tls] table")]
+    #[error("cannot read tls.{field} {path}: {error}; check the path in the [tls] table")]
     Read {
         /// The `[tls]` key.
         field: &'static str,
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error. It is part of the message and not a `source`, so
+        /// that a printed error chain shows it once.
+        error: std::io::Error,
     },
     /// A file is not valid PEM, or lacks the block its key needs.
     #[error("tls.{field} {path} is not usable PEM: {message}")]
@@ -253,6 +254,11 @@ pub fn explain_tls_failure(chain: &str, server_name: &str) -> Option<String> {
         "the worker's certificate is not signed by a CA in tls.ca; add the study CA, or the CA of \
          a TLS-intercepting proxy, to the tls.ca bundle"
             .to_string()
+    } else if text.contains("peer certificate: badsignature") {
+        "the worker's certificate names a CA of tls.ca as its issuer, but that CA did not sign \
+         it: tls.ca holds another CA of the same name, such as one from a second run of \
+         make-study-pki.sh; put the CA that signed the worker's certificate in tls.ca"
+            .to_string()
     } else if text.contains("not valid for name") || text.contains("notvalidforname") {
         format!(
             "the server name does not match: the worker's certificate does not name {server_name:?}; \
@@ -293,10 +299,10 @@ pub fn explain_tls_failure(chain: &str, server_name: &str) -> Option<String> {
 }
 
 fn read_file(path: &Path, field: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|error| TlsError::Read {
         field,
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 

@@ -363,6 +363,18 @@ pub fn run_extract(
     out: Option<&Path>,
 ) -> Result<usize, ExtractError> {
     let columns = feature_columns(parameters);
+    // Open the output first, so that an unwritable --out fails before a long
+    // batch runs instead of after it.
+    let output_path = out.map_or_else(|| PathBuf::from("-"), Path::to_path_buf);
+    let output_error = |error: &dyn std::fmt::Display| ExtractError::Output {
+        path: output_path.clone(),
+        reason: error.to_string(),
+    };
+    let sink: Box<dyn std::io::Write> = match out {
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| output_error(&e))?),
+        None => Box::new(std::io::stdout()),
+    };
+
     let mut rows: Vec<(String, CaseResult)> = Vec::new();
     for row in cases {
         let (id, result) = match row {
@@ -393,15 +405,6 @@ pub fn run_extract(
     }
     let failed = rows.iter().filter(|(_, result)| result.is_err()).count();
 
-    let output_path = out.map_or_else(|| PathBuf::from("-"), Path::to_path_buf);
-    let output_error = |error: &dyn std::fmt::Display| ExtractError::Output {
-        path: output_path.clone(),
-        reason: error.to_string(),
-    };
-    let sink: Box<dyn std::io::Write> = match out {
-        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| output_error(&e))?),
-        None => Box::new(std::io::stdout().lock()),
-    };
     let mut writer = csv::Writer::from_writer(sink);
     let mut header = vec!["id".to_string()];
     header.extend(columns.iter().cloned());

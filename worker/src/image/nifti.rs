@@ -66,9 +66,9 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
     let object = ReaderOptions::new()
         .read_file(path)
         .map_err(|error| match error {
-            nifti::NiftiError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => invalid(
-                format!("file is truncated ({io}); copy it again from its source"),
-            ),
+            nifti::NiftiError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                invalid(describe_early_end(path, &io))
+            }
             nifti::NiftiError::Io(io) => invalid(io.to_string()),
             nifti::NiftiError::InvalidFormat => invalid(
                 "not a NIfTI-1 file (NIfTI-2 is not supported; convert it to NIfTI-1)".to_string(),
@@ -293,6 +293,28 @@ fn quaternion_rotation(b: f64, c: f64, d: f64) -> [[f64; 3]; 3] {
     ]
 }
 
+/// Explains why the reader met the end of `path` early. A file whose name
+/// ends in `.gz` but that lacks the gzip magic bytes (1f 8b) was renamed or
+/// saved in another format, which "truncated" would misdescribe.
+fn describe_early_end(path: &Path, io: &std::io::Error) -> String {
+    use std::io::Read;
+
+    let is_gz_name = path
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("gz"));
+    let mut magic = [0u8; 2];
+    let has_gzip_magic = std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .is_ok()
+        && magic == [0x1f, 0x8b];
+    if is_gz_name && !has_gzip_magic {
+        return "the name ends in .gz but the file is not gzip-compressed; \
+                export the volume again as NIfTI-1 (.nii or .nii.gz)"
+            .to_string();
+    }
+    format!("file is truncated ({io}); copy it again from its source")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +354,20 @@ mod tests {
         std::fs::write(&path, &source[..source.len() / 2]).expect("write");
         let error = read_volume(&path).unwrap_err();
         assert!(matches!(error, NiftiError::Invalid { .. }), "{error}");
+        let reason = error.shareable_reason();
+        assert!(reason.contains("file is truncated"), "{reason}");
+    }
+
+    #[test]
+    fn nifti_gz_name_without_gzip_is_named() {
+        // A text file renamed to .nii.gz: shorter than the gzip header, so
+        // the reader stops early, but the file is not a truncated copy.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("renamed.nii.gz");
+        std::fs::write(&path, b"garbage\n").expect("write");
+        let reason = read_volume(&path).unwrap_err().shareable_reason();
+        assert!(reason.contains("not gzip-compressed"), "{reason}");
+        assert!(!reason.contains("truncated"), "{reason}");
     }
 
     #[test]

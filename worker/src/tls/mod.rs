@@ -75,15 +75,16 @@ impl TlsSettings {
 pub enum TlsError {
     /// A file could not be read.
     #[error(
-        "cannot read tls.{field} {path}: {source}; check the path in the [tls] table of worker.toml"
+        "cannot read tls.{field} {path}: {error}; check the path in the [tls] table of worker.toml"
     )]
     Read {
         /// The `[tls]` key.
         field: &'static str,
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error. It is part of the message and not a `source`, so
+        /// that a printed error chain shows it once.
+        error: std::io::Error,
     },
     /// A file is not valid PEM.
     #[error("tls.{field} {path} is not valid PEM: {message}")]

@@ -100,10 +100,10 @@ impl CertificateInfo {
 
 /// Reads a whole file named by `[tls] field`.
 pub fn read_file(path: &Path, field: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|error| TlsError::Read {
         field,
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -205,6 +205,18 @@ mod tests {
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
         // `date -u -d @1767225599`: the last second of 2025.
         assert_eq!(format_utc(1_767_225_599), "2025-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn read_file_missing_cause_once() {
+        let error = read_file(Path::new("/nonexistent/tls/cert.pem"), "cert").unwrap_err();
+        // The CLI prints errors with anyhow's `{:#}`, which appends the
+        // message of every `source()`. The operating system's "No such file
+        // or directory (os error 2)" must appear once.
+        let printed = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(printed.matches("os error").count(), 1, "{printed}");
+        assert!(printed.contains("/nonexistent/tls/cert.pem"), "{printed}");
+        assert!(printed.ends_with("[tls] table of worker.toml"), "{printed}");
     }
 
     #[test]

@@ -225,6 +225,8 @@ pub fn comparison_section(files: &StudyFiles) -> Result<Section, ReportError> {
         "Paired DeLong tests on the same patients: the fusion model against each single model, \
          and each region's model (inner, mid, marginal, core, rim) against the whole-lesion model \
          of its sequence. \
+         Each test uses only the patients that both models scored, so n and the AUCs can differ \
+         from the Models table when a sequence is excluded for some patients. \
          p-values are two-sided and not adjusted for multiple comparisons. Source: comparisons.csv."
             .into(),
     );

@@ -55,15 +55,22 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
          filter and LASSO (selection.json). A fusion model starts from the union of its single \
          models' LASSO features, so it has no ICC step. With habitat regions, the non-constant count \
          can exceed the ICC count by the missing-region indicator, which the ICC does not \
-         filter."
+         filter. MWU relaxed = yes means that no feature passed the Mann-Whitney U threshold, \
+         so the features with the smallest p-values (model.fallback_features) went on to LASSO."
             .into(),
     );
 
     let icc = icc_counts(files)?;
-    if icc.is_none() {
-        section
+    match &icc {
+        None => section
             .paragraphs
-            .push("icc.csv is missing, so the extracted and after-ICC counts are NA.".into());
+            .push("icc.csv is missing, so the extracted and after-ICC counts are NA.".into()),
+        Some(counts) if counts.is_empty() => section.paragraphs.push(
+            "icc.csv lists no feature because the ICC filter did not run (`not_run` in \
+             icc.json gives the reason), so the extracted and after-ICC counts are NA."
+                .into(),
+        ),
+        Some(_) => {}
     }
 
     let root = JsonField {

@@ -64,16 +64,34 @@ pub fn primary_model(
 pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
     let mut section = Section::new("summary", "Summary");
     let rows = metrics_rows(&files.metrics)?;
-    let study_id = match &files.provenance {
-        Some(provenance) => JsonField {
-            file: "provenance.json",
-            value: provenance,
-        }
-        .text("study_id")?
-        .to_string(),
+    let provenance = files.provenance.as_ref().map(|value| JsonField {
+        file: "provenance.json",
+        value,
+    });
+    let study_id = match &provenance {
+        Some(root) => root.text("study_id")?.to_string(),
         None => "unknown (provenance.json is missing)".into(),
     };
     section.paragraphs.push(format!("Study: {study_id}."));
+    if let Some(root) = &provenance
+        && root.optional("failed_centers").is_some()
+    {
+        let mut left_out = Vec::new();
+        for failure in root.array("failed_centers")? {
+            left_out.push(format!(
+                "{} ({})",
+                failure.text("center")?,
+                failure.text("reason")?
+            ));
+        }
+        if !left_out.is_empty() {
+            section.paragraphs.push(format!(
+                "Centers left out of the study or of a step: {}. Their patients are missing \
+                 from every result that the step produced.",
+                left_out.join("; ")
+            ));
+        }
+    }
     section.paragraphs.push(
         "Predicted outcome: the binary label of each patient in the centers' cohort manifests \
          (1 = event, 0 = no event), from radiomic features of the lesion and its regions."
