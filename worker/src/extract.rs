@@ -108,20 +108,17 @@ pub fn load_sequence(
             )
         })?;
 
-    let roi = mask::select_label_spanning(
-        &labels,
-        label,
-        context.features.minimum_roi_dimensions(),
-    )
-    .map_err(|error| {
-        let kind = match error {
-            MaskError::TooSmall { .. } => ExclusionKind::RoiTooSmall,
-            MaskError::NonInteger { .. } | MaskError::LabelAbsent { .. } | MaskError::Empty => {
-                ExclusionKind::MaskInvalid
-            }
-        };
-        Exclusion::new(kind, &mask_field, error.to_string())
-    })?;
+    let roi =
+        mask::select_label_spanning(&labels, label, context.features.minimum_roi_dimensions())
+            .map_err(|error| {
+                let kind = match error {
+                    MaskError::TooSmall { .. } => ExclusionKind::RoiTooSmall,
+                    MaskError::NonInteger { .. }
+                    | MaskError::LabelAbsent { .. }
+                    | MaskError::Empty => ExclusionKind::MaskInvalid,
+                };
+                Exclusion::new(kind, &mask_field, error.to_string())
+            })?;
     Ok(LoadedSequence { image, roi })
 }
 
