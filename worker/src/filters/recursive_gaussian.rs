@@ -458,9 +458,9 @@ mod tests {
     #[test]
     fn fast_axis_filter_equals_line_filter() {
         // The fast path runs the same operations in the same order as `filter_line`, so
-        // each kept voxel must be bit-identical (after the same f32 rounding), on every
-        // axis, for lines of 4 and 5 voxels (all boundary terms) and for kept ranges that
-        // start or end inside the line.
+        // each kept voxel must be bit-identical after the same f32 rounding. The cases
+        // cover every axis, lines of 4 and 5 voxels (all boundary terms) and kept ranges
+        // that start or end inside the line.
         for shape in [[4, 5, 7], [9, 4, 6], [5, 8, 4], [13, 11, 17]] {
             let data = Array3::from_shape_vec(shape, noise(shape.iter().product()))
                 .expect("shape matches the values");

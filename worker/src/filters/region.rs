@@ -188,8 +188,8 @@ mod tests {
 
     #[test]
     fn voxel_box_crops_volume_and_moves_origin() {
-        // Box i 1..3, j 2..4, k 0..1 of a 4 × 5 × 2 image with spacing 2, 1, 1 mm:
-        // the origin moves by (1 · 2, 2 · 1, 0) mm and voxel (0, 0, 0) is old (1, 2, 0).
+        // Box i 1..3, j 2..4, k 0..1 of a 4 × 5 × 2 image with spacing 2, 1, 1 mm.
+        // The origin moves by (1 · 2, 2 · 1, 0) mm, and voxel (0, 0, 0) is old (1, 2, 0).
         let volume = Volume {
             data: Array3::from_shape_fn((4, 5, 2), |(i, j, k)| (i * 100 + j * 10 + k) as f64),
             geometry: Geometry {

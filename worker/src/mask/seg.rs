@@ -7,8 +7,8 @@
 //! The frame's position, orientation and pixel spacing come from the
 //! functional groups.
 //! Each frame must lie on an image slice with the image's orientation and
-//! pixel spacing, its pixels on image voxel centres (within the worker's
-//! geometry tolerance); the frame may cover the whole slice or part of it.
+//! pixel spacing, and its pixels on image voxel centres, within the worker's
+//! geometry tolerance. A frame may cover the whole slice or part of it.
 //!
 //! Only SegmentationType BINARY is read. FRACTIONAL segmentations are
 //! rejected, as non-integer label maps are: a probability or occupancy map

@@ -17,7 +17,7 @@
 //!   or, in multi-frame files, per frame.
 //! - The slices must share orientation, size and pixel spacing, have equal
 //!   gaps (within 1% of the median gap) and lie on one line along the
-//!   normal; otherwise the error names the file where the grid breaks.
+//!   normal. Otherwise the error names the file where the grid breaks.
 //!
 //! [`Geometry`]: crate::image::Geometry
 
