@@ -34,6 +34,7 @@ pub struct CheckOptions {
     /// Replaces the config's `data_root`.
     pub data_root: Option<PathBuf>,
     /// Mask label of the ROI, as the study's `features.label` will request.
+    /// A manifest row's `<sequence>_label` cell replaces it for that row.
     pub label: u32,
 }
 

@@ -61,11 +61,12 @@ pub fn load_sequence(
     let mask_field = format!("{sequence}_mask");
 
     let (image, image_frame) = open_image(&files.image, &image_field, context.canonical_root)?;
-    // The study's label is a number: a label value, an RTSTRUCT ROINumber or
-    // a SEG SegmentNumber.
-    // NOTE: the manifest cannot name an RTSTRUCT ROI yet, so ROI numbers
-    // must agree across the site's RTSTRUCT files.
-    let selector = RoiSelector::Number(context.features.settings.label);
+    // The manifest's `<sequence>_label` cell, when set, replaces the study's
+    // label: a label value, an RTSTRUCT ROINumber or a SEG SegmentNumber.
+    let selector = files
+        .label
+        .clone()
+        .unwrap_or(RoiSelector::Number(context.features.settings.label));
     check_under_root(&files.mask, &mask_field, context.canonical_root)?;
     let (labels, label) = read_mask(
         &files.mask,
@@ -80,9 +81,8 @@ pub fn load_sequence(
             MaskFileError::Read(ImageError::Dicom(
                 DicomError::FrameOfReference { .. } | DicomError::Placement { .. },
             )) => ExclusionKind::GeometryMismatch,
-            MaskFileError::Read(ImageError::Dicom(DicomError::RoiNotFound { .. })) => {
-                ExclusionKind::MaskInvalid
-            }
+            MaskFileError::Read(ImageError::Dicom(DicomError::RoiNotFound { .. }))
+            | MaskFileError::NameForLabelMap { .. } => ExclusionKind::MaskInvalid,
             _ => ExclusionKind::FileInvalid,
         };
         Exclusion::new(kind, &mask_field, error.shareable_reason())
@@ -328,6 +328,7 @@ mod tests {
         SequenceFiles {
             image: root.join(format!("sts/{patient}/{sequence}_image.nii.gz")),
             mask: root.join(format!("sts/{patient}/{sequence}_mask.nii.gz")),
+            label: None,
         }
     }
 

@@ -3,12 +3,17 @@
 //! Columns: `patient_id`, `label` (0 or 1), then an `<sequence>_image` and a
 //! `<sequence>_mask` column for each sequence, in any order. Paths are
 //! relative to the data root; an empty cell means the patient has no such
-//! file for that sequence. A header error rejects the whole manifest. A bad
+//! file for that sequence. An optional `<sequence>_label` column selects the
+//! ROI of that patient's mask: a number (label value, RTSTRUCT ROINumber or
+//! SEG SegmentNumber) or a name (RTSTRUCT ROIName or SEG SegmentLabel). An
+//! empty cell, or no such column, leaves the study's `features.label`. A header error rejects the whole manifest. A bad
 //! row excludes only its patient, with a reason, so that the rest of the
 //! cohort goes on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
+
+use crate::mask::file::RoiSelector;
 
 /// Errors that reject the whole manifest.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +51,9 @@ pub struct SequenceFiles {
     pub image: PathBuf,
     /// The mask path under the data root.
     pub mask: PathBuf,
+    /// The ROI that the `<sequence>_label` cell selects, which replaces the
+    /// study's numeric label; `None` when the cell is empty or absent.
+    pub label: Option<RoiSelector>,
 }
 
 /// A manifest row that was accepted.
@@ -204,6 +212,8 @@ struct SequenceColumns {
     name: String,
     image: usize,
     mask: usize,
+    /// The optional `<sequence>_label` column.
+    label: Option<usize>,
 }
 
 impl HeaderLayout {
@@ -212,6 +222,7 @@ impl HeaderLayout {
         let mut label = None;
         let mut images: BTreeMap<String, usize> = BTreeMap::new();
         let mut masks: BTreeMap<String, usize> = BTreeMap::new();
+        let mut roi_labels: BTreeMap<String, usize> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
 
         for (index, name) in header.iter().enumerate() {
@@ -238,9 +249,13 @@ impl HeaderLayout {
                 if !order.iter().any(|s| s == sequence) {
                     order.push(sequence.to_string());
                 }
+            } else if let Some(sequence) = name.strip_suffix("_label").filter(|s| !s.is_empty()) {
+                if roi_labels.insert(sequence.to_string(), index).is_some() {
+                    return Err(duplicate());
+                }
             } else {
                 return Err(format!(
-                    "unknown column `{name}`; expected patient_id, label, and <sequence>_image and <sequence>_mask pairs"
+                    "unknown column `{name}`; expected patient_id, label, <sequence>_image and <sequence>_mask pairs, and optional <sequence>_label columns"
                 ));
             }
         }
@@ -263,7 +278,18 @@ impl HeaderLayout {
                     "sequence name `{name}` may contain only A-Z, a-z, 0-9, '_' and '-'"
                 ));
             }
-            sequences.push(SequenceColumns { name, image, mask });
+            let label = roi_labels.remove(&name);
+            sequences.push(SequenceColumns {
+                name,
+                image,
+                mask,
+                label,
+            });
+        }
+        if let Some(orphan) = roi_labels.keys().next() {
+            return Err(format!(
+                "column `{orphan}_label` has no matching `{orphan}_image` and `{orphan}_mask` columns"
+            ));
         }
         if sequences.is_empty() {
             return Err("no <sequence>_image and <sequence>_mask columns".to_string());
@@ -317,6 +343,7 @@ impl HeaderLayout {
             let mask = record.get(columns.mask).unwrap_or("");
             let image_field = format!("{}_image", columns.name);
             let mask_field = format!("{}_mask", columns.name);
+            let label_field = format!("{}_label", columns.name);
             let problem = |field: &str, reason: &str| RowProblem {
                 line,
                 field: field.to_string(),
@@ -327,16 +354,22 @@ impl HeaderLayout {
                 empty_cell: true,
                 ..problem(field, reason)
             };
+            let label = match columns.label.and_then(|column| record.get(column)) {
+                None | Some("") => Ok(None),
+                Some(cell) => cell.parse::<RoiSelector>().map(Some),
+            };
             let files = match (image.is_empty(), mask.is_empty()) {
                 (true, _) => Err(empty(&image_field, "no image listed")),
                 (false, true) => Err(empty(&mask_field, "no mask listed")),
                 (false, false) => match (
                     resolve_under_root(data_root, image),
                     resolve_under_root(data_root, mask),
+                    label,
                 ) {
-                    (Ok(image), Ok(mask)) => Ok(SequenceFiles { image, mask }),
-                    (Err(reason), _) => Err(problem(&image_field, reason)),
-                    (_, Err(reason)) => Err(problem(&mask_field, reason)),
+                    (Ok(image), Ok(mask), Ok(label)) => Ok(SequenceFiles { image, mask, label }),
+                    (Err(reason), _, _) => Err(problem(&image_field, reason)),
+                    (_, Err(reason), _) => Err(problem(&mask_field, reason)),
+                    (_, _, Err(reason)) => Err(problem(&label_field, &reason)),
                 },
             };
             sequences.insert(columns.name.clone(), files);
@@ -488,6 +521,47 @@ mod tests {
         assert!(unpaired.to_string().contains("T1_mask"), "{unpaired}");
         let unknown = parse("patient_id,label,T1_image,T1_mask,age\n").unwrap_err();
         assert!(unknown.to_string().contains("`age`"), "{unknown}");
+    }
+
+    #[test]
+    fn manifest_sequence_label_takes_number_or_name() {
+        let manifest = parse(
+            "patient_id,label,CT_image,CT_mask,CT_label\n\
+             P1,0,p1/ct,p1/rs.dcm,GTV-1\n\
+             P2,1,p2/ct,p2/rs.dcm,3\n\
+             P3,0,p3/ct,p3/m.nii.gz,\n",
+        )
+        .expect("valid manifest");
+        let label = |row: usize| {
+            manifest.entries[row].sequences["CT"]
+                .as_ref()
+                .expect("files are valid")
+                .label
+                .clone()
+        };
+        assert_eq!(manifest.sequences, ["CT"]);
+        assert_eq!(label(0), Some(RoiSelector::Name("GTV-1".into())));
+        assert_eq!(label(1), Some(RoiSelector::Number(3)));
+        assert_eq!(label(2), None, "an empty cell keeps the study's label");
+    }
+
+    #[test]
+    fn manifest_invalid_sequence_label_names_field() {
+        let manifest = parse("patient_id,label,CT_image,CT_mask,CT_label\nP1,0,a,b,0\n")
+            .expect("header is valid");
+        let problem = manifest.entries[0].sequences["CT"]
+            .as_ref()
+            .expect_err("label 0 selects no ROI");
+        assert_eq!(problem.field, "CT_label");
+        assert!(problem.reason.contains("label 0"), "{}", problem.reason);
+    }
+
+    #[test]
+    fn manifest_label_without_sequence_is_rejected() {
+        let error = parse("patient_id,label,CT_image,CT_mask,PET_label\n").unwrap_err();
+        assert!(error.to_string().contains("`PET_label`"), "{error}");
+        let twice = parse("patient_id,label,CT_image,CT_mask,CT_label,CT_label\n").unwrap_err();
+        assert!(twice.to_string().contains("appears twice"), "{twice}");
     }
 
     #[test]

@@ -509,12 +509,14 @@ fn case_error_names_mask_file() {
     assert!(error.to_string().contains("\"box\""), "{error}");
 }
 
-/// Runs the service's extraction of one sequence on `image` and `mask`.
+/// Runs the service's extraction of one sequence on `image` and `mask`,
+/// with the study's `label` and the manifest's `<sequence>_label` cell.
 fn extract_in_round(
     root: &Path,
     image: PathBuf,
     mask: PathBuf,
     label: u32,
+    manifest_label: Option<RoiSelector>,
 ) -> Result<Vec<f64>, radstudy_worker::error::Exclusion> {
     use radstudy_worker::extract::{ExtractContext, extract_sequence};
     use radstudy_worker::features::{ExtractionSettings, FeatureClass};
@@ -536,7 +538,12 @@ fn extract_in_round(
         features: &request,
         tolerance: &GeometryTolerance::default(),
     };
-    extract_sequence("MR", &SequenceFiles { image, mask }, &context)
+    let files = SequenceFiles {
+        image,
+        mask,
+        label: manifest_label,
+    };
+    extract_sequence("MR", &files, &context)
 }
 
 #[test]
@@ -559,12 +566,14 @@ fn round_reads_series_and_seg() {
         }],
     );
 
-    let from_dicom = extract_in_round(dir.path(), series, seg, 1).expect("DICOM sequence extracts");
+    let from_dicom =
+        extract_in_round(dir.path(), series, seg, 1, None).expect("DICOM sequence extracts");
     let reference = extract_in_round(
         &pyradiomics(""),
         pyradiomics("breast1_image.nrrd"),
         pyradiomics("breast1_label.nrrd"),
         1,
+        None,
     )
     .expect("NRRD sequence extracts");
     assert_eq!(from_dicom.len(), reference.len());
@@ -584,13 +593,50 @@ fn round_excludes_other_frame_of_reference() {
 
     let dir = tempfile::tempdir().expect("temporary folder");
     let (series, rtstruct, _) = small_rtstruct_case(dir.path(), Some("2.25.999"));
-    let exclusion = extract_in_round(dir.path(), series, rtstruct, 3).unwrap_err();
+    let exclusion = extract_in_round(dir.path(), series, rtstruct, 3, None).unwrap_err();
     assert_eq!(exclusion.kind, ExclusionKind::GeometryMismatch);
     assert_eq!(exclusion.field, "MR_mask");
     assert!(
         !exclusion.reason.contains("2.25.999"),
         "no UIDs leave the site: {}",
         exclusion.reason
+    );
+}
+
+#[test]
+fn round_manifest_label_selects_roi_by_name() {
+    use radstudy_worker::error::ExclusionKind;
+
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (series, rtstruct, _) = small_rtstruct_case(dir.path(), None);
+    // The study's label 1 is no ROINumber of the file, so only the
+    // manifest's name can select the ROI.
+    let by_name = |name: &str| {
+        extract_in_round(
+            dir.path(),
+            series.clone(),
+            rtstruct.clone(),
+            1,
+            Some(RoiSelector::Name(name.to_string())),
+        )
+    };
+    let by_number = extract_in_round(
+        dir.path(),
+        series.clone(),
+        rtstruct.clone(),
+        1,
+        Some(RoiSelector::Number(7)),
+    )
+    .expect("ROINumber 7 is \"ring\"");
+    let ring = by_name("ring").expect("\"ring\" is present");
+    assert_eq!(ring, by_number, "the name and the number select one ROI");
+
+    let exclusion = by_name("GTV").unwrap_err();
+    assert_eq!(exclusion.kind, ExclusionKind::MaskInvalid);
+    assert_eq!(exclusion.field, "MR_mask");
+    assert_eq!(
+        exclusion.reason,
+        "ROI \"GTV\" not found; present: 3 \"box\"; 7 \"ring\""
     );
 }
 

@@ -11,8 +11,13 @@
 //! - the geometry tolerances, after the document's `geometryTolerance`,
 //! - the perturbation settings with the study seed, or their absence,
 //! - the requested regions, and the habitat fingerprint or its absence,
-//! - the file name ending and SHA-256 content hash of the image, then of
-//!   the mask.
+//! - for the image, then the mask: the format (file name ending, or the
+//!   DICOM kind and SeriesInstanceUID), the number of files the reader
+//!   opens, and each file's name and SHA-256 content hash. A DICOM series
+//!   is every image file of the series in file-path order, and a detached
+//!   NRRD header is followed by its data file ([`super::input_files`]),
+//! - the ROI that the manifest's `<sequence>_label` cell selects, or its
+//!   absence.
 //!
 //! The length prefixes keep ("ab", "c") apart from ("a", "bc").
 
@@ -28,14 +33,17 @@ use crate::config::GeometryTolerance;
 use crate::feature_request::FeatureRequest;
 use crate::features;
 use crate::manifest::SequenceFiles;
+use crate::mask::file::RoiSelector;
 use crate::perturbed_features::RoundPerturbation;
+
+use super::input_files::{Slot, input_files};
 
 /// Age a file's modification time must have before its hash is reused.
 const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Domain tag and version of the key derivation. The version changes
 /// whenever the list of hashed inputs changes.
-const KEY_DOMAIN: &[u8] = b"radstudy-result-cache-key-v2\0";
+const KEY_DOMAIN: &[u8] = b"radstudy-result-cache-key-v3\0";
 
 /// Everything that the features of one patient and sequence depend on,
 /// other than the contents of its files.
@@ -99,7 +107,8 @@ impl FileStamp {
 pub struct CacheKey {
     /// SHA-256 of the inputs.
     pub digest: [u8; 32],
-    /// The image and mask as they were hashed.
+    /// Every file behind the image and mask as it was hashed, and each
+    /// scanned DICOM folder.
     pub stamps: Vec<FileStamp>,
 }
 
@@ -122,25 +131,20 @@ pub enum KeyError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A file resolves outside the data root.
+    /// A file, or a file it names, resolves outside the data root.
     #[error("{field} resolves outside the data root")]
     OutsideRoot {
         /// The manifest field of the file.
         field: String,
     },
-    /// A detached NRRD header (`.nhdr`), whose voxels are in another file
-    /// that the key would not cover.
-    #[error("{field} is a detached NRRD header, whose data file the cache key does not cover")]
-    DetachedHeader {
-        /// The manifest field of the file.
+    /// The files behind a path could not be listed, for example a DICOM
+    /// folder that contains two series.
+    #[error("cannot list the files of {field}: {reason}")]
+    Unresolved {
+        /// The manifest field of the path.
         field: String,
-    },
-    /// A DICOM image series (a folder, or one file whose series continues
-    /// in other files), whose slices the key would not all cover.
-    #[error("{field} is a DICOM image series in several files, which the cache key does not cover")]
-    DicomSeries {
-        /// The manifest field of the file.
-        field: String,
+        /// The reader's error.
+        reason: String,
     },
 }
 
@@ -237,8 +241,8 @@ pub fn build_identity() -> String {
 }
 
 /// Computes the key of `inputs` under `build` ([`build_identity`]),
-/// hashing the image and the mask after checking that each resolves under
-/// `canonical_root`.
+/// hashing every file behind the image and the mask after checking that
+/// each resolves under `canonical_root`.
 pub fn cache_key(
     build: &str,
     inputs: &KeyInputs<'_>,
@@ -302,50 +306,71 @@ pub fn cache_key(
     }
 
     let mut stamps = Vec::with_capacity(2);
-    for (suffix, path) in [("image", &inputs.files.image), ("mask", &inputs.files.mask)] {
+    let slots = [
+        ("image", Slot::Image, &inputs.files.image),
+        ("mask", Slot::Mask, &inputs.files.mask),
+    ];
+    for (suffix, slot, path) in slots {
         let field = format!("{}_{suffix}", inputs.sequence);
-        let real = std::fs::canonicalize(path).map_err(|source| KeyError::Unreadable {
+        let real = canonical_under_root(path, &field, canonical_root)?;
+        let listed = input_files(&real, slot).map_err(|reason| KeyError::Unresolved {
             field: field.clone(),
-            source,
+            reason,
         })?;
-        if !real.starts_with(canonical_root) {
-            return Err(KeyError::OutsideRoot { field });
+        hasher.field(listed.format.as_bytes());
+        hasher.field(&(listed.files.len() as u64).to_le_bytes());
+        for file in &listed.files {
+            let real = canonical_under_root(file, &field, canonical_root)?;
+            let (digest, stamp) = files
+                .hash(&real)
+                .map_err(|source| KeyError::Unreadable {
+                    field: field.clone(),
+                    source,
+                })?;
+            // The name keeps the order of a series' files in the key.
+            let name = real.file_name().unwrap_or_default();
+            hasher.field(name.as_encoded_bytes());
+            hasher.field(&digest);
+            stamps.push(stamp);
         }
-        // The reader picks the format by the file name's ending.
-        let name = real
-            .file_name()
-            .map(|name| name.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        // TODO: hash the data file that a `.nhdr` header names, so that
-        // detached NRRD pairs can be cached too.
-        if name.ends_with(".nhdr") {
-            return Err(KeyError::DetachedHeader { field });
+        if let Some(folder) = &listed.scanned_folder {
+            let stamp =
+                FileStamp::read(folder).map_err(|source| KeyError::Unreadable { field, source })?;
+            stamps.push(stamp);
         }
-        // TODO: hash every file of a DICOM series so that series can be
-        // cached. Until then every DICOM image bypasses the cache, even a
-        // self-contained enhanced multi-frame file; RTSTRUCT and SEG masks
-        // are single files and are hashed.
-        let dicom_image = real.is_dir()
-            || (crate::image::dicom::is_dicom_file(&real)
-                && !matches!(
-                    crate::image::dicom::kind_of(&real),
-                    Ok(crate::image::dicom::DicomKind::RtStruct
-                        | crate::image::dicom::DicomKind::Seg)
-                ));
-        if dicom_image {
-            return Err(KeyError::DicomSeries { field });
+    }
+    match &inputs.files.label {
+        None => hasher.field(b"study label"),
+        Some(RoiSelector::Number(number)) => {
+            hasher.field(b"manifest label number");
+            hasher.field(&number.to_le_bytes());
         }
-        let (digest, stamp) = files
-            .hash(&real)
-            .map_err(|source| KeyError::Unreadable { field, source })?;
-        let ending = name.split_once('.').map(|(_, ending)| ending).unwrap_or("");
-        hasher.field(ending.as_bytes());
-        hasher.field(&digest);
-        stamps.push(stamp);
+        Some(RoiSelector::Name(name)) => {
+            hasher.field(b"manifest label name");
+            hasher.field(name.as_bytes());
+        }
     }
 
     Ok(CacheKey {
         digest: hasher.0.finalize().into(),
         stamps,
     })
+}
+
+/// Resolves `path` and checks that it lies under `canonical_root`.
+fn canonical_under_root(
+    path: &Path,
+    field: &str,
+    canonical_root: &Path,
+) -> Result<PathBuf, KeyError> {
+    let real = std::fs::canonicalize(path).map_err(|source| KeyError::Unreadable {
+        field: field.to_string(),
+        source,
+    })?;
+    if !real.starts_with(canonical_root) {
+        return Err(KeyError::OutsideRoot {
+            field: field.to_string(),
+        });
+    }
+    Ok(real)
 }

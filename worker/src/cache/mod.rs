@@ -2,9 +2,10 @@
 //! sequence on local disk, so that a restarted worker returns a round it
 //! already computed without extracting again.
 //!
-//! An entry is keyed by the content hashes of the image and mask and by
-//! every setting that changes the values ([`key`]), so a changed file or
-//! setting misses and is computed anew. It contains the pseudonym, the
+//! An entry is keyed by the content hashes of every file behind the image
+//! and mask (each slice of a DICOM series, the data file of a detached
+//! NRRD header) and by every setting that changes the values ([`key`]), so
+//! a changed file or setting misses and is computed anew. It contains the pseudonym, the
 //! feature values per region, the perturbed copies and the exclusions,
 //! never voxels ([`entry`]). Entries live in `<cache_dir>/<first two hex
 //! digits of the key>/<key>.entry`.
@@ -16,6 +17,7 @@
 //! or decoded is logged and computed again, never an error of the round.
 
 pub mod entry;
+mod input_files;
 pub mod key;
 pub mod outcome;
 

@@ -12,6 +12,7 @@ use crate::error::{Exclusion, ExclusionKind};
 use crate::feature_request::FeatureRequest;
 use crate::features::{ExtractionSettings, FeatureClass};
 use crate::manifest::SequenceFiles;
+use crate::mask::file::RoiSelector;
 use crate::params::document::ParameterDocument;
 use crate::perturbed_features::RoundPerturbation;
 
@@ -31,6 +32,7 @@ fn site() -> Site {
     let files = SequenceFiles {
         image: data.join("PET_image.nii.gz"),
         mask: data.join("PET_mask.nii.gz"),
+        label: None,
     };
     std::fs::write(
         &files.image,
@@ -437,6 +439,122 @@ fn changed_image_byte_misses() {
             "{label}"
         );
     }
+}
+
+#[test]
+fn key_changes_with_manifest_label() {
+    let site = site();
+    let cache = ResultCache::open(&site.cache_dir);
+    let (settings, tolerance) = (settings(), GeometryTolerance::default());
+    let key_with = |label: Option<RoiSelector>| {
+        let files = SequenceFiles {
+            label,
+            ..site.files.clone()
+        };
+        cache
+            .key(&inputs(&files, &settings, &tolerance), &site.root)
+            .expect("files hash")
+            .digest
+    };
+    let study_label = key_with(None);
+    let number_1 = key_with(Some(RoiSelector::Number(1)));
+    let number_2 = key_with(Some(RoiSelector::Number(2)));
+    let name_gtv = key_with(Some(RoiSelector::Name("GTV".into())));
+    let name_ctv = key_with(Some(RoiSelector::Name("CTV".into())));
+    // Number 1 selects what the study's label 1 selects, but the key keeps
+    // them apart: a recomputation, never a wrong entry.
+    assert_ne!(number_1, study_label, "a manifest number");
+    assert_ne!(number_2, number_1, "another manifest number");
+    assert_ne!(name_gtv, study_label, "a manifest name");
+    assert_ne!(name_ctv, name_gtv, "another manifest name");
+    assert_eq!(key_with(None), study_label, "the key is stable");
+}
+
+/// Writes a detached NRRD pair under `root` and returns the site's files
+/// with the header as the image.
+fn detached_nrrd(site: &Site) -> (SequenceFiles, PathBuf) {
+    let header = site.root.join("PET_image.nhdr");
+    let data = site.root.join("PET_voxels.raw");
+    std::fs::write(
+        &header,
+        "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 2 2 1\nencoding: raw\ndata file: PET_voxels.raw\n",
+    )
+    .expect("header");
+    std::fs::write(&data, [1u8, 2, 3, 4]).expect("data file");
+    let files = SequenceFiles {
+        image: header,
+        ..site.files.clone()
+    };
+    (files, data)
+}
+
+#[test]
+fn detached_nrrd_data_change_misses() {
+    let site = site();
+    let cache = ResultCache::open(&site.cache_dir);
+    let (settings, tolerance) = (settings(), GeometryTolerance::default());
+    let (files, data) = detached_nrrd(&site);
+    let key = cache
+        .key(&inputs(&files, &settings, &tolerance), &site.root)
+        .expect("header and data file hash");
+    assert_eq!(key.stamps.len(), 3, "header, data file and mask");
+    cache
+        .store(&key, "T-0123456789abcdef", "PET", &outcome())
+        .expect("entry is written");
+    let again = cache
+        .key(&inputs(&files, &settings, &tolerance), &site.root)
+        .expect("hash");
+    assert_eq!(again.digest, key.digest, "unchanged files give the same key");
+
+    // The header is untouched; one voxel of the data file changes.
+    std::fs::write(&data, [1u8, 2, 3, 5]).expect("data file rewritten");
+    let changed = cache
+        .key(&inputs(&files, &settings, &tolerance), &site.root)
+        .expect("hash");
+    assert_ne!(changed.digest, key.digest);
+    assert_eq!(
+        cache.lookup(&changed, "T-0123456789abcdef", "PET"),
+        Lookup::Miss
+    );
+}
+
+#[test]
+fn detached_nrrd_store_after_data_change_is_skipped() {
+    let site = site();
+    let cache = ResultCache::open(&site.cache_dir);
+    let (settings, tolerance) = (settings(), GeometryTolerance::default());
+    let (files, data) = detached_nrrd(&site);
+    let key = cache
+        .key(&inputs(&files, &settings, &tolerance), &site.root)
+        .expect("hash");
+    std::fs::write(&data, [9u8, 9, 9, 9, 9]).expect("data file rewritten");
+    let error = cache
+        .store(&key, "T-0123456789abcdef", "PET", &outcome())
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::FileChanged { path } if path.ends_with("PET_voxels.raw")),
+        "{error}"
+    );
+}
+
+#[test]
+fn detached_nrrd_data_outside_root_is_refused() {
+    let site = site();
+    let cache = ResultCache::open(&site.cache_dir);
+    let (settings, tolerance) = (settings(), GeometryTolerance::default());
+    let (files, data) = detached_nrrd(&site);
+    // The data file becomes a link to a file beside the data root.
+    let outside = site.root.with_file_name("outside.raw");
+    std::fs::write(&outside, [1u8, 2, 3, 4]).expect("outside file");
+    std::fs::remove_file(&data).expect("data file removed");
+    std::os::unix::fs::symlink(&outside, &data).expect("link");
+    let error = cache
+        .key(&inputs(&files, &settings, &tolerance), &site.root)
+        .unwrap_err();
+    assert!(
+        matches!(&error, KeyError::OutsideRoot { field } if field == "PET_image"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -233,6 +233,33 @@ pub fn read_volume_from_bytes(bytes: &[u8], path: &Path) -> Result<Volume, NrrdE
     })
 }
 
+/// Returns the detached data file that the NRRD header at `path` names,
+/// resolved as [`read_volume`] resolves it, or `None` when the data follow
+/// the header in the same file. Reads only the header.
+pub fn detached_data_file(path: &Path) -> Result<Option<PathBuf>, NrrdError> {
+    let open_error = |source| NrrdError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let invalid = |message: String| NrrdError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(open_error)?;
+    // One byte past the limit, so that `split_header` can tell a header
+    // that is too long from one that ends at the end of the file.
+    let mut bytes = Vec::new();
+    file.take(MAX_HEADER_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(open_error)?;
+    let (header_text, _) = split_header(&bytes).map_err(invalid)?;
+    let header = parse_header(header_text).map_err(invalid)?;
+    header
+        .data_file
+        .map(|name| detached_path(path, &name).map_err(invalid))
+        .transpose()
+}
+
 /// Splits the header (without the magic line) from the data; the header
 /// ends at the first empty line.
 fn split_header(bytes: &[u8]) -> Result<(&str, usize), String> {

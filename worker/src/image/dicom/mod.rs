@@ -34,6 +34,7 @@ use std::path::Path;
 use dicom_dictionary_std::tags;
 
 pub use error::DicomError;
+pub use series::SeriesFiles;
 pub(crate) use series::{dimension, open_object};
 
 use super::Volume;
@@ -90,4 +91,10 @@ pub fn kind_of(path: &Path) -> Result<DicomKind, DicomError> {
 /// may name.
 pub fn read_image(path: &Path) -> Result<DicomImage, DicomError> {
     series::read_series(path)
+}
+
+/// Lists the files that [`read_image`] reads for `path`, from their
+/// headers, without decoding pixels.
+pub fn series_files(path: &Path) -> Result<SeriesFiles, DicomError> {
+    series::series_files(path)
 }

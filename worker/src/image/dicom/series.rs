@@ -26,10 +26,73 @@ struct Header {
     series: String,
 }
 
+/// The files that [`read_series`] reads for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesFiles {
+    /// SeriesInstanceUID (0020,000E) of the series.
+    pub series_uid: String,
+    /// Every file of the series, in file-path order. An enhanced
+    /// multi-frame image is one file.
+    pub files: Vec<PathBuf>,
+    /// The folder that was scanned for the files of the series, or `None`
+    /// for an enhanced multi-frame file, which is read alone. Adding or
+    /// removing an image file of the series there changes the image.
+    pub scanned_folder: Option<PathBuf>,
+}
+
+/// The files chosen for one path, before their pixels are read.
+enum Selection {
+    /// An enhanced multi-frame file and its NumberOfFrames.
+    MultiFrame {
+        header: Header,
+        frames: i64,
+    },
+    /// The headers of a single-frame series, in file-path order, and the
+    /// folder they were found in.
+    SingleFrame {
+        headers: Vec<Header>,
+        folder: PathBuf,
+    },
+}
+
 /// Reads the series at `path`: a folder with one series, a file of a
 /// single-frame series (the other files of its series are taken from the
 /// same folder), or an enhanced multi-frame file.
 pub fn read_series(path: &Path) -> Result<DicomImage, DicomError> {
+    match select(path)? {
+        Selection::MultiFrame { header, frames } => read_multi_frame(&header.path, frames),
+        Selection::SingleFrame { headers, .. } => read_single_frame_series(headers),
+    }
+}
+
+/// Returns the files that [`read_series`] reads for `path`, by reading
+/// their headers only. It fails where [`read_series`] fails while choosing
+/// the files, for example on a folder with several series.
+pub fn series_files(path: &Path) -> Result<SeriesFiles, DicomError> {
+    Ok(match select(path)? {
+        Selection::MultiFrame { header, .. } => SeriesFiles {
+            series_uid: header.series,
+            files: vec![header.path],
+            scanned_folder: None,
+        },
+        Selection::SingleFrame { headers, folder } => {
+            // A non-image object named as the image has no image siblings.
+            let Some(first) = headers.first() else {
+                return Err(DicomError::NoImage {
+                    path: path.to_path_buf(),
+                });
+            };
+            SeriesFiles {
+                series_uid: first.series.clone(),
+                files: headers.into_iter().map(|header| header.path).collect(),
+                scanned_folder: Some(folder),
+            }
+        }
+    })
+}
+
+/// Chooses the files of the series at `path`; see [`read_series`].
+fn select(path: &Path) -> Result<Selection, DicomError> {
     let metadata = std::fs::metadata(path).map_err(|source| DicomError::Open {
         path: path.to_path_buf(),
         source,
@@ -43,7 +106,10 @@ pub fn read_series(path: &Path) -> Result<DicomImage, DicomError> {
             0 => Err(DicomError::NoImage {
                 path: path.to_path_buf(),
             }),
-            1 => read_single_frame_series(headers),
+            1 => Ok(Selection::SingleFrame {
+                headers,
+                folder: path.to_path_buf(),
+            }),
             _ => Err(DicomError::SeveralSeries {
                 path: path.to_path_buf(),
                 series,
@@ -61,7 +127,7 @@ pub fn read_series(path: &Path) -> Result<DicomImage, DicomError> {
         .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
         .is_some();
     if enhanced {
-        return read_multi_frame(path, frames);
+        return Ok(Selection::MultiFrame { header, frames });
     }
     if frames > 1 {
         return Err(attributes.invalid(format!(
@@ -74,7 +140,10 @@ pub fn read_series(path: &Path) -> Result<DicomImage, DicomError> {
         .into_iter()
         .filter(|other| other.series == header.series)
         .collect();
-    read_single_frame_series(siblings)
+    Ok(Selection::SingleFrame {
+        headers: siblings,
+        folder: folder.to_path_buf(),
+    })
 }
 
 /// Reads the headers of the DICOM image files directly in `folder`, in
