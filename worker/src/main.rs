@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use radstudy_worker::check::{CheckOptions, run_check};
 use radstudy_worker::config::WorkerConfig;
 use radstudy_worker::mask::file::RoiSelector;
@@ -69,7 +69,8 @@ enum Command {
         /// Replace the config's data_root (manifest paths are relative to it).
         #[arg(long)]
         data_root: Option<PathBuf>,
-        /// Mask label of the tumour, as the study's `features.label` sets it.
+        /// Mask label of the tumour, as the study's `features.label` sets it;
+        /// a manifest row's `<sequence>_label` cell replaces it for that row.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         label: u32,
     },
@@ -84,11 +85,11 @@ enum Command {
         /// Image of a single case: a NIfTI or NRRD file, or a DICOM series
         /// (a folder with one series, one file of a series, or an enhanced
         /// multi-frame file).
-        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+        #[arg(conflicts_with = "batch", requires = "mask")]
         image: Option<PathBuf>,
         /// Mask of a single case: a label map on the image grid or a
         /// sub-grid of it, or a DICOM RTSTRUCT or SEG file.
-        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+        #[arg(conflicts_with = "batch", requires = "image")]
         mask: Option<PathBuf>,
         /// Batch CSV with columns ID, Image, Mask and optional Label; paths
         /// are relative to the CSV's folder.
@@ -169,6 +170,11 @@ fn main() -> ExitCode {
             })
         }
         Command::Extract {
+            image: None,
+            batch: None,
+            ..
+        } => missing_extract_input(),
+        Command::Extract {
             image,
             mask,
             batch,
@@ -189,6 +195,24 @@ fn main() -> ExitCode {
             eprintln!("radstudy-worker: error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Exits with clap's usage error (status 2) for `extract` without cases.
+/// clap's own message would name only IMAGE and MASK.
+fn missing_extract_input() -> ! {
+    let mut cli = Cli::command();
+    let extract = cli
+        .find_subcommand_mut("extract")
+        .map(|extract| extract.clone().bin_name("radstudy-worker extract"));
+    let message = "give IMAGE MASK for one case, or --batch cases.csv for several";
+    match extract {
+        Some(mut extract) => extract
+            .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+            .exit(),
+        None => cli
+            .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+            .exit(),
     }
 }
 
@@ -215,8 +239,9 @@ fn run_extract_command(
             mask,
             label: None,
         })],
-        // clap requires IMAGE and MASK unless --batch is given.
-        _ => anyhow::bail!("give IMAGE and MASK, or --batch CASES.csv"),
+        // `main` has already rejected a command without IMAGE MASK or --batch,
+        // and clap requires MASK with IMAGE.
+        _ => anyhow::bail!("give IMAGE MASK for one case, or --batch cases.csv for several"),
     };
     // A name cannot live in the parameters' numeric label, so it goes to
     // every case without a Label cell of its own.

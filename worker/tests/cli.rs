@@ -496,3 +496,52 @@ fn extract_force2d_shape2d_needs_one_slice() {
         .expect("Contrast is a number");
     assert!((contrast - 0.4905553392961937).abs() <= 1e-6 * 0.4905553392961937);
 }
+
+#[test]
+fn extract_without_cases_names_both_forms() {
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .output()
+        .expect("worker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // clap's usage errors exit with status 2.
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("IMAGE MASK"), "{stderr}");
+    assert!(stderr.contains("--batch cases.csv"), "{stderr}");
+    assert!(stderr.contains("Usage: radstudy-worker extract"), "{stderr}");
+}
+
+#[test]
+fn extract_image_without_mask_names_mask() {
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("brain1_image.nrrd"))
+        .output()
+        .expect("worker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("<MASK>"), "{stderr}");
+}
+
+#[test]
+fn extract_out_directory_is_rejected() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("brain1_image.nrrd"))
+        .arg(pyradiomics_case("brain1_label.nrrd"))
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .expect("worker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("is a directory"), "{stderr}");
+    let suggested = dir.path().join("features.csv");
+    assert!(
+        stderr.contains(&suggested.display().to_string()),
+        "{stderr}"
+    );
+    let entries = std::fs::read_dir(dir.path()).expect("folder lists").count();
+    assert_eq!(entries, 0, "nothing is written into the directory");
+}

@@ -50,6 +50,11 @@ impl CsvFile {
             })
     }
 
+    /// Returns the column names in file order.
+    pub fn headers(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter()
+    }
+
     /// Returns whether the file has column `field`.
     pub fn has_column(&self, field: &str) -> bool {
         self.headers.iter().any(|h| h == field)

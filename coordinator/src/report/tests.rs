@@ -315,6 +315,54 @@ fn empty_icc_csv_explains_na_counts() {
 }
 
 #[test]
+fn funnel_without_icc_counts_feature_columns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "metrics.csv", METRICS);
+    // The header alone: what `radstudy run` writes with `[icc] enabled = false`.
+    write(
+        dir.path(),
+        "icc.csv",
+        "column,sequence,region,feature,n,k,icc1_1,icc2_1,icc3_1,ci_low,ci_high,kept\n",
+    );
+    // Three T1W_whole features; the T1W_inner columns, the T1W_whole_missing
+    // indicator and the other sequence's column must not be counted.
+    write(
+        dir.path(),
+        "features.csv",
+        "center,pseudonym,label,cohort,T1W_whole_original_firstorder_Mean,\
+         T1W_whole_original_firstorder_Median,T1W_whole_original_shape_VoxelVolume,\
+         T1W_whole_missing,T1W_inner_original_firstorder_Mean,T2W_whole_original_firstorder_Mean\n\
+         A,A-1,1,training,1.5,1.0,300,0,2.5,4.0\n",
+    );
+    write(
+        dir.path(),
+        "selection.json",
+        r#"{"best_region":{"chosen":"whole"},"models":[
+          {"model":"T1W_whole","build":{"kind":"single","region":"whole","sequence":"T1W"},
+           "funnel":{"candidates":3,"non_constant":3,"after_mwu":2,"after_lasso":1}}]}"#,
+    );
+    write_report(dir.path()).expect("report");
+
+    let table = std::fs::read_to_string(dir.path().join("tables/selection_funnel.csv"))
+        .expect("funnel table");
+    let mut reader = csv::Reader::from_reader(table.as_bytes());
+    let headers = reader.headers().expect("header").clone();
+    let row = reader
+        .records()
+        .next()
+        .expect("one model")
+        .expect("row parses");
+    let cell = |name: &str| {
+        let column = headers.iter().position(|h| h == name).expect("column");
+        row[column].to_string()
+    };
+    assert_eq!(cell("model"), "T1W_whole");
+    assert_eq!(cell("extracted"), "3", "feature columns of features.csv");
+    assert_eq!(cell("after_icc"), "", "the ICC filter did not run");
+    assert!(html(dir.path()).contains("the after-ICC counts are NA"));
+}
+
+#[test]
 fn summary_names_left_out_center() {
     let dir = tempfile::tempdir().expect("temp dir");
     write(dir.path(), "metrics.csv", METRICS);

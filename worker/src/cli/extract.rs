@@ -102,6 +102,16 @@ pub enum ExtractError {
         /// The problem, with its line where known.
         reason: String,
     },
+    /// `--out` names an existing directory.
+    #[error(
+        "--out {} is a directory; give the path of the CSV file to write, such as {}",
+        path.display(),
+        path.join("features.csv").display()
+    )]
+    OutputIsDirectory {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The output could not be written.
     #[error("cannot write output {path}: {reason}")]
     Output {
@@ -371,6 +381,11 @@ pub fn run_extract(
         reason: error.to_string(),
     };
     let sink: Box<dyn std::io::Write> = match out {
+        Some(path) if path.is_dir() => {
+            return Err(ExtractError::OutputIsDirectory {
+                path: path.to_path_buf(),
+            });
+        }
         Some(path) => Box::new(std::fs::File::create(path).map_err(|e| output_error(&e))?),
         None => Box::new(std::io::stdout()),
     };

@@ -8,13 +8,43 @@ use radstudy_proto::v1::{
     ReproducibilitySumsRequest, ReproducibilitySumsResponse, RocPoint, ScoreModelRequest,
     ScoreModelResponse,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::{RequestError, RoundResult, WorkerState};
+use super::{RequestError, RoundResult, SequenceCopies, WorkerState};
 use crate::aggregate::icc_sums::icc_sums;
 use crate::aggregate::linear_model::{Evaluation, TableLayout, ValidModel};
 use crate::aggregate::logistic_step::logistic_step as step_sums;
 use crate::aggregate::scores::{ScoreSettings, summarize};
+
+/// The reason that a sequence and region of a round's copies gets no ICC
+/// sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Omission {
+    /// The region is not a habitat of the sequence, so it has no copies by
+    /// design. A habitat round's request lists every habitat name for every
+    /// sequence, but with `per_sequence` voxel features each sequence has
+    /// only its own model's habitats.
+    NotARegion,
+    /// Fewer than `min_patients` patients have every perturbed copy.
+    TooFewPatients,
+}
+
+/// Returns why `copies` gets no sums, or `None` when it gets them.
+pub(super) fn omission(
+    round: &RoundResult,
+    copies: &SequenceCopies,
+    min_patients: usize,
+) -> Option<Omission> {
+    let defined = round.request.habitat.as_ref().is_none_or(|habitat| {
+        habitat
+            .round
+            .has_region(&copies.sequence, &copies.region)
+    });
+    if !defined {
+        return Some(Omission::NotARegion);
+    }
+    (copies.patients.len() < min_patients).then_some(Omission::TooFewPatients)
+}
 
 /// Computes the ICC sums of every sequence, region and feature of a round
 /// that ran with `perturbation`.
@@ -44,16 +74,28 @@ pub(super) fn reproducibility_sums(
     let mut sums = Vec::new();
     let mut released_sequences = 0;
     for sequence in &copies.sequences {
-        let n_patients = sequence.patients.len();
-        if n_patients < min_patients {
-            warn!(
-                sequence = %sequence.sequence,
-                patients = n_patients,
-                min_patients,
-                "sequence left out of the reproducibility sums: too few patients with every perturbed copy"
-            );
-            continue;
+        match omission(&round, sequence, min_patients) {
+            None => {}
+            Some(Omission::NotARegion) => {
+                debug!(
+                    sequence = %sequence.sequence,
+                    region = %sequence.region,
+                    "no reproducibility sums: the region is not a habitat of this sequence"
+                );
+                continue;
+            }
+            Some(Omission::TooFewPatients) => {
+                warn!(
+                    sequence = %sequence.sequence,
+                    region = %sequence.region,
+                    patients = sequence.patients.len(),
+                    min_patients,
+                    "sequence and region left out of the reproducibility sums: too few patients with every perturbed copy"
+                );
+                continue;
+            }
         }
+        let n_patients = sequence.patients.len();
         released_sequences += 1;
         for (column, feature) in round.feature_names.iter().enumerate() {
             // Patients × copies values of this feature.

@@ -34,7 +34,7 @@ use crate::habitat::assign::ValidHabitatModel;
 use crate::habitat::geometric::{GeometricRule, GeometricSettings, ValidGeometricSettings};
 use crate::habitat::maps::write_habitat_map;
 use crate::habitat::overlay::write_overlay_png;
-use crate::habitat::pipeline::{SpaceSupervoxels, space_columns};
+use crate::habitat::pipeline::{JOINT_SPACE, SpaceSupervoxels, VoxelFeatures, space_columns};
 use crate::habitat::regions::{RegionMasks, sequence_regions};
 use crate::manifest::SequenceFiles;
 
@@ -104,6 +104,28 @@ impl HabitatRound {
             names.insert(crate::habitat::regions::RIM.to_string());
         }
         names
+    }
+
+    /// Returns whether `region` is a region of `sequence` in this round:
+    /// `whole`, `core` and `rim` when the split was requested, or a habitat
+    /// of the model of the sequence's space. With `per_sequence` voxel
+    /// features each sequence has its own model and habitat names, so a
+    /// habitat of one sequence can be absent from another.
+    pub(super) fn has_region(&self, sequence: &str, region: &str) -> bool {
+        use crate::habitat::regions::{CORE, RIM, WHOLE};
+        if region == WHOLE {
+            return true;
+        }
+        if region == CORE || region == RIM {
+            return self.geometric.is_some();
+        }
+        let space = match self.supervoxels.request.voxel_features {
+            VoxelFeatures::PerSequence => sequence,
+            VoxelFeatures::Joint => JOINT_SPACE,
+        };
+        self.models
+            .get(space)
+            .is_some_and(|model| model.names.iter().any(|name| name == region))
     }
 }
 

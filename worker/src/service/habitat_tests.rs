@@ -1043,3 +1043,73 @@ async fn supervoxels_whole_sts_cohort() {
         response.errors
     );
 }
+
+#[tokio::test]
+async fn habitat_of_other_sequence_is_not_missing() {
+    use super::aggregates::{Omission, omission};
+
+    let patients = &PATIENTS[..3];
+    let (service, _folder) = twin_pet_service(patients);
+    let everyone: Vec<String> = patients.iter().map(|p| pseudonym(&service, p)).collect();
+    let mut request = supervoxel_request(SUPERVOXEL_ROUND, Vec::new(), everyone);
+    request.sequences = vec!["PET".into(), "PET_TWIN".into()];
+    let response = compute(&service, request)
+        .await
+        .expect("per-sequence round answers");
+    assert_eq!(response.n_excluded, 0, "{:?}", response.errors);
+
+    // PET gets two habitats and PET_TWIN three, so "mid_2" is a habitat of
+    // PET_TWIN only, as when each sequence chooses its own number.
+    let pet = two_habitat_model(&response);
+    let twin = HabitatModel {
+        space: "PET_TWIN".into(),
+        centroids: vec![-1.0, -1.0, 0.0, 0.0, 1.0, 1.0],
+        names: vec!["inner".into(), "mid_2".into(), "marginal".into()],
+        ..pet.clone()
+    };
+    let mut apply_twin = apply_request(pet, 1);
+    apply_twin.models.push(twin);
+    apply(&service, apply_twin).await.expect("apply answers");
+
+    let habitat = service
+        .state
+        .finished_habitat_round(&(STUDY.into(), HABITAT_ROUND.into()))
+        .expect("habitat round kept");
+    assert!(habitat.has_region("PET", "whole"));
+    assert!(habitat.has_region("PET", "inner"));
+    assert!(habitat.has_region("PET", "core"), "the geometric split is on");
+    assert!(!habitat.has_region("PET", "mid_2"));
+    assert!(habitat.has_region("PET_TWIN", "mid_2"));
+
+    let perturbation = PerturbationSettings {
+        repeats: 2,
+        max_angle_deg: 10.0,
+        max_volume_change_mm: 1.0,
+        noise: true,
+        seed: 42,
+    };
+    let mut request = extract_request(&["whole", "mid_2"], Some(perturbation));
+    request.sequences = vec!["PET".into(), "PET_TWIN".into()];
+    extract(&service, request).await.expect("extract answers");
+    let key = (STUDY.to_string(), EXTRACT_ROUND.to_string());
+    let round = service.state.finished_round(&key).expect("round kept");
+    let copies = round.copies.as_ref().expect("perturbed copies");
+    let omissions: Vec<(&str, &str, Option<Omission>)> = copies
+        .sequences
+        .iter()
+        .map(|copies| {
+            (
+                copies.sequence.as_str(),
+                copies.region.as_str(),
+                omission(&round, copies, 1),
+            )
+        })
+        .collect();
+    assert_eq!(omissions[0], ("PET", "whole", None));
+    assert_eq!(omissions[1], ("PET", "mid_2", Some(Omission::NotARegion)));
+    assert_eq!(omissions[2], ("PET_TWIN", "whole", None));
+    // Whether every patient's "mid_2" has copies depends on its voxels, but
+    // the region is PET_TWIN's own, so a shortfall would be a real one.
+    assert_eq!(omissions[3].1, "mid_2");
+    assert_ne!(omissions[3].2, Some(Omission::NotARegion));
+}

@@ -1,5 +1,6 @@
-//! The selection funnel: features left after the ICC filter, the
-//! Mann-Whitney U filter and LASSO, per model (region and sequence).
+//! The selection funnel: features extracted, then left after the ICC
+//! filter, the Mann-Whitney U filter and LASSO, per model (region and
+//! sequence).
 
 use std::collections::BTreeMap;
 
@@ -36,7 +37,23 @@ fn icc_counts(files: &StudyFiles) -> Result<Option<IccCounts>, ReportError> {
     Ok(Some(counts))
 }
 
-/// Builds the funnel section from `selection.json` and `icc.csv`.
+/// Counts the feature columns of `features.csv` per (sequence, region) of
+/// the models: the columns named `{sequence}_{region}_...`, without the
+/// `{sequence}_{region}_missing` indicator of an imputed habitat region.
+/// Returns `None` without `features.csv`.
+fn extracted_count(files: &StudyFiles, sequence: &str, region: &str) -> Option<usize> {
+    let features = files.features.as_ref()?;
+    let prefix = format!("{sequence}_{region}_");
+    let indicator = format!("{prefix}missing");
+    let count = features
+        .headers()
+        .filter(|name| name.starts_with(&prefix) && *name != indicator)
+        .count();
+    Some(count)
+}
+
+/// Builds the funnel section from `selection.json`, `icc.csv` and the
+/// columns of `features.csv`.
 pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
     const ID: &str = "selection";
     const TITLE: &str = "Selection funnel";
@@ -52,7 +69,8 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
     section.paragraphs.push(
         "Features per model after each step, all fitted on training patients: the ICC \
          reproducibility filter (icc.csv), removal of constant features, the Mann-Whitney U \
-         filter and LASSO (selection.json). A fusion model starts from the union of its single \
+         filter and LASSO (selection.json). The extracted count is the model's features in \
+         icc.csv, or its columns in features.csv when icc.csv does not list them. A fusion model starts from the union of its single \
          models' LASSO features, so it has no ICC step. With habitat regions, the non-constant count \
          can exceed the ICC count by the missing-region indicator, which the ICC does not \
          filter. MWU relaxed = yes means that no feature passed the Mann-Whitney U threshold, \
@@ -64,10 +82,10 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
     match &icc {
         None => section
             .paragraphs
-            .push("icc.csv is missing, so the extracted and after-ICC counts are NA.".into()),
+            .push("icc.csv is missing, so the after-ICC counts are NA.".into()),
         Some(counts) if counts.is_empty() => section.paragraphs.push(
             "icc.csv lists no feature because the ICC filter did not run (`not_run` in \
-             icc.json gives the reason), so the extracted and after-ICC counts are NA."
+             icc.json gives the reason), so the after-ICC counts are NA."
                 .into(),
         ),
         Some(_) => {}
@@ -136,7 +154,7 @@ pub fn section(files: &StudyFiles) -> Result<Section, ReportError> {
         let extracted = match icc_pair {
             Some((all, _)) => Some(all),
             None if !single => Some(funnel.count("candidates")?),
-            None => None,
+            None => extracted_count(files, &sequence, &region),
         };
         let after_icc = icc_pair.map(|(_, kept)| kept);
         let optional_count = |v: Option<usize>| v.map_or(serde_json::Value::Null, Into::into);
