@@ -4,6 +4,8 @@
 //! DICOM files are written in the test (see `dicom_input.rs`).
 
 mod dicom_input {
+    // Each test binary that shares the writer uses only part of it.
+    #[allow(dead_code)]
     pub mod writer;
 }
 
@@ -202,7 +204,13 @@ fn series_key_of_two_series_folder_is_error() {
     let case = case();
     let cache_folder = tempfile::tempdir().expect("temporary folder");
     let cache = ResultCache::open(cache_folder.path());
-    write_series(&grid(4), &case.series, &SeriesIds::new(32), 1.0, 0.0);
+    // The writer names files by slice, so the other series is written
+    // elsewhere and copied in under new names.
+    let scratch = tempfile::tempdir().expect("temporary folder");
+    let other = write_series(&grid(4), scratch.path(), &SeriesIds::new(32), 1.0, 0.0);
+    for (k, path) in other.iter().enumerate() {
+        std::fs::copy(path, case.series.join(format!("other_{k}.dcm"))).expect("copy");
+    }
     let error = key_of(&cache, &case, &case.series, &case.rtstruct).unwrap_err();
     assert!(
         matches!(&error, KeyError::Unresolved { field, .. } if field == "MR_image"),
