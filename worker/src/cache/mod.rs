@@ -2,10 +2,11 @@
 //! sequence on local disk, so that a restarted worker returns a round it
 //! already computed without extracting again.
 //!
-//! An entry is keyed by the content hashes of every file behind the image
-//! and mask (each slice of a DICOM series, the data file of a detached
-//! NRRD header) and by every setting that changes the values ([`key`]), so
-//! a changed file or setting misses and is computed anew. It contains the pseudonym, the
+//! An entry is keyed by every setting that changes the values and by the
+//! content hashes of every file behind the image and mask ([`key`]). These
+//! include each slice of a DICOM series and the data file of a detached
+//! NRRD header. A changed file or setting therefore misses and is computed
+//! anew. It contains the pseudonym, the
 //! feature values per region, the perturbed copies and the exclusions,
 //! never voxels ([`entry`]). Entries live in `<cache_dir>/<first two hex
 //! digits of the key>/<key>.entry`.
