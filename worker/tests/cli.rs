@@ -508,7 +508,10 @@ fn extract_without_cases_names_both_forms() {
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("IMAGE MASK"), "{stderr}");
     assert!(stderr.contains("--batch cases.csv"), "{stderr}");
-    assert!(stderr.contains("Usage: radstudy-worker extract"), "{stderr}");
+    assert!(
+        stderr.contains("Usage: radstudy-worker extract"),
+        "{stderr}"
+    );
 }
 
 #[test]

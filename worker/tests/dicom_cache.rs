@@ -12,7 +12,9 @@ mod dicom_input {
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dicom_input::writer::{RoiContours, SeriesIds, write_multi_frame, write_rtstruct, write_series};
+use dicom_input::writer::{
+    RoiContours, SeriesIds, write_multi_frame, write_rtstruct, write_series,
+};
 use ndarray::Array3;
 use radstudy_proto::v1::worker_server::Worker;
 use radstudy_proto::v1::{
@@ -385,9 +387,8 @@ async fn restarted_worker_answers_series_from_cache() {
         [2.0, 2.0],
         "the modified slice misses for both patients"
     );
-    let mean = |rows: &[FeatureRow], index: usize| {
-        value(&names, &rows[index], "original_firstorder_Mean")
-    };
+    let mean =
+        |rows: &[FeatureRow], index: usize| value(&names, &rows[index], "original_firstorder_Mean");
     // The box lies on slice 1 only, so its mean rises by exactly 100; the
     // ring lies on slices 2 and 3 and keeps its values. Intensities are
     // small whole numbers, so both comparisons are exact.

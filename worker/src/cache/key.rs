@@ -321,12 +321,10 @@ pub fn cache_key(
         hasher.field(&(listed.files.len() as u64).to_le_bytes());
         for file in &listed.files {
             let real = canonical_under_root(file, &field, canonical_root)?;
-            let (digest, stamp) = files
-                .hash(&real)
-                .map_err(|source| KeyError::Unreadable {
-                    field: field.clone(),
-                    source,
-                })?;
+            let (digest, stamp) = files.hash(&real).map_err(|source| KeyError::Unreadable {
+                field: field.clone(),
+                source,
+            })?;
             // The name keeps the order of a series' files in the key.
             let name = real.file_name().unwrap_or_default();
             hasher.field(name.as_encoded_bytes());

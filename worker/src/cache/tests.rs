@@ -504,7 +504,10 @@ fn detached_nrrd_data_change_misses() {
     let again = cache
         .key(&inputs(&files, &settings, &tolerance), &site.root)
         .expect("hash");
-    assert_eq!(again.digest, key.digest, "unchanged files give the same key");
+    assert_eq!(
+        again.digest, key.digest,
+        "unchanged files give the same key"
+    );
 
     // The header is untouched; one voxel of the data file changes.
     std::fs::write(&data, [1u8, 2, 3, 5]).expect("data file rewritten");

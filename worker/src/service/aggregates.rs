@@ -35,11 +35,11 @@ pub(super) fn omission(
     copies: &SequenceCopies,
     min_patients: usize,
 ) -> Option<Omission> {
-    let defined = round.request.habitat.as_ref().is_none_or(|habitat| {
-        habitat
-            .round
-            .has_region(&copies.sequence, &copies.region)
-    });
+    let defined = round
+        .request
+        .habitat
+        .as_ref()
+        .is_none_or(|habitat| habitat.round.has_region(&copies.sequence, &copies.region));
     if !defined {
         return Some(Omission::NotARegion);
     }

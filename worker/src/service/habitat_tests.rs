@@ -1077,7 +1077,10 @@ async fn habitat_of_other_sequence_is_not_missing() {
         .expect("habitat round kept");
     assert!(habitat.has_region("PET", "whole"));
     assert!(habitat.has_region("PET", "inner"));
-    assert!(habitat.has_region("PET", "core"), "the geometric split is on");
+    assert!(
+        habitat.has_region("PET", "core"),
+        "the geometric split is on"
+    );
     assert!(!habitat.has_region("PET", "mid_2"));
     assert!(habitat.has_region("PET_TWIN", "mid_2"));
 

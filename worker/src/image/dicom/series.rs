@@ -43,10 +43,7 @@ pub struct SeriesFiles {
 /// The files chosen for one path, before their pixels are read.
 enum Selection {
     /// An enhanced multi-frame file and its NumberOfFrames.
-    MultiFrame {
-        header: Header,
-        frames: i64,
-    },
+    MultiFrame { header: Header, frames: i64 },
     /// The headers of a single-frame series, in file-path order, and the
     /// folder they were found in.
     SingleFrame {
