@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array3, ShapeBuilder};
 use nifti::{NiftiObject, NiftiType, ReaderOptions};
 
-use super::{Geometry, Volume};
+use super::{Geometry, PixelType, Volume};
 
 /// Largest volume accepted, in voxels.
 const MAX_VOXELS: usize = 1 << 31;
@@ -53,6 +53,11 @@ impl NiftiError {
 
 /// Reads a 3-D NIfTI volume.
 pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
+    Ok(read_image(path)?.0)
+}
+
+/// Reads a 3-D NIfTI volume and the pixel type SimpleITK gives it (see [`pixel_type`]).
+pub fn read_image(path: &Path) -> Result<(Volume, PixelType), NiftiError> {
     let invalid = |message: String| NiftiError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -154,12 +159,31 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
     let data = Array3::from_shape_vec(dims.f(), values)
         .map_err(|error| invalid(format!("voxel array does not match dim {dims:?}: {error}")))?;
 
-    Ok(Volume {
+    let volume = Volume {
         data,
         geometry,
         stored_as_integer: stored_as_integer
             && (header.scl_slope == 0.0 || header.scl_slope == 1.0),
-    })
+    };
+    let pixel_type = pixel_type(datatype, header.scl_slope, header.scl_inter);
+    Ok((volume, pixel_type))
+}
+
+/// Returns the pixel type that SimpleITK 2.5.7 (ITK 5.4 `NiftiImageIO`) reads a NIfTI
+/// file as. Float32 and float64 files keep their type. An integer file becomes float32
+/// when `scl_slope` is finite and not 0 and the scaling is not the identity
+/// (slope ≠ 1 or intercept ≠ 0), and otherwise keeps an integer type. Checked by reading
+/// int16, uint8, int32, float32 and float64 files with slopes 1, 2, 0.5, 0 and NaN and
+/// intercepts 0 and 5 through `sitk.ReadImage`.
+fn pixel_type(datatype: NiftiType, slope: f32, intercept: f32) -> PixelType {
+    match datatype {
+        NiftiType::Float32 => PixelType::Float32,
+        NiftiType::Float64 => PixelType::Float64,
+        _ if slope.is_finite() && slope != 0.0 && (slope != 1.0 || intercept != 0.0) => {
+            PixelType::Float32
+        }
+        _ => PixelType::Integer,
+    }
 }
 
 /// Converts the first `count` stored voxels to f64 and applies `scl_slope` and
