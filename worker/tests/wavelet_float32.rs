@@ -51,7 +51,10 @@ fn wavelet_float64_misses_float32_fixture() {
     // The same images transformed in f64, as if they were float64 files: some texture
     // features must leave the tolerance, or the fixture could not tell the paths apart.
     let misses = compare_with_pyradiomics(Some(PixelType::Float64));
-    println!("{} features outside tolerance with the f64 wavelet", misses.len());
+    println!(
+        "{} features outside tolerance with the f64 wavelet",
+        misses.len()
+    );
     assert!(
         !misses.is_empty(),
         "the f64 wavelet matched PyRadiomics' float32 values on every feature"

@@ -364,6 +364,39 @@ mod tests {
     }
 
     #[test]
+    fn nifti_sts_mr_reads_as_float32() {
+        // STS MR T1 files store datatype 16 (float32); SimpleITK 2.5.7 reads them as
+        // "32-bit float".
+        let path = data_root().join("sts/STS_001/MR_T1_image.nii.gz");
+        let (_, pixel_type) = read_image(&path).expect("STS_001 MR reads");
+        assert_eq!(pixel_type, PixelType::Float32);
+    }
+
+    #[test]
+    fn nifti_pixel_type_follows_simpleitk() {
+        // Pixel types that `sitk.ReadImage` (SimpleITK 2.5.7) returned for files written
+        // with each datatype and scl_slope / scl_inter pair.
+        let cases = [
+            (NiftiType::Int16, 1.0, 0.0, PixelType::Integer),
+            (NiftiType::Int16, 2.0, 0.0, PixelType::Float32),
+            (NiftiType::Int16, 1.0, 5.0, PixelType::Float32),
+            (NiftiType::Uint8, 0.5, 0.0, PixelType::Float32),
+            (NiftiType::Int32, 0.0, 0.0, PixelType::Integer),
+            (NiftiType::Int16, f32::NAN, f32::NAN, PixelType::Integer),
+            (NiftiType::Float32, 1.0, 0.0, PixelType::Float32),
+            (NiftiType::Float32, 2.0, 5.0, PixelType::Float32),
+            (NiftiType::Float64, 0.5, 0.0, PixelType::Float64),
+        ];
+        for (datatype, slope, intercept, expected) in cases {
+            assert_eq!(
+                pixel_type(datatype, slope, intercept),
+                expected,
+                "{datatype:?}, slope {slope}, intercept {intercept}"
+            );
+        }
+    }
+
+    #[test]
     fn nifti_missing_file_is_reported_as_not_found() {
         let error = read_volume(Path::new("/nonexistent/image.nii.gz")).unwrap_err();
         assert_eq!(error.shareable_reason(), "file not found");
