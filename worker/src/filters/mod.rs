@@ -8,7 +8,7 @@
 //! The output covers only a requested box (the ROI's bounding box in the pipeline),
 //! because the features read nothing else. Filters that SimpleITK computes (LoG,
 //! Gradient) round their output to float32 as SimpleITK 2.5 does. Wavelet runs in
-//! float32 on an image SimpleITK holds as float32 and in f64 otherwise, as PyWavelets
+//! float32 on an image that SimpleITK stores as float32 and in f64 otherwise, as PyWavelets
 //! does. The others stay in f64 as PyRadiomics' numpy code does, which converts the image
 //! to float64 first.
 
@@ -137,7 +137,7 @@ pub enum FilterError {
 /// of `region`. The values are those of the filter run on the whole image, cut to
 /// `region`: LoG and Wavelet compute only what `region` needs, and the other filters
 /// run on the whole image and are then cropped. A LoG σ that PyRadiomics would skip is
-/// logged as a warning and left out. `pixel_type` is the type SimpleITK would hold the
+/// logged as a warning and left out. `pixel_type` is the type SimpleITK would store the
 /// image in, which sets the wavelet's precision ([`wavelet::Precision::of`]).
 pub fn derive_images(
     image: &Volume,

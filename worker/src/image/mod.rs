@@ -119,12 +119,13 @@ pub enum PixelType {
 }
 
 impl PixelType {
-    /// Returns the pixel type of a DICOM image. GDCM (through ITK's `GDCMImageIO`) keeps
-    /// integer pixels unless a rescale slope or intercept is not a whole number, and then
-    /// rescales to 64-bit float. The DICOM reader marks every rescale other than slope 1
-    /// and a whole intercept as non-integer, so a whole slope other than 1 gives
-    /// [`PixelType::Float64`] here where GDCM would keep an integer type. Both compute the
-    /// wavelet in float64, so the features do not change.
+    /// Returns the pixel type of a DICOM image. SimpleITK 2.5.7 read int16, uint16 and
+    /// int32 files with a non-integer RescaleSlope or RescaleIntercept as 64-bit float,
+    /// and with whole values as an integer type or, for int32 with a slope above 1, as
+    /// 64-bit float. It never gave float32. The DICOM reader marks every rescale other
+    /// than slope 1 and a whole intercept as non-integer, so a whole slope above 1 gives
+    /// [`PixelType::Float64`] here where SimpleITK may keep an integer type. PyWavelets
+    /// computes both in float64, so the features are the same.
     pub fn of_dicom(volume: &Volume) -> PixelType {
         if volume.stored_as_integer {
             PixelType::Integer
