@@ -25,7 +25,7 @@
 //! in single precision and each band stays a float32 image for the features. Here
 //! [`Precision::Single`] rounds the input to f32, runs the same taps in f32 and widens
 //! the bands to f64. Each sum adds the 6 products in PyWavelets' order, which starts at
-//! tap 0 except for the last two outputs of a line (see [`tap_order`]), so the bands
+//! tap 0 except for the last two outputs of a line (see `tap_order`), so the bands
 //! match PyWavelets bit for bit in both precisions.
 
 use ndarray::{Array3, ArrayView3, s};

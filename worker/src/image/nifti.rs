@@ -56,7 +56,7 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
     Ok(read_image(path)?.0)
 }
 
-/// Reads a 3-D NIfTI volume and the pixel type SimpleITK gives it (see [`pixel_type`]).
+/// Reads a 3-D NIfTI volume and the pixel type SimpleITK gives it (see `pixel_type`).
 pub fn read_image(path: &Path) -> Result<(Volume, PixelType), NiftiError> {
     let invalid = |message: String| NiftiError::Invalid {
         path: path.to_path_buf(),
@@ -165,6 +165,9 @@ pub fn read_image(path: &Path) -> Result<(Volume, PixelType), NiftiError> {
         stored_as_integer: stored_as_integer
             && (header.scl_slope == 0.0 || header.scl_slope == 1.0),
     };
+    // NOTE: SimpleITK stores the scaled values of an integer file with a slope or
+    // intercept as float32, but `data` keeps them in f64. The float32 wavelet rounds its
+    // input to f32, and the other image types may differ from PyRadiomics by that rounding.
     let pixel_type = pixel_type(datatype, header.scl_slope, header.scl_inter);
     Ok((volume, pixel_type))
 }
