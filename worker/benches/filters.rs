@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use radstudy_worker::filters::{ImageType, Sigma, VoxelBox, derive_images};
-use radstudy_worker::image::read_volume;
+use radstudy_worker::image::read_image_file;
 
 const RUNS: usize = 5;
 
@@ -20,8 +20,8 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
     let path = data_root.join("pyradiomics/brain1_image.nrrd");
-    let image = match read_volume(&path) {
-        Ok(image) => image,
+    let (image, pixel_type) = match read_image_file(&path) {
+        Ok(file) => (file.volume, file.pixel_type),
         Err(error) => {
             eprintln!("cannot read {}: {error}", path.display());
             std::process::exit(1);
@@ -61,7 +61,12 @@ fn main() {
         let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
             let start = Instant::now();
-            let images = derive_images(&image, &image_type, &VoxelBox::whole(image.geometry.dims));
+            let images = derive_images(
+                &image,
+                pixel_type,
+                &image_type,
+                &VoxelBox::whole(image.geometry.dims),
+            );
             times.push(start.elapsed());
             if let Err(error) = images {
                 eprintln!("{name} failed: {error}");

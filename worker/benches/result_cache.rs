@@ -113,7 +113,13 @@ fn main() {
 
                 let start = Instant::now();
                 let features = load_sequence(sequence, files, &context).and_then(|loaded| {
-                    compute_features(sequence, &loaded.image, &loaded.roi, &settings)
+                    compute_features(
+                        sequence,
+                        &loaded.image,
+                        loaded.pixel_type,
+                        &loaded.roi,
+                        &settings,
+                    )
                 });
                 let extract = start.elapsed();
                 let Ok(values) = features else {

@@ -12,7 +12,7 @@ use crate::error::{Exclusion, ExclusionKind};
 use crate::feature_request::{FeatureRequest, RoundParameters};
 use crate::features::{self, FeatureError};
 use crate::image::dicom::DicomError;
-use crate::image::{self, ImageError, Volume};
+use crate::image::{self, ImageError, ImageFile, PixelType, Volume};
 use crate::manifest::SequenceFiles;
 use crate::mask::file::{MaskFileError, RoiSelector, read_mask};
 use crate::mask::{self, MaskError, Roi};
@@ -34,6 +34,8 @@ pub struct ExtractContext<'a> {
 pub struct LoadedSequence {
     /// The image.
     pub image: Volume,
+    /// The pixel type SimpleITK would read the image file as.
+    pub pixel_type: PixelType,
     /// The ROI of the requested label, on the image grid.
     pub roi: Roi,
 }
@@ -46,7 +48,13 @@ pub fn extract_sequence(
     context: &ExtractContext<'_>,
 ) -> Result<Vec<f64>, Exclusion> {
     let loaded = load_sequence(sequence, files, context)?;
-    compute_features(sequence, &loaded.image, &loaded.roi, context.features)
+    compute_features(
+        sequence,
+        &loaded.image,
+        loaded.pixel_type,
+        &loaded.roi,
+        context.features,
+    )
 }
 
 /// Opens the image and mask of one sequence, checks that they share one
@@ -60,7 +68,9 @@ pub fn load_sequence(
     let image_field = format!("{sequence}_image");
     let mask_field = format!("{sequence}_mask");
 
-    let (image, image_frame) = open_image(&files.image, &image_field, context.canonical_root)?;
+    let file = open_image(&files.image, &image_field, context.canonical_root)?;
+    let image = file.volume;
+    let image_frame = file.frame_of_reference_uid;
     // The manifest's `<sequence>_label` cell, when set, replaces the study's
     // label: a label value, an RTSTRUCT ROINumber or a SEG SegmentNumber.
     let selector = files
@@ -119,21 +129,27 @@ pub fn load_sequence(
                 };
                 Exclusion::new(kind, &mask_field, error.to_string())
             })?;
-    Ok(LoadedSequence { image, roi })
+    Ok(LoadedSequence {
+        image,
+        pixel_type: file.pixel_type,
+        roi,
+    })
 }
 
 /// Checks the ROI's intensities and computes the features of one image and
 /// ROI, one value per [`FeatureRequest::feature_names`] column, rejecting
 /// any feature that is not finite. Perturbed copies and habitat regions go
-/// through the same checks as the original.
+/// through the same checks as the original, with the pixel type of the file they come
+/// from. `pixel_type` sets the wavelet filter's precision (see [`PixelType`]).
 pub fn compute_features(
     sequence: &str,
     image: &Volume,
+    pixel_type: PixelType,
     roi: &Roi,
     request: &FeatureRequest,
 ) -> Result<Vec<f64>, Exclusion> {
     if let Some(parameters) = &request.parameters {
-        return compute_parameter_features(sequence, image, roi, request, parameters);
+        return compute_parameter_features(sequence, image, pixel_type, roi, request, parameters);
     }
     let settings = &request.settings;
     let image_field = format!("{sequence}_image");
@@ -179,6 +195,7 @@ pub fn compute_features(
 fn compute_parameter_features(
     sequence: &str,
     image: &Volume,
+    pixel_type: PixelType,
     roi: &Roi,
     request: &FeatureRequest,
     parameters: &RoundParameters,
@@ -199,6 +216,7 @@ fn compute_parameter_features(
     }
     let named = features::image_types::compute_image_types(
         image,
+        pixel_type,
         roi,
         &request.settings,
         &parsed.options,
@@ -282,11 +300,7 @@ fn check_under_root(path: &Path, field: &str, canonical_root: &Path) -> Result<(
 
 /// Opens an image (with its DICOM frame of reference, if any) after
 /// checking that its real path stays under the root.
-fn open_image(
-    path: &Path,
-    field: &str,
-    canonical_root: &Path,
-) -> Result<(Volume, Option<String>), Exclusion> {
+fn open_image(path: &Path, field: &str, canonical_root: &Path) -> Result<ImageFile, Exclusion> {
     check_under_root(path, field, canonical_root)?;
     let real = std::fs::canonicalize(path).map_err(|error| {
         Exclusion::new(
@@ -295,7 +309,7 @@ fn open_image(
             format!("cannot open file: {error}"),
         )
     })?;
-    image::read_image(&real).map_err(|error| {
+    image::read_image_file(&real).map_err(|error| {
         let kind = if error.is_missing() {
             ExclusionKind::FileMissing
         } else {

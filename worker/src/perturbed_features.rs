@@ -28,7 +28,7 @@ use crate::habitat::pipeline::{
     ChainSettings, SequenceInput, SpaceSupervoxels, copy_space_name, sequence_supervoxels,
 };
 use crate::habitat::regions::RegionMasks;
-use crate::image::Volume;
+use crate::image::{PixelType, Volume};
 use crate::mask::Roi;
 use crate::perturb::{PerturbError, PerturbationPlan, Perturber, PlanError, ValidPlan};
 
@@ -170,8 +170,8 @@ pub enum CopyFailure {
 }
 
 /// Makes the k perturbed copies of `loaded` and computes `features` on
-/// each. Returns k rows in repeat order, each with one finite
-/// value per feature name.
+/// each, with the pixel type of `loaded`. Returns k rows in repeat order,
+/// each with one finite value per feature name.
 ///
 /// # Errors
 ///
@@ -189,7 +189,7 @@ pub fn copy_features(
     (0..perturbation.plan.repeats())
         .map(|repeat| {
             let (image, roi) = perturber.copy(seed, repeat)?;
-            compute_features(sequence, &image, &roi, features)
+            compute_features(sequence, &image, loaded.pixel_type, &roi, features)
                 .map_err(|exclusion| CopyFailure::Features { repeat, exclusion })
         })
         .collect()
@@ -241,6 +241,7 @@ pub fn habitat_copy_features(
     };
     region_copy_features(
         sequence,
+        loaded.pixel_type,
         perturbation.plan.repeats(),
         features,
         habitat,
@@ -260,9 +261,11 @@ fn fail_all(regions: &[String], failure: CopyFailure) -> RegionCopies {
 /// Computes each region's features on copies 0..repeats, where
 /// `make_copy(p)` returns copy p's perturbed image of `sequence` and its
 /// regions. A failed copy fails every region; a region below the minimum
-/// size or whose features fail fails that region only.
+/// size or whose features fail fails that region only. `pixel_type` is the
+/// original image's, which the copies keep.
 fn region_copy_features(
     sequence: &str,
+    pixel_type: PixelType,
     repeats: u32,
     features: &FeatureRequest,
     habitat: &HabitatCopyChain<'_>,
@@ -294,8 +297,10 @@ fn region_copy_features(
                         ),
                     })
                 }
-                Some(region_roi) => compute_features(sequence, &image, &region_roi, features)
-                    .map_err(|exclusion| CopyFailure::Features { repeat, exclusion }),
+                Some(region_roi) => {
+                    compute_features(sequence, &image, pixel_type, &region_roi, features)
+                        .map_err(|exclusion| CopyFailure::Features { repeat, exclusion })
+                }
             };
             match values {
                 Ok(values) => rows.push(values),
@@ -413,6 +418,7 @@ mod tests {
                 },
                 stored_as_integer: false,
             },
+            pixel_type: PixelType::Float64,
             roi: Roi { mask, voxel_count },
         }
     }
@@ -495,8 +501,14 @@ mod tests {
     fn copy_features_phantom_are_finite_and_reproducible() {
         let loaded = phantom();
         let settings = settings();
-        let original = compute_features("MR_T1", &loaded.image, &loaded.roi, &settings)
-            .expect("phantom extracts");
+        let original = compute_features(
+            "MR_T1",
+            &loaded.image,
+            loaded.pixel_type,
+            &loaded.roi,
+            &settings,
+        )
+        .expect("phantom extracts");
         let copies = copy_features("MR_T1", "A-1", &loaded, &perturbation(3, 11), &settings)
             .expect("phantom perturbs");
 
@@ -531,8 +543,14 @@ mod tests {
         let columns = features.feature_names();
         // 1 original + 1 LoG + 8 wavelet images, 2 features each.
         assert_eq!(columns.len(), 20, "{columns:?}");
-        let original = compute_features("MR_T1", &loaded.image, &loaded.roi, &features)
-            .expect("phantom extracts");
+        let original = compute_features(
+            "MR_T1",
+            &loaded.image,
+            loaded.pixel_type,
+            &loaded.roi,
+            &features,
+        )
+        .expect("phantom extracts");
         assert_eq!(original.len(), columns.len());
         let copies = copy_features("MR_T1", "A-1", &loaded, &perturbation(2, 11), &features)
             .expect("phantom perturbs");
@@ -555,7 +573,16 @@ mod tests {
         let mut loaded = phantom();
         loaded.image.data[[0, 0, 0]] = f64::NAN;
         let settings = settings();
-        assert!(compute_features("MR_T1", &loaded.image, &loaded.roi, &settings).is_ok());
+        assert!(
+            compute_features(
+                "MR_T1",
+                &loaded.image,
+                loaded.pixel_type,
+                &loaded.roi,
+                &settings,
+            )
+            .is_ok()
+        );
         let failure =
             copy_features("MR_T1", "A-1", &loaded, &perturbation(2, 11), &settings).unwrap_err();
         assert!(

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use radstudy_worker::config::GeometryTolerance;
 use radstudy_worker::features::image_types::compute_image_types;
-use radstudy_worker::image::read_volume;
+use radstudy_worker::image::{read_image_file, read_volume};
 use radstudy_worker::mask::{place_on_image_grid, select_label_spanning};
 use radstudy_worker::params::read_parameter_file;
 
@@ -71,8 +71,9 @@ fn assert_matches_pyradiomics(expected_file: &str) {
     let mut max_relative: BTreeMap<String, f64> = BTreeMap::new();
     for (case, features) in cases {
         let features = features.as_object().expect("case maps names to values");
-        let image = read_volume(&data_root().join(format!("pyradiomics/{case}_image.nrrd")))
+        let file = read_image_file(&data_root().join(format!("pyradiomics/{case}_image.nrrd")))
             .expect("case image reads");
+        let image = file.volume;
         let labels = read_volume(&data_root().join(format!("pyradiomics/{case}_label.nrrd")))
             .expect("case mask reads");
         let labels = place_on_image_grid(&labels, &image.geometry, &GeometryTolerance::default())
@@ -86,6 +87,7 @@ fn assert_matches_pyradiomics(expected_file: &str) {
 
         let computed = compute_image_types(
             &image,
+            file.pixel_type,
             &roi,
             &parameters.settings,
             &parameters.options,

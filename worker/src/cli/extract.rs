@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::config::GeometryTolerance;
 use crate::features::image_types::{ImageTypeSpec, compute_image_types};
 use crate::features::{ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError};
-use crate::image::{ImageError, read_image};
+use crate::image::{ImageError, read_image_file};
 use crate::mask::file::{MaskFileError, RoiSelector, read_mask};
 use crate::mask::{MaskError, PlacementError, into_image_grid, select_label_spanning};
 use crate::params::{ParameterFile, ParamsError, parse_parameters, read_parameter_file};
@@ -254,10 +254,12 @@ pub fn extract_case(
     options: &ExtractionOptions,
     image_types: &[ImageTypeSpec],
 ) -> Result<Vec<(String, f64)>, CaseError> {
-    let (image, image_frame) = read_image(&case.image).map_err(|source| CaseError::Image {
+    let file = read_image_file(&case.image).map_err(|source| CaseError::Image {
         path: case.image.clone(),
         source,
     })?;
+    let image = file.volume;
+    let image_frame = file.frame_of_reference_uid;
     let mut tolerance = GeometryTolerance::default();
     if let Some(origin_mm) = options.geometry_tolerance_mm {
         tolerance.origin_mm = origin_mm;
@@ -301,6 +303,7 @@ pub fn extract_case(
     settings.label = label;
     Ok(compute_image_types(
         &image,
+        file.pixel_type,
         &roi,
         &settings,
         options,

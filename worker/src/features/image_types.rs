@@ -18,7 +18,7 @@ use super::{
     firstorder, glcm, gldm, glrlm, glszm, ngtdm, normalize, resegment, shape, shape2d,
 };
 use crate::filters::{ImageType, VoxelBox, derive_images};
-use crate::image::Volume;
+use crate::image::{PixelType, Volume};
 use crate::mask::{Roi, roi_values};
 
 /// One enabled image type with the options its features use (`setting` overridden by the
@@ -33,23 +33,27 @@ pub struct ImageTypeSpec {
 
 /// Computes the features of one ROI for every image type. `options` sets the
 /// normalisation, resegmentation, shape and selection of shape features; each image type's
-/// own options set its other classes. Returns `(column name, value)` pairs: shape, then
-/// each image type in the given order, and rejects any value that is not finite. A LoG σ
-/// that the image is too small for yields no columns, as in PyRadiomics.
+/// own options set its other classes. `pixel_type` is the type SimpleITK reads the image
+/// file as, which sets the precision of the wavelet filter. Returns `(column name, value)`
+/// pairs: shape, then each image type in the given order, and rejects any value that is
+/// not finite. A LoG σ that the image is too small for yields no columns, as in
+/// PyRadiomics.
 pub fn compute_image_types(
     image: &Volume,
+    pixel_type: PixelType,
     roi: &Roi,
     settings: &ExtractionSettings,
     options: &ExtractionOptions,
     image_types: &[ImageTypeSpec],
 ) -> Result<Vec<(String, f64)>, FeatureError> {
     let normalized;
-    let image = match &options.normalization {
+    let (image, pixel_type) = match &options.normalization {
         Some(normalization) => {
             normalized = normalize::normalize(image, normalization)?;
-            &normalized
+            // SimpleITK's `Normalize` returns a 64-bit float image for every input type.
+            (&normalized, PixelType::Float64)
         }
-        None => image,
+        None => (image, pixel_type),
     };
     if options.convention == super::ibsi::Convention::Ibsi {
         // The IBSI chain interpolates, re-segments and filters outliers itself, and the
@@ -76,7 +80,13 @@ pub fn compute_image_types(
     let resampled;
     let (image, roi) = match &options.resampling {
         Some(resampling) => {
-            resampled = resample_roi(image, roi, resampling, options.minimum_roi_dimensions)?;
+            resampled = resample_roi(
+                image,
+                pixel_type,
+                roi,
+                resampling,
+                options.minimum_roi_dimensions,
+            )?;
             (&resampled.0, &resampled.1)
         }
         None => (image, roi),
@@ -158,7 +168,7 @@ pub fn compute_image_types(
         // `derive_images` returns for it.
         let derived = match spec.image_type {
             ImageType::Original => Vec::new(),
-            _ => derive_images(image, &spec.image_type, &region)?,
+            _ => derive_images(image, pixel_type, &spec.image_type, &region)?,
         };
         let images: Vec<(&str, &Volume, &Roi)> = match spec.image_type {
             ImageType::Original => vec![("original", image, feature_roi)],
@@ -193,9 +203,12 @@ fn crops_to_bounding_box(options: &ExtractionOptions, image_types: &[ImageTypeSp
 /// Resamples the image and the ROI onto PyRadiomics' new grid, and checks that the ROI
 /// still spans `minimum_dimensions` axes. The ROI is resampled as a 0/1 label map by
 /// nearest neighbour, which selects the same voxels as resampling the label map and then
-/// taking the label.
+/// taking the label. PyRadiomics resamples to the image's own pixel type, so a float32
+/// image's interpolated values are rounded to the nearest f32, as ITK's cast from the
+/// interpolator's double does.
 fn resample_roi(
     image: &Volume,
+    pixel_type: PixelType,
     roi: &Roi,
     settings: &crate::image::resample::ResampleSettings,
     minimum_dimensions: usize,
@@ -205,7 +218,13 @@ fn resample_roi(
         geometry: image.geometry.clone(),
         stored_as_integer: true,
     };
-    let resampled = crate::image::resample::resample(image, &labels, 1, settings)?;
+    let mut resampled = crate::image::resample::resample(image, &labels, 1, settings)?;
+    if pixel_type == PixelType::Float32 {
+        resampled
+            .image
+            .data
+            .mapv_inplace(|value| f64::from(value as f32));
+    }
     let roi = crate::mask::select_label_spanning(&resampled.labels, 1, minimum_dimensions)
         .map_err(FeatureError::ResampledRoi)?;
     Ok((resampled.image, roi))

@@ -425,7 +425,9 @@ pub fn compute_with_options(
         image_type: crate::filters::ImageType::Original,
         options: options.clone(),
     };
-    image_types::compute_image_types(image, roi, settings, options, &[original])
+    // The original image type does not depend on the pixel type.
+    let pixel_type = crate::image::PixelType::Float64;
+    image_types::compute_image_types(image, pixel_type, roi, settings, options, &[original])
 }
 
 /// Returns the IBSI-mode column names of the requested classes, in output order.

@@ -7,8 +7,10 @@
 //! `preCrop`, and the features of every image type are then computed on the same ROI.
 //! The output covers only a requested box (the ROI's bounding box in the pipeline),
 //! because the features read nothing else. Filters that SimpleITK computes (LoG,
-//! Gradient) round their output to float32 as SimpleITK 2.5 does; the others stay in f64
-//! as PyRadiomics' numpy code does.
+//! Gradient) round their output to float32 as SimpleITK 2.5 does. Wavelet runs in
+//! float32 on an image that SimpleITK stores as float32 and in f64 otherwise, as PyWavelets
+//! does. The others stay in f64 as PyRadiomics' numpy code does, which converts the image
+//! to float64 first.
 
 pub mod exponential;
 pub mod gradient;
@@ -20,7 +22,7 @@ pub mod square;
 pub mod square_root;
 pub mod wavelet;
 
-use crate::image::Volume;
+use crate::image::{PixelType, Volume};
 pub use region::VoxelBox;
 
 /// One σ of the LoG image type, with its text as the parameter file writes it (for the
@@ -135,9 +137,11 @@ pub enum FilterError {
 /// of `region`. The values are those of the filter run on the whole image, cut to
 /// `region`: LoG and Wavelet compute only what `region` needs, and the other filters
 /// run on the whole image and are then cropped. A LoG σ that PyRadiomics would skip is
-/// logged as a warning and left out.
+/// logged as a warning and left out. `pixel_type` is the type SimpleITK would store the
+/// image in, which sets the wavelet's precision ([`wavelet::Precision::of`]).
 pub fn derive_images(
     image: &Volume,
+    pixel_type: PixelType,
     image_type: &ImageType,
     region: &VoxelBox,
 ) -> Result<Vec<DerivedImage>, FilterError> {
@@ -184,10 +188,13 @@ pub fn derive_images(
             Ok(images)
         }
         ImageType::Wavelet { start_level, level } => {
-            Ok(wavelet::wavelet(image, *start_level, *level, region)
-                .into_iter()
-                .map(|(name, volume)| DerivedImage { name, volume })
-                .collect())
+            let precision = wavelet::Precision::of(pixel_type);
+            Ok(
+                wavelet::wavelet(image, precision, *start_level, *level, region)
+                    .into_iter()
+                    .map(|(name, volume)| DerivedImage { name, volume })
+                    .collect(),
+            )
         }
     }
 }
@@ -234,7 +241,13 @@ pub(crate) mod tests {
     fn derive_rejects_non_finite_image() {
         let image = line_volume(&[1.0, f64::NAN]);
         assert_eq!(
-            derive_images(&image, &ImageType::Square, &VoxelBox::whole([2, 1, 1])).unwrap_err(),
+            derive_images(
+                &image,
+                PixelType::Integer,
+                &ImageType::Square,
+                &VoxelBox::whole([2, 1, 1])
+            )
+            .unwrap_err(),
             FilterError::NonFinite {
                 image_type: "Square",
                 count: 1
@@ -253,8 +266,13 @@ pub(crate) mod tests {
             (ImageType::Exponential, "exponential"),
             (ImageType::Gradient { use_spacing: true }, "gradient"),
         ] {
-            let images = derive_images(&image, &image_type, &VoxelBox::whole([4, 1, 1]))
-                .expect("filter runs");
+            let images = derive_images(
+                &image,
+                PixelType::Integer,
+                &image_type,
+                &VoxelBox::whole([4, 1, 1]),
+            )
+            .expect("filter runs");
             assert_eq!(images.len(), 1);
             assert_eq!(images[0].name, name);
             assert_eq!(image_type.image_names(), [name]);

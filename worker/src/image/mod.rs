@@ -50,24 +50,88 @@ impl ImageError {
 /// that starts with the DICOM preamble is a DICOM series, `.nrrd` and
 /// `.nhdr` are NRRD, anything else is read as NIfTI-1.
 pub fn read_volume(path: &Path) -> Result<Volume, ImageError> {
-    Ok(read_image(path)?.0)
+    Ok(read_image_file(path)?.volume)
 }
 
 /// Reads a 3-D volume like [`read_volume`], and returns with it the DICOM
 /// FrameOfReferenceUID (`None` for NIfTI and NRRD, which have none).
 pub fn read_image(path: &Path) -> Result<(Volume, Option<String>), ImageError> {
+    let file = read_image_file(path)?;
+    Ok((file.volume, file.frame_of_reference_uid))
+}
+
+/// An image read from a file or DICOM series, with the header facts that the
+/// features depend on besides the voxels.
+#[derive(Debug, Clone)]
+pub struct ImageFile {
+    /// The voxels and their geometry.
+    pub volume: Volume,
+    /// The pixel type SimpleITK would give the image (see [`PixelType`]).
+    pub pixel_type: PixelType,
+    /// The DICOM FrameOfReferenceUID, `None` for NIfTI and NRRD, which have none.
+    pub frame_of_reference_uid: Option<String>,
+}
+
+/// Reads a 3-D volume like [`read_volume`], with its pixel type and DICOM frame of
+/// reference.
+pub fn read_image_file(path: &Path) -> Result<ImageFile, ImageError> {
     if dicom::is_dicom_input(path) {
         let image = dicom::read_image(path)?;
-        return Ok((image.volume, image.frame_of_reference_uid));
+        let pixel_type = PixelType::of_dicom(&image.volume);
+        return Ok(ImageFile {
+            volume: image.volume,
+            pixel_type,
+            frame_of_reference_uid: image.frame_of_reference_uid,
+        });
     }
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    if name.ends_with(".nrrd") || name.ends_with(".nhdr") {
-        Ok((nrrd::read_volume(path)?, None))
+    let (volume, pixel_type) = if name.ends_with(".nrrd") || name.ends_with(".nhdr") {
+        nrrd::read_image(path)?
     } else {
-        Ok((nifti::read_volume(path)?, None))
+        nifti::read_image(path)?
+    };
+    Ok(ImageFile {
+        volume,
+        pixel_type,
+        frame_of_reference_uid: None,
+    })
+}
+
+/// The precision of the pixel type that SimpleITK 2.5 (ITK 5.4) gives an image when
+/// PyRadiomics reads it with `sitk.ReadImage`. PyRadiomics' wavelet filter runs
+/// PyWavelets on that array, and PyWavelets computes a float32 array in float32 and any
+/// integer or float64 array in float64. The voxels in [`Volume::data`] are f64 in every
+/// case.
+///
+/// A file's type is kept through resampling and preCrop and becomes [`PixelType::Float64`]
+/// with normalisation, because SimpleITK's `Normalize` returns a 64-bit float image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelType {
+    /// Any integer type.
+    Integer,
+    /// 32-bit float.
+    Float32,
+    /// 64-bit float.
+    Float64,
+}
+
+impl PixelType {
+    /// Returns the pixel type of a DICOM image. SimpleITK 2.5.7 read int16, uint16 and
+    /// int32 files with a non-integer RescaleSlope or RescaleIntercept as 64-bit float,
+    /// and with whole values as an integer type or, for int32 with a slope above 1, as
+    /// 64-bit float. It never gave float32. The DICOM reader marks every rescale other
+    /// than slope 1 and a whole intercept as non-integer, so a whole slope above 1 gives
+    /// [`PixelType::Float64`] here where SimpleITK may keep an integer type. PyWavelets
+    /// computes both in float64, so the features are the same.
+    pub fn of_dicom(volume: &Volume) -> PixelType {
+        if volume.stored_as_integer {
+            PixelType::Integer
+        } else {
+            PixelType::Float64
+        }
     }
 }
 

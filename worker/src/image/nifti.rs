@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array3, ShapeBuilder};
 use nifti::{NiftiObject, NiftiType, ReaderOptions};
 
-use super::{Geometry, Volume};
+use super::{Geometry, PixelType, Volume};
 
 /// Largest volume accepted, in voxels.
 const MAX_VOXELS: usize = 1 << 31;
@@ -53,6 +53,11 @@ impl NiftiError {
 
 /// Reads a 3-D NIfTI volume.
 pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
+    Ok(read_image(path)?.0)
+}
+
+/// Reads a 3-D NIfTI volume and the pixel type SimpleITK gives it (see `pixel_type`).
+pub fn read_image(path: &Path) -> Result<(Volume, PixelType), NiftiError> {
     let invalid = |message: String| NiftiError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -154,12 +159,34 @@ pub fn read_volume(path: &Path) -> Result<Volume, NiftiError> {
     let data = Array3::from_shape_vec(dims.f(), values)
         .map_err(|error| invalid(format!("voxel array does not match dim {dims:?}: {error}")))?;
 
-    Ok(Volume {
+    let volume = Volume {
         data,
         geometry,
         stored_as_integer: stored_as_integer
             && (header.scl_slope == 0.0 || header.scl_slope == 1.0),
-    })
+    };
+    // NOTE: SimpleITK stores the scaled values of an integer file with a slope or
+    // intercept as float32, but `data` keeps them in f64. The float32 wavelet rounds its
+    // input to f32, and the other image types may differ from PyRadiomics by that rounding.
+    let pixel_type = pixel_type(datatype, header.scl_slope, header.scl_inter);
+    Ok((volume, pixel_type))
+}
+
+/// Returns the pixel type that SimpleITK 2.5.7 (ITK 5.4 `NiftiImageIO`) reads a NIfTI
+/// file as. Float32 and float64 files keep their type. An integer file becomes float32
+/// when `scl_slope` is finite and not 0 and the scaling is not the identity
+/// (slope ≠ 1 or intercept ≠ 0), and otherwise keeps an integer type. Checked by reading
+/// int16, uint8, int32, float32 and float64 files with slopes 1, 2, 0.5, 0 and NaN and
+/// intercepts 0 and 5 through `sitk.ReadImage`.
+fn pixel_type(datatype: NiftiType, slope: f32, intercept: f32) -> PixelType {
+    match datatype {
+        NiftiType::Float32 => PixelType::Float32,
+        NiftiType::Float64 => PixelType::Float64,
+        _ if slope.is_finite() && slope != 0.0 && (slope != 1.0 || intercept != 0.0) => {
+            PixelType::Float32
+        }
+        _ => PixelType::Integer,
+    }
 }
 
 /// Converts the first `count` stored voxels to f64 and applies `scl_slope` and
@@ -337,6 +364,39 @@ mod tests {
         assert!((volume.geometry.spacing[0] - 0.976562).abs() < 1e-5);
         assert!((volume.geometry.spacing[2] - 3.269955).abs() < 1e-5);
         assert_eq!(volume.data.dim(), (174, 158, 59));
+    }
+
+    #[test]
+    fn nifti_sts_mr_reads_as_float32() {
+        // STS MR T1 files store datatype 16 (float32); SimpleITK 2.5.7 reads them as
+        // "32-bit float".
+        let path = data_root().join("sts/STS_001/MR_T1_image.nii.gz");
+        let (_, pixel_type) = read_image(&path).expect("STS_001 MR reads");
+        assert_eq!(pixel_type, PixelType::Float32);
+    }
+
+    #[test]
+    fn nifti_pixel_type_follows_simpleitk() {
+        // Pixel types that `sitk.ReadImage` (SimpleITK 2.5.7) returned for files written
+        // with each datatype and scl_slope / scl_inter pair.
+        let cases = [
+            (NiftiType::Int16, 1.0, 0.0, PixelType::Integer),
+            (NiftiType::Int16, 2.0, 0.0, PixelType::Float32),
+            (NiftiType::Int16, 1.0, 5.0, PixelType::Float32),
+            (NiftiType::Uint8, 0.5, 0.0, PixelType::Float32),
+            (NiftiType::Int32, 0.0, 0.0, PixelType::Integer),
+            (NiftiType::Int16, f32::NAN, f32::NAN, PixelType::Integer),
+            (NiftiType::Float32, 1.0, 0.0, PixelType::Float32),
+            (NiftiType::Float32, 2.0, 5.0, PixelType::Float32),
+            (NiftiType::Float64, 0.5, 0.0, PixelType::Float64),
+        ];
+        for (datatype, slope, intercept, expected) in cases {
+            assert_eq!(
+                pixel_type(datatype, slope, intercept),
+                expected,
+                "{datatype:?}, slope {slope}, intercept {intercept}"
+            );
+        }
     }
 
     #[test]

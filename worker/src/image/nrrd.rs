@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use ndarray::{Array3, ShapeBuilder};
 
-use super::{Geometry, Volume};
+use super::{Geometry, PixelType, Volume};
 
 /// Largest header accepted, in bytes.
 const MAX_HEADER_BYTES: usize = 1 << 20;
@@ -190,16 +190,28 @@ struct Header {
 
 /// Reads a 3-D NRRD volume.
 pub fn read_volume(path: &Path) -> Result<Volume, NrrdError> {
+    Ok(read_image(path)?.0)
+}
+
+/// Reads a 3-D NRRD volume and the pixel type SimpleITK gives it: the `type` field's
+/// `float` is [`PixelType::Float32`], `double` [`PixelType::Float64`], and every other
+/// type an integer, because ITK's NRRD reader applies no intensity scaling.
+pub fn read_image(path: &Path) -> Result<(Volume, PixelType), NrrdError> {
     let bytes = std::fs::read(path).map_err(|source| NrrdError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    read_volume_from_bytes(&bytes, path)
+    read_image_from_bytes(&bytes, path)
 }
 
 /// Reads a 3-D NRRD volume from its bytes; `path` names the file in errors
 /// and locates a detached data file.
 pub fn read_volume_from_bytes(bytes: &[u8], path: &Path) -> Result<Volume, NrrdError> {
+    Ok(read_image_from_bytes(bytes, path)?.0)
+}
+
+/// Reads a 3-D NRRD volume and its pixel type (see [`read_image`]) from its bytes.
+fn read_image_from_bytes(bytes: &[u8], path: &Path) -> Result<(Volume, PixelType), NrrdError> {
     let invalid = |message: String| NrrdError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -226,11 +238,17 @@ pub fn read_volume_from_bytes(bytes: &[u8], path: &Path) -> Result<Volume, NrrdE
     let data = Array3::from_shape_vec((ni, nj, nk).f(), values)
         .map_err(|error| invalid(format!("voxel array does not fit the sizes: {error}")))?;
 
-    Ok(Volume {
+    let pixel_type = match layout.scalar {
+        ScalarType::F32 => PixelType::Float32,
+        ScalarType::F64 => PixelType::Float64,
+        _ => PixelType::Integer,
+    };
+    let volume = Volume {
         data,
         geometry: layout.geometry,
         stored_as_integer: layout.scalar.is_integer(),
-    })
+    };
+    Ok((volume, pixel_type))
 }
 
 /// Returns the detached data file that the NRRD header at `path` names,

@@ -119,6 +119,7 @@ pub fn joint_habitat_copy_features(
     };
     region_copy_features(
         sequence,
+        space.sequences[index].1.pixel_type,
         perturbation.plan.repeats(),
         features,
         habitat,
@@ -349,6 +350,7 @@ mod tests {
                 geometry,
                 stored_as_integer: false,
             },
+            pixel_type: crate::image::PixelType::Float64,
             roi: Roi { mask, voxel_count },
         }
     }

@@ -193,7 +193,13 @@ pub(super) fn extract_regions(
             });
             continue;
         };
-        match compute_features(sequence, &loaded.image, &roi, context.features) {
+        match compute_features(
+            sequence,
+            &loaded.image,
+            loaded.pixel_type,
+            &roi,
+            context.features,
+        ) {
             Ok(values) => {
                 features.push((region.clone(), values));
                 extracted_regions.push(region.clone());

@@ -209,7 +209,13 @@ pub(super) fn extract_job(
         };
         return extract_regions(sequence, &patient, context, request, habitat);
     }
-    let features = compute_features(sequence, &loaded.image, &loaded.roi, context.features);
+    let features = compute_features(
+        sequence,
+        &loaded.image,
+        loaded.pixel_type,
+        &loaded.roi,
+        context.features,
+    );
     let copies = match (&features, &request.perturbation) {
         (Ok(_), Some(perturbation)) => Some(vec![(
             WHOLE_REGION.to_string(),

@@ -73,6 +73,25 @@ fn nrrd_pyradiomics_brain1_image_geometry_and_values() {
 }
 
 #[test]
+fn nrrd_pixel_type_follows_type_field() {
+    // ITK's NRRD reader keeps the `type` field's type: short is an integer type, float
+    // and double are 32- and 64-bit floats.
+    for (type_name, width, expected) in [
+        ("short", 2, PixelType::Integer),
+        ("float", 4, PixelType::Float32),
+        ("double", 8, PixelType::Float64),
+    ] {
+        let header = small_header("encoding: raw\nspacings: 1 1 1")
+            .replace("type: short", &format!("type: {type_name}"));
+        let mut bytes = header.into_bytes();
+        bytes.extend(std::iter::repeat_n(0u8, 12 * width));
+        let (_, pixel_type) =
+            read_image_from_bytes(&bytes, Path::new("test.nrrd")).expect("header is valid");
+        assert_eq!(pixel_type, expected, "type: {type_name}");
+    }
+}
+
+#[test]
 fn nrrd_pyradiomics_brain1_label_counts() {
     let path = data_root().join("pyradiomics/brain1_label.nrrd");
     let volume = read_volume(&path).expect("the PyRadiomics test label is readable");
