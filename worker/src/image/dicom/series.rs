@@ -43,7 +43,7 @@ pub struct SeriesFiles {
 /// The files chosen for one path, before their pixels are read.
 enum Selection {
     /// An enhanced multi-frame file and its NumberOfFrames.
-    MultiFrame { header: Header, frames: i64 },
+    MultiFrame { header: Box<Header>, frames: i64 },
     /// The headers of a single-frame series, in file-path order, and the
     /// folder they were found in.
     SingleFrame {
@@ -67,11 +67,14 @@ pub fn read_series(path: &Path) -> Result<DicomImage, DicomError> {
 /// the files, for example on a folder with several series.
 pub fn series_files(path: &Path) -> Result<SeriesFiles, DicomError> {
     Ok(match select(path)? {
-        Selection::MultiFrame { header, .. } => SeriesFiles {
-            series_uid: header.series,
-            files: vec![header.path],
-            scanned_folder: None,
-        },
+        Selection::MultiFrame { header, .. } => {
+            let Header { path, series, .. } = *header;
+            SeriesFiles {
+                series_uid: series,
+                files: vec![path],
+                scanned_folder: None,
+            }
+        }
         Selection::SingleFrame { headers, folder } => {
             // A non-image object named as the image has no image siblings.
             let Some(first) = headers.first() else {
@@ -124,7 +127,10 @@ fn select(path: &Path) -> Result<Selection, DicomError> {
         .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
         .is_some();
     if enhanced {
-        return Ok(Selection::MultiFrame { header, frames });
+        return Ok(Selection::MultiFrame {
+            header: Box::new(header),
+            frames,
+        });
     }
     if frames > 1 {
         return Err(attributes.invalid(format!(
