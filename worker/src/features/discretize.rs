@@ -367,6 +367,11 @@ impl FixedWidthEdges {
         }
     }
 
+    /// Returns the index of the last edge: bins run from 1 to `last() + 1`.
+    pub(crate) fn last(&self) -> f64 {
+        self.last
+    }
+
     fn edge(&self, index: f64) -> f64 {
         if index == 0.0 {
             self.lower

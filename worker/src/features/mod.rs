@@ -19,6 +19,7 @@ pub mod ibsi;
 pub mod image_types;
 pub mod ngtdm;
 pub mod normalize;
+mod order_statistics;
 pub mod pre_crop;
 pub mod resegment;
 pub mod shape;
