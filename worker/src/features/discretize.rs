@@ -420,6 +420,7 @@ impl FixedWidthEdges {
 /// component, so every neighbour of an ROI voxel lies inside the buffer and no per-neighbour
 /// bounds test is needed. Padding voxels hold 0, like voxels outside the ROI. The buffer
 /// keeps the memory order of the input, C or Fortran, which `strides` records.
+#[derive(Clone)]
 pub(crate) struct PaddedLevels {
     /// Renumbered level per voxel: 0 outside the ROI, r + 1 for the r-th grey level present
     /// (ascending).
