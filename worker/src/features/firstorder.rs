@@ -246,9 +246,9 @@ fn pairwise_sum(terms: &[f64]) -> f64 {
 /// fixed-bin-width discretisation described in the module documentation. `minimum` and
 /// `maximum` are those of `values`.
 ///
-/// The voxels are counted per bin in a table indexed by bin when the bins are at most a few
-/// per voxel, else by sorting the bin indices; both give the counts of every bin, so the
-/// fractions do not depend on the way.
+/// The voxels are counted in a table indexed by bin when there are at most about four bins
+/// per voxel. Otherwise the bin indices are sorted and counted in runs. Both give the same
+/// counts, so the fractions do not depend on the path.
 fn bin_fractions(values: &[f64], minimum: f64, maximum: f64, bin_width: f64) -> Vec<f64> {
     if values.is_empty() {
         return Vec::new();
@@ -355,9 +355,9 @@ fn central_moments(values: &[f64], mean: f64, flat: bool) -> Moments {
 /// product s·d is split the same way, so only e·d and the final sum round. That is the
 /// correctly rounded d³ except within about 2⁻⁵⁰ units in the last place of a rounding
 /// tie. It replaces `d.powf(3.0)`, which took three times as long. NOTE: glibc's `pow`,
-/// which numpy's `**` calls, is not correctly rounded in every case: on 20 million random
+/// which numpy's `**` calls, is not correctly rounded in every case. On 20 million random
 /// deviations it differed from this function by one unit in the last place for about
-/// 0.08 % of them, so Skewness and Kurtosis can differ from PyRadiomics' in the last bits.
+/// 0.08 % of them. So Skewness and Kurtosis can differ from PyRadiomics' in the last bits.
 fn cube(d: f64) -> f64 {
     let square = d * d;
     let square_error = d.mul_add(d, -square);
@@ -606,8 +606,8 @@ mod tests {
 
     #[test]
     fn powers_match_exact_integer_powers() {
-        // Odd integers below 2^13 have cubes and fourth powers below 2^53, so the exact
-        // power is an f64 and the functions must return it.
+        // Integers below 2^13 have cubes and fourth powers below 2^53, so the exact power
+        // is an f64 and the functions must return it.
         for n in (1..8192_i64).step_by(7) {
             let d = n as f64;
             assert_eq!(cube(d), (n * n * n) as f64, "{n}³");
@@ -618,13 +618,16 @@ mod tests {
 
     #[test]
     fn powers_match_pow_within_one_ulp() {
-        // pow is not correctly rounded in every case, the functions are but for rare ties;
-        // where they differ, it is by one unit in the last place.
+        // pow is not correctly rounded in every case, and the functions are correctly
+        // rounded but for rare ties. So they differ by at most one unit in the last place.
         for n in 0..2000 {
             let d = (n as f64 - 1000.0) * 0.123_456_789 + 1e-3;
             for (ours, reference) in [(cube(d), d.powf(3.0)), (fourth_power(d), d.powf(4.0))] {
                 let ulp = reference.abs() * f64::EPSILON;
-                assert!((ours - reference).abs() <= ulp, "{d}: {ours} against {reference}");
+                assert!(
+                    (ours - reference).abs() <= ulp,
+                    "{d}: {ours} against {reference}"
+                );
             }
         }
     }

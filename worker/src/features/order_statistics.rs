@@ -4,7 +4,7 @@
 //! Each rank is found with `select_nth_unstable_by` on the part of the sample that lies
 //! above the previous rank, so k ranks cost about k linear passes instead of one
 //! O(n log n) sort. The comparison is `f64::total_cmp`, the one the sort used before, so
-//! every selected value is the one the sorted array holds at that rank, bit for bit.
+//! every selected value is the one the sorted array contains at that rank, bit for bit.
 
 /// Values of a sample at chosen ranks of its ascending order (0-based, by `f64::total_cmp`).
 pub(crate) struct OrderStatistics {

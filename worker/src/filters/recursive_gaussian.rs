@@ -358,7 +358,7 @@ impl Coefficients {
         keep: &Range<usize>,
         target: &mut [f64],
     ) {
-        // Voxel n of the L lines of a group sits at [n][lane].
+        // Voxel n of the L lines of a group is at [n][lane].
         let mut causal = vec![[0.0; L]; length];
         let mut anticausal = vec![[0.0; L]; length];
         for group in lines.step_by(L) {
