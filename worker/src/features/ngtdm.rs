@@ -170,9 +170,9 @@ fn difference_matrix_with_angles(
     let max_level = grid.present_levels.last().copied().unwrap_or(0);
     let largest_sum = u64::from(max_level) * offsets.len() as u64;
     let (counts, differences) = if largest_sum <= u64::from(u32::MAX) {
-        tally_differences::<u32>(&grid, &grey_levels, &offsets)
+        tally_differences::<u32>(grid, &grey_levels, &offsets)
     } else {
-        tally_differences::<u64>(&grid, &grey_levels, &offsets)
+        tally_differences::<u64>(grid, &grey_levels, &offsets)
     };
     DifferenceMatrix {
         levels: grid.present_levels.clone(),

@@ -150,7 +150,7 @@ pub(crate) fn compute_with_grids(
     let offsets = angles.offsets(&[1], shape);
     let padded = grids.get(1);
     let max_run = shape.into_iter().max().unwrap_or(0);
-    let runs = count_runs(&padded, &offsets, max_run);
+    let runs = count_runs(padded, &offsets, max_run);
     match angles.weighting {
         None => features_from_runs(&runs, &padded.present_levels, offsets.len()),
         Some(norm) => {
