@@ -367,6 +367,11 @@ impl FixedWidthEdges {
         }
     }
 
+    /// Returns the index of the last edge: bins run from 1 to `last() + 1`.
+    pub(crate) fn last(&self) -> f64 {
+        self.last
+    }
+
     fn edge(&self, index: f64) -> f64 {
         if index == 0.0 {
             self.lower
@@ -415,6 +420,7 @@ impl FixedWidthEdges {
 /// component, so every neighbour of an ROI voxel lies inside the buffer and no per-neighbour
 /// bounds test is needed. Padding voxels hold 0, like voxels outside the ROI. The buffer
 /// keeps the memory order of the input, C or Fortran, which `strides` records.
+#[derive(Clone)]
 pub(crate) struct PaddedLevels {
     /// Renumbered level per voxel: 0 outside the ROI, r + 1 for the r-th grey level present
     /// (ascending).

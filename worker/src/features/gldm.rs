@@ -26,7 +26,8 @@
 //! - **ε** = 2.220446049250313 × 10⁻¹⁶, the f64 machine epsilon, which PyRadiomics adds
 //!   inside the logarithm of DependenceEntropy.
 
-use super::discretize::{PaddedLevels, TextureInput};
+use super::discretize::TextureInput;
+use super::padded_grids::PaddedGrids;
 use super::texture_angles::TextureAngles;
 
 /// Feature names in output order, as PyRadiomics names them without the `original_gldm_`
@@ -132,7 +133,17 @@ pub fn compute_with_angles(
     settings: &GldmSettings,
     angles: &TextureAngles,
 ) -> Vec<(&'static str, f64)> {
-    let matrix = dependence_matrix_with_angles(input, settings, angles);
+    compute_with_grids(&mut PaddedGrids::new(input), settings, angles)
+}
+
+/// Computes the GLDM features as [`compute_with_angles`] does, on the shared grids of one
+/// texture input.
+pub(crate) fn compute_with_grids(
+    grids: &mut PaddedGrids,
+    settings: &GldmSettings,
+    angles: &TextureAngles,
+) -> Vec<(&'static str, f64)> {
+    let matrix = dependence_matrix_with_angles(grids, settings, angles);
     matrix_features(&matrix)
 }
 
@@ -150,7 +161,8 @@ struct DependenceMatrix {
 
 /// Builds the GLDM: counts each voxel's dependent neighbours, then tallies the ROI voxels.
 ///
-/// The levels are copied once into a [`PaddedLevels`] grid whose border is as wide as the
+/// The levels come from the shared
+/// [`PaddedLevels`](super::discretize::PaddedLevels) grid whose border is as wide as the
 /// longest offset, so each neighbour is one precomputed linear offset away. The counting is
 /// shaped for vectorisation: for each offset o it compares the buffer with itself shifted by
 /// o, two contiguous slices, and adds the result to a per-voxel counter, instead of
@@ -160,11 +172,11 @@ struct DependenceMatrix {
 /// equality of the renumbered levels: the centre of an ROI voxel is never 0, so equality
 /// also rules out neighbours outside the ROI. For α ≥ 1 the test runs on the grey levels.
 fn dependence_matrix_with_angles(
-    input: &TextureInput,
+    grids: &mut PaddedGrids,
     settings: &GldmSettings,
     angle_settings: &TextureAngles,
 ) -> DependenceMatrix {
-    let box_shape: [usize; 3] = input.levels.dim().into();
+    let box_shape: [usize; 3] = grids.input().levels.dim().into();
     // PyRadiomics' angles are one direction of each ± pair, but the neighbourhood needs both.
     let angles = angle_settings.offsets(&settings.distances, box_shape);
     let padding = angles
@@ -173,7 +185,7 @@ fn dependence_matrix_with_angles(
         .map(|component| component.unsigned_abs() as usize)
         .max()
         .unwrap_or(0);
-    let grid = PaddedLevels::new(input, padding);
+    let grid = grids.get(padding);
     let offsets: Vec<isize> = angles
         .iter()
         .flat_map(|&angle| {
@@ -211,7 +223,7 @@ fn dependence_matrix_with_angles(
         }
     }
     DependenceMatrix {
-        levels: grid.present_levels,
+        levels: grid.present_levels.clone(),
         counts,
         width,
     }
@@ -220,7 +232,11 @@ fn dependence_matrix_with_angles(
 /// Builds the GLDM with PyRadiomics' default 3-D neighbourhood.
 #[cfg(test)]
 fn dependence_matrix(input: &TextureInput, settings: &GldmSettings) -> DependenceMatrix {
-    dependence_matrix_with_angles(input, settings, &TextureAngles::default())
+    dependence_matrix_with_angles(
+        &mut PaddedGrids::new(input),
+        settings,
+        &TextureAngles::default(),
+    )
 }
 
 /// Voxels per block of [`count_matching_neighbours`]: 16 KiB of u32 counters, which fit in

@@ -29,7 +29,8 @@
 //! N_g times that zone's size. This module keeps only the non-empty cells of P, at most one
 //! per zone, so the matrix needs O(N_z) memory whatever the largest zone.
 
-use super::discretize::{PaddedLevels, TextureInput};
+use super::discretize::TextureInput;
+use super::padded_grids::PaddedGrids;
 use super::texture_angles::TextureAngles;
 
 /// Feature names in output order, as PyRadiomics names them without the `original_glszm_`
@@ -111,7 +112,16 @@ pub fn compute_with_angles(
     input: &TextureInput,
     angles: &TextureAngles,
 ) -> Vec<(&'static str, f64)> {
-    let matrix = size_zone_matrix_with_angles(input, angles);
+    compute_with_grids(&mut PaddedGrids::new(input), angles)
+}
+
+/// Computes the GLSZM features as [`compute_with_angles`] does, on the shared grids of one
+/// texture input.
+pub(crate) fn compute_with_grids(
+    grids: &mut PaddedGrids,
+    angles: &TextureAngles,
+) -> Vec<(&'static str, f64)> {
+    let matrix = size_zone_matrix_with_angles(grids, angles);
     matrix_features(&matrix)
 }
 
@@ -136,9 +146,9 @@ struct SizeZoneMatrix {
 
 /// Finds the zones with one pass over the ROI and an iterative flood fill, then tallies them.
 ///
-/// The levels are copied once into a [`PaddedLevels`] grid with a one-voxel empty border, so
-/// each of the 26 neighbours is one precomputed linear offset away with no per-axis bounds
-/// test. The copy doubles as the visited marker: a voxel's level is set to 0 when it joins a
+/// The fill runs on a copy of the shared [`PaddedLevels`](super::discretize::PaddedLevels)
+/// grid with a one-voxel empty border, so each of the 26 neighbours is one precomputed
+/// linear offset away with no per-axis bounds test. The copy doubles as the visited marker: a voxel's level is set to 0 when it joins a
 /// zone, so no separate label array is needed and a voxel is pushed at most once. The fill
 /// keeps its own stack on the heap, so a zone of any size (700,000 voxels in the tests)
 /// cannot overflow the call stack. Zones are listed as (size, level) pairs and sorted, which
@@ -150,9 +160,10 @@ struct SizeZoneMatrix {
 /// union-find over voxels with 13 backward neighbours (1.2 to 1.4 times) and a branch-free
 /// push (1.15 times, measured on one lesion). Filling a u8 copy of the levels saved 4 to
 /// 10 %, too little for a second code path.
-fn size_zone_matrix_with_angles(input: &TextureInput, angles: &TextureAngles) -> SizeZoneMatrix {
-    let box_shape: [usize; 3] = input.levels.dim().into();
-    let mut grid = PaddedLevels::new(input, 1);
+fn size_zone_matrix_with_angles(grids: &mut PaddedGrids, angles: &TextureAngles) -> SizeZoneMatrix {
+    let box_shape: [usize; 3] = grids.input().levels.dim().into();
+    // The fill clears the levels it visits, so it runs on a copy of the shared grid.
+    let mut grid = grids.get(1).clone();
     // PyRadiomics' angles are one direction of each ± pair, but connectivity needs both.
     let offsets: Vec<isize> = angles
         .offsets(&[1], box_shape)
@@ -211,7 +222,7 @@ fn size_zone_matrix_with_angles(input: &TextureInput, angles: &TextureAngles) ->
 /// Builds the GLSZM with PyRadiomics' default 3-D connectivity.
 #[cfg(test)]
 fn size_zone_matrix(input: &TextureInput) -> SizeZoneMatrix {
-    size_zone_matrix_with_angles(input, &TextureAngles::default())
+    size_zone_matrix_with_angles(&mut PaddedGrids::new(input), &TextureAngles::default())
 }
 
 /// Evaluates the 16 features on a GLSZM.

@@ -13,6 +13,7 @@
 //! `ibsi::processing` instead (rounding, interpolation on the IBSI grid, re-segmentation
 //! and outlier filtering), and the IBSI families are computed on its result.
 
+use super::padded_grids::PaddedGrids;
 use super::{
     ExtractionOptions, ExtractionSettings, FeatureClass, FeatureError, MAX_GREY_LEVELS, discretize,
     firstorder, glcm, gldm, glrlm, glszm, ngtdm, normalize, resegment, shape, shape2d,
@@ -243,8 +244,8 @@ fn intensity_classes(
     let values =
         roi_values(image, roi).map_err(|count| FeatureError::NonFiniteIntensity { count })?;
 
-    // Texture classes share one discretisation, computed on first use.
-    let mut texture: Option<discretize::TextureInput> = None;
+    // Texture classes share one discretisation and its padded grids, computed on first use.
+    let mut texture: Option<PaddedGrids> = None;
     let mut output = Vec::new();
     for &class in classes {
         let features = match class {
@@ -264,22 +265,23 @@ fn intensity_classes(
                 )
             }
             _ => {
-                let input = match texture.take() {
-                    Some(input) => input,
-                    None => {
-                        discretize::discretize(image, roi, options.discretization, MAX_GREY_LEVELS)?
-                    }
+                let grids = match &mut texture {
+                    Some(grids) => grids,
+                    None => texture.insert(PaddedGrids::owning(discretize::discretize(
+                        image,
+                        roi,
+                        options.discretization,
+                        MAX_GREY_LEVELS,
+                    )?)),
                 };
                 let angles = &options.texture_angles;
-                let features = match class {
-                    FeatureClass::Glcm => glcm::compute_with_angles(&input, &options.glcm, angles),
-                    FeatureClass::Glrlm => glrlm::compute_with_angles(&input, angles),
-                    FeatureClass::Glszm => glszm::compute_with_angles(&input, angles),
-                    FeatureClass::Gldm => gldm::compute_with_angles(&input, &options.gldm, angles),
-                    _ => ngtdm::compute_with_angles(&input, &options.ngtdm, angles),
-                };
-                texture = Some(input);
-                features
+                match class {
+                    FeatureClass::Glcm => glcm::compute_with_grids(grids, &options.glcm, angles),
+                    FeatureClass::Glrlm => glrlm::compute_with_grids(grids, angles),
+                    FeatureClass::Glszm => glszm::compute_with_grids(grids, angles),
+                    FeatureClass::Gldm => gldm::compute_with_grids(grids, &options.gldm, angles),
+                    _ => ngtdm::compute_with_grids(grids, &options.ngtdm, angles),
+                }
             }
         };
         output.push((class, features));

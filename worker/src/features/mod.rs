@@ -19,6 +19,8 @@ pub mod ibsi;
 pub mod image_types;
 pub mod ngtdm;
 pub mod normalize;
+mod order_statistics;
+mod padded_grids;
 pub mod pre_crop;
 pub mod resegment;
 pub mod shape;

@@ -24,6 +24,7 @@
 //! follows the code, which is what produces PyRadiomics' numbers.
 
 use super::discretize::{PaddedLevels, TextureInput};
+use super::padded_grids::PaddedGrids;
 use super::texture_angles::TextureAngles;
 
 /// Feature names in output order, as PyRadiomics names them without the `original_ngtdm_`
@@ -92,7 +93,17 @@ pub fn compute_with_angles(
     settings: &NgtdmSettings,
     angles: &TextureAngles,
 ) -> Vec<(&'static str, f64)> {
-    let matrix = difference_matrix_with_angles(input, &settings.distances, angles);
+    compute_with_grids(&mut PaddedGrids::new(input), settings, angles)
+}
+
+/// Computes the NGTDM features as [`compute_with_angles`] does, on the shared grids of one
+/// texture input.
+pub(crate) fn compute_with_grids(
+    grids: &mut PaddedGrids,
+    settings: &NgtdmSettings,
+    angles: &TextureAngles,
+) -> Vec<(&'static str, f64)> {
+    let matrix = difference_matrix_with_angles(grids, &settings.distances, angles);
     matrix_features(&matrix)
 }
 
@@ -109,7 +120,7 @@ struct DifferenceMatrix {
 
 /// Builds the NGTDM: sums each voxel's neighbours, then tallies the ROI voxels.
 ///
-/// The levels are copied once into a [`PaddedLevels`] grid whose border is as wide as the
+/// The levels come from the shared [`PaddedLevels`] grid whose border is as wide as the
 /// longest offset, and turned back from renumbered levels into grey levels. The summing is
 /// shaped for vectorisation: for each offset o it adds the buffer shifted by o, a contiguous
 /// slice, to per-voxel sums and neighbour counts, instead of gathering 26 scattered
@@ -125,11 +136,11 @@ struct DifferenceMatrix {
 /// as long on two STS MR lesions of 341,000 and 490,000 voxels (release build, thread CPU
 /// time), because each of their passes streams whole buffers through memory.
 fn difference_matrix_with_angles(
-    input: &TextureInput,
+    grids: &mut PaddedGrids,
     distances: &[u32],
     angle_settings: &TextureAngles,
 ) -> DifferenceMatrix {
-    let box_shape: [usize; 3] = input.levels.dim().into();
+    let box_shape: [usize; 3] = grids.input().levels.dim().into();
     // PyRadiomics' angles are one direction of each ± pair, but the neighbourhood needs both.
     let angles = angle_settings.offsets(distances, box_shape);
     let padding = angles
@@ -138,7 +149,7 @@ fn difference_matrix_with_angles(
         .map(|component| component.unsigned_abs() as usize)
         .max()
         .unwrap_or(0);
-    let grid = PaddedLevels::new(input, padding);
+    let grid = grids.get(padding);
     let offsets: Vec<isize> = angles
         .iter()
         .flat_map(|&angle| {
@@ -159,12 +170,12 @@ fn difference_matrix_with_angles(
     let max_level = grid.present_levels.last().copied().unwrap_or(0);
     let largest_sum = u64::from(max_level) * offsets.len() as u64;
     let (counts, differences) = if largest_sum <= u64::from(u32::MAX) {
-        tally_differences::<u32>(&grid, &grey_levels, &offsets)
+        tally_differences::<u32>(grid, &grey_levels, &offsets)
     } else {
-        tally_differences::<u64>(&grid, &grey_levels, &offsets)
+        tally_differences::<u64>(grid, &grey_levels, &offsets)
     };
     DifferenceMatrix {
-        levels: grid.present_levels,
+        levels: grid.present_levels.clone(),
         counts,
         differences,
     }
@@ -251,7 +262,11 @@ fn tally_differences<S: NeighbourSum>(
 /// Builds the NGTDM with PyRadiomics' default 3-D neighbourhood.
 #[cfg(test)]
 fn difference_matrix(input: &TextureInput, distances: &[u32]) -> DifferenceMatrix {
-    difference_matrix_with_angles(input, distances, &TextureAngles::default())
+    difference_matrix_with_angles(
+        &mut PaddedGrids::new(input),
+        distances,
+        &TextureAngles::default(),
+    )
 }
 
 /// Evaluates the 5 features on an NGTDM.

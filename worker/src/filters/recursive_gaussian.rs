@@ -24,6 +24,9 @@ use ndarray::{Array3, ArrayView3};
 
 use super::region::split_shape;
 
+/// Contiguous lines filtered together by [`filter_axis_range`].
+const LANES: usize = 4;
+
 /// Derivative order of the recursive filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -234,8 +237,9 @@ fn numerator(sigma_voxels: f64, ab: [f64; 4]) -> ([f64; 4], Moments) {
 /// Each line is filtered whole, so the kept values equal those of [`Coefficients::filter_line`]
 /// bit for bit (same operations in the same order). Lines along the first two axes run
 /// side by side: one step of the recursion updates a whole row of `inner` lines, reading
-/// contiguous memory. Lines along the last (contiguous) axis run one at a time with the
-/// recursion state in registers.
+/// contiguous memory. Lines along the last (contiguous) axis run [`LANES`] at a time with
+/// the recursion state in registers, so that the independent recursions overlap instead of
+/// each waiting on its own feedback chain.
 pub fn filter_axis_range(
     input: ArrayView3<f64>,
     axis: usize,
@@ -254,18 +258,21 @@ pub fn filter_axis_range(
         unreachable!("both arrays are in C order");
     };
 
+    if inner == 1 {
+        // Lines along the contiguous axis: LANES lines at a time, then one at a time.
+        let grouped = outer - outer % LANES;
+        coefficients.filter_lines::<LANES>(source, length, 0..grouped, &keep, target);
+        coefficients.filter_lines::<1>(source, length, grouped..outer, &keep, target);
+        return output;
+    }
+
     let mut causal = vec![0.0; length * inner];
     let mut anticausal = vec![0.0; length * inner];
     for block in 0..outer {
         let lines = &source[block * length * inner..(block + 1) * length * inner];
         let kept_rows = &mut target[block * keep.len() * inner..(block + 1) * keep.len() * inner];
-        if inner == 1 {
-            coefficients.causal_line(lines, keep.end, &mut causal);
-            coefficients.anticausal_line(lines, keep.start, &mut anticausal);
-        } else {
-            coefficients.causal_rows(lines, inner, keep.end, &mut causal);
-            coefficients.anticausal_rows(lines, inner, keep.start, &mut anticausal);
-        }
+        coefficients.causal_rows(lines, inner, keep.end, &mut causal);
+        coefficients.anticausal_rows(lines, inner, keep.start, &mut anticausal);
         let from = keep.start * inner;
         for ((value, forward), backward) in kept_rows
             .iter_mut()
@@ -340,66 +347,123 @@ impl Coefficients {
         }
     }
 
-    /// Causal pass over one contiguous line, for voxels `0..end`, into `causal`.
-    fn causal_line(&self, line: &[f64], end: usize, causal: &mut [f64]) {
+    /// Filters the contiguous lines `lines` of `source` (each `length` voxels long), `L`
+    /// at a time, and writes the outputs at `keep`, rounded to f32, to the same lines of
+    /// `target` (each `keep.len()` voxels long). `lines.len()` must be a multiple of `L`.
+    fn filter_lines<const L: usize>(
+        &self,
+        source: &[f64],
+        length: usize,
+        lines: Range<usize>,
+        keep: &Range<usize>,
+        target: &mut [f64],
+    ) {
+        // Voxel n of the L lines of a group is at [n][lane].
+        let mut causal = vec![[0.0; L]; length];
+        let mut anticausal = vec![[0.0; L]; length];
+        for group in lines.step_by(L) {
+            let group_lines: [&[f64]; L] = std::array::from_fn(|lane| {
+                let line = group + lane;
+                &source[line * length..(line + 1) * length]
+            });
+            self.causal_lines(&group_lines, keep.end, &mut causal);
+            self.anticausal_lines(&group_lines, keep.start, &mut anticausal);
+            for lane in 0..L {
+                let line = group + lane;
+                let kept = &mut target[line * keep.len()..(line + 1) * keep.len()];
+                for ((value, forward), backward) in kept
+                    .iter_mut()
+                    .zip(&causal[keep.clone()])
+                    .zip(&anticausal[keep.clone()])
+                {
+                    *value = super::round_to_f32(forward[lane] + backward[lane]);
+                }
+            }
+        }
+    }
+
+    /// Causal pass over `L` contiguous lines of equal length, for voxels `0..end`, into
+    /// `causal`.
+    fn causal_lines<const L: usize>(
+        &self,
+        lines: &[&[f64]; L],
+        end: usize,
+        causal: &mut [[f64; L]],
+    ) {
         let (n, d, bn) = (&self.n, &self.d, &self.bn);
-        let first = line[0];
         // The first four outputs read the boundary terms.
         let head = end.min(4);
         for index in 0..head {
-            let x = |lag: usize| line[index.saturating_sub(lag)];
-            let value = n[0] * x(0) + n[1] * x(1) + n[2] * x(2) + n[3] * x(3);
-            let term = |lag: usize| {
-                if index > lag {
-                    causal[index - lag - 1] * d[lag]
-                } else {
-                    first * bn[lag]
-                }
-            };
-            let sum = term(0) + term(1) + term(2) + term(3);
-            causal[index] = value - sum;
+            for (lane, line) in lines.iter().enumerate() {
+                let first = line[0];
+                let x = |lag: usize| line[index.saturating_sub(lag)];
+                let value = n[0] * x(0) + n[1] * x(1) + n[2] * x(2) + n[3] * x(3);
+                let term = |lag: usize| {
+                    if index > lag {
+                        causal[index - lag - 1][lane] * d[lag]
+                    } else {
+                        first * bn[lag]
+                    }
+                };
+                let sum = term(0) + term(1) + term(2) + term(3);
+                causal[index][lane] = value - sum;
+            }
         }
         if end <= 4 {
             return;
         }
-        let (mut x1, mut x2, mut x3) = (line[3], line[2], line[1]);
+        let lanes = |index: usize| -> [f64; L] { std::array::from_fn(|lane| lines[lane][index]) };
+        let (mut x1, mut x2, mut x3) = (lanes(3), lanes(2), lanes(1));
         let (mut y1, mut y2, mut y3, mut y4) = (causal[3], causal[2], causal[1], causal[0]);
-        for (output, &x0) in causal[4..end].iter_mut().zip(&line[4..end]) {
-            let value = n[0] * x0 + n[1] * x1 + n[2] * x2 + n[3] * x3;
-            let sum = y1 * d[0] + y2 * d[1] + y3 * d[2] + y4 * d[3];
-            let y0 = value - sum;
+        for (index, output) in causal.iter_mut().enumerate().take(end).skip(4) {
+            let x0 = lanes(index);
+            let mut y0 = [0.0; L];
+            for lane in 0..L {
+                let value = n[0] * x0[lane] + n[1] * x1[lane] + n[2] * x2[lane] + n[3] * x3[lane];
+                let sum = y1[lane] * d[0] + y2[lane] * d[1] + y3[lane] * d[2] + y4[lane] * d[3];
+                y0[lane] = value - sum;
+            }
             *output = y0;
             (x3, x2, x1) = (x2, x1, x0);
             (y4, y3, y2, y1) = (y3, y2, y1, y0);
         }
     }
 
-    /// Anticausal pass over one contiguous line, for voxels `start..`, into `anticausal`.
-    fn anticausal_line(&self, line: &[f64], start: usize, anticausal: &mut [f64]) {
-        let length = line.len();
+    /// Anticausal pass over `L` contiguous lines of equal length, for voxels `start..`,
+    /// into `anticausal`.
+    fn anticausal_lines<const L: usize>(
+        &self,
+        lines: &[&[f64]; L],
+        start: usize,
+        anticausal: &mut [[f64; L]],
+    ) {
+        let length = lines[0].len();
         let (m, d, bm) = (&self.m, &self.d, &self.bm);
-        let last = line[length - 1];
         // The last four outputs read the boundary terms.
         let tail_start = length.saturating_sub(4).max(start);
         for index in (tail_start..length).rev() {
-            let x = |lead: usize| line[(index + lead).min(length - 1)];
-            let value = m[0] * x(1) + m[1] * x(2) + m[2] * x(3) + m[3] * x(4);
-            let term = |lead: usize| {
-                if index + lead < length {
-                    anticausal[index + lead] * d[lead - 1]
-                } else {
-                    last * bm[lead - 1]
-                }
-            };
-            let sum = term(1) + term(2) + term(3) + term(4);
-            anticausal[index] = value - sum;
+            for (lane, line) in lines.iter().enumerate() {
+                let last = line[length - 1];
+                let x = |lead: usize| line[(index + lead).min(length - 1)];
+                let value = m[0] * x(1) + m[1] * x(2) + m[2] * x(3) + m[3] * x(4);
+                let term = |lead: usize| {
+                    if index + lead < length {
+                        anticausal[index + lead][lane] * d[lead - 1]
+                    } else {
+                        last * bm[lead - 1]
+                    }
+                };
+                let sum = term(1) + term(2) + term(3) + term(4);
+                anticausal[index][lane] = value - sum;
+            }
         }
         if tail_start <= start {
             return;
         }
         let end = length - 4;
+        let lanes = |index: usize| -> [f64; L] { std::array::from_fn(|lane| lines[lane][index]) };
         let (mut x1, mut x2, mut x3, mut x4) =
-            (line[end], line[end + 1], line[end + 2], line[end + 3]);
+            (lanes(end), lanes(end + 1), lanes(end + 2), lanes(end + 3));
         let (mut y1, mut y2, mut y3, mut y4) = (
             anticausal[end],
             anticausal[end + 1],
@@ -407,11 +471,14 @@ impl Coefficients {
             anticausal[end + 3],
         );
         for index in (start..end).rev() {
-            let value = m[0] * x1 + m[1] * x2 + m[2] * x3 + m[3] * x4;
-            let sum = y1 * d[0] + y2 * d[1] + y3 * d[2] + y4 * d[3];
-            let y0 = value - sum;
+            let mut y0 = [0.0; L];
+            for lane in 0..L {
+                let value = m[0] * x1[lane] + m[1] * x2[lane] + m[2] * x3[lane] + m[3] * x4[lane];
+                let sum = y1[lane] * d[0] + y2[lane] * d[1] + y3[lane] * d[2] + y4[lane] * d[3];
+                y0[lane] = value - sum;
+            }
             anticausal[index] = y0;
-            (x4, x3, x2, x1) = (x3, x2, x1, line[index]);
+            (x4, x3, x2, x1) = (x3, x2, x1, lanes(index));
             (y4, y3, y2, y1) = (y3, y2, y1, y0);
         }
     }

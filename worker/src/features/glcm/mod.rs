@@ -42,7 +42,8 @@
 mod eigen;
 mod matrix;
 
-use crate::features::discretize::{PaddedLevels, TextureInput, nan_mean};
+use crate::features::discretize::{TextureInput, nan_mean};
+use crate::features::padded_grids::PaddedGrids;
 use crate::features::texture_angles::TextureAngles;
 
 use matrix::{CooccurrenceCounts, count_cooccurrences};
@@ -222,7 +223,18 @@ pub fn compute_with_angles(
     settings: &GlcmSettings,
     angles: &TextureAngles,
 ) -> Vec<(&'static str, f64)> {
-    let shape: [usize; 3] = input.levels.dim().into();
+    compute_with_grids(&mut PaddedGrids::new(input), settings, angles)
+}
+
+/// Computes the GLCM features as [`compute_with_angles`] does, on the shared grids of one
+/// texture input.
+pub(crate) fn compute_with_grids(
+    grids: &mut PaddedGrids,
+    settings: &GlcmSettings,
+    angles: &TextureAngles,
+) -> Vec<(&'static str, f64)> {
+    let shape: [usize; 3] = grids.input().levels.dim().into();
+    let spacing = grids.input().spacing;
     let offsets = angles.offsets(&settings.distances, shape);
     let padding = offsets
         .iter()
@@ -233,8 +245,8 @@ pub fn compute_with_angles(
         })
         .max()
         .unwrap_or(0);
-    let padded = PaddedLevels::new(input, padding);
-    let counts = count_cooccurrences(&padded, &offsets);
+    let padded = grids.get(padding);
+    let counts = count_cooccurrences(padded, &offsets);
     match angles.weighting {
         None => features_from_counts(
             &counts,
@@ -245,7 +257,7 @@ pub fn compute_with_angles(
         Some(norm) => {
             let weights: Vec<f64> = offsets
                 .iter()
-                .map(|&offset| norm.cooccurrence_weight(offset, input.spacing))
+                .map(|&offset| norm.cooccurrence_weight(offset, spacing))
                 .collect();
             let grey_levels = grey_level_values(&padded.present_levels);
             let merged = merged_matrix(&counts, &weights, settings.symmetric);

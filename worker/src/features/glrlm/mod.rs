@@ -34,7 +34,8 @@
 
 mod matrix;
 
-use crate::features::discretize::{PaddedLevels, TextureInput, nan_mean};
+use crate::features::discretize::{TextureInput, nan_mean};
+use crate::features::padded_grids::PaddedGrids;
 use crate::features::texture_angles::TextureAngles;
 
 use matrix::{RunLengthCounts, count_runs};
@@ -135,18 +136,28 @@ pub fn compute_with_angles(
     input: &TextureInput,
     angles: &TextureAngles,
 ) -> Vec<(&'static str, f64)> {
-    let shape: [usize; 3] = input.levels.dim().into();
+    compute_with_grids(&mut PaddedGrids::new(input), angles)
+}
+
+/// Computes the GLRLM features as [`compute_with_angles`] does, on the shared grids of one
+/// texture input.
+pub(crate) fn compute_with_grids(
+    grids: &mut PaddedGrids,
+    angles: &TextureAngles,
+) -> Vec<(&'static str, f64)> {
+    let shape: [usize; 3] = grids.input().levels.dim().into();
+    let spacing = grids.input().spacing;
     let offsets = angles.offsets(&[1], shape);
-    let padded = PaddedLevels::new(input, 1);
+    let padded = grids.get(1);
     let max_run = shape.into_iter().max().unwrap_or(0);
-    let runs = count_runs(&padded, &offsets, max_run);
+    let runs = count_runs(padded, &offsets, max_run);
     match angles.weighting {
         None => features_from_runs(&runs, &padded.present_levels, offsets.len()),
         Some(norm) => {
             let grey_levels = grey_level_values(&padded.present_levels);
             let mut merged = vec![0.0; runs.levels * runs.max_run];
             for (angle, &offset) in offsets.iter().enumerate() {
-                let weight = norm.run_length_weight(offset, input.spacing);
+                let weight = norm.run_length_weight(offset, spacing);
                 for (sum, &count) in merged.iter_mut().zip(runs.angle(angle)) {
                     *sum += count as f64 * weight;
                 }
