@@ -5,9 +5,13 @@
 //!
 //! The assignment walks the tree with a list of candidate centroids. At
 //! each node it keeps z*, the candidate nearest the box centre. It drops
-//! every candidate z that is farther than z* from every point of the box,
-//! which holds when the box corner farthest towards z is nearer to z* by
-//! more than the rounding bound below. A node left with one candidate
+//! every candidate z that is farther than z* from every point of the box.
+//! With the box written as centre m ± half-width h, ‖x − z‖² − ‖x − z*‖²
+//! is linear in x, and its least value over the box is
+//! ‖m − z‖² − ‖m − z*‖² − 2 Σ_j h_j |z_j − z*_j|. The first two terms are
+//! the distances that chose z*, so each test costs one pass over the
+//! columns. z is dropped when that least value exceeds the rounding bound
+//! below. A node left with one candidate
 //! joins that cluster whole, through its stored weight and weighted sums.
 //! A leaf left with several scans its points against the remaining
 //! candidates in index order. A dropped candidate is strictly farther from
@@ -17,10 +21,11 @@
 //!
 //! Rounding bound: a computed squared distance in d columns is within
 //! (d + 2) ε relative of the exact one (ε = 2⁻⁵³; one rounding per difference,
-//! square and addition). The drop test asks the computed difference at the
-//! corner to exceed 16 (d + 2) ε times the largest squared distances from
-//! the box to the two centroids, which covers the rounding at the corner
-//! and at any point of the box with room to spare.
+//! square and addition). Let S = ‖m − z‖² + ‖m − z*‖² + 2‖h‖². Every point
+//! x of the box has ‖x − z‖² + ‖x − z*‖² ≤ 2S. The computed distances at
+//! x are therefore within 2 (d + 2) ε S of the exact ones. The terms of
+//! the test are computed within about 5 (d + 2) ε S. The test asks the least
+//! value to exceed 16 (d + 2) ε S, which covers both with room to spare.
 //!
 //! Each node also stores the label that all its points share, if they do.
 //! A node that joins the cluster it was already in then costs nothing, and
@@ -114,6 +119,7 @@ fn lloyd_with<L: TreeLayout>(
         cluster_weights: vec![0.0; k],
         cluster_points: vec![0; k],
         relative_error: 16.0 * f64::EPSILON * (columns + 2) as f64,
+        centre_distances: Vec::with_capacity(k),
     };
     let mut iterations = 0;
     let mut converged = false;
@@ -195,6 +201,9 @@ struct Assignment<'a, L: TreeLayout> {
     cluster_points: Vec<usize>,
     /// Relative rounding margin of the drop test (module documentation).
     relative_error: f64,
+    /// Squared distance from the box centre to each candidate of the node
+    /// being filtered, in candidate-list order.
+    centre_distances: Vec<f64>,
 }
 
 impl<L: TreeLayout> Assignment<'_, L> {
@@ -219,16 +228,28 @@ impl<L: TreeLayout> Assignment<'_, L> {
         let stack_end = self.candidates.len();
         let mut list_start = first;
         if stack_end - first > 1 {
-            // z*: the candidate nearest the box centre.
+            // The box as centre m ± half-width h, and z*: the candidate
+            // nearest the centre.
+            let fixed = columns <= MAX_FIXED_COLUMNS;
             let mut centre = [0.0; MAX_FIXED_COLUMNS];
-            let centre = &mut centre[..columns.min(MAX_FIXED_COLUMNS)];
-            for (column, value) in centre.iter_mut().enumerate() {
-                *value = 0.5 * (low[column] + high[column]);
+            let mut half = [0.0; MAX_FIXED_COLUMNS];
+            let mut half_norm = 0.0;
+            for column in 0..columns {
+                let width = half_width(low[column], high[column]);
+                half_norm += width * width;
+                if fixed {
+                    centre[column] = 0.5 * (low[column] + high[column]);
+                    half[column] = width;
+                }
             }
+            let centre = &centre[..columns.min(MAX_FIXED_COLUMNS)];
+            let half = &half[..columns.min(MAX_FIXED_COLUMNS)];
+
+            self.centre_distances.clear();
             let mut best = (self.candidates[first], f64::INFINITY);
             for &candidate in &self.candidates[first..] {
                 let centroid = centroid_of(centroids, candidate, columns);
-                let distance = if columns <= MAX_FIXED_COLUMNS {
+                let distance = if fixed {
                     squared_distance(centre, centroid)
                 } else {
                     (0..columns)
@@ -238,24 +259,35 @@ impl<L: TreeLayout> Assignment<'_, L> {
                         })
                         .sum()
                 };
+                self.centre_distances.push(distance);
                 if distance < best.1 {
                     best = (candidate, distance);
                 }
             }
             let nearest = centroid_of(centroids, best.0, columns);
-            let farthest_nearest = farthest_squared_distance(low, high, nearest);
             list_start = stack_end;
             for index in first..stack_end {
                 let candidate = self.candidates[index];
-                if candidate == best.0
-                    || !self.dominates(
-                        low,
-                        high,
-                        nearest,
-                        farthest_nearest,
-                        centroid_of(centroids, candidate, columns),
-                    )
-                {
+                let other = centroid_of(centroids, candidate, columns);
+                let distance = self.centre_distances[index - first];
+                let gap = distance - best.1;
+                // Σ h |z − z*|, with h computed again when it is not stored.
+                let spread: f64 = if fixed {
+                    (0..columns)
+                        .map(|column| half[column] * (other[column] - nearest[column]).abs())
+                        .sum()
+                } else {
+                    (0..columns)
+                        .map(|column| {
+                            half_width(low[column], high[column])
+                                * (other[column] - nearest[column]).abs()
+                        })
+                        .sum()
+                };
+                let slack =
+                    self.relative_error * (distance + best.1 + 2.0 * half_norm) + SUBNORMAL_MARGIN;
+                let dominated = candidate != best.0 && gap - 2.0 * spread > slack;
+                if !dominated {
                     self.candidates.push(candidate);
                 }
             }
@@ -278,39 +310,6 @@ impl<L: TreeLayout> Assignment<'_, L> {
             };
         }
         self.candidates.truncate(stack_end);
-    }
-
-    /// Checks whether every point of the box [low, high] is nearer to
-    /// `kept` than to `other` in computed squared distances.
-    /// `farthest_kept` is [`farthest_squared_distance`] from the box to
-    /// `kept`, which the caller computes once for all candidates.
-    fn dominates(
-        &self,
-        low: &[f64],
-        high: &[f64],
-        kept: &[f64],
-        farthest_kept: f64,
-        other: &[f64],
-    ) -> bool {
-        let mut to_other = 0.0;
-        let mut to_kept = 0.0;
-        for column in 0..low.len() {
-            // The corner farthest towards `other`.
-            let corner = if other[column] > kept[column] {
-                high[column]
-            } else {
-                low[column]
-            };
-            let (a, b) = (corner - other[column], corner - kept[column]);
-            to_other += a * a;
-            to_kept += b * b;
-        }
-        let difference = to_other - to_kept;
-        if difference <= 0.0 {
-            return false;
-        }
-        let farthest_other = farthest_squared_distance(low, high, other);
-        difference > self.relative_error * (farthest_other + farthest_kept) + SUBNORMAL_MARGIN
     }
 
     /// Puts every point of `node` into `cluster`.
@@ -487,18 +486,11 @@ impl<L: TreeLayout> Assignment<'_, L> {
 /// subnormal range, where the relative rounding bound does not hold.
 const SUBNORMAL_MARGIN: f64 = 64.0 * f64::MIN_POSITIVE;
 
-/// Returns the largest squared distance from a point of the box
-/// [low, high] to `centroid`, summed over the columns in order.
-fn farthest_squared_distance(low: &[f64], high: &[f64], centroid: &[f64]) -> f64 {
-    let mut farthest = 0.0;
-    for column in 0..low.len() {
-        let (a, b) = (
-            low[column] - centroid[column],
-            high[column] - centroid[column],
-        );
-        farthest += (a * a).max(b * b);
-    }
-    farthest
+/// Returns the half-width of [low, high] around its computed centre
+/// 0.5 (low + high), so that the interval lies within centre ± half-width.
+fn half_width(low: f64, high: f64) -> f64 {
+    let centre = 0.5 * (low + high);
+    (high - centre).max(centre - low)
 }
 
 fn centroid_of(centroids: &[f64], cluster: u32, columns: usize) -> &[f64] {
