@@ -221,44 +221,24 @@ impl<L: TreeLayout> Assignment<'_, L> {
     /// Assigns the points of `node` given the candidates that start at
     /// `first` in the candidate stack and run to its end.
     fn visit(&mut self, node: usize, first: usize, centroids: &[f64]) {
+        let stack_end = self.candidates.len();
+        if stack_end - first == 2 {
+            let pair = (self.candidates[first], self.candidates[first + 1]);
+            self.visit_pair(node, pair, centroids);
+            return;
+        }
         let layout = self.layout;
         let columns = layout.columns();
         let (low, high) = (layout.low(node), layout.high(node));
 
-        let stack_end = self.candidates.len();
         let mut list_start = first;
         if stack_end - first > 1 {
-            // The box as centre m ± half-width h, and z*: the candidate
-            // nearest the centre.
-            let fixed = columns <= MAX_FIXED_COLUMNS;
-            let mut centre = [0.0; MAX_FIXED_COLUMNS];
-            let mut half = [0.0; MAX_FIXED_COLUMNS];
-            let mut half_norm = 0.0;
-            for column in 0..columns {
-                let width = half_width(low[column], high[column]);
-                half_norm += width * width;
-                if fixed {
-                    centre[column] = 0.5 * (low[column] + high[column]);
-                    half[column] = width;
-                }
-            }
-            let centre = &centre[..columns.min(MAX_FIXED_COLUMNS)];
-            let half = &half[..columns.min(MAX_FIXED_COLUMNS)];
-
+            let node_box = NodeBox::new(low, high);
+            // z*: the candidate nearest the box centre.
             self.centre_distances.clear();
             let mut best = (self.candidates[first], f64::INFINITY);
             for &candidate in &self.candidates[first..] {
-                let centroid = centroid_of(centroids, candidate, columns);
-                let distance = if fixed {
-                    squared_distance(centre, centroid)
-                } else {
-                    (0..columns)
-                        .map(|column| {
-                            let difference = 0.5 * (low[column] + high[column]) - centroid[column];
-                            difference * difference
-                        })
-                        .sum()
-                };
+                let distance = node_box.centre_distance(centroid_of(centroids, candidate, columns));
                 self.centre_distances.push(distance);
                 if distance < best.1 {
                     best = (candidate, distance);
@@ -268,25 +248,14 @@ impl<L: TreeLayout> Assignment<'_, L> {
             list_start = stack_end;
             for index in first..stack_end {
                 let candidate = self.candidates[index];
-                let other = centroid_of(centroids, candidate, columns);
-                let distance = self.centre_distances[index - first];
-                let gap = distance - best.1;
-                // Σ h |z − z*|, with h computed again when it is not stored.
-                let spread: f64 = if fixed {
-                    (0..columns)
-                        .map(|column| half[column] * (other[column] - nearest[column]).abs())
-                        .sum()
-                } else {
-                    (0..columns)
-                        .map(|column| {
-                            half_width(low[column], high[column])
-                                * (other[column] - nearest[column]).abs()
-                        })
-                        .sum()
-                };
-                let slack =
-                    self.relative_error * (distance + best.1 + 2.0 * half_norm) + SUBNORMAL_MARGIN;
-                let dominated = candidate != best.0 && gap - 2.0 * spread > slack;
+                let dominated = candidate != best.0
+                    && node_box.dominates(
+                        nearest,
+                        best.1,
+                        centroid_of(centroids, candidate, columns),
+                        self.centre_distances[index - first],
+                        self.relative_error,
+                    );
                 if !dominated {
                     self.candidates.push(candidate);
                 }
@@ -302,14 +271,71 @@ impl<L: TreeLayout> Assignment<'_, L> {
             let (left, right) = (node + 1, layout.right_child(node));
             self.visit(left, list_start, centroids);
             self.visit(right, list_start, centroids);
-            let shared = self.node_labels[left];
-            self.node_labels[node] = if shared == self.node_labels[right] {
-                shared
-            } else {
-                NO_LABEL
-            };
+            self.join_children(node, left, right);
         }
         self.candidates.truncate(stack_end);
+    }
+
+    /// Assigns the points of `node` given exactly two candidates (a, b),
+    /// a < b. It computes what [`Assignment::visit`] computes for that
+    /// list, with the same arithmetic, but without the candidate stack.
+    /// Most nodes of the walk lie on a boundary between two clusters.
+    fn visit_pair(&mut self, node: usize, pair: (u32, u32), centroids: &[f64]) {
+        let layout = self.layout;
+        let columns = layout.columns();
+        let (low, high) = (layout.low(node), layout.high(node));
+        let node_box = NodeBox::new(low, high);
+        let (first, second) = (
+            centroid_of(centroids, pair.0, columns),
+            centroid_of(centroids, pair.1, columns),
+        );
+        let (first_distance, second_distance) = (
+            node_box.centre_distance(first),
+            node_box.centre_distance(second),
+        );
+        // z* is the first candidate unless the second is strictly nearer,
+        // as in the scan of `visit`.
+        let (kept, dropped) = if second_distance < first_distance {
+            ((pair.1, second, second_distance), (first, first_distance))
+        } else {
+            ((pair.0, first, first_distance), (second, second_distance))
+        };
+        if node_box.dominates(kept.1, kept.2, dropped.0, dropped.1, self.relative_error) {
+            self.assign_node(node, kept.0);
+        } else if layout.is_leaf(node) {
+            let mut shared = None;
+            for point in layout.node_points(node) {
+                let values = layout.point(point);
+                let cluster = if squared_distance(values, second) < squared_distance(values, first)
+                {
+                    pair.1
+                } else {
+                    pair.0
+                };
+                self.add_point(point, cluster);
+                shared = match shared {
+                    None => Some(cluster),
+                    Some(same) if same == cluster => Some(cluster),
+                    Some(_) => Some(NO_LABEL),
+                };
+            }
+            self.node_labels[node] = shared.unwrap_or(NO_LABEL);
+        } else {
+            let (left, right) = (node + 1, layout.right_child(node));
+            self.visit_pair(left, pair, centroids);
+            self.visit_pair(right, pair, centroids);
+            self.join_children(node, left, right);
+        }
+    }
+
+    /// Sets the shared label of an internal node from its children's.
+    fn join_children(&mut self, node: usize, left: usize, right: usize) {
+        let shared = self.node_labels[left];
+        self.node_labels[node] = if shared == self.node_labels[right] {
+            shared
+        } else {
+            NO_LABEL
+        };
     }
 
     /// Puts every point of `node` into `cluster`.
@@ -352,17 +378,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
                 }
             }
             let cluster = best.0;
-            let label = cluster as usize;
-            let weight = layout.point_weight(point);
-            self.cluster_weights[label] += weight;
-            self.cluster_points[label] += 1;
-            for (sum, &value) in self.sums[label * columns..(label + 1) * columns]
-                .iter_mut()
-                .zip(values)
-            {
-                *sum += weight * value;
-            }
-            self.set_label(point, cluster);
+            self.add_point(point, cluster);
             shared = match shared {
                 None => Some(cluster),
                 Some(same) if same == cluster => Some(cluster),
@@ -370,6 +386,25 @@ impl<L: TreeLayout> Assignment<'_, L> {
             };
         }
         self.node_labels[node] = shared.unwrap_or(NO_LABEL);
+    }
+
+    /// Puts one point into `cluster`: its weight and weighted values join
+    /// the cluster sums, and its label is set.
+    fn add_point(&mut self, point: usize, cluster: u32) {
+        let layout = self.layout;
+        let columns = layout.columns();
+        let values = layout.point(point);
+        let label = cluster as usize;
+        let weight = layout.point_weight(point);
+        self.cluster_weights[label] += weight;
+        self.cluster_points[label] += 1;
+        for (sum, &value) in self.sums[label * columns..(label + 1) * columns]
+            .iter_mut()
+            .zip(values)
+        {
+            *sum += weight * value;
+        }
+        self.set_label(point, cluster);
     }
 
     fn set_label(&mut self, point: usize, cluster: u32) {
@@ -485,6 +520,91 @@ impl<L: TreeLayout> Assignment<'_, L> {
 /// Absolute part of the drop-test margin, for squared distances in the
 /// subnormal range, where the relative rounding bound does not hold.
 const SUBNORMAL_MARGIN: f64 = 64.0 * f64::MIN_POSITIVE;
+
+/// A node's bounding box as centre m ± half-width h, for the drop test of
+/// the module documentation.
+struct NodeBox<'a> {
+    low: &'a [f64],
+    high: &'a [f64],
+    /// m and h, stored when there are at most [`MAX_FIXED_COLUMNS`]
+    /// columns and computed again from `low` and `high` otherwise.
+    centre: [f64; MAX_FIXED_COLUMNS],
+    half: [f64; MAX_FIXED_COLUMNS],
+    /// ‖h‖².
+    half_norm: f64,
+}
+
+impl<'a> NodeBox<'a> {
+    #[inline(always)]
+    fn new(low: &'a [f64], high: &'a [f64]) -> Self {
+        let mut node_box = NodeBox {
+            low,
+            high,
+            centre: [0.0; MAX_FIXED_COLUMNS],
+            half: [0.0; MAX_FIXED_COLUMNS],
+            half_norm: 0.0,
+        };
+        for column in 0..low.len() {
+            let width = half_width(low[column], high[column]);
+            node_box.half_norm += width * width;
+            if low.len() <= MAX_FIXED_COLUMNS {
+                node_box.centre[column] = 0.5 * (low[column] + high[column]);
+                node_box.half[column] = width;
+            }
+        }
+        node_box
+    }
+
+    /// Returns ‖m − centroid‖².
+    #[inline(always)]
+    fn centre_distance(&self, centroid: &[f64]) -> f64 {
+        let (low, high) = (self.low, self.high);
+        let columns = low.len();
+        if columns <= MAX_FIXED_COLUMNS {
+            squared_distance(&self.centre[..columns], centroid)
+        } else {
+            (0..columns)
+                .map(|column| {
+                    let difference = 0.5 * (low[column] + high[column]) - centroid[column];
+                    difference * difference
+                })
+                .sum()
+        }
+    }
+
+    /// Checks whether every point of the box is nearer to `kept` than to
+    /// `other` in computed squared distances, given both centroids'
+    /// [`NodeBox::centre_distance`], by the test and rounding bound of the
+    /// module documentation.
+    #[inline(always)]
+    fn dominates(
+        &self,
+        kept: &[f64],
+        kept_distance: f64,
+        other: &[f64],
+        other_distance: f64,
+        relative_error: f64,
+    ) -> bool {
+        let (low, high) = (self.low, self.high);
+        let columns = low.len();
+        let gap = other_distance - kept_distance;
+        // Σ h |z − z*|.
+        let spread: f64 = if columns <= MAX_FIXED_COLUMNS {
+            (0..columns)
+                .map(|column| self.half[column] * (other[column] - kept[column]).abs())
+                .sum()
+        } else {
+            (0..columns)
+                .map(|column| {
+                    half_width(low[column], high[column]) * (other[column] - kept[column]).abs()
+                })
+                .sum()
+        };
+        let slack = relative_error * (other_distance + kept_distance + 2.0 * self.half_norm)
+            + SUBNORMAL_MARGIN;
+        gap - 2.0 * spread > slack
+    }
+}
 
 /// Returns the half-width of [low, high] around its computed centre
 /// 0.5 (low + high), so that the interval lies within centre ± half-width.
