@@ -5,9 +5,13 @@
 //!
 //! The assignment walks the tree with a list of candidate centroids. At
 //! each node it keeps z*, the candidate nearest the box centre. It drops
-//! every candidate z that is farther than z* from every point of the box,
-//! which holds when the box corner farthest towards z is nearer to z* by
-//! more than the rounding bound below. A node left with one candidate
+//! every candidate z that is farther than z* from every point of the box.
+//! With the box written as centre m ± half-width h, ‖x − z‖² − ‖x − z*‖²
+//! is linear in x, and its least value over the box is
+//! ‖m − z‖² − ‖m − z*‖² − 2 Σ_j h_j |z_j − z*_j|. The first two terms are
+//! the distances that chose z*, so each test costs one pass over the
+//! columns. z is dropped when that least value exceeds the rounding bound
+//! below. A node left with one candidate
 //! joins that cluster whole, through its stored weight and weighted sums.
 //! A leaf left with several scans its points against the remaining
 //! candidates in index order. A dropped candidate is strictly farther from
@@ -17,10 +21,11 @@
 //!
 //! Rounding bound: a computed squared distance in d columns is within
 //! (d + 2) ε relative of the exact one (ε = 2⁻⁵³; one rounding per difference,
-//! square and addition). The drop test asks the computed difference at the
-//! corner to exceed 16 (d + 2) ε times the largest squared distances from
-//! the box to the two centroids, which covers the rounding at the corner
-//! and at any point of the box with room to spare.
+//! square and addition). Let S = ‖m − z‖² + ‖m − z*‖² + 2‖h‖². Every point
+//! x of the box has ‖x − z‖² + ‖x − z*‖² ≤ 2S. The computed distances at
+//! x are therefore within 2 (d + 2) ε S of the exact ones. The terms of
+//! the test are computed within about 5 (d + 2) ε S. The test asks the least
+//! value to exceed 16 (d + 2) ε S, which covers both with room to spare.
 //!
 //! Each node also stores the label that all its points share, if they do.
 //! A node that joins the cluster it was already in then costs nothing, and
@@ -114,6 +119,7 @@ fn lloyd_with<L: TreeLayout>(
         cluster_weights: vec![0.0; k],
         cluster_points: vec![0; k],
         relative_error: 16.0 * f64::EPSILON * (columns + 2) as f64,
+        centre_distances: Vec::with_capacity(k),
     };
     let mut iterations = 0;
     let mut converged = false;
@@ -195,6 +201,9 @@ struct Assignment<'a, L: TreeLayout> {
     cluster_points: Vec<usize>,
     /// Relative rounding margin of the drop test (module documentation).
     relative_error: f64,
+    /// Squared distance from the box centre to each candidate of the node
+    /// being filtered, in candidate-list order.
+    centre_distances: Vec<f64>,
 }
 
 impl<L: TreeLayout> Assignment<'_, L> {
@@ -212,50 +221,42 @@ impl<L: TreeLayout> Assignment<'_, L> {
     /// Assigns the points of `node` given the candidates that start at
     /// `first` in the candidate stack and run to its end.
     fn visit(&mut self, node: usize, first: usize, centroids: &[f64]) {
+        let stack_end = self.candidates.len();
+        if stack_end - first == 2 {
+            let pair = (self.candidates[first], self.candidates[first + 1]);
+            self.visit_pair(node, pair, centroids);
+            return;
+        }
         let layout = self.layout;
         let columns = layout.columns();
         let (low, high) = (layout.low(node), layout.high(node));
 
-        let stack_end = self.candidates.len();
         let mut list_start = first;
         if stack_end - first > 1 {
+            let node_box = NodeBox::new(low, high);
             // z*: the candidate nearest the box centre.
-            let mut centre = [0.0; MAX_FIXED_COLUMNS];
-            let centre = &mut centre[..columns.min(MAX_FIXED_COLUMNS)];
-            for (column, value) in centre.iter_mut().enumerate() {
-                *value = 0.5 * (low[column] + high[column]);
-            }
+            self.centre_distances.clear();
             let mut best = (self.candidates[first], f64::INFINITY);
             for &candidate in &self.candidates[first..] {
-                let centroid = centroid_of(centroids, candidate, columns);
-                let distance = if columns <= MAX_FIXED_COLUMNS {
-                    squared_distance(centre, centroid)
-                } else {
-                    (0..columns)
-                        .map(|column| {
-                            let difference = 0.5 * (low[column] + high[column]) - centroid[column];
-                            difference * difference
-                        })
-                        .sum()
-                };
+                let distance = node_box.centre_distance(centroid_of(centroids, candidate, columns));
+                self.centre_distances.push(distance);
                 if distance < best.1 {
                     best = (candidate, distance);
                 }
             }
             let nearest = centroid_of(centroids, best.0, columns);
-            let farthest_nearest = farthest_squared_distance(low, high, nearest);
             list_start = stack_end;
             for index in first..stack_end {
                 let candidate = self.candidates[index];
-                if candidate == best.0
-                    || !self.dominates(
-                        low,
-                        high,
+                let dominated = candidate != best.0
+                    && node_box.dominates(
                         nearest,
-                        farthest_nearest,
+                        best.1,
                         centroid_of(centroids, candidate, columns),
-                    )
-                {
+                        self.centre_distances[index - first],
+                        self.relative_error,
+                    );
+                if !dominated {
                     self.candidates.push(candidate);
                 }
             }
@@ -270,47 +271,71 @@ impl<L: TreeLayout> Assignment<'_, L> {
             let (left, right) = (node + 1, layout.right_child(node));
             self.visit(left, list_start, centroids);
             self.visit(right, list_start, centroids);
-            let shared = self.node_labels[left];
-            self.node_labels[node] = if shared == self.node_labels[right] {
-                shared
-            } else {
-                NO_LABEL
-            };
+            self.join_children(node, left, right);
         }
         self.candidates.truncate(stack_end);
     }
 
-    /// Checks whether every point of the box [low, high] is nearer to
-    /// `kept` than to `other` in computed squared distances.
-    /// `farthest_kept` is [`farthest_squared_distance`] from the box to
-    /// `kept`, which the caller computes once for all candidates.
-    fn dominates(
-        &self,
-        low: &[f64],
-        high: &[f64],
-        kept: &[f64],
-        farthest_kept: f64,
-        other: &[f64],
-    ) -> bool {
-        let mut to_other = 0.0;
-        let mut to_kept = 0.0;
-        for column in 0..low.len() {
-            // The corner farthest towards `other`.
-            let corner = if other[column] > kept[column] {
-                high[column]
-            } else {
-                low[column]
-            };
-            let (a, b) = (corner - other[column], corner - kept[column]);
-            to_other += a * a;
-            to_kept += b * b;
+    /// Assigns the points of `node` given exactly two candidates (a, b),
+    /// a < b. It computes what [`Assignment::visit`] computes for that
+    /// list, with the same arithmetic, but without the candidate stack.
+    /// Most nodes of the walk lie on a boundary between two clusters.
+    fn visit_pair(&mut self, node: usize, pair: (u32, u32), centroids: &[f64]) {
+        let layout = self.layout;
+        let columns = layout.columns();
+        let (low, high) = (layout.low(node), layout.high(node));
+        let node_box = NodeBox::new(low, high);
+        let (first, second) = (
+            centroid_of(centroids, pair.0, columns),
+            centroid_of(centroids, pair.1, columns),
+        );
+        let (first_distance, second_distance) = (
+            node_box.centre_distance(first),
+            node_box.centre_distance(second),
+        );
+        // z* is the first candidate unless the second is strictly nearer,
+        // as in the scan of `visit`.
+        let (kept, dropped) = if second_distance < first_distance {
+            ((pair.1, second, second_distance), (first, first_distance))
+        } else {
+            ((pair.0, first, first_distance), (second, second_distance))
+        };
+        if node_box.dominates(kept.1, kept.2, dropped.0, dropped.1, self.relative_error) {
+            self.assign_node(node, kept.0);
+        } else if layout.is_leaf(node) {
+            let mut shared = None;
+            for point in layout.node_points(node) {
+                let values = layout.point(point);
+                let cluster = if squared_distance(values, second) < squared_distance(values, first)
+                {
+                    pair.1
+                } else {
+                    pair.0
+                };
+                self.add_point(point, cluster);
+                shared = match shared {
+                    None => Some(cluster),
+                    Some(same) if same == cluster => Some(cluster),
+                    Some(_) => Some(NO_LABEL),
+                };
+            }
+            self.node_labels[node] = shared.unwrap_or(NO_LABEL);
+        } else {
+            let (left, right) = (node + 1, layout.right_child(node));
+            self.visit_pair(left, pair, centroids);
+            self.visit_pair(right, pair, centroids);
+            self.join_children(node, left, right);
         }
-        let difference = to_other - to_kept;
-        if difference <= 0.0 {
-            return false;
-        }
-        let farthest_other = farthest_squared_distance(low, high, other);
-        difference > self.relative_error * (farthest_other + farthest_kept) + SUBNORMAL_MARGIN
+    }
+
+    /// Sets the shared label of an internal node from its children's.
+    fn join_children(&mut self, node: usize, left: usize, right: usize) {
+        let shared = self.node_labels[left];
+        self.node_labels[node] = if shared == self.node_labels[right] {
+            shared
+        } else {
+            NO_LABEL
+        };
     }
 
     /// Puts every point of `node` into `cluster`.
@@ -353,17 +378,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
                 }
             }
             let cluster = best.0;
-            let label = cluster as usize;
-            let weight = layout.point_weight(point);
-            self.cluster_weights[label] += weight;
-            self.cluster_points[label] += 1;
-            for (sum, &value) in self.sums[label * columns..(label + 1) * columns]
-                .iter_mut()
-                .zip(values)
-            {
-                *sum += weight * value;
-            }
-            self.set_label(point, cluster);
+            self.add_point(point, cluster);
             shared = match shared {
                 None => Some(cluster),
                 Some(same) if same == cluster => Some(cluster),
@@ -371,6 +386,25 @@ impl<L: TreeLayout> Assignment<'_, L> {
             };
         }
         self.node_labels[node] = shared.unwrap_or(NO_LABEL);
+    }
+
+    /// Puts one point into `cluster`: its weight and weighted values join
+    /// the cluster sums, and its label is set.
+    fn add_point(&mut self, point: usize, cluster: u32) {
+        let layout = self.layout;
+        let columns = layout.columns();
+        let values = layout.point(point);
+        let label = cluster as usize;
+        let weight = layout.point_weight(point);
+        self.cluster_weights[label] += weight;
+        self.cluster_points[label] += 1;
+        for (sum, &value) in self.sums[label * columns..(label + 1) * columns]
+            .iter_mut()
+            .zip(values)
+        {
+            *sum += weight * value;
+        }
+        self.set_label(point, cluster);
     }
 
     fn set_label(&mut self, point: usize, cluster: u32) {
@@ -487,18 +521,96 @@ impl<L: TreeLayout> Assignment<'_, L> {
 /// subnormal range, where the relative rounding bound does not hold.
 const SUBNORMAL_MARGIN: f64 = 64.0 * f64::MIN_POSITIVE;
 
-/// Returns the largest squared distance from a point of the box
-/// [low, high] to `centroid`, summed over the columns in order.
-fn farthest_squared_distance(low: &[f64], high: &[f64], centroid: &[f64]) -> f64 {
-    let mut farthest = 0.0;
-    for column in 0..low.len() {
-        let (a, b) = (
-            low[column] - centroid[column],
-            high[column] - centroid[column],
-        );
-        farthest += (a * a).max(b * b);
+/// A node's bounding box as centre m ± half-width h, for the drop test of
+/// the module documentation.
+struct NodeBox<'a> {
+    low: &'a [f64],
+    high: &'a [f64],
+    /// m and h, stored when there are at most [`MAX_FIXED_COLUMNS`]
+    /// columns and computed again from `low` and `high` otherwise.
+    centre: [f64; MAX_FIXED_COLUMNS],
+    half: [f64; MAX_FIXED_COLUMNS],
+    /// ‖h‖².
+    half_norm: f64,
+}
+
+impl<'a> NodeBox<'a> {
+    #[inline(always)]
+    fn new(low: &'a [f64], high: &'a [f64]) -> Self {
+        let mut node_box = NodeBox {
+            low,
+            high,
+            centre: [0.0; MAX_FIXED_COLUMNS],
+            half: [0.0; MAX_FIXED_COLUMNS],
+            half_norm: 0.0,
+        };
+        for column in 0..low.len() {
+            let width = half_width(low[column], high[column]);
+            node_box.half_norm += width * width;
+            if low.len() <= MAX_FIXED_COLUMNS {
+                node_box.centre[column] = 0.5 * (low[column] + high[column]);
+                node_box.half[column] = width;
+            }
+        }
+        node_box
     }
-    farthest
+
+    /// Returns ‖m − centroid‖².
+    #[inline(always)]
+    fn centre_distance(&self, centroid: &[f64]) -> f64 {
+        let (low, high) = (self.low, self.high);
+        let columns = low.len();
+        if columns <= MAX_FIXED_COLUMNS {
+            squared_distance(&self.centre[..columns], centroid)
+        } else {
+            (0..columns)
+                .map(|column| {
+                    let difference = 0.5 * (low[column] + high[column]) - centroid[column];
+                    difference * difference
+                })
+                .sum()
+        }
+    }
+
+    /// Checks whether every point of the box is nearer to `kept` than to
+    /// `other` in computed squared distances, given both centroids'
+    /// [`NodeBox::centre_distance`], by the test and rounding bound of the
+    /// module documentation.
+    #[inline(always)]
+    fn dominates(
+        &self,
+        kept: &[f64],
+        kept_distance: f64,
+        other: &[f64],
+        other_distance: f64,
+        relative_error: f64,
+    ) -> bool {
+        let (low, high) = (self.low, self.high);
+        let columns = low.len();
+        let gap = other_distance - kept_distance;
+        // Σ h |z − z*|.
+        let spread: f64 = if columns <= MAX_FIXED_COLUMNS {
+            (0..columns)
+                .map(|column| self.half[column] * (other[column] - kept[column]).abs())
+                .sum()
+        } else {
+            (0..columns)
+                .map(|column| {
+                    half_width(low[column], high[column]) * (other[column] - kept[column]).abs()
+                })
+                .sum()
+        };
+        let slack = relative_error * (other_distance + kept_distance + 2.0 * self.half_norm)
+            + SUBNORMAL_MARGIN;
+        gap - 2.0 * spread > slack
+    }
+}
+
+/// Returns the half-width of [low, high] around its computed centre
+/// 0.5 (low + high), so that the interval lies within centre ± half-width.
+fn half_width(low: f64, high: f64) -> f64 {
+    let centre = 0.5 * (low + high);
+    (high - centre).max(centre - low)
 }
 
 fn centroid_of(centroids: &[f64], cluster: u32, columns: usize) -> &[f64] {

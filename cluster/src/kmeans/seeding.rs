@@ -109,21 +109,30 @@ impl Seeding {
         if box_distance * (1.0 - relative_error) > self.node_max[node] {
             return false;
         }
-        let changed = if layout.is_leaf(node) {
+        if layout.is_leaf(node) {
+            // Lower D² and recompute the leaf's summary in one pass, with
+            // the arithmetic of `summarise`.
             let mut changed = false;
+            let mut score = 0.0;
+            let mut max: f64 = 0.0;
             for point in layout.node_points(node) {
                 let distance = squared_distance(layout.point(point), centroid);
                 if distance < self.nearest[point] {
                     self.nearest[point] = distance;
                     changed = true;
                 }
+                score += layout.point_weight(point) * self.nearest[point];
+                max = max.max(self.nearest[point]);
             }
-            changed
-        } else {
-            let left = self.add_centroid(layout, node + 1, centroid);
-            let right = self.add_centroid(layout, layout.right_child(node), centroid);
-            left || right
-        };
+            if changed {
+                self.node_scores[node] = score;
+                self.node_max[node] = max;
+            }
+            return changed;
+        }
+        let left = self.add_centroid(layout, node + 1, centroid);
+        let right = self.add_centroid(layout, layout.right_child(node), centroid);
+        let changed = left || right;
         if changed {
             self.summarise(layout, node);
         }
