@@ -24,7 +24,7 @@
 //! square and addition). Let S = ‖m − z‖² + ‖m − z*‖² + 2‖h‖². Every point
 //! x of the box has ‖x − z‖² + ‖x − z*‖² ≤ 2S. The computed distances at
 //! x are therefore within 2 (d + 2) ε S of the exact ones. The terms of
-//! the test are computed within about 5 (d + 2) ε S. The test asks the least
+//! the test are computed within about 5 (d + 2) ε S. The test requires the least
 //! value to exceed 16 (d + 2) ε S, which covers both with room to spare.
 //!
 //! Each node also stores the label that all its points share, if they do.
@@ -313,11 +313,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
                     pair.0
                 };
                 self.add_point(point, cluster);
-                shared = match shared {
-                    None => Some(cluster),
-                    Some(same) if same == cluster => Some(cluster),
-                    Some(_) => Some(NO_LABEL),
-                };
+                shared = Some(shared_label(shared, cluster));
             }
             self.node_labels[node] = shared.unwrap_or(NO_LABEL);
         } else {
@@ -379,11 +375,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
             }
             let cluster = best.0;
             self.add_point(point, cluster);
-            shared = match shared {
-                None => Some(cluster),
-                Some(same) if same == cluster => Some(cluster),
-                Some(_) => Some(NO_LABEL),
-            };
+            shared = Some(shared_label(shared, cluster));
         }
         self.node_labels[node] = shared.unwrap_or(NO_LABEL);
     }
@@ -611,6 +603,16 @@ impl<'a> NodeBox<'a> {
 fn half_width(low: f64, high: f64) -> f64 {
     let centre = 0.5 * (low + high);
     (high - centre).max(centre - low)
+}
+
+/// Returns the label shared by a leaf's points so far, `shared` (None before
+/// the first point), once one more point joins `cluster`: that cluster if
+/// all agree, [`NO_LABEL`] otherwise.
+fn shared_label(shared: Option<u32>, cluster: u32) -> u32 {
+    match shared {
+        Some(same) if same != cluster => NO_LABEL,
+        _ => cluster,
+    }
 }
 
 fn centroid_of(centroids: &[f64], cluster: u32, columns: usize) -> &[f64] {
