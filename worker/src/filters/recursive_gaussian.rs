@@ -20,12 +20,17 @@
 
 use std::ops::Range;
 
+use multiversion::multiversion;
 use ndarray::{Array3, ArrayView3};
 
 use super::region::split_shape;
 
 /// Contiguous lines filtered together by [`filter_axis_range`].
 const LANES: usize = 4;
+/// Largest number of interleaved lines filtered together by [`filter_axis_range`]. Rows of
+/// 512 values take 4 KiB, so both passes over lines of up to 256 voxels fit in 2 MiB of
+/// cache.
+const ROW_BLOCK: usize = 512;
 
 /// Derivative order of the recursive filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +245,12 @@ fn numerator(sigma_voxels: f64, ab: [f64; 4]) -> ([f64; 4], Moments) {
 /// contiguous memory. Lines along the last (contiguous) axis run [`LANES`] at a time with
 /// the recursion state in registers, so that the independent recursions overlap instead of
 /// each waiting on its own feedback chain.
+///
+/// A second copy of this function, with the passes inlined, is compiled for AVX2 and runs
+/// where the CPU has it: the same operations in the same order on wider registers, so the
+/// values are the same on every CPU. Rust never fuses a multiply and an add into one FMA
+/// on its own, so the AVX2 copy rounds each operation as the baseline copy does.
+#[multiversion(targets("x86_64+avx2"))]
 pub fn filter_axis_range(
     input: ArrayView3<f64>,
     axis: usize,
@@ -266,30 +277,46 @@ pub fn filter_axis_range(
         return output;
     }
 
-    let mut causal = vec![0.0; length * inner];
-    let mut anticausal = vec![0.0; length * inner];
+    // Lines along the first two axes run in blocks of at most ROW_BLOCK lines, so that the
+    // causal and anticausal rows of a block stay in cache between the two passes.
+    let width = inner.min(ROW_BLOCK);
+    let mut causal = vec![0.0; length * width];
+    let mut anticausal = vec![0.0; length * width];
     for block in 0..outer {
         let lines = &source[block * length * inner..(block + 1) * length * inner];
         let kept_rows = &mut target[block * keep.len() * inner..(block + 1) * keep.len() * inner];
-        coefficients.causal_rows(lines, inner, keep.end, &mut causal);
-        coefficients.anticausal_rows(lines, inner, keep.start, &mut anticausal);
-        let from = keep.start * inner;
-        for ((value, forward), backward) in kept_rows
-            .iter_mut()
-            .zip(&causal[from..keep.end * inner])
-            .zip(&anticausal[from..keep.end * inner])
-        {
-            *value = super::round_to_f32(forward + backward);
+        for first_column in (0..inner).step_by(ROW_BLOCK) {
+            let columns = first_column..(first_column + ROW_BLOCK).min(inner);
+            let width = columns.len();
+            let rows = InterleavedLines {
+                lines,
+                inner,
+                columns: columns.clone(),
+            };
+            coefficients.causal_rows(&rows, keep.end, &mut causal[..length * width]);
+            coefficients.anticausal_rows(&rows, keep.start, &mut anticausal[..length * width]);
+            for (row, kept) in keep.clone().zip(kept_rows.chunks_exact_mut(inner)) {
+                let from = row * width;
+                for ((value, forward), backward) in kept[columns.clone()]
+                    .iter_mut()
+                    .zip(&causal[from..from + width])
+                    .zip(&anticausal[from..from + width])
+                {
+                    *value = super::round_to_f32(forward + backward);
+                }
+            }
         }
     }
     output
 }
 
 impl Coefficients {
-    /// Causal pass over `inner` interleaved lines (row `n` contains voxel `n` of every
-    /// line), for rows `0..end`, into `causal`.
-    fn causal_rows(&self, lines: &[f64], inner: usize, end: usize, causal: &mut [f64]) {
-        let row = |n: usize| &lines[n * inner..(n + 1) * inner];
+    /// Causal pass over a block of interleaved lines, for rows `0..end`, into `causal`
+    /// (row `n` starts at `n` times the block's line count).
+    #[inline(always)]
+    fn causal_rows(&self, lines: &InterleavedLines, end: usize, causal: &mut [f64]) {
+        let inner = lines.columns.len();
+        let row = |n: usize| lines.row(n);
         let (n, d, bn) = (&self.n, &self.d, &self.bn);
         for index in 0..end {
             // Input before the line is its first voxel; output before the line is the
@@ -317,11 +344,13 @@ impl Coefficients {
         }
     }
 
-    /// Anticausal pass over `inner` interleaved lines, for rows `start..` of the line
-    /// length, into `anticausal`.
-    fn anticausal_rows(&self, lines: &[f64], inner: usize, start: usize, anticausal: &mut [f64]) {
-        let length = lines.len() / inner;
-        let row = |n: usize| &lines[n.min(length - 1) * inner..(n.min(length - 1) + 1) * inner];
+    /// Anticausal pass over a block of interleaved lines, for rows `start..` of the line
+    /// length, into `anticausal` (row `n` starts at `n` times the block's line count).
+    #[inline(always)]
+    fn anticausal_rows(&self, lines: &InterleavedLines, start: usize, anticausal: &mut [f64]) {
+        let inner = lines.columns.len();
+        let length = lines.length();
+        let row = |n: usize| lines.row(n.min(length - 1));
         let (m, d, bm) = (&self.m, &self.d, &self.bm);
         for index in (start..length).rev() {
             // Input after the line is its last voxel; output after the line is the last
@@ -350,6 +379,7 @@ impl Coefficients {
     /// Filters the contiguous lines `lines` of `source` (each `length` voxels long), `L`
     /// at a time, and writes the outputs at `keep`, rounded to f32, to the same lines of
     /// `target` (each `keep.len()` voxels long). `lines.len()` must be a multiple of `L`.
+    #[inline(always)]
     fn filter_lines<const L: usize>(
         &self,
         source: &[f64],
@@ -384,6 +414,7 @@ impl Coefficients {
 
     /// Causal pass over `L` contiguous lines of equal length, for voxels `0..end`, into
     /// `causal`.
+    #[inline(always)]
     fn causal_lines<const L: usize>(
         &self,
         lines: &[&[f64]; L],
@@ -431,6 +462,7 @@ impl Coefficients {
 
     /// Anticausal pass over `L` contiguous lines of equal length, for voxels `start..`,
     /// into `anticausal`.
+    #[inline(always)]
     fn anticausal_lines<const L: usize>(
         &self,
         lines: &[&[f64]; L],
@@ -484,6 +516,27 @@ impl Coefficients {
     }
 }
 
+/// A block of lines along a non-contiguous axis: row `n` contains voxel `n` of every line,
+/// and the block takes the lines at `columns` of each row of `inner` values.
+struct InterleavedLines<'a> {
+    lines: &'a [f64],
+    inner: usize,
+    columns: Range<usize>,
+}
+
+impl InterleavedLines<'_> {
+    /// Returns the number of voxels per line.
+    fn length(&self) -> usize {
+        self.lines.len() / self.inner
+    }
+
+    /// Returns voxel `n` of every line of the block.
+    fn row(&self, n: usize) -> &[f64] {
+        let start = n * self.inner;
+        &self.lines[start + self.columns.start..start + self.columns.end]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,8 +580,9 @@ mod tests {
         // The fast path runs the same operations in the same order as `filter_line`, so
         // each kept voxel must be bit-identical after the same f32 rounding. The cases
         // cover every axis, lines of 4 and 5 voxels (all boundary terms) and kept ranges
-        // that start or end inside the line.
-        for shape in [[4, 5, 7], [9, 4, 6], [5, 8, 4], [13, 11, 17]] {
+        // that start or end inside the line. Shape [5, 23, 47] has 1,081 lines along its
+        // first axis, more than one block of ROW_BLOCK lines.
+        for shape in [[4, 5, 7], [9, 4, 6], [5, 8, 4], [13, 11, 17], [5, 23, 47]] {
             let data = Array3::from_shape_vec(shape, noise(shape.iter().product()))
                 .expect("shape matches the values");
             for order in [Order::Zero, Order::Second] {
