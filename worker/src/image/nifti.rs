@@ -1,7 +1,11 @@
 //! NIfTI-1 reading (`.nii` and `.nii.gz`) through the `nifti` crate.
 //!
 //! Conventions: voxel values are returned after `scl_slope`/`scl_inter`
-//! scaling (a slope of 0 means no scaling, as the NIfTI-1 standard specifies).
+//! scaling (a slope of 0 means no scaling, as the NIfTI-1 standard specifies,
+//! and so does a NaN slope, as in SimpleITK and nibabel). Where SimpleITK
+//! reads the file as float32 (a float32 file, or an integer file with a
+//! scaling other than the identity), the scaled values are rounded to f32 as
+//! SimpleITK stores them, so every image type starts from PyRadiomics' values.
 //! The grid's placement comes from the sform when `sform_code > 0`, else
 //! from the qform when `qform_code > 0`, else from pixdim alone with the
 //! origin at 0 (NIfTI-1 "method 1"). Only 3-D volumes are accepted; a 4-D
@@ -144,14 +148,16 @@ pub fn read_image(path: &Path) -> Result<(Volume, PixelType), NiftiError> {
             header.bitpix
         )));
     }
+    let scaling = scaling(header.scl_slope, header.scl_inter).map_err(invalid)?;
+    let pixel_type = pixel_type(datatype, header.scl_slope, header.scl_inter);
     let little_endian = header.endianness == nifti::Endianness::Little;
     let values = voxel_values(
         volume.raw_data(),
         datatype,
         little_endian,
         voxels,
-        header.scl_slope,
-        header.scl_inter,
+        scaling,
+        pixel_type == PixelType::Float32,
     )
     .map_err(invalid)?;
     // NIfTI stores i fastest, so the voxels fill a Fortran-order array; a 4-D file with
@@ -162,13 +168,8 @@ pub fn read_image(path: &Path) -> Result<(Volume, PixelType), NiftiError> {
     let volume = Volume {
         data,
         geometry,
-        stored_as_integer: stored_as_integer
-            && (header.scl_slope == 0.0 || header.scl_slope == 1.0),
+        stored_as_integer: stored_as_integer && scaling.is_none_or(|(slope, _)| slope == 1.0),
     };
-    // NOTE: SimpleITK stores the scaled values of an integer file with a slope or
-    // intercept as float32, but `data` keeps them in f64. The float32 wavelet rounds its
-    // input to f32, and the other image types may differ from PyRadiomics by that rounding.
-    let pixel_type = pixel_type(datatype, header.scl_slope, header.scl_inter);
     Ok((volume, pixel_type))
 }
 
@@ -189,21 +190,43 @@ fn pixel_type(datatype: NiftiType, slope: f32, intercept: f32) -> PixelType {
     }
 }
 
-/// Converts the first `count` stored voxels to f64 and applies `scl_slope` and
-/// `scl_inter`, in one pass over the raw bytes.
+/// Returns the (slope, intercept) to apply, or `None` for no scaling: a slope of 0 or NaN
+/// means none. An infinite slope, or a non-finite intercept with a slope in use, is an
+/// error, because no finite voxel value would come out of it.
+fn scaling(slope: f32, intercept: f32) -> Result<Option<(f64, f64)>, String> {
+    if slope == 0.0 || slope.is_nan() {
+        return Ok(None);
+    }
+    if slope.is_infinite() {
+        return Err(format!(
+            "scl_slope is {slope}; set it to a finite number, or to 0 for no scaling"
+        ));
+    }
+    if !intercept.is_finite() {
+        return Err(format!(
+            "scl_inter is {intercept} with scl_slope {slope}; set it to a finite number"
+        ));
+    }
+    Ok(Some((f64::from(slope), f64::from(intercept))))
+}
+
+/// Converts the first `count` stored voxels to f64 and applies the scaling, in one pass
+/// over the raw bytes.
 ///
-/// The values are those of the `nifti` crate's `into_ndarray::<f64>` (version 0.17): each
-/// stored value is converted with `as f64`, then, unless the slope is 0, becomes
-/// value · slope + intercept with slope and intercept widened from f32. `raw` contains at
-/// least `count` values of `datatype`. A type other than an integer type, float32 or
-/// float64 is an error.
+/// Each stored value is converted with `as f64`, then, with a scaling, becomes value ·
+/// slope + intercept in f64 (slope and intercept widened from f32). With `round_to_f32`
+/// that result is rounded to the nearest f32, which is what SimpleITK 2.5 stores for a
+/// float32 image: checked against `sitk.ReadImage` on int16, uint8 and float32 files with
+/// slope 0.3 and intercept −7.1 and other pairs, where computing in f32 instead differed on
+/// up to a third of the voxels. `raw` contains at least `count` values of `datatype`. A
+/// type other than an integer type, float32 or float64 is an error.
 fn voxel_values(
     raw: &[u8],
     datatype: NiftiType,
     little_endian: bool,
     count: usize,
-    slope: f32,
-    intercept: f32,
+    scaling: Option<(f64, f64)>,
+    round_to_f32: bool,
 ) -> Result<Vec<f64>, String> {
     macro_rules! convert {
         ($stored:ty) => {{
@@ -244,10 +267,14 @@ fn voxel_values(
         NiftiType::Float64 => convert!(f64),
         other => return Err(format!("unsupported voxel type {other:?}")),
     };
-    if slope != 0.0 {
-        let (slope, intercept) = (f64::from(slope), f64::from(intercept));
+    if let Some((slope, intercept)) = scaling {
         for value in &mut values {
-            *value = *value * slope + intercept;
+            let scaled = *value * slope + intercept;
+            *value = if round_to_f32 {
+                f64::from(scaled as f32)
+            } else {
+                scaled
+            };
         }
     }
     Ok(values)
@@ -436,20 +463,63 @@ mod tests {
         // 0.5: 256 · 2 + 0.5 = 512.5 and −2 · 2 + 0.5 = −3.5. A third value beyond
         // `count` is ignored.
         let raw = [0x01, 0x00, 0xFF, 0xFE, 0x00, 0x07];
-        let values = voxel_values(&raw, NiftiType::Int16, false, 2, 2.0, 0.5).expect("int16");
+        let doubled = Some((2.0, 0.5));
+        let values = voxel_values(&raw, NiftiType::Int16, false, 2, doubled, false).expect("int16");
         assert_eq!(values, [512.5, -3.5]);
 
         // Little-endian float32 1.5 and −0.25 with slope 0, which means no scaling.
         let mut raw = Vec::new();
         raw.extend_from_slice(&1.5_f32.to_le_bytes());
         raw.extend_from_slice(&(-0.25_f32).to_le_bytes());
-        let values = voxel_values(&raw, NiftiType::Float32, true, 2, 0.0, 9.0).expect("float32");
+        let unscaled = scaling(0.0, 9.0).expect("slope 0 is valid");
+        assert_eq!(unscaled, None);
+        let values =
+            voxel_values(&raw, NiftiType::Float32, true, 2, unscaled, true).expect("float32");
         assert_eq!(values, [1.5, -0.25]);
     }
 
     #[test]
+    fn voxel_values_scaled_integer_rounds_like_simpleitk() {
+        // Little-endian int16 1234, −2 and 7 with scl_slope 0.3 and scl_inter −7.1 (both
+        // stored as f32). SimpleITK 2.5.7 reads this file as float32 with the values
+        // below, printed by `sitk.GetArrayFromImage(sitk.ReadImage(path))`. They are the
+        // f64 results 363.10001480579376, −7.699999928474426 and −4.999999821186066
+        // rounded to f32, so the test compares exactly.
+        let raw: Vec<u8> = [1234_i16, -2, 7]
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect();
+        let scaled = scaling(0.3, -7.1).expect("finite scaling");
+        let values = voxel_values(&raw, NiftiType::Int16, true, 3, scaled, true).expect("int16");
+        assert_eq!(values, [363.1000061035156, -7.699999809265137, -5.0]);
+        assert_eq!(
+            pixel_type(NiftiType::Int16, 0.3, -7.1),
+            PixelType::Float32,
+            "SimpleITK reads a scaled int16 file as float32"
+        );
+    }
+
+    #[test]
+    fn scaling_nan_slope_means_none() {
+        // SimpleITK and nibabel both ignore a NaN slope and return the stored values.
+        assert_eq!(scaling(f32::NAN, 5.0), Ok(None));
+    }
+
+    #[test]
+    fn scaling_rejects_infinite_slope() {
+        let error = scaling(f32::INFINITY, 0.0).unwrap_err();
+        assert!(error.contains("scl_slope is inf"), "{error}");
+    }
+
+    #[test]
+    fn scaling_rejects_nan_intercept() {
+        let error = scaling(2.0, f32::NAN).unwrap_err();
+        assert!(error.contains("scl_inter is NaN"), "{error}");
+    }
+
+    #[test]
     fn voxel_values_reject_unsupported_type() {
-        let error = voxel_values(&[0; 8], NiftiType::Complex64, true, 1, 1.0, 0.0).unwrap_err();
+        let error = voxel_values(&[0; 8], NiftiType::Complex64, true, 1, None, false).unwrap_err();
         assert!(error.contains("Complex64"), "{error}");
     }
 
