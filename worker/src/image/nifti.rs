@@ -215,11 +215,12 @@ fn scaling(slope: f32, intercept: f32) -> Result<Option<(f64, f64)>, String> {
 ///
 /// Each stored value is converted with `as f64`, then, with a scaling, becomes value ·
 /// slope + intercept in f64 (slope and intercept widened from f32). With `round_to_f32`
-/// that result is rounded to the nearest f32, which is what SimpleITK 2.5 stores for a
-/// float32 image: checked against `sitk.ReadImage` on int16, uint8 and float32 files with
-/// slope 0.3 and intercept −7.1 and other pairs, where computing in f32 instead differed on
-/// up to a third of the voxels. `raw` contains at least `count` values of `datatype`. A
-/// type other than an integer type, float32 or float64 is an error.
+/// that result is rounded to the nearest f32, which is what SimpleITK 2.5.7 stores for a
+/// float32 image. This was checked with `sitk.ReadImage` on int16, uint8 and float32
+/// files with slope 0.3 and intercept −7.1, among other pairs. Computing in f32 instead
+/// gave other values on up to a third of the voxels. `raw` contains at least `count`
+/// values of `datatype`. A type other than an integer type, float32 or float64 is an
+/// error.
 fn voxel_values(
     raw: &[u8],
     datatype: NiftiType,
