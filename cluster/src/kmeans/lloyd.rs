@@ -335,6 +335,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
     }
 
     /// Puts every point of `node` into `cluster`.
+    #[inline(always)]
     fn assign_node(&mut self, node: usize, cluster: u32) {
         let layout = self.layout;
         let columns = layout.columns();
@@ -382,6 +383,7 @@ impl<L: TreeLayout> Assignment<'_, L> {
 
     /// Puts one point into `cluster`: its weight and weighted values join
     /// the cluster sums, and its label is set.
+    #[inline(always)]
     fn add_point(&mut self, point: usize, cluster: u32) {
         let layout = self.layout;
         let columns = layout.columns();
