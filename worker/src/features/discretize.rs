@@ -43,6 +43,7 @@
 
 use ndarray::{Array3, ShapeBuilder, s};
 
+use super::pairwise_sum::pairwise_sum;
 use crate::image::Volume;
 use crate::mask::Roi;
 
@@ -586,38 +587,7 @@ pub(crate) fn nan_mean(values: &[f64]) -> f64 {
         .iter()
         .map(|&value| if value.is_nan() { 0.0 } else { value })
         .collect();
-    numpy_pairwise_sum(&zeroed) / count as f64
-}
-
-/// Sums `terms` in the order and grouping of numpy's pairwise summation for float64: below 8
-/// terms a running sum, up to 128 terms 8 interleaved partial sums, above that the two halves
-/// (split at a multiple of 8) recursively.
-fn numpy_pairwise_sum(terms: &[f64]) -> f64 {
-    const UNROLL: usize = 8;
-    const BLOCK: usize = 128;
-    let n = terms.len();
-    if n < UNROLL {
-        terms.iter().fold(-0.0, |sum, &term| sum + term)
-    } else if n <= BLOCK {
-        let mut partial = [0.0; UNROLL];
-        partial.copy_from_slice(&terms[..UNROLL]);
-        let unrolled_end = n - n % UNROLL;
-        for chunk in terms[UNROLL..unrolled_end].chunks_exact(UNROLL) {
-            for (accumulator, &term) in partial.iter_mut().zip(chunk) {
-                *accumulator += term;
-            }
-        }
-        let mut sum = ((partial[0] + partial[1]) + (partial[2] + partial[3]))
-            + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
-        for &term in &terms[unrolled_end..] {
-            sum += term;
-        }
-        sum
-    } else {
-        let mut half = n / 2;
-        half -= half % UNROLL;
-        numpy_pairwise_sum(&terms[..half]) + numpy_pairwise_sum(&terms[half..])
-    }
+    pairwise_sum(&zeroed) / count as f64
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ use super::discretize::FixedWidthEdges;
 use super::order_statistics::{
     OrderStatistics, median, median_ranks, percentile, percentile_ranks,
 };
+use super::pairwise_sum::pairwise_sum;
 
 /// Percentiles read by the features: P₁₀, P₂₅, P₇₅ and P₉₀.
 const PERCENTILES: [f64; 4] = [10.0, 25.0, 75.0, 90.0];
@@ -206,40 +207,6 @@ pub fn compute(
         ("Variance", moments.variance),
         ("Uniformity", uniformity),
     ]
-}
-
-/// Sums `terms` in the order and grouping of numpy's pairwise summation for float64
-/// (`add.reduce` on a contiguous array), so that results match numpy bit for bit.
-fn pairwise_sum(terms: &[f64]) -> f64 {
-    const BLOCK: usize = 128;
-    const UNROLL: usize = 8;
-    let n = terms.len();
-    if n < UNROLL {
-        let mut sum = -0.0;
-        for &term in terms {
-            sum += term;
-        }
-        sum
-    } else if n <= BLOCK {
-        let mut partial = [0.0; UNROLL];
-        partial.copy_from_slice(&terms[..UNROLL]);
-        let unrolled_end = n - n % UNROLL;
-        for chunk in terms[UNROLL..unrolled_end].chunks_exact(UNROLL) {
-            for (accumulator, &term) in partial.iter_mut().zip(chunk) {
-                *accumulator += term;
-            }
-        }
-        let mut sum = ((partial[0] + partial[1]) + (partial[2] + partial[3]))
-            + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
-        for &term in &terms[unrolled_end..] {
-            sum += term;
-        }
-        sum
-    } else {
-        let mut half = n / 2;
-        half -= half % UNROLL;
-        pairwise_sum(&terms[..half]) + pairwise_sum(&terms[half..])
-    }
 }
 
 /// Returns the fraction of voxels in each non-empty bin, ascending by bin, for the

@@ -21,6 +21,7 @@ pub mod ngtdm;
 pub mod normalize;
 mod order_statistics;
 mod padded_grids;
+mod pairwise_sum;
 pub mod pre_crop;
 pub mod resegment;
 pub mod shape;
