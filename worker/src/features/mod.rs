@@ -26,6 +26,8 @@ pub mod pre_crop;
 pub mod resegment;
 pub mod shape;
 pub mod shape2d;
+#[cfg(test)]
+mod test_support;
 pub mod texture_angles;
 
 use std::collections::BTreeMap;

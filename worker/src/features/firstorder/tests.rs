@@ -1,4 +1,5 @@
 use super::*;
+use crate::features::test_support::{assert_close, feature};
 
 /// Relative tolerance for PyRadiomics reference values. The sums and percentiles repeat
 /// numpy's operations, but `log2` and `pow` may differ from numpy's builds in the last
@@ -17,23 +18,6 @@ fn default_settings() -> FirstOrderSettings {
         bin_width: 25.0,
         voxel_array_shift: 0.0,
     }
-}
-
-fn feature(features: &[(&'static str, f64)], name: &str) -> f64 {
-    features
-        .iter()
-        .find(|(feature_name, _)| *feature_name == name)
-        .map(|&(_, value)| value)
-        .unwrap_or_else(|| panic!("feature {name} missing from the output"))
-}
-
-fn assert_close(name: &str, actual: f64, expected: f64, relative_tolerance: f64) {
-    let scale = expected.abs().max(1e-300);
-    assert!(
-        (actual - expected).abs() <= relative_tolerance * scale,
-        "{name}: got {actual:e}, PyRadiomics gives {expected:e} (relative difference {:e})",
-        (actual - expected).abs() / scale
-    );
 }
 
 /// Returns the intensities of the test ROI: the 44 voxels of a 5 × 4 × 3 (i × j × k)

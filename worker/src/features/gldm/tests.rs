@@ -1,5 +1,6 @@
 use super::test_volumes::*;
 use super::*;
+use crate::features::test_support::{assert_close, assert_features, feature, input};
 use ndarray::Array3;
 
 /// Relative tolerance against PyRadiomics. The matrix is identical, and the features
@@ -13,43 +14,6 @@ const ANALYTIC_RELATIVE_TOLERANCE: f64 = 1e-15;
 /// Relative tolerance between the fast features and the plain reference below: both sum
 /// the same terms in different orders.
 const REFERENCE_IMPLEMENTATION_TOLERANCE: f64 = 1e-13;
-
-fn input(levels: Array3<u32>) -> TextureInput {
-    let n_levels = levels.iter().copied().max().unwrap_or(0);
-    TextureInput {
-        levels,
-        n_levels,
-        spacing: [1.0; 3],
-    }
-}
-
-fn feature(features: &[(&'static str, f64)], name: &str) -> f64 {
-    features
-        .iter()
-        .find(|(feature_name, _)| *feature_name == name)
-        .map(|&(_, value)| value)
-        .unwrap_or_else(|| panic!("feature {name} missing from the output"))
-}
-
-fn assert_close(name: &str, actual: f64, expected: f64, relative_tolerance: f64) {
-    let scale = expected.abs().max(1e-300);
-    assert!(
-        (actual - expected).abs() <= relative_tolerance * scale,
-        "{name}: got {actual:e}, expected {expected:e} (relative difference {:e})",
-        (actual - expected).abs() / scale
-    );
-}
-
-fn assert_features(label: &str, features: &[(&'static str, f64)], expected: &[(&str, f64)]) {
-    for &(name, value) in expected {
-        assert_close(
-            &format!("{label} {name}"),
-            feature(features, name),
-            value,
-            REFERENCE_RELATIVE_TOLERANCE,
-        );
-    }
-}
 
 /// Builds the GLDM directly from its definition, with coordinates and bounds tests
 /// instead of padding and linear offsets.
@@ -258,7 +222,12 @@ fn fast_path_matches_reference_implementation() {
 #[test]
 fn scattered_volume_matches_pyradiomics() {
     let features = compute(&input(scattered_levels()), &GldmSettings::default());
-    assert_features("scattered", &features, &SCATTERED_PYRADIOMICS);
+    assert_features(
+        "scattered",
+        &features,
+        &SCATTERED_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Reference values: as `scattered_volume_matches_pyradiomics`, with PyRadiomics
@@ -274,6 +243,7 @@ fn alpha_and_distances_match_pyradiomics() {
         "scattered α = 1, δ = [1, 2]",
         &features,
         &SCATTERED_ALPHA_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
     );
 }
 
@@ -281,7 +251,12 @@ fn alpha_and_distances_match_pyradiomics() {
 #[test]
 fn blocky_volume_matches_pyradiomics() {
     let features = compute(&input(blocky_levels()), &GldmSettings::default());
-    assert_features("blocky", &features, &BLOCKY_PYRADIOMICS);
+    assert_features(
+        "blocky",
+        &features,
+        &BLOCKY_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Reference values: as `scattered_volume_matches_pyradiomics`, for the one-voxel-thick
@@ -289,7 +264,12 @@ fn blocky_volume_matches_pyradiomics() {
 #[test]
 fn one_voxel_thick_roi_matches_pyradiomics() {
     let features = compute(&input(plane_levels()), &GldmSettings::default());
-    assert_features("plane", &features, &PLANE_PYRADIOMICS);
+    assert_features(
+        "plane",
+        &features,
+        &PLANE_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Each voxel of a 2 × 2 × 2 half has its 7 half-mates as dependent neighbours, so

@@ -1,5 +1,6 @@
 use super::super::gldm::test_volumes::*;
 use super::*;
+use crate::features::test_support::{assert_close, assert_features, feature, input};
 use ndarray::Array3;
 use std::collections::VecDeque;
 
@@ -14,43 +15,6 @@ const ANALYTIC_RELATIVE_TOLERANCE: f64 = 1e-15;
 
 /// Relative tolerance between the fast features and the plain reference below.
 const REFERENCE_IMPLEMENTATION_TOLERANCE: f64 = 1e-13;
-
-fn input(levels: Array3<u32>) -> TextureInput {
-    let n_levels = levels.iter().copied().max().unwrap_or(0);
-    TextureInput {
-        levels,
-        n_levels,
-        spacing: [1.0; 3],
-    }
-}
-
-fn feature(features: &[(&'static str, f64)], name: &str) -> f64 {
-    features
-        .iter()
-        .find(|(feature_name, _)| *feature_name == name)
-        .map(|&(_, value)| value)
-        .unwrap_or_else(|| panic!("feature {name} missing from the output"))
-}
-
-fn assert_close(name: &str, actual: f64, expected: f64, relative_tolerance: f64) {
-    let scale = expected.abs().max(1e-300);
-    assert!(
-        (actual - expected).abs() <= relative_tolerance * scale,
-        "{name}: got {actual:e}, expected {expected:e} (relative difference {:e})",
-        (actual - expected).abs() / scale
-    );
-}
-
-fn assert_features(label: &str, features: &[(&'static str, f64)], expected: &[(&str, f64)]) {
-    for &(name, value) in expected {
-        assert_close(
-            &format!("{label} {name}"),
-            feature(features, name),
-            value,
-            REFERENCE_RELATIVE_TOLERANCE,
-        );
-    }
-}
 
 /// Builds the dense GLSZM like PyRadiomics, P[i − 1][j − 1] with N_p columns, labelling
 /// zones by a breadth-first search over coordinates with bounds tests.
@@ -276,14 +240,24 @@ fn random_volumes_match_reference_labelling() {
 #[test]
 fn scattered_volume_matches_pyradiomics() {
     let features = compute(&input(scattered_levels()));
-    assert_features("scattered", &features, &SCATTERED_PYRADIOMICS);
+    assert_features(
+        "scattered",
+        &features,
+        &SCATTERED_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Reference values: as `scattered_volume_matches_pyradiomics`, for `blocky_levels`.
 #[test]
 fn blocky_volume_matches_pyradiomics() {
     let features = compute(&input(blocky_levels()));
-    assert_features("blocky", &features, &BLOCKY_PYRADIOMICS);
+    assert_features(
+        "blocky",
+        &features,
+        &BLOCKY_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Reference values: as `scattered_volume_matches_pyradiomics`, for the one-voxel-thick
@@ -291,7 +265,12 @@ fn blocky_volume_matches_pyradiomics() {
 #[test]
 fn one_voxel_thick_roi_matches_pyradiomics() {
     let features = compute(&input(plane_levels()));
-    assert_features("plane", &features, &PLANE_PYRADIOMICS);
+    assert_features(
+        "plane",
+        &features,
+        &PLANE_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Two zones of 8 voxels, levels 1 and 2: P(1, 8) = P(2, 8) = 1.

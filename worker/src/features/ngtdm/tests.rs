@@ -1,5 +1,6 @@
 use super::super::gldm::test_volumes::*;
 use super::*;
+use crate::features::test_support::{assert_close, assert_features, feature, input};
 use ndarray::Array3;
 
 /// Relative tolerance against PyRadiomics. n_i matches exactly, but s_i and the features
@@ -13,43 +14,6 @@ const ANALYTIC_RELATIVE_TOLERANCE: f64 = 1e-15;
 
 /// Relative tolerance between the fast features and the plain reference below.
 const REFERENCE_IMPLEMENTATION_TOLERANCE: f64 = 1e-13;
-
-fn input(levels: Array3<u32>) -> TextureInput {
-    let n_levels = levels.iter().copied().max().unwrap_or(0);
-    TextureInput {
-        levels,
-        n_levels,
-        spacing: [1.0; 3],
-    }
-}
-
-fn feature(features: &[(&'static str, f64)], name: &str) -> f64 {
-    features
-        .iter()
-        .find(|(feature_name, _)| *feature_name == name)
-        .map(|&(_, value)| value)
-        .unwrap_or_else(|| panic!("feature {name} missing from the output"))
-}
-
-fn assert_close(name: &str, actual: f64, expected: f64, relative_tolerance: f64) {
-    let scale = expected.abs().max(1e-300);
-    assert!(
-        (actual - expected).abs() <= relative_tolerance * scale,
-        "{name}: got {actual:e}, expected {expected:e} (relative difference {:e})",
-        (actual - expected).abs() / scale
-    );
-}
-
-fn assert_features(label: &str, features: &[(&'static str, f64)], expected: &[(&str, f64)]) {
-    for &(name, value) in expected {
-        assert_close(
-            &format!("{label} {name}"),
-            feature(features, name),
-            value,
-            REFERENCE_RELATIVE_TOLERANCE,
-        );
-    }
-}
 
 /// Builds the NGTDM directly from its definition, with coordinates and bounds tests
 /// instead of padding and linear offsets. It visits the voxels in the fast path's order
@@ -209,7 +173,12 @@ fn fast_path_matches_reference_implementation() {
 #[test]
 fn scattered_volume_matches_pyradiomics() {
     let features = compute(&input(scattered_levels()), &NgtdmSettings::default());
-    assert_features("scattered", &features, &SCATTERED_PYRADIOMICS);
+    assert_features(
+        "scattered",
+        &features,
+        &SCATTERED_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Reference values: as `scattered_volume_matches_pyradiomics`, with PyRadiomics setting
@@ -222,6 +191,7 @@ fn distance_two_matches_pyradiomics() {
         "scattered δ = [2]",
         &features,
         &SCATTERED_DISTANCE_TWO_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
     );
 }
 
@@ -229,7 +199,12 @@ fn distance_two_matches_pyradiomics() {
 #[test]
 fn blocky_volume_matches_pyradiomics() {
     let features = compute(&input(blocky_levels()), &NgtdmSettings::default());
-    assert_features("blocky", &features, &BLOCKY_PYRADIOMICS);
+    assert_features(
+        "blocky",
+        &features,
+        &BLOCKY_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Reference values: as `scattered_volume_matches_pyradiomics`, for the one-voxel-thick
@@ -237,7 +212,12 @@ fn blocky_volume_matches_pyradiomics() {
 #[test]
 fn one_voxel_thick_roi_matches_pyradiomics() {
     let features = compute(&input(plane_levels()), &NgtdmSettings::default());
-    assert_features("plane", &features, &PLANE_PYRADIOMICS);
+    assert_features(
+        "plane",
+        &features,
+        &PLANE_PYRADIOMICS,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Reference values: as `scattered_volume_matches_pyradiomics`, for a 3 × 3 × 3 volume
@@ -260,7 +240,12 @@ fn voxels_without_neighbours_count_in_n_i() {
         ("Complexity", 1.2),
         ("Strength", 3.8000000000000003),
     ];
-    assert_features("isolated voxels", &features, &expected);
+    assert_features(
+        "isolated voxels",
+        &features,
+        &expected,
+        REFERENCE_RELATIVE_TOLERANCE,
+    );
 }
 
 /// Voxels at the ends of the box (i = 0 or 3) see only their own half and add nothing.
