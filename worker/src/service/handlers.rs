@@ -13,13 +13,13 @@ use radstudy_proto::v1::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, Span, info, info_span, warn};
 
 use super::audited::{forward_audited_events, requester};
 use super::rounds::{replay_round, run_round, validate_extract};
 use super::{
-    ChunkStream, DEFAULT_ROWS_PER_CHUNK, EventStream, RequestError, WorkerService, aggregates,
-    habitat, habitat_apply, reject, status_for,
+    ChunkStream, DEFAULT_ROWS_PER_CHUNK, EventStream, RequestError, WorkerService, WorkerState,
+    aggregates, habitat, habitat_apply, reject, status_for,
 };
 use crate::audit::{AuditRecord, Released, payload_sha256};
 use crate::features;
@@ -90,15 +90,13 @@ impl Worker for WorkerService {
                 scores_only_validation: policy.scores_only_validation,
             }),
         };
-        let result = state.audit_unary(
+        state.audit_and_count_unary(
             "Describe",
             (&study_id, None),
             requester,
             Ok(Response::new(response)),
             |_| Released::Description,
-        );
-        state.metrics.record_unary("Describe", &result);
-        result
+        )
     }
 
     type ExtractStream = EventStream;
@@ -323,15 +321,13 @@ impl Worker for WorkerService {
             study = %request.study_id,
             round = %request.round_id,
         );
-        let _entered = span.enter();
-        let result = aggregates::reproducibility_sums(state, &request)
-            .map(Response::new)
-            .map_err(reject);
-        let result = state.audit_unary(
+        handle_round_call(
+            state,
             "FetchReproducibilitySums",
-            (&request.study_id, Some(&request.round_id)),
+            span,
             requester,
-            result,
+            (&request.study_id, &request.round_id),
+            || aggregates::reproducibility_sums(state, &request),
             |response| Released::IccSums {
                 features: response.sums.len() as u32,
                 patients: response
@@ -341,11 +337,7 @@ impl Worker for WorkerService {
                     .max()
                     .unwrap_or(0),
             },
-        );
-        state
-            .metrics
-            .record_unary("FetchReproducibilitySums", &result);
-        result
+        )
     }
 
     /// Returns one Newton step's sums of a logistic model over the round's
@@ -364,21 +356,17 @@ impl Worker for WorkerService {
             study = %request.study_id,
             round = %request.round_id,
         );
-        let _entered = span.enter();
-        let result = aggregates::logistic_step(state, &request)
-            .map(Response::new)
-            .map_err(reject);
-        let result = state.audit_unary(
+        handle_round_call(
+            state,
             "LogisticStep",
-            (&request.study_id, Some(&request.round_id)),
+            span,
             requester,
-            result,
+            (&request.study_id, &request.round_id),
+            || aggregates::logistic_step(state, &request),
             |response| Released::LogisticStep {
                 patients: response.n,
             },
-        );
-        state.metrics.record_unary("LogisticStep", &result);
-        result
+        )
     }
 
     /// Returns scores-only validation aggregates of a frozen model
@@ -399,21 +387,17 @@ impl Worker for WorkerService {
             round = %request.round_id,
             model = ?request.model_name,
         );
-        let _entered = span.enter();
-        let result = aggregates::score_model(state, &request)
-            .map(Response::new)
-            .map_err(reject);
-        let result = state.audit_unary(
+        handle_round_call(
+            state,
             "ScoreModel",
-            (&request.study_id, Some(&request.round_id)),
+            span,
             requester,
-            result,
+            (&request.study_id, &request.round_id),
+            || aggregates::score_model(state, &request),
             |response| Released::ScoreAggregates {
                 patients: response.n,
             },
-        );
-        state.metrics.record_unary("ScoreModel", &result);
-        result
+        )
     }
 
     /// Computes the entropy maps and supervoxels of the listed patients
@@ -439,7 +423,7 @@ impl Worker for WorkerService {
             .map(Response::new)
             .map_err(|error| span.in_scope(|| reject(error)));
         let _entered = span.enter();
-        let result = state.audit_unary(
+        state.audit_and_count_unary(
             "ComputeSupervoxels",
             (&request.study_id, Some(&request.round_id)),
             requester,
@@ -452,9 +436,7 @@ impl Worker for WorkerService {
                     .map(|p| p.voxel_counts.len() as u32)
                     .sum(),
             },
-        );
-        state.metrics.record_unary("ComputeSupervoxels", &result);
-        result
+        )
     }
 
     /// Assigns a supervoxel round's patients to the frozen habitat models
@@ -480,7 +462,7 @@ impl Worker for WorkerService {
             .map(Response::new)
             .map_err(|error| span.in_scope(|| reject(error)));
         let _entered = span.enter();
-        let result = state.audit_unary(
+        state.audit_and_count_unary(
             "ApplyHabitatModel",
             (&request.study_id, Some(&request.round_id)),
             requester,
@@ -494,10 +476,31 @@ impl Worker for WorkerService {
                     .max()
                     .unwrap_or(0),
             },
-        );
-        state.metrics.record_unary("ApplyHabitatModel", &result);
-        result
+        )
     }
+}
+
+/// Handles a synchronous call on one round: computes the response inside
+/// `span`, where a rejection is logged, then writes the call's audit record
+/// and counts it in the metrics.
+fn handle_round_call<T: prost::Message>(
+    state: &WorkerState,
+    call: &'static str,
+    span: Span,
+    requester: Option<String>,
+    (study_id, round_id): (&str, &str),
+    compute: impl FnOnce() -> Result<T, RequestError>,
+    released: impl FnOnce(&T) -> Released,
+) -> Result<Response<T>, Status> {
+    let _entered = span.enter();
+    let result = compute().map(Response::new).map_err(reject);
+    state.audit_and_count_unary(
+        call,
+        (study_id, Some(round_id)),
+        requester,
+        result,
+        released,
+    )
 }
 
 /// Counts the distinct patients whose descriptors a response carries.
