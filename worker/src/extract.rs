@@ -346,31 +346,45 @@ mod tests {
         }
     }
 
+    /// The values an [`ExtractContext`] borrows: the canonical data root, the
+    /// feature request of `settings()` and the default geometry tolerance.
+    struct OwnedContext {
+        root: PathBuf,
+        settings: FeatureRequest,
+        tolerance: GeometryTolerance,
+    }
+
+    impl OwnedContext {
+        fn new() -> Self {
+            OwnedContext {
+                root: std::fs::canonicalize(data_root()).expect("data root exists"),
+                settings: settings(),
+                tolerance: GeometryTolerance::default(),
+            }
+        }
+
+        fn context(&self) -> ExtractContext<'_> {
+            ExtractContext {
+                canonical_root: &self.root,
+                features: &self.settings,
+                tolerance: &self.tolerance,
+            }
+        }
+    }
+
     #[test]
     fn extract_sts_pet_gives_one_value_per_feature() {
-        let root = std::fs::canonicalize(data_root()).expect("data root exists");
-        let settings = settings();
-        let tolerance = GeometryTolerance::default();
-        let context = ExtractContext {
-            canonical_root: &root,
-            features: &settings,
-            tolerance: &tolerance,
-        };
+        let owned = OwnedContext::new();
+        let context = owned.context();
         let values = extract_sequence("PET", &files("STS_001", "PET"), &context)
             .expect("STS_001 PET extracts");
-        assert_eq!(values.len(), settings.feature_names().len());
+        assert_eq!(values.len(), owned.settings.feature_names().len());
     }
 
     #[test]
     fn extract_missing_image_names_field() {
-        let root = std::fs::canonicalize(data_root()).expect("data root exists");
-        let settings = settings();
-        let tolerance = GeometryTolerance::default();
-        let context = ExtractContext {
-            canonical_root: &root,
-            features: &settings,
-            tolerance: &tolerance,
-        };
+        let owned = OwnedContext::new();
+        let context = owned.context();
         // STS_009 has no MR image in the data set, as its README states.
         let error = extract_sequence("MR_T1", &files("STS_009", "MR_T1"), &context).unwrap_err();
         assert_eq!(error.kind, ExclusionKind::FileMissing);
@@ -384,14 +398,8 @@ mod tests {
 
     #[test]
     fn extract_mask_from_other_grid_is_geometry_mismatch() {
-        let root = std::fs::canonicalize(data_root()).expect("data root exists");
-        let settings = settings();
-        let tolerance = GeometryTolerance::default();
-        let context = ExtractContext {
-            canonical_root: &root,
-            features: &settings,
-            tolerance: &tolerance,
-        };
+        let owned = OwnedContext::new();
+        let context = owned.context();
         let mut crossed = files("STS_001", "MR_T1");
         crossed.mask = files("STS_001", "PET").mask;
         let error = extract_sequence("MR_T1", &crossed, &context).unwrap_err();

@@ -21,10 +21,13 @@ pub mod ngtdm;
 pub mod normalize;
 mod order_statistics;
 mod padded_grids;
+mod pairwise_sum;
 pub mod pre_crop;
 pub mod resegment;
 pub mod shape;
 pub mod shape2d;
+#[cfg(test)]
+mod test_support;
 pub mod texture_angles;
 
 use std::collections::BTreeMap;

@@ -29,9 +29,25 @@ impl WorkerState {
         })
     }
 
+    /// Writes the audit record of a unary call's result and counts the
+    /// call in the metrics. An answered call whose record cannot be written
+    /// is refused instead, and counted as refused.
+    pub(super) fn audit_and_count_unary<T: prost::Message>(
+        &self,
+        call: &'static str,
+        ids: (&str, Option<&str>),
+        requester: Option<String>,
+        result: Result<Response<T>, Status>,
+        released: impl FnOnce(&T) -> Released,
+    ) -> Result<Response<T>, Status> {
+        let result = self.audit_unary(call, ids, requester, result, released);
+        self.metrics.record_unary(call, &result);
+        result
+    }
+
     /// Writes the audit record of a unary call's result. An answered call
     /// whose record cannot be written is refused instead.
-    pub(super) fn audit_unary<T: prost::Message>(
+    fn audit_unary<T: prost::Message>(
         &self,
         call: &'static str,
         (study_id, round_id): (&str, Option<&str>),

@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use radstudy_proto::v1::ExtractRequest;
+use radstudy_proto::v1::worker_server::Worker;
 use radstudy_proto::v1::{ExtractionSettings as ProtoSettings, PerturbationSettings};
 use tokio_stream::StreamExt;
+use tonic::Request;
 
 use super::*;
 use crate::config::{GeometryTolerance, Policy};

@@ -3,12 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
+use radstudy_proto::v1::worker_server::Worker;
+use radstudy_proto::v1::{
+    ExtractRequest, HabitatModelRequest, HabitatModelResponse, SupervoxelRequest,
+    SupervoxelResponse,
+};
 use radstudy_proto::v1::{
     ExtractionSettings as ProtoSettings, GeometricOptions, HabitatModel, PerturbationSettings,
     extract_event,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic::{Request, Response};
 
 use super::*;
 use crate::config::{GeometryTolerance, Policy};

@@ -5,9 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use radstudy_proto::v1::ExtractRequest;
+use radstudy_proto::v1::worker_server::Worker;
 use radstudy_proto::v1::{ExtractionSettings as ProtoSettings, PerturbationSettings};
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic::Request;
 
 use super::*;
 use crate::cli::extract::{Case, extract_case};

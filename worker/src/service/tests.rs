@@ -3,14 +3,21 @@
 
 use std::path::{Path, PathBuf};
 
+use radstudy_proto::v1::worker_server::Worker;
+use radstudy_proto::v1::{
+    DescribeRequest, ExtractRequest, FetchFeatureTableRequest, LogisticStepRequest,
+    ReproducibilitySumsRequest, ScoreModelRequest,
+};
 use radstudy_proto::v1::{
     ExtractionSettings as ProtoSettings, LinearModel, ModelTerm, PerturbationSettings,
     extract_event,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic::Request;
 
 use super::*;
+use crate::audit::payload_sha256;
 use crate::config::{GeometryTolerance, Policy};
 use crate::features::{ExtractionSettings, FeatureClass};
 
