@@ -32,7 +32,7 @@
 //! absolute error of the order of ε log₂ P ‖K‖₂ ‖f‖₂ for a field f and ε = 2.2 × 10⁻¹⁶,
 //! so a sum is exact up to a small
 //! multiple of ε times the sum of its terms' magnitudes. Against the pairwise sums, the
-//! unit tests allow 10⁻⁹ of that magnitude and measure at most 6 × 10⁻¹³, on ROIs of 2
+//! unit tests allow 10⁻⁹ of that magnitude and measure at most 4 × 10⁻¹⁵, on ROIs of 2
 //! to about 3,200 voxels, so small ROIs need no pairwise path. G is a difference of two
 //! sums, so its error relative to G grows as G becomes small against s · (K ∗ m), that
 //! is, as Geary's C approaches 0.
