@@ -26,6 +26,7 @@
 //! constant k.
 
 mod aggregation;
+mod autocorrelation;
 mod codes;
 mod convex_hull;
 mod glcm;
