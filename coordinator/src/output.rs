@@ -124,6 +124,17 @@ fn frame_error(path: &Path) -> impl Fn(PolarsError) -> TableError + '_ {
     }
 }
 
+/// Writes `frame` as the CSV file `name` in `out_dir`; an error building the
+/// frame is reported against that file.
+fn write_frame(
+    out_dir: &Path,
+    name: &str,
+    frame: PolarsResult<DataFrame>,
+) -> Result<(), TableError> {
+    let path = out_dir.join(name);
+    write_csv(&mut frame.map_err(frame_error(&path))?, &path)
+}
+
 /// Writes `metrics.csv`, `predictions.csv`, `models.json` and
 /// `exclusions.csv` into `out_dir`.
 pub fn write_outputs(
@@ -131,53 +142,26 @@ pub fn write_outputs(
     modelling: &ModellingOutcome,
     exclusions: &[ExclusionRecord],
 ) -> Result<(), TableError> {
-    let path = out_dir.join("metrics.csv");
-    write_csv(
-        &mut metrics_frame(&modelling.metrics).map_err(frame_error(&path))?,
-        &path,
+    write_frame(out_dir, "metrics.csv", metrics_frame(&modelling.metrics))?;
+    write_frame(
+        out_dir,
+        "predictions.csv",
+        predictions_frame(&modelling.predictions),
     )?;
-
-    let path = out_dir.join("predictions.csv");
-    write_csv(
-        &mut predictions_frame(&modelling.predictions).map_err(frame_error(&path))?,
-        &path,
+    write_frame(out_dir, "exclusions.csv", exclusions_frame(exclusions))?;
+    write_frame(out_dir, "calibration.csv", calibration_frame(modelling))?;
+    write_frame(
+        out_dir,
+        "decision_curve.csv",
+        decision_curve_frame(modelling),
     )?;
-
-    let path = out_dir.join("exclusions.csv");
-    write_csv(
-        &mut exclusions_frame(exclusions).map_err(frame_error(&path))?,
-        &path,
+    write_frame(out_dir, "comparisons.csv", comparisons_frame(modelling))?;
+    write_frame(
+        out_dir,
+        "shap_importance.csv",
+        shap_importance_frame(modelling),
     )?;
-
-    let path = out_dir.join("calibration.csv");
-    write_csv(
-        &mut calibration_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
-
-    let path = out_dir.join("decision_curve.csv");
-    write_csv(
-        &mut decision_curve_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
-
-    let path = out_dir.join("comparisons.csv");
-    write_csv(
-        &mut comparisons_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
-
-    let path = out_dir.join("shap_importance.csv");
-    write_csv(
-        &mut shap_importance_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
-
-    let path = out_dir.join("shap_values.csv");
-    write_csv(
-        &mut shap_values_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
+    write_frame(out_dir, "shap_values.csv", shap_values_frame(modelling))?;
 
     write_json(&out_dir.join("validation.json"), &modelling.validations)?;
     write_json(&out_dir.join("selection.json"), &selection_json(modelling))?;
