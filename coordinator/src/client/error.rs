@@ -127,26 +127,23 @@ pub(super) fn connection_lost(status: &tonic::Status) -> bool {
 
 /// Joins a status message and the messages of its sources into one line.
 pub(super) fn status_chain(status: &tonic::Status) -> String {
-    let mut text = status.message().to_string();
-    let mut source = std::error::Error::source(status);
-    while let Some(cause) = source {
-        // Transport errors often repeat their cause in their own message
-        // ("tcp connect error: tcp connect error: ..."), so a cause already
-        // in the text is not appended again.
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    append_causes(
+        status.message().to_string(),
+        std::error::Error::source(status),
+    )
 }
 
 /// Joins an error and its sources into one line.
 pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
+    append_causes(error.to_string(), error.source())
+}
+
+/// Appends the message of `source` and of each source below it to `text`,
+/// each after ": ".
+fn append_causes(
+    mut text: String,
+    mut source: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
     while let Some(cause) = source {
         // Transport errors often repeat their cause in their own message
         // ("tcp connect error: tcp connect error: ..."), so a cause already
