@@ -42,31 +42,16 @@ pub const METRICS_COLUMNS: [&str; 10] = [
 pub fn metrics_frame(rows: &[MetricsRow]) -> PolarsResult<DataFrame> {
     let optional = |f: fn(&MetricsRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "model".into(),
-            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "n".into(),
-            rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "n_positive".into(),
-            rows.iter().map(|r| r.n_positive as u32).collect::<Vec<_>>(),
-        ),
+        column("model", rows, |r| r.model.as_str()),
+        column("cohort", rows, |r| r.cohort.as_str()),
+        column("n", rows, |r| r.n as u32),
+        column("n_positive", rows, |r| r.n_positive as u32),
         Column::new("auc".into(), optional(|r| r.auc)),
         Column::new("auc_ci_low".into(), optional(|r| r.auc_ci_low)),
         Column::new("auc_ci_high".into(), optional(|r| r.auc_ci_high)),
         Column::new("sensitivity".into(), optional(|r| r.sensitivity)),
         Column::new("specificity".into(), optional(|r| r.specificity)),
-        Column::new(
-            "threshold".into(),
-            rows.iter().map(|r| r.threshold).collect::<Vec<_>>(),
-        ),
+        column("threshold", rows, |r| r.threshold),
     ])
 }
 
@@ -78,30 +63,12 @@ fn predictions_frame(rows: &[Prediction]) -> PolarsResult<DataFrame> {
                 .map(|r| r.pseudonym.as_str())
                 .collect::<Vec<_>>(),
         ),
-        Column::new(
-            "center".into(),
-            rows.iter().map(|r| r.center.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "model".into(),
-            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "label".into(),
-            rows.iter().map(|r| r.label as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "score".into(),
-            rows.iter().map(|r| r.probability).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "radscore".into(),
-            rows.iter().map(|r| r.radscore).collect::<Vec<_>>(),
-        ),
+        column("center", rows, |r| r.center.as_str()),
+        column("cohort", rows, |r| r.cohort.as_str()),
+        column("model", rows, |r| r.model.as_str()),
+        column("label", rows, |r| r.label as u32),
+        column("score", rows, |r| r.probability),
+        column("radscore", rows, |r| r.radscore),
     ])
 }
 
@@ -115,6 +82,14 @@ fn exclusions_frame(rows: &[ExclusionRecord]) -> PolarsResult<DataFrame> {
         Column::new("field".into(), text(|r| &r.field)),
         Column::new("reason".into(), text(|r| &r.reason)),
     ])
+}
+
+/// Builds the column `name` with one value per row.
+fn column<'a, R, T>(name: &str, rows: &'a [R], value: impl Fn(&'a R) -> T) -> Column
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+{
+    Column::new(name.into(), rows.iter().map(value).collect::<Vec<_>>())
 }
 
 fn frame_error(path: &Path) -> impl Fn(PolarsError) -> TableError + '_ {
@@ -261,38 +236,14 @@ fn decision_curve_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame>
 fn comparisons_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.comparisons;
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "model_a".into(),
-            rows.iter().map(|r| r.model_a.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "model_b".into(),
-            rows.iter().map(|r| r.model_b.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "n".into(),
-            rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "auc_a".into(),
-            rows.iter().map(|r| r.auc_a).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "auc_b".into(),
-            rows.iter().map(|r| r.auc_b).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "delong_z".into(),
-            rows.iter().map(|r| r.z).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "delong_p".into(),
-            rows.iter().map(|r| r.p_value).collect::<Vec<_>>(),
-        ),
+        column("cohort", rows, |r| r.cohort.as_str()),
+        column("model_a", rows, |r| r.model_a.as_str()),
+        column("model_b", rows, |r| r.model_b.as_str()),
+        column("n", rows, |r| r.n as u32),
+        column("auc_a", rows, |r| r.auc_a),
+        column("auc_b", rows, |r| r.auc_b),
+        column("delong_z", rows, |r| r.z),
+        column("delong_p", rows, |r| r.p_value),
         Column::new(
             "difference_ci_low".into(),
             rows.iter()
@@ -311,44 +262,20 @@ fn comparisons_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
 fn shap_importance_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.shap_importance;
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "model".into(),
-            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "feature".into(),
-            rows.iter().map(|r| r.feature.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "mean_abs_shap".into(),
-            rows.iter().map(|r| r.mean_abs_shap).collect::<Vec<_>>(),
-        ),
+        column("model", rows, |r| r.model.as_str()),
+        column("cohort", rows, |r| r.cohort.as_str()),
+        column("feature", rows, |r| r.feature.as_str()),
+        column("mean_abs_shap", rows, |r| r.mean_abs_shap),
     ])
 }
 
 fn shap_values_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.shap_values;
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "pseudonym".into(),
-            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "feature".into(),
-            rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "shap_log_odds".into(),
-            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-        ),
+        column("pseudonym", rows, |r| r.0.as_str()),
+        column("cohort", rows, |r| r.1.as_str()),
+        column("feature", rows, |r| r.2.as_str()),
+        column("shap_log_odds", rows, |r| r.3),
     ])
 }
 
