@@ -99,7 +99,7 @@ fn frame_error(path: &Path) -> impl Fn(PolarsError) -> TableError + '_ {
     }
 }
 
-/// Writes `frame` as the CSV file `name` in `out_dir`; an error building the
+/// Writes `frame` as the CSV file `name` in `out_dir`. An error building the
 /// frame is reported against that file.
 fn write_frame(
     out_dir: &Path,

@@ -116,8 +116,8 @@ pub(super) fn settled(change: f64, threshold: f64) -> bool {
 }
 
 /// A coordinate-descent solver at one λ, as [`CoordinateDescent::descend`]
-/// drives it: one pass over a set of features, and the two sets it
-/// alternates between.
+/// drives it. It provides one pass over a set of features and the two sets
+/// that the passes alternate between.
 pub(super) trait CoordinateDescent {
     /// Features of the strong set.
     fn strong_features(&self) -> Vec<usize>;
