@@ -404,6 +404,98 @@ mod tests {
         assert_eq!(json["models"], serde_json::json!([]));
     }
 
+    /// Two validations of one model: training with both classes, and an
+    /// external cohort of positives only, which has no calibration curve.
+    fn two_validations() -> ModellingOutcome {
+        let config = crate::config::ModelConfig {
+            bootstrap_replicates: 0,
+            ..Default::default()
+        };
+        let scores = [0.1, 0.2, 0.35, 0.4, 0.55, 0.6, 0.7, 0.8, 0.9, 0.95];
+        let labels = [
+            false, false, true, false, true, false, true, true, false, true,
+        ];
+        let training = crate::model::validate_cohort(
+            "T1_whole",
+            crate::split::Cohort::Training,
+            &scores,
+            &labels,
+            0.5,
+            &config,
+            7,
+        );
+        let external = crate::model::validate_cohort(
+            "T1_whole",
+            crate::split::Cohort::ExternalValidation,
+            &scores[..4],
+            &[true; 4],
+            0.5,
+            &config,
+            7,
+        );
+        let mut modelling = ModellingOutcome::default();
+        modelling.validations = vec![training, external];
+        modelling
+    }
+
+    #[test]
+    fn calibration_frame_lists_every_bin() {
+        let modelling = two_validations();
+        let frame = calibration_frame(&modelling).expect("frame");
+
+        // The expected rows are read from the validations in order, with
+        // bins numbered from 1, so the check needs exact equality.
+        let mut row = 0;
+        for validation in &modelling.validations {
+            let Some(calibration) = &validation.calibration else {
+                continue;
+            };
+            for (index, point) in calibration.curve.iter().enumerate() {
+                let expected = vec![
+                    AnyValue::String(&validation.model),
+                    AnyValue::String(&validation.cohort),
+                    AnyValue::UInt32(index as u32 + 1),
+                    AnyValue::UInt32(point.count as u32),
+                    AnyValue::Float64(point.mean_predicted),
+                    AnyValue::Float64(point.observed_fraction),
+                ];
+                assert_eq!(frame.get(row), Some(expected), "row {row}");
+                row += 1;
+            }
+        }
+        assert!(row > 0, "the training cohort has a calibration curve");
+        assert_eq!(frame.height(), row);
+    }
+
+    #[test]
+    fn decision_curve_frame_lists_every_threshold() {
+        let modelling = two_validations();
+        let frame = decision_curve_frame(&modelling).expect("frame");
+
+        // The expected rows are read from the validations in order, so the
+        // check needs exact equality.
+        let mut row = 0;
+        for validation in &modelling.validations {
+            let Some(curve) = &validation.decision_curve else {
+                continue;
+            };
+            for point in &curve.points {
+                let expected = vec![
+                    AnyValue::String(&validation.model),
+                    AnyValue::String(&validation.cohort),
+                    AnyValue::Float64(point.threshold),
+                    AnyValue::Float64(point.model),
+                    AnyValue::Float64(point.treat_all),
+                    AnyValue::Float64(point.treat_none),
+                ];
+                assert_eq!(frame.get(row), Some(expected), "row {row}");
+                row += 1;
+            }
+        }
+        assert!(row > 0, "the training cohort has a decision curve");
+        assert_eq!(frame.height(), row);
+    }
+
     #[test]
     fn metrics_table_prints_na_for_missing_values() {
         let text = format_metrics(&[row(None)]);
