@@ -170,66 +170,52 @@ pub fn selection_json(modelling: &ModellingOutcome) -> serde_json::Value {
 }
 
 fn calibration_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
-    let (mut model, mut cohort, mut bin, mut count, mut predicted, mut observed) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for validation in &modelling.validations {
-        let Some(calibration) = &validation.calibration else {
-            continue;
-        };
-        for (index, point) in calibration.curve.iter().enumerate() {
-            model.push(validation.model.as_str());
-            cohort.push(validation.cohort.as_str());
-            bin.push(index as u32 + 1);
-            count.push(point.count as u32);
-            predicted.push(point.mean_predicted);
-            observed.push(point.observed_fraction);
-        }
-    }
+    // One row per calibration bin of each validation, numbered from 1.
+    let rows: Vec<_> = modelling
+        .validations
+        .iter()
+        .filter_map(|validation| Some((validation, validation.calibration.as_ref()?)))
+        .flat_map(|(validation, calibration)| {
+            calibration
+                .curve
+                .iter()
+                .enumerate()
+                .map(move |(index, point)| (validation, index, point))
+        })
+        .collect();
     DataFrame::new_infer_height(vec![
-        Column::new("model".into(), model),
-        Column::new("cohort".into(), cohort),
-        Column::new("bin".into(), bin),
-        Column::new("n".into(), count),
-        Column::new("mean_predicted".into(), predicted),
-        Column::new("observed_fraction".into(), observed),
+        column("model", &rows, |&(v, _, _)| v.model.as_str()),
+        column("cohort", &rows, |&(v, _, _)| v.cohort.as_str()),
+        column("bin", &rows, |&(_, index, _)| index as u32 + 1),
+        column("n", &rows, |&(_, _, point)| point.count as u32),
+        column("mean_predicted", &rows, |&(_, _, point)| {
+            point.mean_predicted
+        }),
+        column("observed_fraction", &rows, |&(_, _, point)| {
+            point.observed_fraction
+        }),
     ])
 }
 
 fn decision_curve_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
-    let (mut model, mut cohort, mut threshold, mut net, mut all, mut none) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for validation in &modelling.validations {
-        let Some(curve) = &validation.decision_curve else {
-            continue;
-        };
-        for point in &curve.points {
-            model.push(validation.model.as_str());
-            cohort.push(validation.cohort.as_str());
-            threshold.push(point.threshold);
-            net.push(point.model);
-            all.push(point.treat_all);
-            none.push(point.treat_none);
-        }
-    }
+    // One row per threshold of each validation's decision curve.
+    let rows: Vec<_> = modelling
+        .validations
+        .iter()
+        .filter_map(|validation| Some((validation, validation.decision_curve.as_ref()?)))
+        .flat_map(|(validation, curve)| curve.points.iter().map(move |point| (validation, point)))
+        .collect();
     DataFrame::new_infer_height(vec![
-        Column::new("model".into(), model),
-        Column::new("cohort".into(), cohort),
-        Column::new("threshold".into(), threshold),
-        Column::new("net_benefit".into(), net),
-        Column::new("net_benefit_treat_all".into(), all),
-        Column::new("net_benefit_treat_none".into(), none),
+        column("model", &rows, |&(v, _)| v.model.as_str()),
+        column("cohort", &rows, |&(v, _)| v.cohort.as_str()),
+        column("threshold", &rows, |&(_, point)| point.threshold),
+        column("net_benefit", &rows, |&(_, point)| point.model),
+        column("net_benefit_treat_all", &rows, |&(_, point)| {
+            point.treat_all
+        }),
+        column("net_benefit_treat_none", &rows, |&(_, point)| {
+            point.treat_none
+        }),
     ])
 }
 
