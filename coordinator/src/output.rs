@@ -42,31 +42,16 @@ pub const METRICS_COLUMNS: [&str; 10] = [
 pub fn metrics_frame(rows: &[MetricsRow]) -> PolarsResult<DataFrame> {
     let optional = |f: fn(&MetricsRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "model".into(),
-            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "n".into(),
-            rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "n_positive".into(),
-            rows.iter().map(|r| r.n_positive as u32).collect::<Vec<_>>(),
-        ),
+        column("model", rows, |r| r.model.as_str()),
+        column("cohort", rows, |r| r.cohort.as_str()),
+        column("n", rows, |r| r.n as u32),
+        column("n_positive", rows, |r| r.n_positive as u32),
         Column::new("auc".into(), optional(|r| r.auc)),
         Column::new("auc_ci_low".into(), optional(|r| r.auc_ci_low)),
         Column::new("auc_ci_high".into(), optional(|r| r.auc_ci_high)),
         Column::new("sensitivity".into(), optional(|r| r.sensitivity)),
         Column::new("specificity".into(), optional(|r| r.specificity)),
-        Column::new(
-            "threshold".into(),
-            rows.iter().map(|r| r.threshold).collect::<Vec<_>>(),
-        ),
+        column("threshold", rows, |r| r.threshold),
     ])
 }
 
@@ -78,30 +63,12 @@ fn predictions_frame(rows: &[Prediction]) -> PolarsResult<DataFrame> {
                 .map(|r| r.pseudonym.as_str())
                 .collect::<Vec<_>>(),
         ),
-        Column::new(
-            "center".into(),
-            rows.iter().map(|r| r.center.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "model".into(),
-            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "label".into(),
-            rows.iter().map(|r| r.label as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "score".into(),
-            rows.iter().map(|r| r.probability).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "radscore".into(),
-            rows.iter().map(|r| r.radscore).collect::<Vec<_>>(),
-        ),
+        column("center", rows, |r| r.center.as_str()),
+        column("cohort", rows, |r| r.cohort.as_str()),
+        column("model", rows, |r| r.model.as_str()),
+        column("label", rows, |r| r.label as u32),
+        column("score", rows, |r| r.probability),
+        column("radscore", rows, |r| r.radscore),
     ])
 }
 
@@ -117,11 +84,30 @@ fn exclusions_frame(rows: &[ExclusionRecord]) -> PolarsResult<DataFrame> {
     ])
 }
 
+/// Builds the column `name` with one value per row.
+fn column<'a, R, T>(name: &str, rows: &'a [R], value: impl Fn(&'a R) -> T) -> Column
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+{
+    Column::new(name.into(), rows.iter().map(value).collect::<Vec<_>>())
+}
+
 fn frame_error(path: &Path) -> impl Fn(PolarsError) -> TableError + '_ {
     move |error| TableError::Write {
         path: path.display().to_string(),
         message: error.to_string(),
     }
+}
+
+/// Writes `frame` as the CSV file `name` in `out_dir`. An error building the
+/// frame is reported against that file.
+fn write_frame(
+    out_dir: &Path,
+    name: &str,
+    frame: PolarsResult<DataFrame>,
+) -> Result<(), TableError> {
+    let path = out_dir.join(name);
+    write_csv(&mut frame.map_err(frame_error(&path))?, &path)
 }
 
 /// Writes `metrics.csv`, `predictions.csv`, `models.json` and
@@ -131,53 +117,26 @@ pub fn write_outputs(
     modelling: &ModellingOutcome,
     exclusions: &[ExclusionRecord],
 ) -> Result<(), TableError> {
-    let path = out_dir.join("metrics.csv");
-    write_csv(
-        &mut metrics_frame(&modelling.metrics).map_err(frame_error(&path))?,
-        &path,
+    write_frame(out_dir, "metrics.csv", metrics_frame(&modelling.metrics))?;
+    write_frame(
+        out_dir,
+        "predictions.csv",
+        predictions_frame(&modelling.predictions),
     )?;
-
-    let path = out_dir.join("predictions.csv");
-    write_csv(
-        &mut predictions_frame(&modelling.predictions).map_err(frame_error(&path))?,
-        &path,
+    write_frame(out_dir, "exclusions.csv", exclusions_frame(exclusions))?;
+    write_frame(out_dir, "calibration.csv", calibration_frame(modelling))?;
+    write_frame(
+        out_dir,
+        "decision_curve.csv",
+        decision_curve_frame(modelling),
     )?;
-
-    let path = out_dir.join("exclusions.csv");
-    write_csv(
-        &mut exclusions_frame(exclusions).map_err(frame_error(&path))?,
-        &path,
+    write_frame(out_dir, "comparisons.csv", comparisons_frame(modelling))?;
+    write_frame(
+        out_dir,
+        "shap_importance.csv",
+        shap_importance_frame(modelling),
     )?;
-
-    let path = out_dir.join("calibration.csv");
-    write_csv(
-        &mut calibration_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
-
-    let path = out_dir.join("decision_curve.csv");
-    write_csv(
-        &mut decision_curve_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
-
-    let path = out_dir.join("comparisons.csv");
-    write_csv(
-        &mut comparisons_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
-
-    let path = out_dir.join("shap_importance.csv");
-    write_csv(
-        &mut shap_importance_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
-
-    let path = out_dir.join("shap_values.csv");
-    write_csv(
-        &mut shap_values_frame(modelling).map_err(frame_error(&path))?,
-        &path,
-    )?;
+    write_frame(out_dir, "shap_values.csv", shap_values_frame(modelling))?;
 
     write_json(&out_dir.join("validation.json"), &modelling.validations)?;
     write_json(&out_dir.join("selection.json"), &selection_json(modelling))?;
@@ -211,104 +170,66 @@ pub fn selection_json(modelling: &ModellingOutcome) -> serde_json::Value {
 }
 
 fn calibration_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
-    let (mut model, mut cohort, mut bin, mut count, mut predicted, mut observed) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for validation in &modelling.validations {
-        let Some(calibration) = &validation.calibration else {
-            continue;
-        };
-        for (index, point) in calibration.curve.iter().enumerate() {
-            model.push(validation.model.as_str());
-            cohort.push(validation.cohort.as_str());
-            bin.push(index as u32 + 1);
-            count.push(point.count as u32);
-            predicted.push(point.mean_predicted);
-            observed.push(point.observed_fraction);
-        }
-    }
+    // One row per calibration bin of each validation, numbered from 1.
+    let rows: Vec<_> = modelling
+        .validations
+        .iter()
+        .filter_map(|validation| Some((validation, validation.calibration.as_ref()?)))
+        .flat_map(|(validation, calibration)| {
+            calibration
+                .curve
+                .iter()
+                .enumerate()
+                .map(move |(index, point)| (validation, index, point))
+        })
+        .collect();
     DataFrame::new_infer_height(vec![
-        Column::new("model".into(), model),
-        Column::new("cohort".into(), cohort),
-        Column::new("bin".into(), bin),
-        Column::new("n".into(), count),
-        Column::new("mean_predicted".into(), predicted),
-        Column::new("observed_fraction".into(), observed),
+        column("model", &rows, |&(v, _, _)| v.model.as_str()),
+        column("cohort", &rows, |&(v, _, _)| v.cohort.as_str()),
+        column("bin", &rows, |&(_, index, _)| index as u32 + 1),
+        column("n", &rows, |&(_, _, point)| point.count as u32),
+        column("mean_predicted", &rows, |&(_, _, point)| {
+            point.mean_predicted
+        }),
+        column("observed_fraction", &rows, |&(_, _, point)| {
+            point.observed_fraction
+        }),
     ])
 }
 
 fn decision_curve_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
-    let (mut model, mut cohort, mut threshold, mut net, mut all, mut none) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for validation in &modelling.validations {
-        let Some(curve) = &validation.decision_curve else {
-            continue;
-        };
-        for point in &curve.points {
-            model.push(validation.model.as_str());
-            cohort.push(validation.cohort.as_str());
-            threshold.push(point.threshold);
-            net.push(point.model);
-            all.push(point.treat_all);
-            none.push(point.treat_none);
-        }
-    }
+    // One row per threshold of each validation's decision curve.
+    let rows: Vec<_> = modelling
+        .validations
+        .iter()
+        .filter_map(|validation| Some((validation, validation.decision_curve.as_ref()?)))
+        .flat_map(|(validation, curve)| curve.points.iter().map(move |point| (validation, point)))
+        .collect();
     DataFrame::new_infer_height(vec![
-        Column::new("model".into(), model),
-        Column::new("cohort".into(), cohort),
-        Column::new("threshold".into(), threshold),
-        Column::new("net_benefit".into(), net),
-        Column::new("net_benefit_treat_all".into(), all),
-        Column::new("net_benefit_treat_none".into(), none),
+        column("model", &rows, |&(v, _)| v.model.as_str()),
+        column("cohort", &rows, |&(v, _)| v.cohort.as_str()),
+        column("threshold", &rows, |&(_, point)| point.threshold),
+        column("net_benefit", &rows, |&(_, point)| point.model),
+        column("net_benefit_treat_all", &rows, |&(_, point)| {
+            point.treat_all
+        }),
+        column("net_benefit_treat_none", &rows, |&(_, point)| {
+            point.treat_none
+        }),
     ])
 }
 
 fn comparisons_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.comparisons;
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "model_a".into(),
-            rows.iter().map(|r| r.model_a.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "model_b".into(),
-            rows.iter().map(|r| r.model_b.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "n".into(),
-            rows.iter().map(|r| r.n as u32).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "auc_a".into(),
-            rows.iter().map(|r| r.auc_a).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "auc_b".into(),
-            rows.iter().map(|r| r.auc_b).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "delong_z".into(),
-            rows.iter().map(|r| r.z).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "delong_p".into(),
-            rows.iter().map(|r| r.p_value).collect::<Vec<_>>(),
-        ),
+        column("cohort", rows, |r| r.cohort.as_str()),
+        column("model_a", rows, |r| r.model_a.as_str()),
+        column("model_b", rows, |r| r.model_b.as_str()),
+        column("n", rows, |r| r.n as u32),
+        column("auc_a", rows, |r| r.auc_a),
+        column("auc_b", rows, |r| r.auc_b),
+        column("delong_z", rows, |r| r.z),
+        column("delong_p", rows, |r| r.p_value),
         Column::new(
             "difference_ci_low".into(),
             rows.iter()
@@ -327,44 +248,20 @@ fn comparisons_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
 fn shap_importance_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.shap_importance;
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "model".into(),
-            rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.cohort.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "feature".into(),
-            rows.iter().map(|r| r.feature.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "mean_abs_shap".into(),
-            rows.iter().map(|r| r.mean_abs_shap).collect::<Vec<_>>(),
-        ),
+        column("model", rows, |r| r.model.as_str()),
+        column("cohort", rows, |r| r.cohort.as_str()),
+        column("feature", rows, |r| r.feature.as_str()),
+        column("mean_abs_shap", rows, |r| r.mean_abs_shap),
     ])
 }
 
 fn shap_values_frame(modelling: &ModellingOutcome) -> PolarsResult<DataFrame> {
     let rows = &modelling.shap_values;
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "pseudonym".into(),
-            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "cohort".into(),
-            rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "feature".into(),
-            rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "shap_log_odds".into(),
-            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-        ),
+        column("pseudonym", rows, |r| r.0.as_str()),
+        column("cohort", rows, |r| r.1.as_str()),
+        column("feature", rows, |r| r.2.as_str()),
+        column("shap_log_odds", rows, |r| r.3),
     ])
 }
 
@@ -491,6 +388,98 @@ mod tests {
         assert_eq!(json["best_region"]["chosen"], "inner");
         assert_eq!(json["best_region"]["rule"], "cv_auc");
         assert_eq!(json["models"], serde_json::json!([]));
+    }
+
+    /// Two validations of one model: training with both classes, and an
+    /// external cohort of positives only, which has no calibration curve.
+    fn two_validations() -> ModellingOutcome {
+        let config = crate::config::ModelConfig {
+            bootstrap_replicates: 0,
+            ..Default::default()
+        };
+        let scores = [0.1, 0.2, 0.35, 0.4, 0.55, 0.6, 0.7, 0.8, 0.9, 0.95];
+        let labels = [
+            false, false, true, false, true, false, true, true, false, true,
+        ];
+        let training = crate::model::validate_cohort(
+            "T1_whole",
+            crate::split::Cohort::Training,
+            &scores,
+            &labels,
+            0.5,
+            &config,
+            7,
+        );
+        let external = crate::model::validate_cohort(
+            "T1_whole",
+            crate::split::Cohort::ExternalValidation,
+            &scores[..4],
+            &[true; 4],
+            0.5,
+            &config,
+            7,
+        );
+        let mut modelling = ModellingOutcome::default();
+        modelling.validations = vec![training, external];
+        modelling
+    }
+
+    #[test]
+    fn calibration_frame_lists_every_bin() {
+        let modelling = two_validations();
+        let frame = calibration_frame(&modelling).expect("frame");
+
+        // The expected rows are read from the validations in order, with
+        // bins numbered from 1, so the check needs exact equality.
+        let mut row = 0;
+        for validation in &modelling.validations {
+            let Some(calibration) = &validation.calibration else {
+                continue;
+            };
+            for (index, point) in calibration.curve.iter().enumerate() {
+                let expected = vec![
+                    AnyValue::String(&validation.model),
+                    AnyValue::String(&validation.cohort),
+                    AnyValue::UInt32(index as u32 + 1),
+                    AnyValue::UInt32(point.count as u32),
+                    AnyValue::Float64(point.mean_predicted),
+                    AnyValue::Float64(point.observed_fraction),
+                ];
+                assert_eq!(frame.get(row), Some(expected), "row {row}");
+                row += 1;
+            }
+        }
+        assert!(row > 0, "the training cohort has a calibration curve");
+        assert_eq!(frame.height(), row);
+    }
+
+    #[test]
+    fn decision_curve_frame_lists_every_threshold() {
+        let modelling = two_validations();
+        let frame = decision_curve_frame(&modelling).expect("frame");
+
+        // The expected rows are read from the validations in order, so the
+        // check needs exact equality.
+        let mut row = 0;
+        for validation in &modelling.validations {
+            let Some(curve) = &validation.decision_curve else {
+                continue;
+            };
+            for point in &curve.points {
+                let expected = vec![
+                    AnyValue::String(&validation.model),
+                    AnyValue::String(&validation.cohort),
+                    AnyValue::Float64(point.threshold),
+                    AnyValue::Float64(point.model),
+                    AnyValue::Float64(point.treat_all),
+                    AnyValue::Float64(point.treat_none),
+                ];
+                assert_eq!(frame.get(row), Some(expected), "row {row}");
+                row += 1;
+            }
+        }
+        assert!(row > 0, "the training cohort has a decision curve");
+        assert_eq!(frame.height(), row);
     }
 
     #[test]

@@ -37,6 +37,9 @@ use crate::table::StudyTable;
 
 pub use chain::{ChainSpec, ChainSteps, FittedChain, fit_chain, fit_chain_on};
 pub use cv::derive_seed;
+/// For the output tests, which build validations from scores.
+#[cfg(test)]
+pub(crate) use evaluate::validate_cohort;
 pub use evaluate::{
     Calibration, CohortValidation, ModelComparison, ShapImportance, compare_models, evaluate,
     shap_importance,

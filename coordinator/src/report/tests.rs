@@ -22,6 +22,18 @@ fn html(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("report.html")).expect("report.html")
 }
 
+/// Writes `metrics.csv` and `files` (name and content) into a fresh study
+/// directory, writes the report and returns the page.
+fn report_page(files: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "metrics.csv", METRICS);
+    for (name, text) in files {
+        write(dir.path(), name, text);
+    }
+    write_report(dir.path()).expect("report");
+    html(dir.path())
+}
+
 #[test]
 fn model_table_matches_metrics_csv() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -50,19 +62,16 @@ fn model_table_matches_metrics_csv() {
 
 #[test]
 fn model_table_shows_wilson_intervals() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write(dir.path(), "metrics.csv", METRICS);
-    // Sensitivity 12/17 with its 95% Wilson interval [0.469, 0.867]
-    // (validation.json of the demo study).
-    write(
-        dir.path(),
-        "validation.json",
-        r#"[{"model":"T1W_whole","cohort":"training","at_threshold":{
+    let page = report_page(&[
+        // Sensitivity 12/17 with its 95% Wilson interval [0.469, 0.867]
+        // (validation.json of the demo study).
+        (
+            "validation.json",
+            r#"[{"model":"T1W_whole","cohort":"training","at_threshold":{
             "sensitivity":{"estimate":0.7058823529411765,"ci_low":0.4686688993346016,"ci_high":0.8672001038970478},
             "specificity":{"estimate":0.72,"ci_low":0.5242339480963842,"ci_high":0.8571614614904344}}}]"#,
-    );
-    write_report(dir.path()).expect("report");
-    let page = html(dir.path());
+        ),
+    ]);
     assert!(
         page.contains("<td>0.706 [0.469, 0.867]</td>"),
         "sensitivity CI missing"
@@ -196,17 +205,12 @@ fn missing_metrics_is_an_error() {
 
 #[test]
 fn habitat_section_compares_inner_and_marginal_entropy() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write(dir.path(), "metrics.csv", METRICS);
-    write(
-        dir.path(),
+    let page = report_page(&[(
         "habitats.json",
         r#"{"region_totals":[
           {"sequence":"T1W","region":"inner","patients":10,"voxel_fraction":0.4,"mean_entropy":0.62,"mean_depth":6.0},
           {"sequence":"T1W","region":"marginal","patients":10,"voxel_fraction":0.6,"mean_entropy":0.48,"mean_depth":1.5}]}"#,
-    );
-    write_report(dir.path()).expect("report");
-    let page = html(dir.path());
+    )]);
     assert!(
         page.contains("T1W: the inner habitat has higher mean entropy than the marginal one (0.620 against 0.480)."),
         "entropy sentence missing"
@@ -216,24 +220,21 @@ fn habitat_section_compares_inner_and_marginal_entropy() {
 
 #[test]
 fn habitat_section_lists_naming_statistics_of_training_patients() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write(dir.path(), "metrics.csv", METRICS);
-    // The region table's voxel-weighted depth (0.2 for inner) disagrees with
-    // the per-patient naming depth D_h (0.49), as it can in the demo. The
-    // naming table must show D_h, so that the names can be checked.
-    write(
-        dir.path(),
-        "habitats.json",
-        r#"{"settings":{"order_by":"depth","naming_weighting":"per_patient"},
+    let page = report_page(&[
+        // The region table's voxel-weighted depth (0.2 for inner) disagrees with
+        // the per-patient naming depth D_h (0.49), as it can in the demo. The
+        // naming table must show D_h, so that the names can be checked.
+        (
+            "habitats.json",
+            r#"{"settings":{"order_by":"depth","naming_weighting":"per_patient"},
           "region_totals":[
           {"sequence":"T1W","region":"inner","patients":10,"voxel_fraction":0.4,"mean_entropy":0.62,"mean_depth":0.2},
           {"sequence":"T1W","region":"marginal","patients":10,"voxel_fraction":0.6,"mean_entropy":0.48,"mean_depth":0.3}],
           "spaces":[{"space":"T1W","naming":{"habitats":[
           {"cluster":2,"name":"inner","patients":8,"mean_depth":0.4864,"mean_entropy":0.7796},
           {"cluster":0,"name":"marginal","patients":8,"mean_depth":0.1875,"mean_entropy":0.3851}]}}]}"#,
-    );
-    write_report(dir.path()).expect("report");
-    let page = html(dir.path());
+        ),
+    ]);
     assert!(
         page.contains("ordered by decreasing mean normalised depth (first per training patient"),
         "naming rule sentence missing"
@@ -244,19 +245,14 @@ fn habitat_section_lists_naming_statistics_of_training_patients() {
 
 #[test]
 fn summary_names_fusion_model_of_chosen_region() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write(dir.path(), "metrics.csv", METRICS);
-    write(
-        dir.path(),
+    let page = report_page(&[(
         "selection.json",
         r#"{"best_region":{"chosen":"whole"},"models":[
           {"model":"T1W_whole","build":{"kind":"single","region":"whole","sequence":"T1W"},
            "funnel":{"candidates":21,"non_constant":21,"after_mwu":2,"after_lasso":2}},
           {"model":"fusion_whole","build":{"kind":"concat","region":"whole"},
            "funnel":{"candidates":3,"non_constant":3,"after_mwu":3,"after_lasso":2}}]}"#,
-    );
-    write_report(dir.path()).expect("report");
-    let page = html(dir.path());
+    )]);
     // fusion_whole has the lower external AUC (0.661 against 0.794), so
     // naming it shows that external results did not pick the model.
     assert!(
@@ -267,15 +263,10 @@ fn summary_names_fusion_model_of_chosen_region() {
 
 #[test]
 fn skipped_model_is_explained_with_reason() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write(dir.path(), "metrics.csv", METRICS);
-    write(
-        dir.path(),
+    let page = report_page(&[(
         "models.json",
         r#"{"models": [], "skipped": [{"model": "T2FS_whole", "reason": "training has 2 positive patients; at least 3 per class are needed"}]}"#,
-    );
-    write_report(dir.path()).expect("report");
-    let page = html(dir.path());
+    )]);
 
     // The reason is copied from models.json, so the page shows it verbatim.
     assert!(
@@ -290,23 +281,19 @@ fn skipped_model_is_explained_with_reason() {
 
 #[test]
 fn empty_icc_csv_explains_na_counts() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write(dir.path(), "metrics.csv", METRICS);
-    // The header alone: what `radstudy run` writes with `[icc] enabled = false`.
-    write(
-        dir.path(),
-        "icc.csv",
-        "column,sequence,region,feature,n,k,icc1_1,icc2_1,icc3_1,ci_low,ci_high,kept\n",
-    );
-    write(
-        dir.path(),
-        "selection.json",
-        r#"{"best_region":{"chosen":"whole"},"models":[
+    let page = report_page(&[
+        // The header alone: what `radstudy run` writes with `[icc] enabled = false`.
+        (
+            "icc.csv",
+            "column,sequence,region,feature,n,k,icc1_1,icc2_1,icc3_1,ci_low,ci_high,kept\n",
+        ),
+        (
+            "selection.json",
+            r#"{"best_region":{"chosen":"whole"},"models":[
           {"model":"T1W_whole","build":{"kind":"single","region":"whole","sequence":"T1W"},
            "funnel":{"candidates":21,"non_constant":21,"after_mwu":2,"after_lasso":2}}]}"#,
-    );
-    write_report(dir.path()).expect("report");
-    let page = html(dir.path());
+        ),
+    ]);
     assert!(
         page.contains("icc.csv lists no feature because the ICC filter did not run"),
         "no reason for the NA counts"
@@ -364,22 +351,19 @@ fn funnel_without_icc_counts_feature_columns() {
 
 #[test]
 fn summary_names_left_out_center() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write(dir.path(), "metrics.csv", METRICS);
-    // provenance.json of an STS study whose external worker was stopped
-    // (SIGSTOP) during the extraction round, with the hashes shortened.
-    write(
-        dir.path(),
-        "provenance.json",
-        r#"{"centers":[{"center":"A","contract_version":"1.3",
+    let page = report_page(&[
+        // provenance.json of an STS study whose external worker was stopped
+        // (SIGSTOP) during the extraction round, with the hashes shortened.
+        (
+            "provenance.json",
+            r#"{"centers":[{"center":"A","contract_version":"1.3",
           "feature_definition_hash":"f8bd9a9e","software_version":"0.1.0"}],
           "contract_version":"1.3","coordinator_version":"0.1.0",
           "extraction_round_id":"1b9ca7a0","habitat_apply_round_id":null,
           "round_id":"1b9ca7a0","seed":42,"settings_hash":"e6a8f2cf","study_id":"sts-stopb",
           "failed_centers":[{"center":"B","reason":"Extract got no reply within 27 s"}]}"#,
-    );
-    write_report(dir.path()).expect("report");
-    let page = html(dir.path());
+        ),
+    ]);
     assert!(
         page.contains(
             "Centers left out of the study or of a step: B (Extract got no reply within 27 s)."

@@ -28,7 +28,8 @@
 //!   path records where this began.
 
 use super::design::{
-    Design, PathSummary, Solution, SolverSettings, StrongSet, dot, settled, soft_threshold,
+    CoordinateDescent, Design, PathSummary, Solution, SolverSettings, StrongSet, count_pass, dot,
+    settled, soft_threshold,
 };
 use crate::stats::StatsError;
 
@@ -200,6 +201,7 @@ impl<'a> BinomialFit<'a> {
                     .sum();
             }
 
+            // Coordinate descent on the current quadratic approximation.
             self.descend(index, lambda)?;
 
             if self.update_quadratic_approximation() == Outcome::Saturated {
@@ -222,77 +224,6 @@ impl<'a> BinomialFit<'a> {
                 return Ok(Outcome::Converged);
             }
         }
-    }
-
-    /// Coordinate descent on the current quadratic approximation, over the
-    /// strong set, with passes over the entered features in between, until a
-    /// full pass converges.
-    fn descend(&mut self, index: usize, lambda: f64) -> Result<(), StatsError> {
-        loop {
-            let strong = self.strong.features().to_vec();
-            if settled(self.pass(&strong, index, lambda)?, self.threshold) {
-                return Ok(());
-            }
-            loop {
-                let active = self.active.clone();
-                if settled(self.pass(&active, index, lambda)?, self.threshold) {
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Updates each coordinate in `features` once, then the intercept, and
-    /// returns the largest `h_f · Δβ_f²` (or `Σv · Δβ0²`).
-    fn pass(&mut self, features: &[usize], index: usize, lambda: f64) -> Result<f64, StatsError> {
-        self.passes += 1;
-        if self.passes > self.max_passes {
-            return Err(StatsError::LassoNotConverged {
-                lambda_index: index,
-                lambda,
-                passes: self.max_passes,
-            });
-        }
-
-        let mut largest_change: f64 = 0.0;
-        for &feature in features {
-            let curvature = self.curvatures[feature];
-            // Every row of this feature has IRLS weight 0 (all saturated).
-            if curvature <= 0.0 {
-                continue;
-            }
-            let column = self.design.column(feature);
-            let old = self.beta[feature];
-            let score = dot(&self.residuals, column);
-            let new = soft_threshold(score + curvature * old, lambda) / curvature;
-            let delta = new - old;
-            if delta == 0.0 {
-                continue;
-            }
-            self.beta[feature] = new;
-            largest_change = largest_change.max(curvature * delta * delta);
-            for ((residual, &weight), &value) in
-                self.residuals.iter_mut().zip(&self.weights).zip(column)
-            {
-                *residual -= delta * weight * value;
-            }
-            if !self.entered[feature] {
-                self.entered[feature] = true;
-                self.active.push(feature);
-            }
-        }
-
-        // The intercept is unpenalised, so its update is a plain Newton step
-        // on the quadratic approximation.
-        let delta = self.residuals.iter().sum::<f64>() / self.weight_sum;
-        if delta != 0.0 {
-            self.intercept += delta;
-            largest_change = largest_change.max(self.weight_sum * delta * delta);
-            for (residual, &weight) in self.residuals.iter_mut().zip(&self.weights) {
-                *residual -= delta * weight;
-            }
-        }
-        Ok(largest_change)
     }
 
     /// Recomputes the fitted probabilities, IRLS weights and residuals at
@@ -349,5 +280,65 @@ impl<'a> BinomialFit<'a> {
         }
         self.strong.extend(&violators);
         !violators.is_empty()
+    }
+}
+
+impl CoordinateDescent for BinomialFit<'_> {
+    fn strong_features(&self) -> Vec<usize> {
+        self.strong.features().to_vec()
+    }
+
+    fn active_features(&self) -> Vec<usize> {
+        self.active.clone()
+    }
+
+    fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// Updates each coordinate in `features` once, then the intercept, and
+    /// returns the largest `h_f · Δβ_f²` (or `Σv · Δβ0²`).
+    fn pass(&mut self, features: &[usize], index: usize, lambda: f64) -> Result<f64, StatsError> {
+        count_pass(&mut self.passes, self.max_passes, index, lambda)?;
+
+        let mut largest_change: f64 = 0.0;
+        for &feature in features {
+            let curvature = self.curvatures[feature];
+            // Every row of this feature has IRLS weight 0 (all saturated).
+            if curvature <= 0.0 {
+                continue;
+            }
+            let column = self.design.column(feature);
+            let old = self.beta[feature];
+            let score = dot(&self.residuals, column);
+            let new = soft_threshold(score + curvature * old, lambda) / curvature;
+            let delta = new - old;
+            if delta == 0.0 {
+                continue;
+            }
+            self.beta[feature] = new;
+            largest_change = largest_change.max(curvature * delta * delta);
+            for ((residual, &weight), &value) in
+                self.residuals.iter_mut().zip(&self.weights).zip(column)
+            {
+                *residual -= delta * weight * value;
+            }
+            if !self.entered[feature] {
+                self.entered[feature] = true;
+                self.active.push(feature);
+            }
+        }
+
+        // The intercept is unpenalised, so its update is a plain Newton step
+        // on the quadratic approximation.
+        let delta = self.residuals.iter().sum::<f64>() / self.weight_sum;
+        if delta != 0.0 {
+            self.intercept += delta;
+            largest_change = largest_change.max(self.weight_sum * delta * delta);
+            for (residual, &weight) in self.residuals.iter_mut().zip(&self.weights) {
+                *residual -= delta * weight;
+            }
+        }
+        Ok(largest_change)
     }
 }

@@ -2,6 +2,8 @@
 
 use ndarray::ArrayView2;
 
+use crate::stats::StatsError;
+
 /// The rows of one fit, copied column by column.
 ///
 /// Coordinate descent reads one feature over all rows at a time, so each
@@ -111,6 +113,65 @@ pub(super) struct Solution<'a> {
 /// deviance 0.
 pub(super) fn settled(change: f64, threshold: f64) -> bool {
     change < threshold || change == 0.0
+}
+
+/// A coordinate-descent solver at one λ, as [`CoordinateDescent::descend`]
+/// drives it. It provides one pass over a set of features and the two sets
+/// that the passes alternate between.
+pub(super) trait CoordinateDescent {
+    /// Features of the strong set.
+    fn strong_features(&self) -> Vec<usize>;
+
+    /// Features that have been non-zero on the path.
+    fn active_features(&self) -> Vec<usize>;
+
+    /// Threshold below which the largest change of a pass counts as
+    /// converged.
+    fn threshold(&self) -> f64;
+
+    /// Updates each coordinate in `features` once and returns the largest
+    /// weighted squared change.
+    fn pass(&mut self, features: &[usize], index: usize, lambda: f64) -> Result<f64, StatsError>;
+
+    /// Runs coordinate descent on the strong set until a full pass converges:
+    /// after each full pass that changed something, passes over the features
+    /// that have been non-zero repeat until they converge.
+    fn descend(&mut self, index: usize, lambda: f64) -> Result<(), StatsError> {
+        loop {
+            let strong = self.strong_features();
+            if settled(self.pass(&strong, index, lambda)?, self.threshold()) {
+                return Ok(());
+            }
+            loop {
+                let active = self.active_features();
+                if settled(self.pass(&active, index, lambda)?, self.threshold()) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Counts one coordinate-descent pass on the λ with index `index`.
+///
+/// # Errors
+///
+/// [`StatsError::LassoNotConverged`] once `passes` exceeds `max_passes`.
+pub(super) fn count_pass(
+    passes: &mut usize,
+    max_passes: usize,
+    index: usize,
+    lambda: f64,
+) -> Result<(), StatsError> {
+    *passes += 1;
+    if *passes > max_passes {
+        return Err(StatsError::LassoNotConverged {
+            lambda_index: index,
+            lambda,
+            passes: max_passes,
+        });
+    }
+    Ok(())
 }
 
 /// Soft-thresholding operator `sign(u) · max(|u| − λ, 0)`.

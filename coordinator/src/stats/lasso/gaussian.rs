@@ -34,7 +34,8 @@
 //! its column. The others get their exact g_f.
 
 use super::design::{
-    Design, PathSummary, Solution, SolverSettings, StrongSet, dot, settled, soft_threshold,
+    CoordinateDescent, Design, PathSummary, Solution, SolverSettings, StrongSet, count_pass, dot,
+    soft_threshold,
 };
 use crate::stats::StatsError;
 
@@ -218,59 +219,6 @@ impl<'a> GaussianFit<'a> {
         self.strong.extend(features);
     }
 
-    /// Runs coordinate descent on the strong set until a full pass converges:
-    /// after each full pass that changed something, passes over the features
-    /// that have been non-zero repeat until they converge.
-    fn descend(&mut self, index: usize, lambda: f64) -> Result<(), StatsError> {
-        loop {
-            let strong = self.strong.features().to_vec();
-            if settled(self.pass(&strong, index, lambda)?, self.threshold) {
-                return Ok(());
-            }
-            loop {
-                let active = self.active.clone();
-                if settled(self.pass(&active, index, lambda)?, self.threshold) {
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Updates each coordinate in `features` once and returns the largest
-    /// `G_ff · Δβ_f²`.
-    fn pass(&mut self, features: &[usize], index: usize, lambda: f64) -> Result<f64, StatsError> {
-        self.passes += 1;
-        if self.passes > self.max_passes {
-            return Err(StatsError::LassoNotConverged {
-                lambda_index: index,
-                lambda,
-                passes: self.max_passes,
-            });
-        }
-
-        let mut largest_change: f64 = 0.0;
-        for &feature in features {
-            let curvature = self.variances[feature];
-            if curvature <= 0.0 {
-                continue;
-            }
-            let old = self.beta[feature];
-            let new = soft_threshold(self.gradient[feature] + curvature * old, lambda) / curvature;
-            let delta = new - old;
-            if delta == 0.0 {
-                continue;
-            }
-            self.beta[feature] = new;
-            largest_change = largest_change.max(curvature * delta * delta);
-
-            let position = self.activate(feature);
-            for (&member, &entry) in self.slot_features.iter().zip(&self.gram[position]) {
-                self.gradient[member] -= entry * delta;
-            }
-        }
-        Ok(largest_change)
-    }
-
     /// Returns the position of `feature` in `active`, adding it (with its
     /// centred column and its G entries with every strong-set member) the
     /// first time it becomes non-zero.
@@ -378,5 +326,47 @@ impl<'a> GaussianFit<'a> {
                 .iter()
                 .map(|&feature| self.means[feature] * self.beta[feature])
                 .sum::<f64>()
+    }
+}
+
+impl CoordinateDescent for GaussianFit<'_> {
+    fn strong_features(&self) -> Vec<usize> {
+        self.strong.features().to_vec()
+    }
+
+    fn active_features(&self) -> Vec<usize> {
+        self.active.clone()
+    }
+
+    fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// Updates each coordinate in `features` once and returns the largest
+    /// `G_ff · Δβ_f²`.
+    fn pass(&mut self, features: &[usize], index: usize, lambda: f64) -> Result<f64, StatsError> {
+        count_pass(&mut self.passes, self.max_passes, index, lambda)?;
+
+        let mut largest_change: f64 = 0.0;
+        for &feature in features {
+            let curvature = self.variances[feature];
+            if curvature <= 0.0 {
+                continue;
+            }
+            let old = self.beta[feature];
+            let new = soft_threshold(self.gradient[feature] + curvature * old, lambda) / curvature;
+            let delta = new - old;
+            if delta == 0.0 {
+                continue;
+            }
+            self.beta[feature] = new;
+            largest_change = largest_change.max(curvature * delta * delta);
+
+            let position = self.activate(feature);
+            for (&member, &entry) in self.slot_features.iter().zip(&self.gram[position]) {
+                self.gradient[member] -= entry * delta;
+            }
+        }
+        Ok(largest_change)
     }
 }
