@@ -73,7 +73,9 @@ impl Histogram {
 
     /// Moves the window one step: removes the plane at `leaving` and adds
     /// the plane at `entering`. A position whose level is the same in both
-    /// planes leaves the histogram unchanged and is skipped.
+    /// planes is removed and added back, which leaves the counts and S as
+    /// they were. Skipping it instead took about 5% longer on the STS MR
+    /// lesions, because the test mispredicts often.
     pub(super) fn slide(
         &mut self,
         levels: &[u16],
@@ -83,10 +85,8 @@ impl Histogram {
     ) {
         for &offset in offsets {
             let (old, new) = (levels[leaving + offset], levels[entering + offset]);
-            if old != new {
-                self.remove(old as usize);
-                self.add(new as usize);
-            }
+            self.remove(old as usize);
+            self.add(new as usize);
         }
     }
 
