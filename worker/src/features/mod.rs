@@ -385,7 +385,9 @@ pub enum FeatureError {
     )]
     FirstOrderBinCount,
     /// ROI voxels are NaN or infinite.
-    #[error("{count} ROI voxels are NaN or infinite; features need finite intensities")]
+    #[error(
+        "{count} ROI voxels are NaN or infinite; features need finite intensities, so check the image for missing values inside the lesion or correct the mask"
+    )]
     NonFiniteIntensity {
         /// Non-finite voxels in the ROI.
         count: usize,
@@ -406,7 +408,9 @@ pub enum FeatureError {
     #[error(transparent)]
     Ibsi(#[from] ibsi::IbsiError),
     /// A feature is undefined for this ROI.
-    #[error("feature {name} evaluates to {value}; the ROI intensities cannot support it")]
+    #[error(
+        "feature {name} evaluates to {value}, which happens when the ROI is too small or scattered for it (no neighbouring voxel pairs, or one grey level); check that the mask is this image's lesion mask and that IMAGE and MASK are not swapped"
+    )]
     NotFinite {
         /// The feature's column name.
         name: String,

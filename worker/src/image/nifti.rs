@@ -1,8 +1,10 @@
 //! NIfTI-1 reading (`.nii` and `.nii.gz`) through the `nifti` crate.
 //!
 //! Conventions: voxel values are returned after `scl_slope`/`scl_inter`
-//! scaling (a slope of 0 means no scaling, as the NIfTI-1 standard specifies,
-//! and so does a NaN slope, as in SimpleITK and nibabel). Where SimpleITK
+//! scaling as SimpleITK 2.5.7 applies it: a slope of 0 counts as 1, so a
+//! non-zero intercept still applies (the NIfTI-1 standard would scale
+//! nothing there, and nibabel follows it), and a NaN slope means no
+//! scaling. Where SimpleITK
 //! reads the file as float32 (a float32 file, or an integer file with a
 //! scaling other than the identity), the scaled values are rounded to f32 as
 //! SimpleITK stores them, so every image type starts from PyRadiomics' values.
@@ -175,26 +177,34 @@ pub fn read_image(path: &Path) -> Result<(Volume, PixelType), NiftiError> {
 
 /// Returns the pixel type that SimpleITK 2.5.7 (ITK 5.4 `NiftiImageIO`) reads a NIfTI
 /// file as. Float32 and float64 files keep their type. An integer file becomes float32
-/// when `scl_slope` is finite and not 0 and the scaling is not the identity
-/// (slope ≠ 1 or intercept ≠ 0), and otherwise keeps an integer type. Checked by reading
-/// int16, uint8, int32, float32 and float64 files with slopes 1, 2, 0.5, 0 and NaN and
-/// intercepts 0 and 5 through `sitk.ReadImage`.
+/// when `scl_slope` is finite and the scaling is not the identity, with a slope of 0
+/// counting as 1 (slope ∉ {0, 1} or intercept ≠ 0), and otherwise keeps an integer type.
+/// Checked by reading int16, uint8, int32, float32 and float64 files with slopes 1, 2,
+/// 0.5, 0 and NaN and intercepts 0 and 5 through `sitk.ReadImage`. The slope-0 rule was
+/// checked on int16 and float32 files whose header bytes were patched, because nibabel
+/// resets these fields on save.
 fn pixel_type(datatype: NiftiType, slope: f32, intercept: f32) -> PixelType {
     match datatype {
         NiftiType::Float32 => PixelType::Float32,
         NiftiType::Float64 => PixelType::Float64,
-        _ if slope.is_finite() && slope != 0.0 && (slope != 1.0 || intercept != 0.0) => {
+        _ if slope.is_finite() && ((slope != 0.0 && slope != 1.0) || intercept != 0.0) => {
             PixelType::Float32
         }
         _ => PixelType::Integer,
     }
 }
 
-/// Returns the (slope, intercept) to apply, or `None` for no scaling: a slope of 0 or NaN
-/// means none. An infinite slope, or a non-finite intercept with a slope in use, is an
-/// error, because no finite voxel value would come out of it.
+/// Returns the (slope, intercept) to apply, or `None` for no scaling. A NaN slope means
+/// none. A slope of 0 counts as 1, as in SimpleITK 2.5.7, which adds the intercept of an
+/// int16 or float32 file with slope 0 and intercept 5 (checked with `sitk.ReadImage`).
+/// An infinite slope, or a non-finite intercept with a slope in use, is an error, because
+/// no finite voxel value would come out of it.
 fn scaling(slope: f32, intercept: f32) -> Result<Option<(f64, f64)>, String> {
-    if slope == 0.0 || slope.is_nan() {
+    if slope.is_nan() {
+        return Ok(None);
+    }
+    let slope = if slope == 0.0 { 1.0 } else { slope };
+    if slope == 1.0 && intercept == 0.0 {
         return Ok(None);
     }
     if slope.is_infinite() {
@@ -472,7 +482,7 @@ mod tests {
         let mut raw = Vec::new();
         raw.extend_from_slice(&1.5_f32.to_le_bytes());
         raw.extend_from_slice(&(-0.25_f32).to_le_bytes());
-        let unscaled = scaling(0.0, 9.0).expect("slope 0 is valid");
+        let unscaled = scaling(0.0, 0.0).expect("slope 0 is valid");
         assert_eq!(unscaled, None);
         let values =
             voxel_values(&raw, NiftiType::Float32, true, 2, unscaled, true).expect("float32");
@@ -498,6 +508,15 @@ mod tests {
             PixelType::Float32,
             "SimpleITK reads a scaled int16 file as float32"
         );
+    }
+
+    #[test]
+    fn scaling_zero_slope_keeps_intercept() {
+        // SimpleITK 2.5.7 reads an int16 file with scl_slope 0 and scl_inter 5 as float32
+        // with 5 added to every stored value (sitk.ReadImage on values 0, 10, 20, 30).
+        assert_eq!(scaling(0.0, 5.0), Ok(Some((1.0, 5.0))));
+        assert_eq!(pixel_type(NiftiType::Int16, 0.0, 5.0), PixelType::Float32);
+        assert_eq!(pixel_type(NiftiType::Int16, 0.0, 0.0), PixelType::Integer);
     }
 
     #[test]
