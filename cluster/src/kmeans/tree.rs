@@ -15,7 +15,7 @@ use super::points::DistinctPoints;
 /// Maximum number of points in a leaf. On the 49 STS MR lesions of the
 /// habitat bench (about 125,000 points each, 40 clusters, 10 runs), the
 /// k-means took about 8.3 s of CPU with 8, 7.5 s with 16 and 7.2 to 7.4 s
-/// with 24 or 32: scanning a few more points per leaf costs less than
+/// with 24 or 32. Scanning a few more points per leaf costs less than
 /// walking three times as many nodes. The seeding draws points in tree
 /// order, so this constant also decides which k-means++ seeds a given
 /// random stream gives.

@@ -312,31 +312,31 @@ pub fn filter_axis_range(
 
 impl Coefficients {
     /// Causal pass over a block of interleaved lines, for rows `0..end`, into `causal`
-    /// (row `n` starts at `n` times the block's line count).
+    /// (row `n` starts at `n · width`, width being the block's line count).
     #[inline(always)]
     fn causal_rows(&self, lines: &InterleavedLines, end: usize, causal: &mut [f64]) {
-        let inner = lines.columns.len();
+        let width = lines.columns.len();
         let row = |n: usize| lines.row(n);
         let (n, d, bn) = (&self.n, &self.d, &self.bn);
         for index in 0..end {
             // Input before the line is its first voxel; output before the line is the
             // first voxel times the boundary coefficient BN.
             let x: [&[f64]; 4] = std::array::from_fn(|lag| row(index.saturating_sub(lag)));
-            let (done, rest) = causal.split_at_mut(index * inner);
-            let current = &mut rest[..inner];
+            let (done, rest) = causal.split_at_mut(index * width);
+            let current = &mut rest[..width];
             let feedback: [(&[f64], f64); 4] = std::array::from_fn(|lag| {
                 if index > lag {
                     let n = index - lag - 1;
-                    (&done[n * inner..(n + 1) * inner], d[lag])
+                    (&done[n * width..(n + 1) * width], d[lag])
                 } else {
                     (row(0), bn[lag])
                 }
             });
-            // Slices of exactly `inner` values let the compiler drop the bounds checks.
-            let [x0, x1, x2, x3] = x.map(|values| &values[..inner]);
+            // Slices of exactly `width` values let the compiler drop the bounds checks.
+            let [x0, x1, x2, x3] = x.map(|values| &values[..width]);
             let [(y1, d1), (y2, d2), (y3, d3), (y4, d4)] =
-                feedback.map(|(values, coefficient)| (&values[..inner], coefficient));
-            for k in 0..inner {
+                feedback.map(|(values, coefficient)| (&values[..width], coefficient));
+            for k in 0..width {
                 let value = n[0] * x0[k] + n[1] * x1[k] + n[2] * x2[k] + n[3] * x3[k];
                 let sum = y1[k] * d1 + y2[k] * d2 + y3[k] * d3 + y4[k] * d4;
                 current[k] = value - sum;
@@ -345,10 +345,11 @@ impl Coefficients {
     }
 
     /// Anticausal pass over a block of interleaved lines, for rows `start..` of the line
-    /// length, into `anticausal` (row `n` starts at `n` times the block's line count).
+    /// length, into `anticausal` (row `n` starts at `n · width`, width being the block's
+    /// line count).
     #[inline(always)]
     fn anticausal_rows(&self, lines: &InterleavedLines, start: usize, anticausal: &mut [f64]) {
-        let inner = lines.columns.len();
+        let width = lines.columns.len();
         let length = lines.length();
         let row = |n: usize| lines.row(n.min(length - 1));
         let (m, d, bm) = (&self.m, &self.d, &self.bm);
@@ -356,19 +357,19 @@ impl Coefficients {
             // Input after the line is its last voxel; output after the line is the last
             // voxel times the boundary coefficient BM.
             let x: [&[f64]; 4] = std::array::from_fn(|lead| row(index + lead + 1));
-            let (rest, done) = anticausal.split_at_mut((index + 1) * inner);
-            let current = &mut rest[index * inner..(index + 1) * inner];
+            let (rest, done) = anticausal.split_at_mut((index + 1) * width);
+            let current = &mut rest[index * width..(index + 1) * width];
             let feedback: [(&[f64], f64); 4] = std::array::from_fn(|lead| {
                 if index + lead + 1 < length {
-                    (&done[lead * inner..(lead + 1) * inner], d[lead])
+                    (&done[lead * width..(lead + 1) * width], d[lead])
                 } else {
                     (row(length - 1), bm[lead])
                 }
             });
-            let [x1, x2, x3, x4] = x.map(|values| &values[..inner]);
+            let [x1, x2, x3, x4] = x.map(|values| &values[..width]);
             let [(y1, d1), (y2, d2), (y3, d3), (y4, d4)] =
-                feedback.map(|(values, coefficient)| (&values[..inner], coefficient));
-            for k in 0..inner {
+                feedback.map(|(values, coefficient)| (&values[..width], coefficient));
+            for k in 0..width {
                 let value = m[0] * x1[k] + m[1] * x2[k] + m[2] * x3[k] + m[3] * x4[k];
                 let sum = y1[k] * d1 + y2[k] * d2 + y3[k] * d3 + y4[k] * d4;
                 current[k] = value - sum;

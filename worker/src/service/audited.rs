@@ -30,8 +30,8 @@ impl WorkerState {
     }
 
     /// Writes the audit record of a unary call's result and counts the
-    /// call in the metrics. An answered call whose record cannot be written
-    /// is refused instead, and counted as refused.
+    /// call in the metrics. A successful call whose record cannot be
+    /// written is refused instead, and counted as refused.
     pub(super) fn audit_and_count_unary<T: prost::Message>(
         &self,
         call: &'static str,
