@@ -25,10 +25,9 @@ use super::grid::Affine;
 
 use super::depth::{RoiDepth, roi_depth};
 use super::entropy::{EntropyMap, ValidEntropySettings, local_entropy};
-use super::kmeans::{KMeansParams, kmeans};
 use super::supervoxel::{
-    DESCRIPTOR_COLUMNS, SupervoxelLimit, ValidSupervoxelSettings, build_supervoxels, patient_key,
-    patient_seed,
+    DESCRIPTOR_COLUMNS, RowLabels, SupervoxelLimit, ValidSupervoxelSettings, build_supervoxels,
+    label_rows, patient_key, patient_seed,
 };
 use crate::image::{Geometry, Volume};
 use crate::mask::Roi;
@@ -464,32 +463,12 @@ fn cluster_rows(
     if rows == 0 {
         return Err("the lesion is empty".into());
     }
-    let by_size = rows / config.min_voxels_per_supervoxel;
-    let distinct = count_distinct_rows(features);
-    let mut effective = (config.supervoxels, SupervoxelLimit::Requested);
-    for candidate in [
-        (by_size, SupervoxelLimit::VoxelCount),
-        (distinct, SupervoxelLimit::DistinctVectors),
-    ] {
-        if candidate.0 < effective.0 {
-            effective = candidate;
-        }
-    }
-    let (k_effective, limit) = effective;
-
-    let (labels, count) = if k_effective < 2 {
-        (vec![0usize; rows], 1)
-    } else {
-        let params = KMeansParams {
-            n_clusters: k_effective,
-            n_init: config.n_init,
-            max_iter: config.max_iter,
-            tol: config.tol,
-        };
-        let fit = kmeans(features.view(), None, &params, seed).map_err(|e| e.to_string())?;
-        let count = fit.n_clusters();
-        (fit.labels, count)
-    };
+    let RowLabels {
+        labels,
+        count,
+        k_effective,
+        limit,
+    } = label_rows(features.view(), config, seed).map_err(|e| e.to_string())?;
 
     let mut voxel_counts = vec![0usize; count];
     let mut means = Array2::<f64>::zeros((count, features.ncols()));
@@ -515,18 +494,6 @@ fn cluster_rows(
         entropy_sums,
         labels: labels.into_iter().map(|label| label as u32).collect(),
     })
-}
-
-/// Counts the distinct rows, with −0.0 equal to 0.0.
-fn count_distinct_rows(features: &Array2<f64>) -> usize {
-    let mut rows: Vec<Vec<u64>> = features
-        .rows()
-        .into_iter()
-        .map(|row| row.iter().map(|&v| (v + 0.0).to_bits()).collect())
-        .collect();
-    rows.sort_unstable();
-    rows.dedup();
-    rows.len()
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 //! What may leave the worker: the descriptors, voxel counts and the sums of
 //! δ and Ê per supervoxel. The voxel labels stay local.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -288,29 +288,12 @@ pub fn build_supervoxels(
         0 => map.intensity[row],
         _ => map.entropy_rescaled[row],
     });
-    let by_size = voxels / config.min_voxels_per_supervoxel;
-    let distinct = count_distinct_pairs(&map.intensity, &map.entropy_rescaled);
-    let (effective, limit) = [
-        (config.supervoxels, SupervoxelLimit::Requested),
-        (by_size, SupervoxelLimit::VoxelCount),
-        (distinct, SupervoxelLimit::DistinctVectors),
-    ]
-    .into_iter()
-    .min_by_key(|&(value, _)| value)
-    .expect("three candidates");
-
-    let (labels, count) = if effective < 2 {
-        (vec![0usize; voxels], 1)
-    } else {
-        let fit = kmeans(
-            features.view(),
-            None,
-            &config.kmeans_params(effective),
-            seed,
-        )?;
-        let count = fit.n_clusters();
-        (fit.labels, count)
-    };
+    let RowLabels {
+        labels,
+        count,
+        k_effective: effective,
+        limit,
+    } = label_rows(features.view(), config, seed)?;
 
     let mut voxel_counts = vec![0usize; count];
     let mut sums = Array2::<f64>::zeros((count, 2));
@@ -351,16 +334,63 @@ pub fn build_supervoxels(
     })
 }
 
-/// Counts the distinct (a, b) pairs, with −0.0 equal to 0.0.
-fn count_distinct_pairs(first: &[f64], second: &[f64]) -> usize {
-    let mut pairs: Vec<(u64, u64)> = first
-        .iter()
-        .zip(second)
-        .map(|(&a, &b)| ((a + 0.0).to_bits(), (b + 0.0).to_bits()))
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    pairs.len()
+/// Supervoxel labels of a lesion's feature rows.
+pub(super) struct RowLabels {
+    /// Supervoxel of each row, in 0..count.
+    pub(super) labels: Vec<usize>,
+    /// Supervoxels formed.
+    pub(super) count: usize,
+    /// K1_eff.
+    pub(super) k_effective: usize,
+    /// The term that set K1_eff.
+    pub(super) limit: SupervoxelLimit,
+}
+
+/// Clusters the rows with K1_eff = min(K1, ⌊rows / m_min⌋, distinct rows),
+/// into one supervoxel when K1_eff < 2. Ties between the three terms name
+/// the earlier one as the limit.
+///
+/// The k-means merges equal rows and lowers k to the number of distinct
+/// rows itself, so it runs with min(K1, ⌊rows / m_min⌋) clusters and the
+/// distinct rows set the limit when the fit has fewer. That gives the
+/// same fit as running it with K1_eff, without sorting the rows a second
+/// time to count them.
+pub(super) fn label_rows(
+    features: ArrayView2<'_, f64>,
+    config: &SupervoxelSettings,
+    seed: u64,
+) -> Result<RowLabels, KMeansError> {
+    let rows = features.nrows();
+    let by_size = rows / config.min_voxels_per_supervoxel;
+    let (requested, limit) = if by_size < config.supervoxels {
+        (by_size, SupervoxelLimit::VoxelCount)
+    } else {
+        (config.supervoxels, SupervoxelLimit::Requested)
+    };
+    // Every row set has at least one distinct row, so below 2 the
+    // distinct rows cannot be the smallest term.
+    if requested < 2 {
+        return Ok(RowLabels {
+            labels: vec![0; rows],
+            count: 1,
+            k_effective: requested,
+            limit,
+        });
+    }
+
+    let fit = kmeans(features, None, &config.kmeans_params(requested), seed)?;
+    let count = fit.n_clusters();
+    let limit = if count < requested {
+        SupervoxelLimit::DistinctVectors
+    } else {
+        limit
+    };
+    Ok(RowLabels {
+        labels: fit.labels,
+        count,
+        k_effective: count,
+        limit,
+    })
 }
 
 #[cfg(test)]
