@@ -29,18 +29,20 @@ pub const MIN_ROI_DIMENSIONS: usize = 2;
 pub enum MaskError {
     /// A voxel value is not an integer.
     #[error(
-        "mask value {value} at voxel {voxel:?} is not an integer; masks must be integer label maps"
+        "mask value {value} at voxel {voxel:?} is not an integer; masks must be integer label maps{}",
+        swapped_paths_hint(*.looks_like_intensity_image)
     )]
     NonInteger {
         /// The offending value.
         value: f64,
         /// Its voxel index (i, j, k).
         voxel: [usize; 3],
+        /// Whether the mask has at least [`INTENSITY_IMAGE_MIN_VALUES`] distinct non-zero
+        /// values.
+        looks_like_intensity_image: bool,
     },
     /// The requested label does not occur.
-    #[error(
-        "label {label} not found in mask; labels present: {present:?}; set the label to one of them (`features.label` in study.toml, --label of `check` and `extract`, or `label` in a parameter file)"
-    )]
+    #[error("label {label} not found in mask; {}", describe_present_labels(.present))]
     LabelAbsent {
         /// The requested label.
         label: u32,
@@ -64,6 +66,63 @@ pub enum MaskError {
         /// Bounding-box extent along i, j, k.
         extent: [usize; 3],
     },
+}
+
+/// Number of distinct non-zero values from which a mask is reported as looking like an
+/// intensity image. A lesion's label map has a few labels, and a `u8` label map at most 255.
+pub const INTENSITY_IMAGE_MIN_VALUES: usize = 256;
+
+/// Number of labels that a [`MaskError::LabelAbsent`] message lists before "and N more".
+const LISTED_LABELS: usize = 10;
+
+/// Returns the end of a [`MaskError::NonInteger`] message: empty, or for a mask that looks
+/// like an intensity image, the advice to check for swapped paths.
+fn swapped_paths_hint(looks_like_intensity_image: bool) -> String {
+    if !looks_like_intensity_image {
+        return String::new();
+    }
+    format!(
+        "; the mask has {INTENSITY_IMAGE_MIN_VALUES} or more distinct values, so it looks like an intensity image: check that the image and mask paths are not swapped"
+    )
+}
+
+/// Describes the labels of a mask that lacks the requested one: the first
+/// [`LISTED_LABELS`] in ascending order and how to choose one, or, for a mask with
+/// [`INTENSITY_IMAGE_MIN_VALUES`] or more labels, that it looks like an intensity image.
+fn describe_present_labels(present: &[i64]) -> String {
+    let mut listed = present
+        .iter()
+        .take(LISTED_LABELS)
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if present.len() > LISTED_LABELS {
+        listed.push_str(&format!(" and {} more", present.len() - LISTED_LABELS));
+    }
+    if present.len() >= INTENSITY_IMAGE_MIN_VALUES {
+        return format!(
+            "the mask has {} distinct values ({listed}), so it looks like an intensity image, not a label map; check that the image and mask paths are not swapped",
+            present.len()
+        );
+    }
+    format!(
+        "labels present: {listed}; set the label to one of them (`features.label` in study.toml, --label of `check` and `extract`, or `label` in a parameter file)"
+    )
+}
+
+/// Returns whether `labels` has at least [`INTENSITY_IMAGE_MIN_VALUES`] distinct non-zero
+/// values. Only the error path calls it, so the extra pass costs nothing on valid masks.
+fn has_intensity_image_values(labels: &Volume) -> bool {
+    let mut distinct = std::collections::HashSet::new();
+    for &value in labels.data.iter() {
+        if value != 0.0
+            && distinct.insert(value.to_bits())
+            && distinct.len() >= INTENSITY_IMAGE_MIN_VALUES
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// A region of interest: a boolean mask on the image grid.
@@ -114,6 +173,7 @@ pub fn select_label_spanning(
             return Err(MaskError::NonInteger {
                 value,
                 voxel: [i, j, k],
+                looks_like_intensity_image: has_intensity_image_values(labels),
             });
         }
     }
@@ -125,6 +185,15 @@ pub fn select_label_spanning(
             label,
             present: present.into_iter().collect(),
         });
+    }
+    if present.len() >= INTENSITY_IMAGE_MIN_VALUES {
+        // NOTE: only a warning, because a label map may have this many labels. Swapped image
+        // and mask paths therefore still give features when an image voxel equals the label.
+        tracing::warn!(
+            distinct_values = present.len(),
+            label,
+            "the mask has {INTENSITY_IMAGE_MIN_VALUES} or more distinct values and looks like an intensity image; check that the image and mask paths are not swapped"
+        );
     }
 
     let extent = bounding_box_extent(&mask);

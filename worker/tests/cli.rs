@@ -334,7 +334,7 @@ fn extract_batch_failed_case_gets_error_row() {
 
     let wrong_label = cell(&header, &rows[2], "error");
     assert!(wrong_label.contains("label 5 not found"), "{wrong_label}");
-    assert!(wrong_label.contains("labels present: [1]"), "{wrong_label}");
+    assert!(wrong_label.contains("labels present: 1;"), "{wrong_label}");
     assert!(wrong_label.contains("breast1_label.nrrd"), "{wrong_label}");
 
     assert_eq!(rows[3][0], "ragged");
