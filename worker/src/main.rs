@@ -87,8 +87,11 @@ enum Command {
         /// multi-frame file).
         #[arg(conflicts_with = "batch", requires = "mask")]
         image: Option<PathBuf>,
-        /// Mask of a single case: a label map on the image grid or a
-        /// sub-grid of it, or a DICOM RTSTRUCT or SEG file.
+        /// Mask of a single case: a DICOM RTSTRUCT or SEG file, or a label
+        /// map with the image's spacing and direction whose voxel centres
+        /// are image voxel centres. The label map may cover the image, a box
+        /// inside it or a larger grid. A larger grid is cropped to the image,
+        /// and every voxel of the chosen label must lie inside the image.
         #[arg(conflicts_with = "batch", requires = "image")]
         mask: Option<PathBuf>,
         /// Batch CSV with columns ID, Image, Mask and optional Label; paths

@@ -270,33 +270,50 @@ pub enum PlacementError {
         /// The accepted distance.
         tolerance_mm: f64,
     },
-    /// Labelled mask voxels fall outside the image.
+    /// Voxels of the requested label fall outside the image.
     #[error(
-        "{outside} labelled mask voxels lie outside the image (mask starts at image index {offset:?}, image size {image_dims:?}); the mask does not belong to this image"
+        "{outside} voxels of label {label} lie outside the image (mask size {mask_dims:?} starts at image index {offset:?}, image size {image_dims:?}); check that the mask was drawn on this image, or resample it onto the image grid"
     )]
     OutsideImage {
-        /// Labelled voxels outside.
+        /// The requested label.
+        label: u32,
+        /// Voxels of the label outside the image.
         outside: usize,
         /// Image index of mask voxel (0, 0, 0).
         offset: [i64; 3],
+        /// Mask size.
+        mask_dims: [usize; 3],
         /// Image size.
         image_dims: [usize; 3],
     },
+    /// A mask voxel outside the image is not a whole number, so the mask is not a label
+    /// map even though the voxels inside the image may be.
+    #[error(
+        "mask value {value} at mask voxel {voxel:?}, outside the image, is not an integer; masks must be integer label maps"
+    )]
+    NonIntegerOutside {
+        /// The offending value.
+        value: f64,
+        /// Its mask voxel index (i, j, k).
+        voxel: [usize; 3],
+    },
 }
 
-/// Places a label map on the image grid by physical position. The mask may
-/// cover the whole image or a box inside it (a sub-grid with the same
-/// spacing and direction whose voxel centres are image voxel centres within
-/// `tolerance.origin_mm`). Labelled voxels outside the image are an error;
-/// a mask is never overlaid by index.
+/// Places a label map on the image grid by physical position. The mask grid may be the
+/// image grid, a box inside it or a larger grid around it, with the same spacing and
+/// direction and voxel centres on image voxel centres within `tolerance.origin_mm`. A
+/// mask is never overlaid by index. Mask voxels outside the image are dropped: a voxel
+/// of `label` or a non-integer value among them is an error, a voxel of another label is
+/// not.
 pub fn place_on_image_grid(
     labels: &Volume,
     image: &crate::image::Geometry,
     tolerance: &crate::config::GeometryTolerance,
+    label: u32,
 ) -> Result<Volume, PlacementError> {
     match placement_offset(&labels.geometry, image, tolerance)? {
         None => Ok(labels.clone()),
-        Some(offset) => place_at_offset(labels, image, offset),
+        Some(offset) => place_at_offset(labels, image, offset, label),
     }
 }
 
@@ -306,10 +323,11 @@ pub fn into_image_grid(
     labels: Volume,
     image: &crate::image::Geometry,
     tolerance: &crate::config::GeometryTolerance,
+    label: u32,
 ) -> Result<Volume, PlacementError> {
     match placement_offset(&labels.geometry, image, tolerance)? {
         None => Ok(labels),
-        Some(offset) => place_at_offset(&labels, image, offset),
+        Some(offset) => place_at_offset(&labels, image, offset, label),
     }
 }
 
@@ -366,12 +384,14 @@ fn placement_offset(
 }
 
 /// Copies the label map into an image-sized array, mask voxel (0, 0, 0) at image index
-/// `offset`. Labelled voxels that fall outside the image are an error.
+/// `offset`. Voxels of `label` that fall outside the image are an error.
 fn place_at_offset(
     labels: &Volume,
     image: &crate::image::Geometry,
     offset: [i64; 3],
+    label: u32,
 ) -> Result<Volume, PlacementError> {
+    let target_label = f64::from(label);
     let mut placed = Array3::<f64>::zeros(image.dims);
     let mut outside = 0;
     for ((i, j, k), &value) in labels.data.indexed_iter() {
@@ -383,14 +403,21 @@ fn place_at_offset(
         let inside = (0..3).all(|c| target[c] >= 0 && (target[c] as usize) < image.dims[c]);
         if inside {
             placed[[target[0] as usize, target[1] as usize, target[2] as usize]] = value;
-        } else if value != 0.0 {
+        } else if value == target_label {
             outside += 1;
+        } else if value.fract() != 0.0 || !value.is_finite() {
+            return Err(PlacementError::NonIntegerOutside {
+                value,
+                voxel: [i, j, k],
+            });
         }
     }
     if outside > 0 {
         return Err(PlacementError::OutsideImage {
+            label,
             outside,
             offset,
+            mask_dims: labels.geometry.dims,
             image_dims: image.dims,
         });
     }

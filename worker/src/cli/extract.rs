@@ -25,8 +25,8 @@ pub struct Case {
     pub id: String,
     /// Image: a NIfTI or NRRD file, or a DICOM series (folder or one of its files).
     pub image: PathBuf,
-    /// Mask: a label map on the image grid or a sub-grid of it, or a DICOM
-    /// RTSTRUCT or SEG file.
+    /// Mask: a label map on the image grid, on a box inside it or on a larger grid cropped
+    /// to it (see [`crate::mask::place_on_image_grid`]), or a DICOM RTSTRUCT or SEG file.
     pub mask: PathBuf,
     /// Label number or ROI name; none uses the parameter file's label.
     pub label: Option<RoiSelector>,
@@ -51,12 +51,13 @@ pub enum CaseError {
         /// The reader's error.
         source: MaskFileError,
     },
-    /// The mask does not lie on the image grid.
+    /// The mask does not lie on the image grid, or voxels of its label lie outside the
+    /// image.
     #[error("mask {path}: {source}")]
     Placement {
         /// The mask file.
         path: PathBuf,
-        /// The mask's offset or overhang against the image.
+        /// The mask's offset against the image, or its voxels outside the image.
         source: PlacementError,
     },
     /// The label selects no usable ROI.
@@ -279,7 +280,7 @@ pub fn extract_case(
         path: case.mask.clone(),
         source,
     })?;
-    let labels = into_image_grid(labels, &image.geometry, &tolerance).map_err(|source| {
+    let labels = into_image_grid(labels, &image.geometry, &tolerance, label).map_err(|source| {
         CaseError::Placement {
             path: case.mask.clone(),
             source,
@@ -472,3 +473,6 @@ pub fn case_id(image: &Path) -> String {
     }
     name
 }
+
+#[cfg(test)]
+mod tests;

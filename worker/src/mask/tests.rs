@@ -224,6 +224,7 @@ fn placement_puts_sub_grid_mask_by_position() {
         &label_box([2, 2, 2], [4.0, 2.0, 5.0]),
         &image,
         &crate::config::GeometryTolerance::default(),
+        1,
     )
     .expect("sub-grid mask is placed");
     assert_eq!(placed.geometry, image);
@@ -241,6 +242,7 @@ fn placement_on_same_grid_moves_without_copy() {
         labels,
         &geometry([3, 2, 2], [0.0; 3]),
         &crate::config::GeometryTolerance::default(),
+        1,
     )
     .expect("the mask grid is the image grid");
     assert_eq!(placed.data.as_ptr(), address);
@@ -253,15 +255,64 @@ fn placement_rejects_mask_outside_image() {
         &label_box([2, 2, 2], [10.0, 0.0, 0.0]),
         &image,
         &crate::config::GeometryTolerance::default(),
+        1,
     )
     .unwrap_err();
     // Index offset (5, 0, 0): the i = 6 half of the 2 × 2 × 2 box is outside.
     assert_eq!(
         error,
         PlacementError::OutsideImage {
+            label: 1,
             outside: 4,
             offset: [5, 0, 0],
+            mask_dims: [2, 2, 2],
             image_dims: [6, 5, 4],
+        }
+    );
+}
+
+#[test]
+fn placement_crops_larger_grid_to_image() {
+    // An 8 × 7 × 6 mask from the image origin covers the 6 × 5 × 4 image and more.
+    // Label 1 lies inside the image, label 2 only outside it: label 2 is dropped.
+    let image = geometry([6, 5, 4], [0.0; 3]);
+    let mut labels = label_box([8, 7, 6], [0.0; 3]);
+    labels.data.fill(0.0);
+    labels.data[[1, 1, 1]] = 1.0;
+    labels.data[[5, 4, 3]] = 1.0;
+    labels.data[[7, 6, 5]] = 2.0;
+    let placed = place_on_image_grid(
+        &labels,
+        &image,
+        &crate::config::GeometryTolerance::default(),
+        1,
+    )
+    .expect("every voxel of label 1 lies inside the image");
+    assert_eq!(placed.geometry, image);
+    assert_eq!(placed.data[[1, 1, 1]], 1.0);
+    assert_eq!(placed.data[[5, 4, 3]], 1.0);
+    assert_eq!(placed.data.iter().filter(|&&v| v != 0.0).count(), 2);
+}
+
+#[test]
+fn placement_rejects_non_integer_outside_image() {
+    let image = geometry([6, 5, 4], [0.0; 3]);
+    let mut labels = label_box([8, 7, 6], [0.0; 3]);
+    labels.data.fill(0.0);
+    labels.data[[1, 1, 1]] = 1.0;
+    labels.data[[7, 0, 0]] = 0.5;
+    let error = place_on_image_grid(
+        &labels,
+        &image,
+        &crate::config::GeometryTolerance::default(),
+        1,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error,
+        PlacementError::NonIntegerOutside {
+            value: 0.5,
+            voxel: [7, 0, 0],
         }
     );
 }
@@ -273,6 +324,7 @@ fn placement_rejects_mask_between_voxel_centres() {
         &label_box([2, 2, 2], [1.0, 0.0, 0.0]),
         &image,
         &crate::config::GeometryTolerance::default(),
+        1,
     )
     .unwrap_err();
     assert!(matches!(error, PlacementError::OffGrid { distance_mm, .. } if distance_mm == 1.0));
