@@ -459,6 +459,23 @@ pub fn run_extract(
     Ok(failed)
 }
 
+/// Checks a case id given on the command line (`extract --id`) and returns it without
+/// surrounding whitespace. An empty id, a comma or a line break is rejected: CSV readers
+/// that split lines on commas and newlines would misread the `id` cell.
+pub fn parse_case_id(text: &str) -> Result<String, String> {
+    let id = text.trim();
+    if id.is_empty() {
+        return Err("the case id is empty; give a name such as lesion_01".to_string());
+    }
+    if id.contains([',', '\n', '\r']) {
+        return Err(format!(
+            "case id {id:?} contains a comma or a line break, which would split the id cell of the output CSV; give an id without them, such as {:?}",
+            id.replace([',', '\n', '\r'], "_")
+        ));
+    }
+    Ok(id.to_string())
+}
+
 /// Returns the case id of a single image: its file or folder name without `.nii.gz`,
 /// `.nii`, `.nrrd`, `.nhdr` or `.dcm`.
 pub fn case_id(image: &Path) -> String {

@@ -151,3 +151,24 @@ fn case_id_strips_image_extensions() {
     assert_eq!(case_id(Path::new("scan.v2.nrrd")), "scan.v2");
     assert_eq!(case_id(Path::new("series_folder")), "series_folder");
 }
+
+#[test]
+fn case_id_option_accepts_plain_id() {
+    assert_eq!(parse_case_id(" lesion 07 "), Ok("lesion 07".to_string()));
+}
+
+#[test]
+fn case_id_option_rejects_empty() {
+    let error = parse_case_id("  ").unwrap_err();
+    assert!(error.contains("empty"), "{error}");
+}
+
+#[test]
+fn case_id_option_rejects_csv_separators() {
+    for text in ["a,b", "a\nb", "a\r\nb"] {
+        let error = parse_case_id(text).unwrap_err();
+        assert!(error.contains("comma or a line break"), "{text:?}: {error}");
+    }
+    let error = parse_case_id("a,b").unwrap_err();
+    assert!(error.contains("\"a_b\""), "{error}");
+}
