@@ -78,10 +78,11 @@ enum Command {
     /// Extract PyRadiomics features from local files, for one case
     /// (IMAGE MASK) or a batch (--batch), and write one CSV row per case.
     ///
-    /// Columns: id (the batch's ID cell, or for a single case --id or the
-    /// image's name without its extension), one per feature under its
-    /// PyRadiomics name (`<image type>_<class>_<Feature>`, for every image
-    /// type the parameter file enables), and `error` when a case failed. Exit status: 0 when every case succeeded, 1 when
+    /// Columns: id, one per feature under its PyRadiomics name
+    /// (`<image type>_<class>_<Feature>`, for every image type the parameter
+    /// file enables), and `error` when a case failed. The id is the batch's
+    /// ID cell, or for a single case --id or the image's name without its
+    /// extension. Exit status: 0 when every case succeeded, 1 when
     /// any failed or the parameters or batch file are invalid.
     Extract {
         /// Image of a single case: a NIfTI or NRRD file, or a DICOM series

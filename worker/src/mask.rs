@@ -86,9 +86,10 @@ fn swapped_paths_hint(looks_like_intensity_image: bool) -> String {
     )
 }
 
-/// Describes the labels of a mask that lacks the requested one: the first
-/// [`LISTED_LABELS`] in ascending order and how to choose one, or, for a mask with
-/// [`INTENSITY_IMAGE_MIN_VALUES`] or more labels, that it looks like an intensity image.
+/// Describes the labels of a mask that lacks the requested one. The text lists the first
+/// [`LISTED_LABELS`] in ascending order and says how to choose one. For a mask with
+/// [`INTENSITY_IMAGE_MIN_VALUES`] or more labels it says that the mask looks like an
+/// intensity image instead.
 fn describe_present_labels(present: &[i64]) -> String {
     let mut listed = present
         .iter()
@@ -272,7 +273,7 @@ pub enum PlacementError {
     },
     /// Voxels of the requested label fall outside the image.
     #[error(
-        "{outside} voxels of label {label} lie outside the image (mask size {mask_dims:?} starts at image index {offset:?}, image size {image_dims:?}); check that the mask was drawn on this image, or resample it onto the image grid"
+        "{outside} voxels of label {label} lie outside the image (mask size {mask_dims:?} starts at image index {offset:?}, image size {image_dims:?}); check that the mask belongs to this image, and cut an ROI that extends beyond the image to the image's extent"
     )]
     OutsideImage {
         /// The requested label.

@@ -82,7 +82,7 @@ fn feature_bits(features: &[(String, f64)]) -> Vec<(String, u64)> {
 }
 
 #[test]
-fn larger_mask_grid_with_roi_inside_is_cropped() {
+fn larger_grid_roi_inside_is_cropped() {
     let folder = tempfile::tempdir().expect("temporary folder");
     let image = write_image(folder.path());
     let same_grid = write_box_mask(folder.path(), "same.nii", IMAGE_DIMS, [2, 2, 1], [6, 6, 5]);
@@ -108,7 +108,7 @@ fn larger_mask_grid_with_roi_inside_is_cropped() {
 }
 
 #[test]
-fn larger_mask_grid_with_roi_outside_is_rejected() {
+fn larger_grid_roi_outside_is_rejected() {
     let folder = tempfile::tempdir().expect("temporary folder");
     let image = write_image(folder.path());
     // The box spans mask i = 5 to 9, and the image ends at i = 7: i = 8 and 9 of the
@@ -140,7 +140,7 @@ fn larger_mask_grid_with_roi_outside_is_rejected() {
     assert!(message.contains(&mask.display().to_string()), "{message}");
     assert!(message.contains("32 voxels of label 1"), "{message}");
     assert!(
-        message.contains("resample it onto the image grid"),
+        message.contains("check that the mask belongs to this image"),
         "{message}"
     );
 }
