@@ -148,7 +148,7 @@ fn main() {
 fn roi_size(image: &Path, mask: &Path, bin_width: f64) -> Result<(usize, u32), String> {
     let image = read_volume(image).map_err(|e| format!("image: {e}"))?;
     let labels = read_volume(mask).map_err(|e| format!("mask: {e}"))?;
-    let labels = place_on_image_grid(&labels, &image.geometry, &GeometryTolerance::default())
+    let labels = place_on_image_grid(&labels, &image.geometry, &GeometryTolerance::default(), 1)
         .map_err(|e| format!("mask placement: {e}"))?;
     let roi = select_label_spanning(&labels, 1, 1).map_err(|e| format!("label 1: {e}"))?;
     let levels = discretize(

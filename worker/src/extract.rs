@@ -107,16 +107,19 @@ pub fn load_sequence(
         );
     }
 
-    // A mask on the image grid, or on a box of it, is placed by physical
-    // position; any other grid is a mismatch, never overlaid by index.
-    let labels =
-        mask::into_image_grid(labels, &image.geometry, context.tolerance).map_err(|error| {
+    // A mask on the image grid, on a box of it or on a larger grid around it
+    // is placed by physical position, and a larger grid is cropped when the
+    // ROI lies inside the image. Any other grid is a mismatch, never
+    // overlaid by index.
+    let labels = mask::into_image_grid(labels, &image.geometry, context.tolerance, label).map_err(
+        |error| {
             Exclusion::new(
                 ExclusionKind::GeometryMismatch,
                 &mask_field,
                 error.to_string(),
             )
-        })?;
+        },
+    )?;
 
     let roi =
         mask::select_label_spanning(&labels, label, context.features.minimum_roi_dimensions())

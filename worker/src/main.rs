@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use radstudy_worker::check::{CheckOptions, run_check};
+use radstudy_worker::cli::extract::parse_case_id;
 use radstudy_worker::config::WorkerConfig;
 use radstudy_worker::mask::file::RoiSelector;
 use radstudy_worker::pseudonym::PseudonymKey;
@@ -79,7 +80,9 @@ enum Command {
     ///
     /// Columns: id, one per feature under its PyRadiomics name
     /// (`<image type>_<class>_<Feature>`, for every image type the parameter
-    /// file enables), and `error` when a case failed. Exit status: 0 when every case succeeded, 1 when
+    /// file enables), and `error` when a case failed. The id is the batch's
+    /// ID cell, or for a single case --id or the image's name without its
+    /// extension. Exit status: 0 when every case succeeded, 1 when
     /// any failed or the parameters or batch file are invalid.
     Extract {
         /// Image of a single case: a NIfTI or NRRD file, or a DICOM series
@@ -87,10 +90,18 @@ enum Command {
         /// multi-frame file).
         #[arg(conflicts_with = "batch", requires = "mask")]
         image: Option<PathBuf>,
-        /// Mask of a single case: a label map on the image grid or a
-        /// sub-grid of it, or a DICOM RTSTRUCT or SEG file.
+        /// Mask of a single case: a DICOM RTSTRUCT or SEG file, or a label
+        /// map with the image's spacing and direction whose voxel centres
+        /// are image voxel centres. The label map may cover the image, a box
+        /// inside it or a larger grid. A larger grid is cropped to the image,
+        /// and every voxel of the chosen label must lie inside the image.
         #[arg(conflicts_with = "batch", requires = "image")]
         mask: Option<PathBuf>,
+        /// Value of the id column for a single case. Default: the image's
+        /// file or folder name without .nii.gz, .nii, .nrrd, .nhdr or .dcm
+        /// (ct.nii.gz gives ct). No commas or line breaks.
+        #[arg(long, conflicts_with = "batch", requires = "image", value_parser = parse_case_id)]
+        id: Option<String>,
         /// Batch CSV with columns ID, Image, Mask and optional Label; paths
         /// are relative to the CSV's folder.
         #[arg(long)]
@@ -177,11 +188,20 @@ fn main() -> ExitCode {
         Command::Extract {
             image,
             mask,
+            id,
             batch,
             param,
             label,
             out,
-        } => run_extract_command(image, mask, batch, param, label, out),
+        } => run_extract_command(ExtractArguments {
+            image,
+            mask,
+            id,
+            batch,
+            param,
+            label,
+            out,
+        }),
         Command::Health {
             address,
             config,
@@ -216,15 +236,29 @@ fn missing_extract_input() -> ! {
     }
 }
 
-fn run_extract_command(
+/// The arguments of `extract`, as [`Command::Extract`] documents them.
+struct ExtractArguments {
     image: Option<PathBuf>,
     mask: Option<PathBuf>,
+    id: Option<String>,
     batch: Option<PathBuf>,
     param: Option<PathBuf>,
     label: Option<RoiSelector>,
     out: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
+}
+
+fn run_extract_command(arguments: ExtractArguments) -> anyhow::Result<ExitCode> {
     use radstudy_worker::cli::extract::{Case, case_id, load_parameters, read_batch, run_extract};
+
+    let ExtractArguments {
+        image,
+        mask,
+        id,
+        batch,
+        param,
+        label,
+        out,
+    } = arguments;
 
     let number = match &label {
         Some(RoiSelector::Number(number)) => Some(*number),
@@ -234,7 +268,7 @@ fn run_extract_command(
     let mut cases = match (batch, image, mask) {
         (Some(batch), _, _) => read_batch(&batch)?,
         (None, Some(image), Some(mask)) => vec![Ok(Case {
-            id: case_id(&image),
+            id: id.unwrap_or_else(|| case_id(&image)),
             image,
             mask,
             label: None,

@@ -29,18 +29,20 @@ pub const MIN_ROI_DIMENSIONS: usize = 2;
 pub enum MaskError {
     /// A voxel value is not an integer.
     #[error(
-        "mask value {value} at voxel {voxel:?} is not an integer; masks must be integer label maps"
+        "mask value {value} at voxel {voxel:?} is not an integer; masks must be integer label maps{}",
+        swapped_paths_hint(*.looks_like_intensity_image)
     )]
     NonInteger {
         /// The offending value.
         value: f64,
         /// Its voxel index (i, j, k).
         voxel: [usize; 3],
+        /// Whether the mask has at least [`INTENSITY_IMAGE_MIN_VALUES`] distinct non-zero
+        /// values.
+        looks_like_intensity_image: bool,
     },
     /// The requested label does not occur.
-    #[error(
-        "label {label} not found in mask; labels present: {present:?}; set the label to one of them (`features.label` in study.toml, --label of `check` and `extract`, or `label` in a parameter file)"
-    )]
+    #[error("label {label} not found in mask; {}", describe_present_labels(.present))]
     LabelAbsent {
         /// The requested label.
         label: u32,
@@ -64,6 +66,64 @@ pub enum MaskError {
         /// Bounding-box extent along i, j, k.
         extent: [usize; 3],
     },
+}
+
+/// Number of distinct non-zero values from which a mask is reported as looking like an
+/// intensity image. A lesion's label map has a few labels, and a `u8` label map at most 255.
+pub const INTENSITY_IMAGE_MIN_VALUES: usize = 256;
+
+/// Number of labels that a [`MaskError::LabelAbsent`] message lists before "and N more".
+const LISTED_LABELS: usize = 10;
+
+/// Returns the end of a [`MaskError::NonInteger`] message: empty, or for a mask that looks
+/// like an intensity image, the advice to check for swapped paths.
+fn swapped_paths_hint(looks_like_intensity_image: bool) -> String {
+    if !looks_like_intensity_image {
+        return String::new();
+    }
+    format!(
+        "; the mask has {INTENSITY_IMAGE_MIN_VALUES} or more distinct values, so it looks like an intensity image: check that the image and mask paths are not swapped"
+    )
+}
+
+/// Describes the labels of a mask that lacks the requested one. The text lists the first
+/// [`LISTED_LABELS`] in ascending order and says how to choose one. For a mask with
+/// [`INTENSITY_IMAGE_MIN_VALUES`] or more labels it says that the mask looks like an
+/// intensity image instead.
+fn describe_present_labels(present: &[i64]) -> String {
+    let mut listed = present
+        .iter()
+        .take(LISTED_LABELS)
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if present.len() > LISTED_LABELS {
+        listed.push_str(&format!(" and {} more", present.len() - LISTED_LABELS));
+    }
+    if present.len() >= INTENSITY_IMAGE_MIN_VALUES {
+        return format!(
+            "the mask has {} distinct values ({listed}), so it looks like an intensity image, not a label map; check that the image and mask paths are not swapped",
+            present.len()
+        );
+    }
+    format!(
+        "labels present: {listed}; set the label to one of them (`features.label` in study.toml, --label of `check` and `extract`, or `label` in a parameter file)"
+    )
+}
+
+/// Returns whether `labels` has at least [`INTENSITY_IMAGE_MIN_VALUES`] distinct non-zero
+/// values. Only the error path calls it, so the extra pass costs nothing on valid masks.
+fn has_intensity_image_values(labels: &Volume) -> bool {
+    let mut distinct = std::collections::HashSet::new();
+    for &value in labels.data.iter() {
+        if value != 0.0
+            && distinct.insert(value.to_bits())
+            && distinct.len() >= INTENSITY_IMAGE_MIN_VALUES
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// A region of interest: a boolean mask on the image grid.
@@ -114,6 +174,7 @@ pub fn select_label_spanning(
             return Err(MaskError::NonInteger {
                 value,
                 voxel: [i, j, k],
+                looks_like_intensity_image: has_intensity_image_values(labels),
             });
         }
     }
@@ -125,6 +186,15 @@ pub fn select_label_spanning(
             label,
             present: present.into_iter().collect(),
         });
+    }
+    if present.len() >= INTENSITY_IMAGE_MIN_VALUES {
+        // NOTE: only a warning, because a label map may have this many labels. Swapped image
+        // and mask paths therefore still give features when an image voxel equals the label.
+        tracing::warn!(
+            distinct_values = present.len(),
+            label,
+            "the mask has {INTENSITY_IMAGE_MIN_VALUES} or more distinct values and looks like an intensity image; check that the image and mask paths are not swapped"
+        );
     }
 
     let extent = bounding_box_extent(&mask);
@@ -201,33 +271,50 @@ pub enum PlacementError {
         /// The accepted distance.
         tolerance_mm: f64,
     },
-    /// Labelled mask voxels fall outside the image.
+    /// Voxels of the requested label fall outside the image.
     #[error(
-        "{outside} labelled mask voxels lie outside the image (mask starts at image index {offset:?}, image size {image_dims:?}); the mask does not belong to this image"
+        "{outside} voxels of label {label} lie outside the image (mask size {mask_dims:?} starts at image index {offset:?}, image size {image_dims:?}); check that the mask belongs to this image, and cut an ROI that extends beyond the image to the image's extent"
     )]
     OutsideImage {
-        /// Labelled voxels outside.
+        /// The requested label.
+        label: u32,
+        /// Voxels of the label outside the image.
         outside: usize,
         /// Image index of mask voxel (0, 0, 0).
         offset: [i64; 3],
+        /// Mask size.
+        mask_dims: [usize; 3],
         /// Image size.
         image_dims: [usize; 3],
     },
+    /// A mask voxel outside the image is not a whole number, so the mask is not a label
+    /// map even though the voxels inside the image may be.
+    #[error(
+        "mask value {value} at mask voxel {voxel:?}, outside the image, is not an integer; masks must be integer label maps"
+    )]
+    NonIntegerOutside {
+        /// The offending value.
+        value: f64,
+        /// Its mask voxel index (i, j, k).
+        voxel: [usize; 3],
+    },
 }
 
-/// Places a label map on the image grid by physical position. The mask may
-/// cover the whole image or a box inside it (a sub-grid with the same
-/// spacing and direction whose voxel centres are image voxel centres within
-/// `tolerance.origin_mm`). Labelled voxels outside the image are an error;
-/// a mask is never overlaid by index.
+/// Places a label map on the image grid by physical position. The mask grid may be the
+/// image grid, a box inside it or a larger grid around it, with the same spacing and
+/// direction and voxel centres on image voxel centres within `tolerance.origin_mm`. A
+/// mask is never overlaid by index. Mask voxels outside the image are dropped: a voxel
+/// of `label` or a non-integer value among them is an error, a voxel of another label is
+/// not.
 pub fn place_on_image_grid(
     labels: &Volume,
     image: &crate::image::Geometry,
     tolerance: &crate::config::GeometryTolerance,
+    label: u32,
 ) -> Result<Volume, PlacementError> {
     match placement_offset(&labels.geometry, image, tolerance)? {
         None => Ok(labels.clone()),
-        Some(offset) => place_at_offset(labels, image, offset),
+        Some(offset) => place_at_offset(labels, image, offset, label),
     }
 }
 
@@ -237,10 +324,11 @@ pub fn into_image_grid(
     labels: Volume,
     image: &crate::image::Geometry,
     tolerance: &crate::config::GeometryTolerance,
+    label: u32,
 ) -> Result<Volume, PlacementError> {
     match placement_offset(&labels.geometry, image, tolerance)? {
         None => Ok(labels),
-        Some(offset) => place_at_offset(&labels, image, offset),
+        Some(offset) => place_at_offset(&labels, image, offset, label),
     }
 }
 
@@ -297,12 +385,14 @@ fn placement_offset(
 }
 
 /// Copies the label map into an image-sized array, mask voxel (0, 0, 0) at image index
-/// `offset`. Labelled voxels that fall outside the image are an error.
+/// `offset`. Voxels of `label` that fall outside the image are an error.
 fn place_at_offset(
     labels: &Volume,
     image: &crate::image::Geometry,
     offset: [i64; 3],
+    label: u32,
 ) -> Result<Volume, PlacementError> {
+    let target_label = f64::from(label);
     let mut placed = Array3::<f64>::zeros(image.dims);
     let mut outside = 0;
     for ((i, j, k), &value) in labels.data.indexed_iter() {
@@ -314,14 +404,21 @@ fn place_at_offset(
         let inside = (0..3).all(|c| target[c] >= 0 && (target[c] as usize) < image.dims[c]);
         if inside {
             placed[[target[0] as usize, target[1] as usize, target[2] as usize]] = value;
-        } else if value != 0.0 {
+        } else if value == target_label {
             outside += 1;
+        } else if value.fract() != 0.0 || !value.is_finite() {
+            return Err(PlacementError::NonIntegerOutside {
+                value,
+                voxel: [i, j, k],
+            });
         }
     }
     if outside > 0 {
         return Err(PlacementError::OutsideImage {
+            label,
             outside,
             offset,
+            mask_dims: labels.geometry.dims,
             image_dims: image.dims,
         });
     }

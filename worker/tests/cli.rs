@@ -334,7 +334,7 @@ fn extract_batch_failed_case_gets_error_row() {
 
     let wrong_label = cell(&header, &rows[2], "error");
     assert!(wrong_label.contains("label 5 not found"), "{wrong_label}");
-    assert!(wrong_label.contains("labels present: [1]"), "{wrong_label}");
+    assert!(wrong_label.contains("labels present: 1;"), "{wrong_label}");
     assert!(wrong_label.contains("breast1_label.nrrd"), "{wrong_label}");
 
     assert_eq!(rows[3][0], "ragged");
@@ -547,4 +547,40 @@ fn extract_out_directory_is_rejected() {
     );
     let entries = std::fs::read_dir(dir.path()).expect("folder lists").count();
     assert_eq!(entries, 0, "nothing is written into the directory");
+}
+
+#[test]
+fn extract_id_option_sets_row_id() {
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("brain1_image.nrrd"))
+        .arg(pyradiomics_case("brain1_label.nrrd"))
+        .args(["--param"])
+        .arg(params("FBN.yaml"))
+        .args(["--id", "lesion_07"])
+        .output()
+        .expect("worker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    let (header, rows) = read_csv(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(header[0], "id");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], "lesion_07");
+}
+
+#[test]
+fn extract_id_option_rejects_comma() {
+    let output = Command::new(WORKER)
+        .arg("extract")
+        .arg(pyradiomics_case("brain1_image.nrrd"))
+        .arg(pyradiomics_case("brain1_label.nrrd"))
+        .args(["--id", "a,b"])
+        .output()
+        .expect("worker runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // clap's usage errors exit with status 2.
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("--id"), "{stderr}");
+    assert!(stderr.contains("comma or a line break"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no CSV is written");
 }

@@ -76,8 +76,13 @@ fn assert_matches_pyradiomics(expected_file: &str) {
         let image = file.volume;
         let labels = read_volume(&data_root().join(format!("pyradiomics/{case}_label.nrrd")))
             .expect("case mask reads");
-        let labels = place_on_image_grid(&labels, &image.geometry, &GeometryTolerance::default())
-            .expect("mask lies on the image grid");
+        let labels = place_on_image_grid(
+            &labels,
+            &image.geometry,
+            &GeometryTolerance::default(),
+            parameters.settings.label,
+        )
+        .expect("mask lies on the image grid");
         let roi = select_label_spanning(
             &labels,
             parameters.settings.label,

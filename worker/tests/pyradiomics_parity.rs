@@ -224,8 +224,9 @@ fn parity_every_baseline_variant_within_tolerance() {
             let mask_path = data_root().join(format!("pyradiomics/{case}_label.nrrd"));
             let image = read_volume(&image_path).expect("baseline image reads");
             let labels = read_volume(&mask_path).expect("baseline mask reads");
-            let mut labels = place_on_image_grid(&labels, &image.geometry, &tolerance)
-                .expect("baseline mask lies on the image grid");
+            let mut labels =
+                place_on_image_grid(&labels, &image.geometry, &tolerance, settings.label)
+                    .expect("baseline mask lies on the image grid");
             if variant == "shape2D" {
                 keep_baseline_slice(&mut labels, &rows, &column);
             }

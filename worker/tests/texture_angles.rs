@@ -74,7 +74,7 @@ fn angle_settings_match_pyradiomics() {
         .expect("breast1 image reads");
     let labels = read_volume(&data_root().join("pyradiomics/breast1_label.nrrd"))
         .expect("breast1 mask reads");
-    let labels = place_on_image_grid(&labels, &image.geometry, &GeometryTolerance::default())
+    let labels = place_on_image_grid(&labels, &image.geometry, &GeometryTolerance::default(), 1)
         .expect("breast1 mask lies on the image grid");
     let roi = select_label_spanning(&labels, 1, 2).expect("breast1 ROI is valid");
 

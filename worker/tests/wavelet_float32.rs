@@ -80,6 +80,7 @@ fn compare_with_pyradiomics(pixel_type: Option<PixelType>) -> Vec<String> {
             &labels,
             &file.volume.geometry,
             &GeometryTolerance::default(),
+            parameters.settings.label,
         )
         .expect("mask lies on the image grid");
         let roi = select_label_spanning(

@@ -123,8 +123,13 @@ fn time_case(
     lap(0);
     let labels = read_volume(&case.mask).map_err(|e| e.to_string())?;
     lap(1);
-    let labels = into_image_grid(labels, &image.geometry, &GeometryTolerance::default())
-        .map_err(|e| e.to_string())?;
+    let labels = into_image_grid(
+        labels,
+        &image.geometry,
+        &GeometryTolerance::default(),
+        settings.label,
+    )
+    .map_err(|e| e.to_string())?;
     let roi = select_label_spanning(&labels, settings.label, options.minimum_roi_dimensions)
         .map_err(|e| e.to_string())?;
     let (image, roi) = crop_to_bounding_box(&image, &roi).ok_or("the ROI is empty")?;

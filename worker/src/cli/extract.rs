@@ -25,8 +25,8 @@ pub struct Case {
     pub id: String,
     /// Image: a NIfTI or NRRD file, or a DICOM series (folder or one of its files).
     pub image: PathBuf,
-    /// Mask: a label map on the image grid or a sub-grid of it, or a DICOM
-    /// RTSTRUCT or SEG file.
+    /// Mask: a label map on the image grid, on a box inside it or on a larger grid cropped
+    /// to it (see [`crate::mask::place_on_image_grid`]), or a DICOM RTSTRUCT or SEG file.
     pub mask: PathBuf,
     /// Label number or ROI name; none uses the parameter file's label.
     pub label: Option<RoiSelector>,
@@ -51,12 +51,13 @@ pub enum CaseError {
         /// The reader's error.
         source: MaskFileError,
     },
-    /// The mask does not lie on the image grid.
+    /// The mask does not lie on the image grid, or voxels of its label lie outside the
+    /// image.
     #[error("mask {path}: {source}")]
     Placement {
         /// The mask file.
         path: PathBuf,
-        /// The mask's offset or overhang against the image.
+        /// The mask's offset against the image, or its voxels outside the image.
         source: PlacementError,
     },
     /// The label selects no usable ROI.
@@ -279,7 +280,7 @@ pub fn extract_case(
         path: case.mask.clone(),
         source,
     })?;
-    let labels = into_image_grid(labels, &image.geometry, &tolerance).map_err(|source| {
+    let labels = into_image_grid(labels, &image.geometry, &tolerance, label).map_err(|source| {
         CaseError::Placement {
             path: case.mask.clone(),
             source,
@@ -458,6 +459,23 @@ pub fn run_extract(
     Ok(failed)
 }
 
+/// Checks a case id given on the command line (`extract --id`) and returns it without
+/// surrounding whitespace. An empty id, a comma or a line break is rejected: CSV readers
+/// that split lines on commas and newlines would misread the `id` cell.
+pub fn parse_case_id(text: &str) -> Result<String, String> {
+    let id = text.trim();
+    if id.is_empty() {
+        return Err("the case id is empty; give a name such as lesion_01".to_string());
+    }
+    if id.contains([',', '\n', '\r']) {
+        return Err(format!(
+            "case id {id:?} contains a comma or a line break, which would split the id cell of the output CSV; give an id without them, such as {:?}",
+            id.replace([',', '\n', '\r'], "_")
+        ));
+    }
+    Ok(id.to_string())
+}
+
 /// Returns the case id of a single image: its file or folder name without `.nii.gz`,
 /// `.nii`, `.nrrd`, `.nhdr` or `.dcm`.
 pub fn case_id(image: &Path) -> String {
@@ -472,3 +490,6 @@ pub fn case_id(image: &Path) -> String {
     }
     name
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,6 @@
 //! `whole`, and `core` or `rim`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
 use radstudy_proto::v1::{
@@ -23,17 +22,18 @@ use radstudy_proto::v1::{
 use tokio::sync::Semaphore;
 use tracing::{Instrument, info, info_span, warn};
 
+mod maps;
+
+use self::maps::{MapOutput, write_maps};
 use super::habitat::{SupervoxelRound, check_round_id};
 use super::habitat_summary::region_summaries;
 use super::{RequestError, WorkerState};
 use crate::error::ExclusionKind;
-use crate::extract::{ExtractContext, load_sequence};
+use crate::extract::ExtractContext;
 use crate::feature_request::FeatureRequest;
 use crate::features::ExtractionSettings;
 use crate::habitat::assign::ValidHabitatModel;
 use crate::habitat::geometric::{GeometricRule, GeometricSettings, ValidGeometricSettings};
-use crate::habitat::maps::write_habitat_map;
-use crate::habitat::overlay::write_overlay_png;
 use crate::habitat::pipeline::{JOINT_SPACE, SpaceSupervoxels, VoxelFeatures, space_columns};
 use crate::habitat::regions::{RegionMasks, sequence_regions};
 use crate::manifest::SequenceFiles;
@@ -260,15 +260,6 @@ fn validate_apply(
 /// One patient's regions per sequence, or the reason they failed.
 type ApplyOutcome = Vec<(String, Result<PatientRegions, String>)>;
 
-/// Output directory of the habitat maps and the images under the overlays.
-struct MapOutput<'a> {
-    dir: &'a Path,
-    /// The patient's manifest files per sequence, to reload the image
-    /// under the overlay.
-    files: &'a BTreeMap<String, SequenceFiles>,
-    context: &'a ExtractContext<'a>,
-}
-
 /// Assigns one patient's supervoxels and builds the regions of every
 /// sequence.
 fn apply_patient(
@@ -352,56 +343,6 @@ fn region_exclusions(
             })
         })
         .collect()
-}
-
-/// Returns the overlay's file name, `<pseudonym>_<sequence>_habitats.png`,
-/// beside the label map of [`crate::habitat::maps::label_map_file_name`].
-fn overlay_file_name(pseudonym: &str, sequence: &str) -> String {
-    format!("{pseudonym}_{sequence}_habitats.png")
-}
-
-/// Writes one patient's habitat label map and its overlay PNG into the
-/// output directory. A failure is logged and does not affect the round,
-/// because the maps are for local review only.
-fn write_maps(output: &MapOutput<'_>, pseudonym: &str, sequence: &str, masks: &RegionMasks) {
-    let dir = output.dir;
-    if let Err(error) = std::fs::create_dir_all(dir) {
-        warn!(%error, directory = %dir.display(), "cannot create the habitat map directory");
-        return;
-    }
-    let labels = masks.label_map().mapv(|label| label as u8);
-    match write_habitat_map(
-        dir,
-        pseudonym,
-        sequence,
-        &labels,
-        &masks.geometry,
-        &masks.names,
-    ) {
-        Ok(path) => info!(path = %path.display(), "wrote habitat map"),
-        Err(error) => warn!(%error, "writing the habitat map failed"),
-    }
-
-    // The image is not kept after ComputeSupervoxels, so it is read again.
-    let Some(files) = output.files.get(sequence) else {
-        warn!(
-            sequence,
-            "no manifest files for the overlay; overlay not written"
-        );
-        return;
-    };
-    let image = match load_sequence(sequence, files, output.context) {
-        Ok(loaded) => loaded.image,
-        Err(exclusion) => {
-            warn!(reason = %exclusion.reason, field = %exclusion.field, "cannot read the image for the overlay");
-            return;
-        }
-    };
-    let path = dir.join(overlay_file_name(pseudonym, sequence));
-    match write_overlay_png(&path, &image, &labels, &masks.names) {
-        Ok(()) => info!(path = %path.display(), "wrote habitat overlay"),
-        Err(error) => warn!(%error, "writing the habitat overlay failed"),
-    }
 }
 
 /// Returns each manifest patient's usable files per sequence, by
