@@ -15,6 +15,7 @@
 
 use std::ops::Range;
 
+use super::node_box::{NodeBox, centre_and_half};
 use super::tree::{KdTree, LEAF_POINTS};
 
 /// Read access to the tree data that the assignment walk needs.
@@ -39,6 +40,12 @@ pub(super) trait TreeLayout {
     fn point(&self, point: usize) -> &[f64];
     /// Weight of a point, in tree order.
     fn point_weight(&self, point: usize) -> f64;
+
+    /// The node's box as centre ± half-width, for the drop test.
+    #[inline(always)]
+    fn node_box(&self, node: usize) -> NodeBox<'_> {
+        NodeBox::new(self.low(node), self.high(node))
+    }
 
     /// Checks whether the node is a leaf. A node splits only when it has
     /// more than [`LEAF_POINTS`] points, and a leaf has at most that many
@@ -90,12 +97,14 @@ impl TreeLayout for KdTree {
     }
 }
 
-/// One node of [`Packed`].
+/// One node of [`Packed`]. It stores the box as centre and half-widths,
+/// computed once here with the arithmetic of [`NodeBox::new`], because
+/// the walk needs those at every visit and the corners only when seeding.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct PackedNode<const COLUMNS: usize> {
-    low: [f64; COLUMNS],
-    high: [f64; COLUMNS],
+    centre: [f64; COLUMNS],
+    half: [f64; COLUMNS],
     sums: [f64; COLUMNS],
     weight: f64,
     start: u32,
@@ -114,6 +123,8 @@ struct PackedPoint<const COLUMNS: usize> {
 /// known at compile time.
 pub(super) struct Packed<const COLUMNS: usize> {
     nodes: Vec<PackedNode<COLUMNS>>,
+    /// Lower and upper corner of each node's box.
+    corners: Vec<[[f64; COLUMNS]; 2]>,
     points: Vec<PackedPoint<COLUMNS>>,
     /// Right child (unused for leaves) and subtree end of each node. Kept
     /// apart because the walk reads them only when it descends or when a
@@ -128,14 +139,25 @@ impl<const COLUMNS: usize> Packed<COLUMNS> {
         let nodes = (0..tree.nodes.len())
             .map(|node| {
                 let current = tree.nodes[node];
+                let (low, high) = (tree.low(node), tree.high(node));
+                let centre_half: [(f64, f64); COLUMNS] =
+                    std::array::from_fn(|column| centre_and_half(low[column], high[column]));
                 PackedNode {
-                    low: std::array::from_fn(|column| tree.low(node)[column]),
-                    high: std::array::from_fn(|column| tree.high(node)[column]),
+                    centre: std::array::from_fn(|column| centre_half[column].0),
+                    half: std::array::from_fn(|column| centre_half[column].1),
                     sums: std::array::from_fn(|column| tree.weighted_sums[node * COLUMNS + column]),
                     weight: tree.node_weights[node],
                     start: current.start,
                     end: current.end,
                 }
+            })
+            .collect();
+        let corners = (0..tree.nodes.len())
+            .map(|node| {
+                [
+                    std::array::from_fn(|column| tree.low(node)[column]),
+                    std::array::from_fn(|column| tree.high(node)[column]),
+                ]
             })
             .collect();
         let points = (0..tree.len())
@@ -151,6 +173,7 @@ impl<const COLUMNS: usize> Packed<COLUMNS> {
             .collect();
         Packed {
             nodes,
+            corners,
             points,
             links,
         }
@@ -163,11 +186,11 @@ impl<const COLUMNS: usize> TreeLayout for Packed<COLUMNS> {
     }
 
     fn low(&self, node: usize) -> &[f64] {
-        &self.nodes[node].low
+        &self.corners[node][0]
     }
 
     fn high(&self, node: usize) -> &[f64] {
-        &self.nodes[node].high
+        &self.corners[node][1]
     }
 
     fn node_sums(&self, node: usize) -> &[f64] {
@@ -197,6 +220,15 @@ impl<const COLUMNS: usize> TreeLayout for Packed<COLUMNS> {
 
     fn point_weight(&self, point: usize) -> f64 {
         self.points[point].weight
+    }
+
+    #[inline(always)]
+    fn node_box(&self, node: usize) -> NodeBox<'_> {
+        let current = &self.nodes[node];
+        // The corners are only read for more than MAX_FIXED_COLUMNS
+        // columns, so the walk does not load them here.
+        let [low, high] = &self.corners[node];
+        NodeBox::from_centre(low, high, &current.centre, &current.half)
     }
 }
 
@@ -265,6 +297,14 @@ mod tests {
             assert_eq!(packed.node_sums(node), tree.node_sums(node), "node {node}");
             assert_eq!(packed.node_weight(node), tree.node_weights[node]);
             assert_eq!(packed.node_points(node), tree.nodes[node].points());
+            // The packed centre and half-widths, computed when the layout
+            // is built, equal those computed from the corners at each
+            // visit, bit for bit, so the walk's drop tests do not change.
+            assert_eq!(
+                packed.node_box(node).parts(),
+                NodeBox::new(tree.low(node), tree.high(node)).parts(),
+                "node {node}"
+            );
             assert_eq!(
                 packed.is_leaf(node),
                 tree.nodes[node].is_leaf(),

@@ -122,7 +122,7 @@ impl Seeding {
                     changed = true;
                 }
                 score += layout.point_weight(point) * self.nearest[point];
-                max = max.max(self.nearest[point]);
+                max = larger(max, self.nearest[point]);
             }
             if changed {
                 self.node_scores[node] = score;
@@ -147,7 +147,7 @@ impl Seeding {
             let mut max: f64 = 0.0;
             for point in layout.node_points(node) {
                 score += layout.point_weight(point) * self.nearest[point];
-                max = max.max(self.nearest[point]);
+                max = larger(max, self.nearest[point]);
             }
             self.node_scores[node] = score;
             self.node_max[node] = max;
@@ -161,6 +161,16 @@ impl Seeding {
 
 /// Draws a point with probability proportional to `score`, given the
 /// node totals of those scores. Requires a positive root total.
+/// Returns the larger of two squared distances. D² is never NaN, so a
+/// plain comparison gives what `f64::max` gives, in one instruction (x86
+/// `maxsd`) instead of the NaN handling of `f64::max`. The leaf loops carry
+/// the running maximum from point to point, so its latency sets their
+/// speed.
+#[inline(always)]
+fn larger(current: f64, value: f64) -> f64 {
+    if value > current { value } else { current }
+}
+
 fn sample(
     layout: &impl TreeLayout,
     node_scores: &[f64],

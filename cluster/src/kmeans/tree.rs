@@ -126,16 +126,23 @@ impl KdTree {
             left: NO_CHILD,
             right: NO_CHILD,
         });
-        self.low.extend(std::iter::repeat_n(f64::INFINITY, columns));
-        self.high
-            .extend(std::iter::repeat_n(f64::NEG_INFINITY, columns));
-        for &point in order.iter() {
-            for (column, &value) in points.point(point as usize).iter().enumerate() {
-                let low = &mut self.low[index * columns + column];
-                *low = low.min(value);
-                let high = &mut self.high[index * columns + column];
-                *high = high.max(value);
-            }
+        // One pass per column, so that the running minimum and maximum stay
+        // in registers. The values are finite, so plain comparisons give
+        // what `f64::min` and `f64::max` give without their NaN handling,
+        // which would lengthen the chain from point to point.
+        for column in 0..columns {
+            let (low, high) =
+                order
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &point| {
+                        let value = points.values[point as usize * columns + column];
+                        (
+                            if value < low { value } else { low },
+                            if value > high { value } else { high },
+                        )
+                    });
+            self.low.push(low);
+            self.high.push(high);
         }
 
         let widest = (0..columns)
