@@ -31,8 +31,15 @@ impl Rows {
         if rows >= u32::MAX as usize {
             return Err(KMeansError::TooManyRows { rows });
         }
-        if let Some(((row, column), &value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(KMeansError::NonFiniteValue { row, column, value });
+        // Row-major copy, so that entry i is row i / columns, column
+        // i % columns.
+        let values: Vec<f64> = x.iter().copied().collect();
+        if let Some(position) = values.iter().position(|value| !value.is_finite()) {
+            return Err(KMeansError::NonFiniteValue {
+                row: position / columns,
+                column: position % columns,
+                value: values[position],
+            });
         }
         let weights = match weights {
             None => vec![1.0; rows],
@@ -54,7 +61,7 @@ impl Rows {
             }
         };
         Ok(Rows {
-            values: x.iter().copied().collect(),
+            values,
             weights,
             rows,
             columns,
@@ -106,13 +113,16 @@ impl DistinctPoints {
             order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)).then(a.cmp(&b)));
         }
 
-        let mut values = Vec::new();
-        let mut weights = Vec::new();
-        let mut row_counts = Vec::new();
+        let mut values = Vec::with_capacity(rows.values.len());
+        let mut weights = Vec::with_capacity(rows.rows);
+        let mut row_counts = Vec::with_capacity(rows.rows);
         let mut point_of_row = vec![0u32; rows.rows];
         let mut previous: Option<u32> = None;
         for &row in &order {
-            let same = previous.is_some_and(|previous| key(previous) == key(row));
+            // Compared key by key: the slice comparison `==` calls `memcmp`
+            // once per row, which costs more than the few keys of a row.
+            let same = previous
+                .is_some_and(|previous| key(previous).iter().zip(key(row)).all(|(a, b)| a == b));
             if !same {
                 values.extend(rows.row(row as usize).iter().map(|&value| value + 0.0));
                 weights.push(0.0);

@@ -85,10 +85,10 @@ impl KdTree {
         };
         tree.build(points, &mut order, 0);
 
-        tree.values = order
-            .iter()
-            .flat_map(|&point| points.point(point as usize).iter().copied())
-            .collect();
+        tree.values = Vec::with_capacity(points.values.len());
+        for &point in &order {
+            tree.values.extend_from_slice(points.point(point as usize));
+        }
         tree.weights = order
             .iter()
             .map(|&point| points.weights[point as usize])

@@ -167,6 +167,18 @@ pub enum SupervoxelError {
         /// Voxels in the depth map.
         depth_voxels: usize,
     },
+    /// The entropy map does not have one Ĩ and one Ê per voxel.
+    #[error(
+        "the entropy map has {voxels} voxels but {intensities} intensities and {entropies} rescaled entropies; build the map with local_entropy"
+    )]
+    MalformedMap {
+        /// Voxels in the map.
+        voxels: usize,
+        /// Entries of Ĩ.
+        intensities: usize,
+        /// Entries of Ê.
+        entropies: usize,
+    },
     /// The lesion has no voxel.
     #[error("the ROI is empty; supervoxels need at least one voxel")]
     EmptyRoi,
@@ -284,10 +296,16 @@ pub fn build_supervoxels(
     let config = &settings.settings;
     let seed = patient_seed(study_seed, sequence, patient_key);
 
-    let features = Array2::from_shape_fn((voxels, 2), |(row, column)| match column {
-        0 => map.intensity[row],
-        _ => map.entropy_rescaled[row],
-    });
+    let mut rows = Vec::with_capacity(2 * voxels);
+    for (&intensity, &entropy) in map.intensity.iter().zip(&map.entropy_rescaled) {
+        rows.extend_from_slice(&[intensity, entropy]);
+    }
+    let features =
+        Array2::from_shape_vec((voxels, 2), rows).map_err(|_| SupervoxelError::MalformedMap {
+            voxels,
+            intensities: map.intensity.len(),
+            entropies: map.entropy_rescaled.len(),
+        })?;
     let RowLabels {
         labels,
         count,

@@ -174,6 +174,21 @@ fn supervoxels_full_pseudonym_is_rejected() {
 }
 
 #[test]
+fn supervoxels_short_entropy_vector_is_rejected() {
+    // A map built by hand with one Ê missing: 20 voxels, 20 Ĩ, 19 Ê.
+    let (mut map, depth) = distinct_maps(20);
+    map.entropy_rescaled.pop();
+    assert_eq!(
+        build_supervoxels(&map, &depth, &defaults(), 42, "MR_T1", KEY),
+        Err(SupervoxelError::MalformedMap {
+            voxels: 20,
+            intensities: 20,
+            entropies: 19,
+        })
+    );
+}
+
+#[test]
 fn supervoxels_mismatched_maps_are_rejected() {
     let (map, _) = distinct_maps(20);
     let (_, depth) = distinct_maps(21);
