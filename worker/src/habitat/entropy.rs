@@ -24,13 +24,17 @@
 //! Cost. The window histogram slides along one axis, the last axis with a
 //! window extent above 1 (k in 3-D), so each step adds one plane of the
 //! window and removes another: O(|W| / edge) updates per step instead of
-//! O(|W|). Each line of the lesion box that contains ROI voxels starts with
-//! one full window at its first ROI voxel and slides to its last, across
-//! any gaps. Each update also adjusts the sum S = Σ_l n_l log₂ n_l, held
-//! exactly in 46-bit fixed point, and E(v) = (C log₂ N − S) / N is read
-//! from it in O(1), so E(v) depends only on the histogram and never on the
-//! path the window took. In 3-D the total is O(S_p · edge² + lines ·
-//! edge³), with S_p ≥ |M| the positions slid over.
+//! O(|W|). The window slides over each line of the lesion box that contains
+//! ROI voxels, from one end of its ROI voxels to the other, across any
+//! gaps. It reaches the next line in a snake order by the same face steps
+//! along the other axes, and starts with a fresh fill of |W| positions only
+//! where those steps would cost more. On the STS MR lesions, 3,661 of
+//! 263,192 lines start with a fill. Each update also adjusts the sum
+//! S = Σ_l n_l log₂ n_l, held exactly in 46-bit fixed point, and
+//! E(v) = (C log₂ N − S) / N is read from it in O(1), so E(v) depends only
+//! on the histogram and never on the path the window took. In 3-D the
+//! total is O(S_p · edge² + F · edge³), with S_p ≥ |M| the positions the
+//! window steps through and F the fresh fills.
 //!
 //! Sources:
 //!
@@ -45,6 +49,7 @@
 //!   zero padding with the full window volume as divisor.
 
 mod histogram;
+mod moving_window;
 mod quantise;
 mod settings;
 mod sliding_window;
