@@ -59,7 +59,7 @@ use ndarray::Array3;
 use super::depth::bounding_box;
 use crate::image::Volume;
 use crate::mask::Roi;
-use quantise::{LevelGrid, PaddedBox, Quantiser, check_finite, normalisation_range};
+use quantise::{LevelGrid, PaddedBox, PaddedValues, Quantiser, check_finite, normalisation_range};
 pub use settings::{
     Boundary, DEFAULT_BINS, DEFAULT_WINDOW_EDGE, Dimensionality, EntropySettings,
     EntropySettingsError, IntensityRange, LogBase, MAX_BINS, MAX_WINDOW_EDGE, MIN_BINS,
@@ -130,16 +130,17 @@ pub fn local_entropy(
     let padded = PaddedBox::new(low, high, half, image_dims);
     let config = &settings.settings;
 
-    check_finite(image, roi, &padded, config)?;
-    let range = normalisation_range(image, roi, &padded, config);
+    let values = PaddedValues::new(image, roi, &padded);
+    check_finite(&values, config)?;
+    let range = normalisation_range(&values, config);
     let quantiser = Quantiser::new(range, config.bins);
 
-    let grid = LevelGrid::new(image, roi, &padded, &quantiser, config.boundary);
-    let roi_voxels = RoiVoxels::new(roi, low, high);
+    let grid = LevelGrid::new(&values, &padded, &quantiser, config.boundary);
+    let roi_voxels = RoiVoxels::new(&values, roi.voxel_count, low, high);
     let intensity = roi_voxels
         .voxels
         .iter()
-        .map(|&voxel| quantiser.normalise(image.data[voxel]))
+        .map(|&voxel| quantiser.normalise(values.intensity(voxel)))
         .collect();
 
     let mut entropy = sliding_entropy(&grid, &roi_voxels);

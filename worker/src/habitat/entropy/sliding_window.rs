@@ -2,8 +2,7 @@
 //! one axis, from line to line in a snake order.
 
 use super::moving_window::MovingWindow;
-use super::quantise::LevelGrid;
-use crate::mask::Roi;
+use super::quantise::{LevelGrid, PaddedValues};
 
 /// ROI voxels in lexicographic order, with each one's output position.
 pub(super) struct RoiVoxels {
@@ -16,14 +15,21 @@ pub(super) struct RoiVoxels {
 }
 
 impl RoiVoxels {
-    pub(super) fn new(roi: &Roi, low: [usize; 3], high: [usize; 3]) -> Self {
+    /// Lists the ROI voxels of the box `low..=high`, which contains
+    /// all `voxel_count` of them.
+    pub(super) fn new(
+        values: &PaddedValues,
+        voxel_count: usize,
+        low: [usize; 3],
+        high: [usize; 3],
+    ) -> Self {
         let extent: [usize; 3] = std::array::from_fn(|a| high[a] - low[a] + 1);
-        let mut voxels = Vec::with_capacity(roi.voxel_count);
+        let mut voxels = Vec::with_capacity(voxel_count);
         let mut ordinal = Vec::with_capacity(extent.iter().product());
         for i in low[0]..=high[0] {
             for j in low[1]..=high[1] {
                 for k in low[2]..=high[2] {
-                    if roi.mask[[i, j, k]] {
+                    if values.in_roi([i, j, k]) {
                         ordinal.push(voxels.len() as u32);
                         voxels.push([i, j, k]);
                     } else {
@@ -98,9 +104,9 @@ impl TraversalAxes {
 }
 
 /// Returns the last axis with a window extent above 1 (k in 3-D). Sliding
-/// along i or j instead halves the ROI lines of the STS MR lesions, but
-/// was no faster in the `habitat_step` bench (one run per axis), because
-/// few lines start with a fresh fill anyway.
+/// along i or j instead cuts the ROI lines of the STS MR lesions by more
+/// than half, but was no faster in the `habitat_step` bench (one run per
+/// axis), because few lines start with a fresh fill anyway.
 fn slide_axis(grid: &LevelGrid) -> usize {
     if grid.half[2] > 0 { 2 } else { 1 }
 }
@@ -122,10 +128,10 @@ fn line_span(
 
 /// Computes E in bits for every ROI voxel.
 ///
-/// The window visits the ROI lines along the slide axis in a snake order:
-/// the lines of one slab in turn, the slabs forth and back, and each line
-/// from the end nearer to the window's position to the other end. It
-/// reaches the next line by moving face by face when that costs fewer
+/// The window visits the ROI lines along the slide axis in a snake order.
+/// It takes the lines of one slab in turn and the slabs forth and back,
+/// and runs each line from the end nearer to its position to the other
+/// end. It reaches the next line by moving face by face when that costs fewer
 /// histogram updates than a fresh fill, so most lines start without one.
 /// Positions outside the ROI along the way get no output. The entropy of
 /// a window depends only on its counts (see [`Histogram`]), so the path

@@ -7,7 +7,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::{RoiVoxels, sliding_entropy};
 use crate::habitat::depth::bounding_box;
 use crate::habitat::entropy::histogram::Histogram;
-use crate::habitat::entropy::quantise::{LevelGrid, PaddedBox, Quantiser, normalisation_range};
+use crate::habitat::entropy::quantise::{
+    LevelGrid, PaddedBox, PaddedValues, Quantiser, normalisation_range,
+};
 use crate::habitat::entropy::{Boundary, Dimensionality, EntropySettings};
 use crate::image::{Geometry, Volume};
 use crate::mask::Roi;
@@ -102,10 +104,11 @@ fn snake_traversal_matches_fresh_fill_exactly() {
                 let (low, high) = bounding_box(&roi.mask).expect("non-empty ROI");
                 let padded =
                     PaddedBox::new(low, high, settings.half_widths(), [dims.0, dims.1, dims.2]);
-                let range = normalisation_range(&image, &roi, &padded, config);
+                let values = PaddedValues::new(&image, &roi, &padded);
+                let range = normalisation_range(&values, config);
                 let quantiser = Quantiser::new(range, config.bins);
-                let grid = LevelGrid::new(&image, &roi, &padded, &quantiser, boundary);
-                let roi_voxels = RoiVoxels::new(&roi, low, high);
+                let grid = LevelGrid::new(&values, &padded, &quantiser, boundary);
+                let roi_voxels = RoiVoxels::new(&values, roi.voxel_count, low, high);
 
                 let entropy = sliding_entropy(&grid, &roi_voxels);
                 let case = format!(
