@@ -63,7 +63,8 @@ impl PaddedValues {
         }
     }
 
-    /// Intensity of the image voxel `voxel`, which must lie in P.
+    /// Returns the intensity of the image voxel `voxel`, which must lie in
+    /// P.
     pub(super) fn intensity(&self, voxel: [usize; 3]) -> f64 {
         self.intensities[self.offset(voxel)]
     }
@@ -90,20 +91,28 @@ impl PaddedValues {
     }
 }
 
+/// Slices along k that [`copy_box`] transposes together, so that each
+/// write fills a run of 8 consecutive values (one 64-byte cache line of
+/// `f64`) while the reads follow 8 columns along i in memory order.
+const TRANSPOSE_TILE: usize = 8;
+
 /// Copies `array` on the inclusive box `low..=high` into a vector in
-/// `[i, j, k]` order. The loops follow the array's memory order, i
-/// innermost when axis 0 has the smaller stride (NIfTI) and k innermost
-/// otherwise, so that the reads go through memory in order.
+/// `[i, j, k]` order. When axis 0 has the smaller stride (NIfTI), the
+/// loops run along i in tiles of k slices, so that both the reads and the
+/// writes go through memory nearly in order. Otherwise k is innermost.
 fn copy_box<T: Copy + Default>(array: &Array3<T>, low: [usize; 3], high: [usize; 3]) -> Vec<T> {
     let view = array.slice(s![low[0]..=high[0], low[1]..=high[1], low[2]..=high[2]]);
     let (ni, nj, nk) = view.dim();
     let position = |i: usize, j: usize, k: usize| (i * nj + j) * nk + k;
     let mut copy = vec![T::default(); ni * nj * nk];
     if view.strides()[0].unsigned_abs() < view.strides()[2].unsigned_abs() {
-        for k in 0..nk {
+        for tile_start in (0..nk).step_by(TRANSPOSE_TILE) {
+            let tile = tile_start..(tile_start + TRANSPOSE_TILE).min(nk);
             for j in 0..nj {
                 for i in 0..ni {
-                    copy[position(i, j, k)] = view[[i, j, k]];
+                    for k in tile.clone() {
+                        copy[position(i, j, k)] = view[[i, j, k]];
+                    }
                 }
             }
         }
@@ -138,18 +147,13 @@ pub(super) fn check_finite(
 }
 
 pub(super) fn normalisation_range(values: &PaddedValues, config: &EntropySettings) -> (f64, f64) {
-    let min_max = |values: &mut dyn Iterator<Item = f64>| {
-        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
-            (low.min(v), high.max(v))
-        })
-    };
-    let mut roi_values = values
+    let roi_values = values
         .voxels()
         .filter(|&(_, in_roi)| in_roi)
         .map(|(intensity, _)| intensity);
     match config.range {
-        IntensityRange::Box => min_max(&mut values.voxels().map(|(intensity, _)| intensity)),
-        IntensityRange::Roi => min_max(&mut roi_values),
+        IntensityRange::Box => min_max(values.voxels().map(|(intensity, _)| intensity)),
+        IntensityRange::Roi => min_max(roi_values),
         IntensityRange::RoiPercentile => {
             let mut sorted: Vec<f64> = roi_values.collect();
             sorted.sort_by(f64::total_cmp);
@@ -159,6 +163,14 @@ pub(super) fn normalisation_range(values: &PaddedValues, config: &EntropySetting
             )
         }
     }
+}
+
+/// Returns the min and max of `values`. Zero and minus zero compare equal,
+/// so which of them comes out depends on the order of `values`.
+fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
+        (low.min(v), high.max(v))
+    })
 }
 
 /// Returns the p-th percentile (0 ≤ p ≤ 100) of sorted values by linear
