@@ -24,13 +24,17 @@
 //! Cost. The window histogram slides along one axis, the last axis with a
 //! window extent above 1 (k in 3-D), so each step adds one plane of the
 //! window and removes another: O(|W| / edge) updates per step instead of
-//! O(|W|). Each line of the lesion box that contains ROI voxels starts with
-//! one full window at its first ROI voxel and slides to its last, across
-//! any gaps. Each update also adjusts the sum S = Σ_l n_l log₂ n_l, held
-//! exactly in 46-bit fixed point, and E(v) = (C log₂ N − S) / N is read
-//! from it in O(1), so E(v) depends only on the histogram and never on the
-//! path the window took. In 3-D the total is O(S_p · edge² + lines ·
-//! edge³), with S_p ≥ |M| the positions slid over.
+//! O(|W|). The window slides over each line of the lesion box that contains
+//! ROI voxels, from one end of its ROI voxels to the other, across any
+//! gaps. It reaches the next line in a snake order by the same face steps
+//! along the other axes, and starts with a fresh fill of |W| positions only
+//! where those steps would cost more. On the STS MR lesions, 3,661 of
+//! 263,192 lines start with a fill. Each update also adjusts the sum
+//! S = Σ_l n_l log₂ n_l, held exactly in 46-bit fixed point, and
+//! E(v) = (C log₂ N − S) / N is read from it in O(1), so E(v) depends only
+//! on the histogram and never on the path the window took. In 3-D the
+//! total is O(S_p · edge² + F · edge³), with S_p ≥ |M| the positions the
+//! window steps through and F the fresh fills.
 //!
 //! Sources:
 //!
@@ -45,6 +49,7 @@
 //!   zero padding with the full window volume as divisor.
 
 mod histogram;
+mod moving_window;
 mod quantise;
 mod settings;
 mod sliding_window;
@@ -54,7 +59,7 @@ use ndarray::Array3;
 use super::depth::bounding_box;
 use crate::image::Volume;
 use crate::mask::Roi;
-use quantise::{LevelGrid, PaddedBox, Quantiser, check_finite, normalisation_range};
+use quantise::{LevelGrid, PaddedBox, PaddedValues, Quantiser, check_finite, normalisation_range};
 pub use settings::{
     Boundary, DEFAULT_BINS, DEFAULT_WINDOW_EDGE, Dimensionality, EntropySettings,
     EntropySettingsError, IntensityRange, LogBase, MAX_BINS, MAX_WINDOW_EDGE, MIN_BINS,
@@ -125,16 +130,17 @@ pub fn local_entropy(
     let padded = PaddedBox::new(low, high, half, image_dims);
     let config = &settings.settings;
 
-    check_finite(image, roi, &padded, config)?;
-    let range = normalisation_range(image, roi, &padded, config);
+    let values = PaddedValues::new(image, roi, &padded);
+    check_finite(&values, config)?;
+    let range = normalisation_range(&values, config);
     let quantiser = Quantiser::new(range, config.bins);
 
-    let grid = LevelGrid::new(image, roi, &padded, &quantiser, config.boundary);
-    let roi_voxels = RoiVoxels::new(roi, low, high);
+    let grid = LevelGrid::new(&values, &padded, &quantiser, config.boundary);
+    let roi_voxels = RoiVoxels::new(&values, roi.voxel_count, low, high);
     let intensity = roi_voxels
         .voxels
         .iter()
-        .map(|&voxel| quantiser.normalise(image.data[voxel]))
+        .map(|&voxel| quantiser.normalise(values.intensity(voxel)))
         .collect();
 
     let mut entropy = sliding_entropy(&grid, &roi_voxels);

@@ -83,23 +83,31 @@ impl Histogram {
         entering: usize,
         offsets: &[usize],
     ) {
+        // Local slices and a local sum took about 4% less entropy time on
+        // the STS MR lesions than per-position `add` and `remove` calls,
+        // probably because the sum no longer goes through `self`.
+        let counts = self.counts.as_mut_slice();
+        let increase = self.increase.as_slice();
+        let mut sum = self.sum_all_cells;
         for &offset in offsets {
-            let (old, new) = (levels[leaving + offset], levels[entering + offset]);
-            self.remove(old as usize);
-            self.add(new as usize);
+            let (old, new) = (
+                levels[leaving + offset] as usize,
+                levels[entering + offset] as usize,
+            );
+            let count = counts[old] as usize;
+            counts[old] -= 1;
+            sum -= increase[count - 1];
+            let count = counts[new] as usize;
+            counts[new] += 1;
+            sum += increase[count];
         }
+        self.sum_all_cells = sum;
     }
 
     fn add(&mut self, cell: usize) {
         let count = self.counts[cell] as usize;
         self.counts[cell] += 1;
         self.sum_all_cells += self.increase[count];
-    }
-
-    fn remove(&mut self, cell: usize) {
-        let count = self.counts[cell] as usize;
-        self.counts[cell] -= 1;
-        self.sum_all_cells -= self.increase[count - 1];
     }
 
     /// Returns the entropy in bits, E = (C log₂ N − S) / N with C the

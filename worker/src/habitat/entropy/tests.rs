@@ -679,3 +679,34 @@ fn entropy_settings_parse_from_toml() {
     let error = toml::from_str::<EntropySettings>("edge = 5").unwrap_err();
     assert!(error.to_string().contains("edge"), "{error}");
 }
+
+/// NIfTI volumes arrive with i fastest in memory. The map must not depend
+/// on the memory order of the image or the mask.
+#[test]
+fn entropy_fortran_order_matches_c_order() {
+    use ndarray::ShapeBuilder;
+
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    let dims = (9, 7, 8);
+    let data = Array3::from_shape_fn(dims, |_| rng.gen_range(0..30) as f64);
+    let mask = Array3::from_shape_fn(dims, |(i, j, k)| {
+        (2..=7).contains(&i) && j >= 1 && k <= 6 && rng.gen_bool(0.7)
+    });
+    let mut data_fortran = Array3::zeros(dims.f());
+    data_fortran.assign(&data);
+    let mut mask_fortran = Array3::from_elem(dims.f(), false);
+    mask_fortran.assign(&mask);
+
+    for boundary in [Boundary::Masked, Boundary::BoxSymmetric, Boundary::BoxZero] {
+        let valid = settings(5, 16, boundary);
+        let c_order =
+            local_entropy(&volume(data.clone()), &roi(mask.clone()), &valid).expect("valid input");
+        let fortran_order = local_entropy(
+            &volume(data_fortran.clone()),
+            &roi(mask_fortran.clone()),
+            &valid,
+        )
+        .expect("valid input");
+        assert_eq!(fortran_order, c_order, "{boundary:?}");
+    }
+}
