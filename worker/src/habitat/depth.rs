@@ -83,7 +83,9 @@ pub(super) fn bounding_box(mask: &Array3<bool>) -> Option<([usize; 3], [usize; 3
     let mut low = [usize::MAX; 3];
     let mut high = [0usize; 3];
     let mut any = false;
-    for ((i, j, k), &inside) in mask.indexed_iter() {
+    // Zip visits the voxels in memory order, which matters for NIfTI
+    // masks stored with i fastest. The box does not depend on the order.
+    ndarray::Zip::indexed(mask).for_each(|(i, j, k), &inside| {
         if inside {
             any = true;
             for (axis, index) in [i, j, k].into_iter().enumerate() {
@@ -91,7 +93,7 @@ pub(super) fn bounding_box(mask: &Array3<bool>) -> Option<([usize; 3], [usize; 3
                 high[axis] = high[axis].max(index);
             }
         }
-    }
+    });
     any.then_some((low, high))
 }
 
