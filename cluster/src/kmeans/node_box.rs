@@ -29,13 +29,7 @@ impl<'a> NodeBox<'a> {
     /// Computes m, h and ‖h‖² from the box corners.
     #[inline(always)]
     pub(super) fn new(low: &'a [f64], high: &'a [f64]) -> Self {
-        let mut node_box = NodeBox {
-            low,
-            high,
-            centre: [0.0; MAX_FIXED_COLUMNS],
-            half: [0.0; MAX_FIXED_COLUMNS],
-            half_norm: 0.0,
-        };
+        let mut node_box = NodeBox::corners_only(low, high);
         for column in 0..low.len() {
             let width = half_width(low[column], high[column]);
             node_box.half_norm += width * width;
@@ -57,19 +51,25 @@ impl<'a> NodeBox<'a> {
         centre: &[f64],
         half: &[f64],
     ) -> Self {
-        let mut node_box = NodeBox {
-            low,
-            high,
-            centre: [0.0; MAX_FIXED_COLUMNS],
-            half: [0.0; MAX_FIXED_COLUMNS],
-            half_norm: 0.0,
-        };
+        let mut node_box = NodeBox::corners_only(low, high);
         for column in 0..centre.len() {
             node_box.half_norm += half[column] * half[column];
             node_box.centre[column] = centre[column];
             node_box.half[column] = half[column];
         }
         node_box
+    }
+
+    /// Returns a box with its corners and m, h and ‖h‖² still 0.
+    #[inline(always)]
+    fn corners_only(low: &'a [f64], high: &'a [f64]) -> Self {
+        NodeBox {
+            low,
+            high,
+            centre: [0.0; MAX_FIXED_COLUMNS],
+            half: [0.0; MAX_FIXED_COLUMNS],
+            half_norm: 0.0,
+        }
     }
 
     /// Returns m, h (for at most [`MAX_FIXED_COLUMNS`] columns) and ‖h‖².
