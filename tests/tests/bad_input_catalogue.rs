@@ -321,7 +321,7 @@ async fn extract_round_bad_inputs_excluded_with_reasons() -> anyhow::Result<()> 
             "wrong_label",
             "mask_invalid",
             "T1_mask",
-            &["label 1", "[2]"],
+            &["label 1", "labels present: 2;"],
         ),
         ("empty", "mask_invalid", "T1_mask", &["mask is empty"]),
         ("one_voxel", "roi_too_small", "T1_mask", &["1 voxel"]),

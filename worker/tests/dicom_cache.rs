@@ -326,7 +326,7 @@ async fn extract(service: &WorkerService, round_id: &str) -> (Vec<String>, Vec<F
         names.extend(chunk.feature_names);
         rows.extend(chunk.rows);
     }
-    rows.sort_by(|a, b| a.label.cmp(&b.label));
+    rows.sort_by_key(|row| row.label);
     (names, rows)
 }
 

@@ -52,10 +52,11 @@ impl<'a> NodeBox<'a> {
         half: &[f64],
     ) -> Self {
         let mut node_box = NodeBox::corners_only(low, high);
-        for column in 0..centre.len() {
-            node_box.half_norm += half[column] * half[column];
-            node_box.centre[column] = centre[column];
-            node_box.half[column] = half[column];
+        let columns = centre.len();
+        node_box.centre[..columns].copy_from_slice(centre);
+        node_box.half[..columns].copy_from_slice(half);
+        for &width in half {
+            node_box.half_norm += width * width;
         }
         node_box
     }

@@ -297,7 +297,7 @@ impl HabitatConfig {
                 "0, 1 or 2",
             ));
         }
-        if !(3..=15).contains(&entropy.window_edge) || entropy.window_edge % 2 == 0 {
+        if !(3..=15).contains(&entropy.window_edge) || entropy.window_edge.is_multiple_of(2) {
             return Err((
                 "habitat.entropy.window_edge",
                 entropy.window_edge.to_string(),

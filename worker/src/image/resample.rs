@@ -387,7 +387,7 @@ fn prefilter_line(line: &mut [f64]) {
         let mut mirrored = z.powi(n as i32 - 1);
         let mut sum = line[0] + mirrored * line[n - 1];
         // z^(N-1) · z^(N-1) / z = z^(2N-3), the mirrored weight of k = 1.
-        mirrored *= mirrored * inverse;
+        mirrored = mirrored * (mirrored * inverse);
         for value in &line[1..n - 1] {
             sum += (power + mirrored) * value;
             power *= z;

@@ -182,7 +182,7 @@ fn fast_fft_size(minimum: usize) -> usize {
     let is_fast = |size: usize| {
         let mut rest = size;
         for factor in [2, 3, 5] {
-            while rest % factor == 0 {
+            while rest.is_multiple_of(factor) {
                 rest /= factor;
             }
         }

@@ -115,11 +115,7 @@ pub(super) fn parse_header(text: &str) -> Result<Header, String> {
                 })
             }
             "space" => header.frame_sign = Some(frame_sign(value)?),
-            "space dimension" => {
-                if parse_count("space dimension", value)? != 3 {
-                    return Err(format!("space dimension {value} is not 3"));
-                }
-            }
+            "space dimension" => check_space_dimension(value)?,
             "space directions" => header.space_directions = Some(parse_directions(value)?),
             "space origin" => header.space_origin = Some(parse_vector("space origin", value)?),
             "spacings" => {
@@ -209,6 +205,14 @@ fn parse_vector(field: &str, text: &str) -> Result<[f64; 3], String> {
 pub(super) fn parse_float(field: &str, text: &str) -> Result<f64, String> {
     text.parse::<f64>()
         .map_err(|_| format!("{field} value {text:?} is not a number"))
+}
+
+/// Checks that a `space dimension` field is 3, the only one supported.
+fn check_space_dimension(text: &str) -> Result<(), String> {
+    if parse_count("space dimension", text)? != 3 {
+        return Err(format!("space dimension {text} is not 3"));
+    }
+    Ok(())
 }
 
 fn parse_count(field: &str, text: &str) -> Result<usize, String> {
