@@ -87,9 +87,9 @@ fn swapped_paths_hint(looks_like_intensity_image: bool) -> String {
 }
 
 /// Describes the labels of a mask that lacks the requested one. The text lists the first
-/// [`LISTED_LABELS`] in ascending order and says how to choose one. For a mask with
-/// [`INTENSITY_IMAGE_MIN_VALUES`] or more labels it says that the mask looks like an
-/// intensity image instead.
+/// [`LISTED_LABELS`] in ascending order and explains how to choose one. For a mask with
+/// [`INTENSITY_IMAGE_MIN_VALUES`] or more labels it reports instead that the mask looks like
+/// an intensity image.
 fn describe_present_labels(present: &[i64]) -> String {
     let mut listed = present
         .iter()

@@ -41,7 +41,7 @@ pub(super) trait TreeLayout {
     /// Weight of a point, in tree order.
     fn point_weight(&self, point: usize) -> f64;
 
-    /// The node's box as centre ± half-width, for the drop test.
+    /// Returns the node's box as centre ± half-width, for the drop test.
     #[inline(always)]
     fn node_box(&self, node: usize) -> NodeBox<'_> {
         NodeBox::new(self.low(node), self.high(node))

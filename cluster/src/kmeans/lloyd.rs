@@ -93,8 +93,8 @@ pub(super) fn lloyd_on(
     })
 }
 
-/// The compiled copy of the assignment walk that runs (see
-/// [`assignment_walk`]).
+/// The compiled copy of the assignment walk that runs (the `walk` module
+/// writes both copies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Walk {
     Baseline,

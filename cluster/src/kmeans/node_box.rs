@@ -12,8 +12,8 @@ pub(super) const MAX_FIXED_COLUMNS: usize = 4;
 /// subnormal range, where the relative rounding bound does not hold.
 const SUBNORMAL_MARGIN: f64 = 64.0 * f64::MIN_POSITIVE;
 
-/// A node's bounding box as centre m ± half-width h, for the drop test of
-/// the module documentation.
+/// A node's bounding box as centre m ± half-width h, for the drop test
+/// that [`super::lloyd`] documents.
 pub(super) struct NodeBox<'a> {
     low: &'a [f64],
     high: &'a [f64],
@@ -103,8 +103,8 @@ impl<'a> NodeBox<'a> {
 
     /// Checks whether every point of the box is nearer to `kept` than to
     /// `other` in computed squared distances, given both centroids'
-    /// [`NodeBox::centre_distance`], by the test and rounding bound of the
-    /// module documentation.
+    /// [`NodeBox::centre_distance`], by the test and rounding bound that
+    /// [`super::lloyd`] documents.
     #[inline(always)]
     pub(super) fn dominates(
         &self,
